@@ -14,7 +14,7 @@ INSTALL_REQUIRES = [
     "transformers==5.24.0",  # configs and tokenizer files only: no torch at run time
     "safetensors==0.8.0",
     "sentencepiece==0.2.3",
-    "pandas>=2.2,<3",
+    "pandas>=2.2,<4",
     "pyarrow>=17",
     "absl-py>=2.1",
     "gcsfs>=2024.6",

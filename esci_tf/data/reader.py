@@ -1,0 +1,142 @@
+"""Reads the Shopping Queries (ESCI) files and merges examples with products.
+
+Files may be local or remote (gs://, any fsspec URL); parquet or csv (also .csv.gz, .tsv)
+by extension. `load_esci` validates them (see esci_tf.data.validation), selects a task and
+a split, joins products on (product_id, product_locale), and adds the integer `label`.
+"""
+
+import os
+
+import numpy as np
+import pandas as pd
+
+from esci_tf.data.errors import DataError
+from esci_tf.data.validation import (
+    MISSING_PRODUCT,
+    ON_BAD_ROWS,
+    PRODUCT_TEXT_COLUMNS,
+    SPLITS,
+    DropReport,
+    RowChecker,
+    check_example_rows,
+    check_product_rows,
+    validate_examples_file,
+    validate_products_file,
+    validate_sources_file,
+)
+from esci_tf.labels import is_known_label, label_index
+
+TASKS = ("1", "2", "3", "all")
+# Read as text so ids such as ISBN "0425284700" keep their leading zeros and "NA" stays a brand.
+_CSV_SUFFIXES = {".csv": ",", ".tsv": "\t"}
+_COMPRESSIONS = (".gz", ".bz2", ".zip", ".xz", ".zst")
+
+
+def _format_of(path: str) -> tuple[str, str | None]:
+    """("parquet", None) or ("csv", delimiter) from the file name."""
+    name = os.path.basename(str(path)).lower()
+    for suffix in _COMPRESSIONS:
+        if name.endswith(suffix):
+            name = name[: -len(suffix)]
+            break
+    if name.endswith((".parquet", ".pq")):
+        return "parquet", None
+    for suffix, sep in _CSV_SUFFIXES.items():
+        if name.endswith(suffix):
+            return "csv", sep
+    raise DataError("unknown file type: expected .parquet, .csv or .tsv (optionally compressed)", path=path)
+
+
+def read_table(path) -> pd.DataFrame:
+    """One table from a local or remote parquet/csv file, rows numbered from 0 in file order."""
+    path = os.fspath(path)
+    kind, sep = _format_of(path)
+    try:
+        if kind == "parquet":
+            df = pd.read_parquet(path)
+        else:
+            df = pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False, na_values=[""])
+    except FileNotFoundError as e:
+        raise DataError("file not found", path=path) from e
+    except DataError:
+        raise
+    except Exception as e:  # pyarrow / parser / filesystem errors: say which file
+        raise DataError(f"cannot read {kind} file: {type(e).__name__}: {e}", path=path) from e
+    return df.reset_index(drop=True)
+
+
+def select_task(df: pd.DataFrame, task: str, split: str | None) -> pd.DataFrame:
+    """Rows of a task ("1": small_version, "2"/"3": large_version, "all": either) and split."""
+    task = str(task)
+    if task not in TASKS:
+        raise ValueError(f"task must be one of {TASKS}, got {task!r}")
+    if split is not None and split not in SPLITS:
+        raise ValueError(f"split must be None or one of {SPLITS}, got {split!r}")
+    if task == "1":
+        keep = df["small_version"] == 1
+    elif task in ("2", "3"):
+        keep = df["large_version"] == 1
+    else:
+        keep = (df["small_version"] == 1) | (df["large_version"] == 1)
+    if split is not None:
+        keep &= df["split"] == split
+    return df[keep.to_numpy()]
+
+
+def load_esci(
+    examples_path,
+    products_path,
+    sources_path=None,
+    task: str = "1",
+    split: str | None = None,
+    on_bad_rows: str = "raise",
+    require_labels: bool = True,
+) -> tuple[pd.DataFrame, DropReport]:
+    """Validated, merged examples of one task and split, plus the report of dropped rows.
+
+    The frame has the official example columns, the product_* columns ("" where missing),
+    `label` (int, index in esci_tf.labels.LABELS; -1 when labels are absent and
+    require_labels=False) and, when sources_path is given, `source` ("" for a query the
+    sources file does not list). Row order is file order.
+    """
+    if on_bad_rows not in ON_BAD_ROWS:
+        raise ValueError(f"on_bad_rows must be one of {ON_BAD_ROWS}, got {on_bad_rows!r}")
+    examples_path, products_path = os.fspath(examples_path), os.fspath(products_path)
+    report = DropReport()
+    checker = RowChecker(on_bad_rows, report)
+
+    examples = validate_examples_file(read_table(examples_path), examples_path, require_labels)
+    examples = select_task(examples, task, split)
+    examples = check_example_rows(examples, examples_path, checker, require_labels)
+
+    products = validate_products_file(read_table(products_path), products_path)
+    products = check_product_rows(products, products_path, checker)
+
+    key = ["product_id", "product_locale"]
+    # A left merge keeps the examples' order; their file row numbers go back on as the index.
+    merged = examples.assign(_row=examples.index).merge(products, on=key, how="left", indicator=True)
+    merged.index = pd.Index(merged.pop("_row").to_numpy())
+    missing_product = (merged.pop("_merge") == "left_only").to_numpy()
+    merged = checker.apply(
+        merged, missing_product, MISSING_PRODUCT, key, examples_path,
+        f"no product with this (product_id, product_locale) in {products_path}",
+    )
+    for column in PRODUCT_TEXT_COLUMNS:
+        merged[column] = merged[column].fillna("")
+
+    if sources_path is not None:
+        sources_path = os.fspath(sources_path)
+        sources = validate_sources_file(read_table(sources_path), sources_path)
+        merged = merged.merge(sources, on="query_id", how="left", validate="many_to_one")
+        merged["source"] = merged["source"].fillna("")
+
+    merged["label"] = _label_column(merged)
+    return merged.reset_index(drop=True), report
+
+
+def _label_column(merged: pd.DataFrame) -> np.ndarray:
+    """int64 label indices; -1 where a row has no label (allowed only with require_labels=False)."""
+    if "esci_label" not in merged.columns:
+        return np.full(len(merged), -1, dtype=np.int64)
+    index_of = {v: (label_index(v) if is_known_label(v) else -1) for v in merged["esci_label"].unique()}
+    return merged["esci_label"].map(index_of).to_numpy(dtype=np.int64)
