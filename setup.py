@@ -20,6 +20,7 @@ INSTALL_REQUIRES = [
     "gcsfs==2026.10.1",
     "emoji==2.16.0",
     "tqdm==4.70.1",
+    "google-crc32c==1.9.0",  # TFRecord shard checksums (tfrecords/shards.py)
 ]
 
 EXTRAS_REQUIRE = {

@@ -1,0 +1,105 @@
+"""Writes one split of tokenized pairs as sharded, GZIP-compressed TFRecords.
+
+Shard assignment is deterministic and keeps every query's rows together, contiguous and in
+input order inside one shard (the listwise reader relies on this): queries are dealt, largest
+first, to the shard holding the fewest rows so far.
+"""
+
+import heapq
+import os
+
+import numpy as np
+import tensorflow as tf
+
+from esci_tf.labels import NUM_CLASSES
+from tfrecords import schema
+
+
+def assign_shards(query_ids, num_shards: int) -> np.ndarray:
+    """Shard index of every row; all rows of a query get the same shard, shards stay balanced."""
+    if num_shards < 1:
+        raise ValueError(f"--num_shards must be at least 1, got {num_shards}")
+    query_ids = np.asarray(query_ids)
+    unique, inverse, counts = np.unique(query_ids, return_inverse=True, return_counts=True)
+    # Largest queries first, ties by query id: the same input always gives the same shards.
+    order = sorted(range(len(unique)), key=lambda i: (-counts[i], unique[i]))
+    loads = [(0, shard) for shard in range(num_shards)]
+    shard_of_query = np.zeros(len(unique), dtype=np.int64)
+    for i in order:
+        load, shard = heapq.heappop(loads)
+        shard_of_query[i] = shard
+        heapq.heappush(loads, (load + int(counts[i]), shard))
+    return shard_of_query[inverse]
+
+
+def _int64(values) -> tf.train.Feature:
+    return tf.train.Feature(int64_list=tf.train.Int64List(value=values))
+
+
+def serialize_example(row: dict) -> bytes:
+    """One tf.train.Example (the schema.feature_spec layout) from a dict of one row's values."""
+    feature = {key: _int64(row[key]) for key in schema.MODEL_INPUT_KEYS}
+    feature["labels"] = tf.train.Feature(float_list=tf.train.FloatList(value=row["labels"]))
+    for key in schema.INT_ID_KEYS:
+        feature[key] = _int64([int(row[key])])
+    for key in schema.BYTES_KEYS:
+        feature[key] = tf.train.Feature(bytes_list=tf.train.BytesList(value=[str(row[key]).encode("utf-8")]))
+    return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
+
+
+def check_columns(columns: dict) -> int:
+    """Validates a split's column arrays (see write_split); returns the row count."""
+    missing = [key for key in schema.ALL_KEYS if key not in columns]
+    if missing:
+        raise ValueError(f"missing columns for TFRecord writing: {', '.join(missing)}")
+    num_rows = len(columns["query_id"])
+    for key in schema.ALL_KEYS:
+        if len(columns[key]) != num_rows:
+            raise ValueError(f"column {key!r} has {len(columns[key])} rows, query_id has {num_rows}")
+    token_shape = np.shape(columns["token_ids"])
+    for key in schema.MODEL_INPUT_KEYS:
+        shape = np.shape(columns[key])
+        if len(shape) != 2 or shape != token_shape:
+            raise ValueError(f"column {key!r} must be [rows, max_length] like token_ids {token_shape}, got {shape}")
+    if np.shape(columns["labels"]) != (num_rows, NUM_CLASSES):
+        raise ValueError(f"column 'labels' must be [rows, {NUM_CLASSES}], got {np.shape(columns['labels'])}")
+    return num_rows
+
+
+def remove_split_shards(output_dir: str, split: str) -> list:
+    """Deletes earlier shards of this split (any shard count) so a rebuild leaves no stale file."""
+    removed = []
+    pattern = os.path.join(output_dir, f"{split}-*{schema.SHARD_SUFFIX}")
+    for path in tf.io.gfile.glob(pattern):
+        parsed = schema.parse_shard_name(os.path.basename(path))
+        if parsed is not None and parsed[0] == split:
+            tf.io.gfile.remove(path)
+            removed.append(path)
+    return removed
+
+
+def write_split(output_dir: str, split: str, columns: dict, num_shards: int = 8, progress=None) -> list:
+    """Writes `columns` (schema.ALL_KEYS -> arrays of equal length) as num_shards shard files.
+
+    Returns the shard paths in index order. Each file is written under a temporary name and
+    renamed when complete; `progress` (a tqdm bar or None) is advanced by one per record.
+    """
+    check_columns(columns)
+    shards = assign_shards(columns["query_id"], num_shards)
+    tf.io.gfile.makedirs(output_dir)
+    remove_split_shards(output_dir, split)
+    options = tf.io.TFRecordOptions(compression_type=schema.COMPRESSION)
+    paths = []
+    for shard in range(num_shards):
+        path = os.path.join(output_dir, schema.shard_name(split, shard, num_shards))
+        rows = np.flatnonzero(shards == shard)
+        # Stable sort by query id: a query's rows are contiguous and keep their input order.
+        rows = rows[np.argsort(np.asarray(columns["query_id"])[rows], kind="stable")]
+        with tf.io.TFRecordWriter(path + ".tmp", options) as writer:
+            for i in rows:
+                writer.write(serialize_example({key: columns[key][i] for key in schema.ALL_KEYS}))
+                if progress is not None:
+                    progress.update(1)
+        tf.io.gfile.rename(path + ".tmp", path, overwrite=True)
+        paths.append(path)
+    return paths
