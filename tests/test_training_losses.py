@@ -1,0 +1,75 @@
+"""Soft-label cross-entropy, its per-replica reduction and the target helpers."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from esci_tf import labels
+from esci_tf.training import losses
+
+
+def _numpy_soft_ce(y, logits):
+    logits = logits.astype(np.float64)
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    log_probs = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    return -(y * log_probs).sum(axis=1)
+
+
+def test_soft_label_cross_entropy_matches_numpy():
+    rng = np.random.default_rng(3)
+    logits = rng.normal(size=(6, 4)).astype("float32") * 3
+    y = rng.dirichlet(np.ones(4), size=6).astype("float32")
+    got = losses.soft_label_cross_entropy(y, logits).numpy()
+    assert got.dtype == np.float32 and got.shape == (6,)
+    np.testing.assert_allclose(got, _numpy_soft_ce(y, logits), rtol=1e-6, atol=1e-6)
+
+
+def test_soft_label_cross_entropy_is_float32_for_bfloat16_logits():
+    logits = tf.constant([[2.0, 0.5, -1.0, 0.0]], tf.bfloat16)
+    y = labels.one_hot([0])
+    got = losses.soft_label_cross_entropy(y, logits)
+    assert got.dtype == tf.float32
+    expected = _numpy_soft_ce(y, tf.cast(logits, tf.float32).numpy())
+    np.testing.assert_allclose(got.numpy(), expected, rtol=1e-6)
+
+
+def test_replica_loss_is_weighted_sum_over_batch_size():
+    rng = np.random.default_rng(4)
+    logits = rng.normal(size=(5, 4)).astype("float32")
+    y = labels.one_hot([0, 1, 2, 3, 0], label_smoothing=0.1)
+    weights = np.array([1.0, 0.0, 2.0, 0.5, 1.0], "float32")
+    per_example = _numpy_soft_ce(y, logits)
+    mean = losses.replica_loss(y, logits).numpy()
+    np.testing.assert_allclose(mean, per_example.mean(), rtol=1e-6)
+    weighted = losses.replica_loss(y, logits, sample_weight=weights).numpy()
+    np.testing.assert_allclose(weighted, (per_example * weights).sum() / 5, rtol=1e-6)
+    # One replica of a global batch of 20: its share is sum / 20.
+    share = losses.replica_loss(y, logits, global_batch_size=20).numpy()
+    np.testing.assert_allclose(share, per_example.sum() / 20, rtol=1e-6)
+
+
+def test_smoothed_targets_reuse_one_hot():
+    got = losses.smoothed_targets([0, 3], label_smoothing=0.2)
+    np.testing.assert_array_equal(got, labels.one_hot([0, 3], label_smoothing=0.2))
+    np.testing.assert_allclose(got[0], [0.85, 0.05, 0.05, 0.05], rtol=1e-6)
+    in_graph = losses.smooth_targets(labels.one_hot([0, 3]), 0.2).numpy()
+    np.testing.assert_allclose(in_graph, got, rtol=1e-6)
+    with pytest.raises(ValueError, match="label_smoothing"):
+        losses.smoothed_targets([0], label_smoothing=1.0)
+
+
+def test_mix_with_teacher_numpy_and_tensor():
+    y = labels.one_hot([1, 2])
+    teacher_logits = np.array([[1.0, 2.0, 0.0, -1.0], [0.0, 0.0, 0.0, 0.0]], "float32")
+    teacher = losses.teacher_probabilities(teacher_logits, temperature=2.0).numpy()
+    expected_teacher = np.exp(teacher_logits / 2) / np.exp(teacher_logits / 2).sum(1, keepdims=True)
+    np.testing.assert_allclose(teacher, expected_teacher, rtol=1e-6)
+    mixed = losses.mix_with_teacher(y, teacher, alpha=0.7)
+    np.testing.assert_allclose(mixed, 0.7 * y + 0.3 * teacher, rtol=1e-6)
+    np.testing.assert_allclose(mixed.sum(axis=1), [1.0, 1.0], rtol=1e-6)
+    mixed_tf = losses.mix_with_teacher(tf.constant(y), tf.constant(teacher), alpha=0.7)
+    np.testing.assert_allclose(mixed_tf.numpy(), mixed, rtol=1e-6)
+    with pytest.raises(ValueError, match="alpha"):
+        losses.mix_with_teacher(y, teacher, alpha=1.5)
+    with pytest.raises(ValueError, match="same shape"):
+        losses.mix_with_teacher(y, teacher[:1], alpha=0.5)
