@@ -1,0 +1,16 @@
+"""Cross-encoder models: backbones by name, checkpoint loading, heads, mixed precision.
+
+>>> from esci_tf.models import build_cross_encoder, ranking_scores  # doctest: +SKIP
+"""
+
+from esci_tf.models.checkpoints import load_backbone, load_hf_backbone
+from esci_tf.models.cross_encoder import (
+    CrossEncoder,
+    build_cross_encoder,
+    multi_sample_dropout_rates,
+    ranking_scores,
+)
+from esci_tf.models.heads import MultiSampleDropout, QueryCrossAttention, WeightedLayerPooling
+from esci_tf.models.precision import recommended_policy, set_precision_policy
+from esci_tf.models.registry import BACKBONES, get_entry
+from esci_tf.models.vocabulary import grow_vocabulary

@@ -1,0 +1,270 @@
+"""CrossEncoder: backbone -> pooled [CLS] representation -> 4-class ESCI logits.
+
+Example (random init, tiny):
+>>> import numpy as np
+>>> from esci_tf.models import build_cross_encoder
+>>> model = build_cross_encoder("bert", backbone_config=dict(vocabulary_size=100,
+...     num_layers=2, num_heads=2, hidden_dim=32, intermediate_dim=64,
+...     max_sequence_length=32), pooling="weighted_layers", num_pooled_layers=2)
+>>> batch = {"token_ids": np.ones((2, 8), "int32"), "segment_ids": np.zeros((2, 8), "int32"),
+...          "padding_mask": np.ones((2, 8), "int32")}
+>>> model(batch).shape
+TensorShape([2, 4])
+"""
+
+import numpy as np
+import keras
+from keras import ops
+
+from esci_tf import labels, special_tokens
+from esci_tf.models import checkpoints, precision, registry, vocabulary
+from esci_tf.models.heads import MultiSampleDropout, QueryCrossAttention, WeightedLayerPooling
+
+POOLINGS = ("cls", "weighted_layers")
+QUERY_SEGMENT_SOURCES = ("segment_ids", "separator")
+
+
+@keras.saving.register_keras_serializable(package="esci_tf")
+class CrossEncoder(keras.Model):
+    """Pair classifier: input dict {"token_ids", "segment_ids", "padding_mask"} int32 [B, L]
+    -> float32 logits [B, 4] (labels.py order E, S, C, I).
+
+    Args:
+        backbone: a keras-hub backbone (see registry.BACKBONES), with its vocabulary already
+            grown for the special tokens.
+        backbone_name: registry name; default: found from the backbone's class.
+        pooling: "cls" (last layer [CLS]) or "weighted_layers" (learned mix of the [CLS]
+            vectors of the last `num_pooled_layers` layers).
+        dropout_rates: one rate per dropout mask before the classifier; more than one is
+            multi-sample dropout (logits averaged in training, single pass at inference).
+        cross_attention: add QueryCrossAttention; its pooled output is concatenated with
+            the pooled [CLS] vector.
+        query_segment_from: how the cross attention finds the query tokens: "segment_ids"
+            (segment 0) or "separator" (before the first `separator_token_id`). Default: by
+            backbone (segment ids if the backbone takes them).
+    """
+
+    def __init__(
+        self,
+        backbone,
+        backbone_name=None,
+        pooling="cls",
+        num_pooled_layers=4,
+        dropout_rates=(0.1,),
+        cross_attention=False,
+        cross_attention_heads=None,
+        query_segment_from=None,
+        separator_token_id=None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        entry = (
+            registry.get_entry(backbone_name) if backbone_name
+            else registry.entry_for_backbone(backbone)
+        )
+        if pooling not in POOLINGS:
+            raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
+        query_segment_from = query_segment_from or (
+            "segment_ids" if entry.uses_segment_ids else "separator"
+        )
+        if query_segment_from not in QUERY_SEGMENT_SOURCES:
+            raise ValueError(
+                f"query_segment_from must be one of {QUERY_SEGMENT_SOURCES}, "
+                f"got {query_segment_from!r}"
+            )
+        if separator_token_id is None:
+            separator_token_id = entry.separator_token_id
+        layer_outputs = entry.layer_outputs(backbone)
+        num_used = num_pooled_layers if pooling == "weighted_layers" else 1
+        if not 1 <= num_used <= len(layer_outputs):
+            raise ValueError(
+                f"num_pooled_layers={num_pooled_layers} but the backbone has "
+                f"{len(layer_outputs)} layers"
+            )
+        self.backbone = backbone
+        self.entry = entry
+        self.backbone_name = entry.name
+        self.pooling = pooling
+        self.num_pooled_layers = num_pooled_layers
+        self.dropout_rates = tuple(float(r) for r in dropout_rates)
+        self.cross_attention = bool(cross_attention)
+        self.cross_attention_heads = cross_attention_heads or backbone.num_heads
+        self.query_segment_from = query_segment_from
+        self.separator_token_id = separator_token_id
+        self.hidden_dim = backbone.hidden_dim
+
+        # The last `num_used` layer outputs of the backbone's own graph (shares its weights).
+        self.encoder = keras.Model(backbone.input, layer_outputs[-num_used:], name="encoder")
+        self.layer_pooling = (
+            WeightedLayerPooling(num_used, dtype=self.dtype_policy, name="layer_pooling")
+            if pooling == "weighted_layers" else None
+        )
+        # BERT-style backbones bring a pretrained [CLS] pooler; the others get a fresh one
+        # (the shape of XLMRobertaForSequenceClassification's classifier.dense).
+        self.pooler = entry.pooler_layer(backbone) or keras.layers.Dense(
+            self.hidden_dim, activation="tanh", dtype=self.dtype_policy, name="pooler",
+            kernel_initializer=keras.initializers.TruncatedNormal(stddev=0.02),
+        )
+        self.query_attention = (
+            QueryCrossAttention(
+                self.cross_attention_heads, dropout=self.dropout_rates[0],
+                dtype=self.dtype_policy, name="query_attention",
+            )
+            if self.cross_attention else None
+        )
+        self.head = MultiSampleDropout(
+            labels.NUM_CLASSES, rates=self.dropout_rates, dtype=self.dtype_policy,
+            kernel_initializer=keras.initializers.TruncatedNormal(stddev=0.02), name="head",
+        )
+        self._build_heads()
+
+    def _build_heads(self):
+        hidden = self.hidden_dim
+        if self.layer_pooling is not None:
+            self.layer_pooling.build([(None, None, hidden)] * self.layer_pooling.num_layers)
+        if not self.pooler.built:
+            self.pooler.build((None, hidden))
+        features = hidden
+        if self.query_attention is not None:
+            self.query_attention.build((None, None, hidden))
+            features += hidden
+        self.head.build((None, features))
+        self.built = True
+
+    def build(self, input_shape=None):
+        # Everything is built in __init__ (the backbone is a functional model).
+        self.built = True
+
+    @property
+    def word_embeddings(self):
+        """The token embedding keras.Variable [vocabulary, hidden] (FGM perturbs it)."""
+        return self.entry.word_embeddings(self.backbone)
+
+    def _backbone_inputs(self, inputs):
+        keys = ["token_ids", "padding_mask"] + (
+            ["segment_ids"] if self.entry.uses_segment_ids else []
+        )
+        missing = [k for k in keys if k not in inputs]
+        if missing:
+            raise KeyError(f"CrossEncoder inputs lack {missing}; got keys {sorted(inputs)}")
+        return {k: inputs[k] for k in keys}
+
+    def _query_product_masks(self, inputs):
+        """Boolean [B, L] masks of the query tokens and the product tokens."""
+        padding = ops.cast(inputs["padding_mask"], "bool")
+        token_ids = inputs["token_ids"]
+        positions = ops.arange(ops.shape(token_ids)[1])[None, :]
+        not_cls = positions > 0
+        if self.query_segment_from == "segment_ids":
+            segment_ids = inputs["segment_ids"]
+            query = padding & not_cls & (segment_ids == 0)
+            product = padding & (segment_ids > 0)
+        else:
+            is_separator = token_ids == self.separator_token_id
+            first = ops.argmax(ops.cast(is_separator, "int32"), axis=1)[:, None]
+            query = padding & not_cls & (positions < first)
+            product = padding & (positions > first) & ops.logical_not(is_separator)
+        return query, product
+
+    def call(self, inputs, training=None):
+        outputs = self.encoder(self._backbone_inputs(inputs), training=training)
+        if not isinstance(outputs, (list, tuple)):
+            outputs = [outputs]
+        if self.layer_pooling is not None:
+            cls_vector = self.layer_pooling(list(outputs))
+        else:
+            cls_vector = outputs[-1][:, 0, :]
+        features = self.pooler(cls_vector)
+        if self.query_attention is not None:
+            query, product = self._query_product_masks(inputs)
+            attended = self.query_attention(
+                outputs[-1], query, product, inputs["padding_mask"], training=training
+            )
+            features = ops.concatenate([features, ops.cast(attended, features.dtype)], axis=-1)
+        return ops.cast(self.head(features, training=training), "float32")
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({
+            "backbone": keras.saving.serialize_keras_object(self.backbone),
+            "backbone_name": self.backbone_name,
+            "pooling": self.pooling,
+            "num_pooled_layers": self.num_pooled_layers,
+            "dropout_rates": list(self.dropout_rates),
+            "cross_attention": self.cross_attention,
+            "cross_attention_heads": self.cross_attention_heads,
+            "query_segment_from": self.query_segment_from,
+            "separator_token_id": self.separator_token_id,
+        })
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        # Importing the backbone class registers it (RemBERT's module loads lazily).
+        registry.get_entry(config["backbone_name"]).backbone_class
+        config["backbone"] = keras.saving.deserialize_keras_object(config["backbone"])
+        return cls(**config)
+
+
+def ranking_scores(logits):
+    """Expected gain softmax(logits) @ labels.GAINS (E 1.0, S 0.1, C 0.01, I 0) -> [B]."""
+    probs = ops.softmax(ops.cast(logits, "float32"), axis=-1)
+    return ops.matmul(probs, ops.convert_to_tensor(labels.GAINS))
+
+
+def multi_sample_dropout_rates(num_samples: int, dropout: float):
+    """K evenly spaced rates from `dropout` to max(dropout, 0.5); one rate when K is 0 or 1."""
+    if num_samples < 0:
+        raise ValueError(f"multi_sample_dropout must be >= 0, got {num_samples}")
+    if num_samples <= 1:
+        return (float(dropout),)
+    return tuple(float(r) for r in np.linspace(dropout, max(dropout, 0.5), num_samples))
+
+
+def build_cross_encoder(
+    backbone: str,
+    checkpoint: str | None = None,
+    backbone_config: dict | None = None,
+    num_special_tokens: int = len(special_tokens.ALL_SPECIAL_TOKENS),
+    pooling: str = "cls",
+    num_pooled_layers: int = 4,
+    multi_sample_dropout: int = 0,
+    cross_attention: bool = False,
+    dropout: float = 0.1,
+    dtype_policy: str | None = None,
+    tokenizer_vocabulary_size: int | None = None,
+    embedding_noise_stddev: float = 0.0,
+    seed: int = 0,
+) -> CrossEncoder:
+    """A CrossEncoder on a pretrained (`checkpoint`) or random (`backbone_config`) backbone.
+
+    The backbone's vocabulary grows by `num_special_tokens` rows at ids
+    `tokenizer_vocabulary_size + i` (default: the backbone's vocabulary size), initialised to
+    the mean embedding (+ `embedding_noise_stddev` noise). `multi_sample_dropout` K > 1 uses
+    K dropout rates from `dropout` to 0.5. `dtype_policy` "mixed_bfloat16", "float32",
+    "auto" (precision.recommended_policy() for this machine) or None (the global Keras
+    policy); logits are float32 either way.
+    """
+    if (checkpoint is None) == (backbone_config is None):
+        raise ValueError("give exactly one of checkpoint (pretrained) and backbone_config (random)")
+    if dtype_policy == "auto":
+        dtype_policy = precision.recommended_policy()
+    entry = registry.get_entry(backbone)
+    if checkpoint is not None:
+        model = checkpoints.load_backbone(backbone, checkpoint, dtype=dtype_policy)
+    else:
+        model = entry.backbone_class(**backbone_config, dtype=dtype_policy)
+    model = vocabulary.grow_vocabulary(
+        model, num_special_tokens, base_vocabulary_size=tokenizer_vocabulary_size,
+        noise_stddev=embedding_noise_stddev, seed=seed,
+    )
+    return CrossEncoder(
+        model,
+        backbone_name=entry.name,
+        pooling=pooling,
+        num_pooled_layers=num_pooled_layers,
+        dropout_rates=multi_sample_dropout_rates(multi_sample_dropout, dropout),
+        cross_attention=cross_attention,
+        dtype=dtype_policy,
+    )
