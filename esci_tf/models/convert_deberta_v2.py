@@ -14,7 +14,7 @@ positions differ and must not be used (pooling reads the first token or masks pa
 import keras_hub
 
 from esci_tf.data.errors import DataError
-from esci_tf.models.convert_rembert import (
+from esci_tf.models.hf_checkpoint import (
     BIAS,
     CONFIG_FILE,
     COPY,
