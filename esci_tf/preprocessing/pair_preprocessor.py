@@ -1,0 +1,178 @@
+"""PairPreprocessor: (query, product text) strings -> packed token ids, in TF ops only.
+
+Special tokens (esci_tf.special_tokens.ALL_SPECIAL_TOKENS) are split out of the text with
+tensorflow-text's regex_split before the backbone tokenizer sees it, and get the ids
+`special_token_id(token, tokenizer.vocabulary_size())`. The pair is packed with keras-hub's
+MultiSegmentPacker ("waterfall" truncation, so the query stays whole unless it alone is too
+long). It is the one preprocessing definition shared by TFRecord building, prediction and
+serving.
+"""
+
+import base64
+import re
+
+import keras
+import keras_hub
+import tensorflow as tf
+import tensorflow_text as tf_text
+
+from esci_tf.preprocessing.tokenizer_loader import BACKBONES
+from esci_tf.special_tokens import ALL_SPECIAL_TOKENS, special_token_id
+
+# Longest first, so that no special token can shadow a longer one that starts the same way.
+SPECIAL_TOKENS_PATTERN = "|".join(re.escape(t) for t in sorted(ALL_SPECIAL_TOKENS, key=len, reverse=True))
+
+
+def _packer_values(tokenizer, backbone):
+    """(start, sep, end, pad) ids of the backbone's pair layout."""
+    if backbone == "xlm_roberta":  # <s> A </s></s> B </s>
+        return tokenizer.start_token_id, [tokenizer.end_token_id] * 2, tokenizer.end_token_id, tokenizer.pad_token_id
+    # bert, rembert, deberta_v3: [CLS] A [SEP] B [SEP]
+    return tokenizer.cls_token_id, tokenizer.sep_token_id, tokenizer.sep_token_id, tokenizer.pad_token_id
+
+
+def _serialize_tokenizer(tokenizer) -> dict:
+    """The keras serialisation of a keras-hub tokenizer, with its vocabulary inlined.
+
+    keras-hub keeps vocabularies out of get_config (they are preset assets); inlining them
+    (SentencePiece protos base64-encoded, as keras-hub's set_proto accepts) makes the config
+    self-contained.
+    """
+    config = keras.saving.serialize_keras_object(tokenizer)
+    if getattr(tokenizer, "proto", None) is not None:
+        config["config"]["proto"] = base64.b64encode(tokenizer.proto).decode("ascii")
+    elif getattr(tokenizer, "vocabulary", None) is not None:
+        config["config"]["vocabulary"] = list(tokenizer.vocabulary)
+    return config
+
+
+@keras.saving.register_keras_serializable(package="esci_tf")
+class PairPreprocessor(keras.layers.Layer):
+    """Tokenizes and packs (queries, product_texts) string tensors [B] into int32 [B, max_length]
+    "token_ids", "segment_ids" and "padding_mask".
+
+    segment_ids are 0 for the query part and 1 for the product part, except for xlm_roberta,
+    which has a single token type (all 0, as Hugging Face gives).
+    """
+
+    def __init__(self, tokenizer, backbone, max_length=128, **kwargs):
+        super().__init__(**kwargs)
+        if backbone not in BACKBONES:
+            raise ValueError(f"unknown backbone {backbone!r}; expected one of {', '.join(BACKBONES)}")
+        if max_length < 5:
+            raise ValueError(f"max_length must be at least 5 (room for the separators), got {max_length}")
+        if isinstance(tokenizer, dict):
+            tokenizer = keras.saving.deserialize_keras_object(tokenizer)
+        self.tokenizer = tokenizer
+        self.backbone = backbone
+        self.max_length = int(max_length)
+        self.base_vocabulary_size = int(tokenizer.vocabulary_size())
+        start, sep, end, pad = _packer_values(tokenizer, backbone)
+        if None in (start, end, pad):
+            raise ValueError(f"{type(tokenizer).__name__} lacks the start/end/pad ids that {backbone} needs")
+        self.pad_id = int(pad)
+        self.num_added_tokens = 1 + (len(sep) if isinstance(sep, list) else 1) + 1
+        self.packer = keras_hub.layers.MultiSegmentPacker(
+            sequence_length=self.max_length, start_value=start, end_value=end, sep_value=sep,
+            pad_value=self.pad_id, truncate="waterfall")
+        self._special_strings = tf.constant(ALL_SPECIAL_TOKENS)
+        self._special_ids = tf.constant(
+            [special_token_id(t, self.base_vocabulary_size) for t in ALL_SPECIAL_TOKENS], tf.int32)
+        # Keras must pass strings through untouched and accept Python lists.
+        self._convert_input_args = False
+        self._allow_non_tensor_positional_args = True
+        self._graph_encode = None
+        self._graph_tokenize = None
+        self.built = True
+
+    @property
+    def vocabulary_size(self) -> int:
+        """Base vocabulary plus the special tokens: the embedding rows a model needs."""
+        return self.base_vocabulary_size + len(ALL_SPECIAL_TOKENS)
+
+    def tokenize(self, texts):
+        """Ragged int32 [B, None] ids of string tensor [B], special tokens kept atomic."""
+        texts = _as_string_vector(texts, "texts")
+        if tf.executing_eagerly():
+            if self._graph_tokenize is None:
+                self._graph_tokenize = tf.function(
+                    self._tokenize, input_signature=[tf.TensorSpec([None], tf.string)])
+            return self._graph_tokenize(texts)
+        return self._tokenize(texts)
+
+    def _tokenize(self, texts):
+        pieces = tf_text.regex_split(
+            texts, delim_regex_pattern=SPECIAL_TOKENS_PATTERN,
+            keep_delim_regex_pattern=SPECIAL_TOKENS_PATTERN)
+        flat = pieces.flat_values
+        matches = tf.equal(flat[:, None], self._special_strings[None, :])
+        is_special = tf.reduce_any(matches, axis=1)
+        special_ids = tf.gather(self._special_ids, tf.argmax(tf.cast(matches, tf.int32), axis=1))
+        # Special pieces are tokenized as "" (no ids) and contribute their one id instead.
+        words = tf.where(is_special, tf.constant(""), flat)
+        word_ids = tf.cast(self.tokenizer(words), tf.int32)
+        special_rows = tf.ragged.boolean_mask(special_ids[:, None], is_special[:, None])
+        piece_ids = tf.concat([word_ids, special_rows], axis=1)
+        return pieces.with_flat_values(piece_ids).merge_dims(1, 2)
+
+    def _encode(self, queries, product_texts):
+        # One tokenizer call for both sides keeps the traced graph (and its build time) small.
+        batch_size = tf.shape(queries)[0]
+        tf.debugging.assert_equal(batch_size, tf.shape(product_texts)[0],
+                                  message="PairPreprocessor: as many queries as product texts")
+        ids = self._tokenize(tf.concat([queries, product_texts], axis=0))
+        query_ids, product_ids = ids[:batch_size], ids[batch_size:]
+        token_ids, segment_ids = self.packer((query_ids, product_ids))
+        token_ids = tf.cast(token_ids, tf.int32)
+        segment_ids = tf.cast(segment_ids, tf.int32)
+        if self.backbone == "xlm_roberta":
+            segment_ids = tf.zeros_like(segment_ids)
+        total = tf.cast(query_ids.row_lengths() + product_ids.row_lengths() + self.num_added_tokens, tf.int32)
+        padding_mask = tf.sequence_mask(tf.minimum(total, self.max_length), self.max_length, dtype=tf.int32)
+        static = [None, self.max_length]
+        features = {
+            "token_ids": tf.ensure_shape(token_ids, static),
+            "segment_ids": tf.ensure_shape(segment_ids, static),
+            "padding_mask": tf.ensure_shape(padding_mask, static),
+        }
+        return features, tf.maximum(total - self.max_length, 0)
+
+    def encode_with_overflow(self, queries, product_texts):
+        """(features dict, int32 [B] number of tokens cut off each pair by truncation)."""
+        queries = _as_string_vector(queries, "queries")
+        product_texts = _as_string_vector(product_texts, "product_texts")
+        if tf.executing_eagerly():
+            # keras-hub tokenizers take their TF path only inside a traced function.
+            if self._graph_encode is None:
+                spec = tf.TensorSpec([None], tf.string)
+                self._graph_encode = tf.function(self._encode, input_signature=[spec, spec])
+            return self._graph_encode(queries, product_texts)
+        return self._encode(queries, product_texts)
+
+    def call(self, queries, product_texts=None):
+        if product_texts is None:
+            if not isinstance(queries, (tuple, list)) or len(queries) != 2:
+                raise ValueError("PairPreprocessor takes (queries, product_texts)")
+            queries, product_texts = queries
+        return self.encode_with_overflow(queries, product_texts)[0]
+
+    def compute_output_spec(self, queries, product_texts=None):
+        spec = keras.KerasTensor((None, self.max_length), dtype="int32")
+        return {"token_ids": spec, "segment_ids": spec, "padding_mask": spec}
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(tokenizer=_serialize_tokenizer(self.tokenizer), backbone=self.backbone,
+                      max_length=self.max_length)
+        return config
+
+
+def _as_string_vector(values, name):
+    values = tf.convert_to_tensor(values, tf.string) if not isinstance(values, tf.Tensor) else values
+    if values.dtype != tf.string:
+        raise ValueError(f"{name} must be strings, got {values.dtype.name}")
+    if values.shape.rank == 2 and values.shape[-1] == 1:
+        values = tf.squeeze(values, -1)
+    if values.shape.rank != 1:
+        raise ValueError(f"{name} must be a vector [B] of strings, got shape {values.shape}")
+    return values
