@@ -1,0 +1,62 @@
+"""--ours and --peers values: which configurations of each side to run.
+
+An ours configuration is "PRECISION[+xla][+buckets]": PRECISION fp32 (float32 policy) or bf16
+(Keras mixed_bfloat16), xla = jit_compile=True, buckets = static length buckets (--buckets)
+instead of always max_length. A peer configuration is fp32 or bf16 (torch.autocast bfloat16).
+"""
+
+import dataclasses
+
+PRECISIONS = ("fp32", "bf16")
+OPTIONS = ("xla", "buckets")
+KERAS_POLICIES = {"fp32": "float32", "bf16": "mixed_bfloat16"}
+
+
+@dataclasses.dataclass(frozen=True)
+class OursConfig:
+    precision: str
+    xla: bool = False
+    buckets: bool = False
+
+    @property
+    def name(self) -> str:
+        return "ours_" + "+".join([self.precision] + [o for o in OPTIONS if getattr(self, o)])
+
+    @property
+    def policy(self) -> str:
+        return KERAS_POLICIES[self.precision]
+
+    @property
+    def description(self) -> str:
+        parts = [f"Keras {self.policy}", "XLA" if self.xla else "no XLA",
+                 "length buckets" if self.buckets else "static max_length"]
+        return ", ".join(parts)
+
+
+def parse_ours(text: str) -> list:
+    """"fp32+xla,bf16+buckets" -> [OursConfig, ...]."""
+    configs = []
+    for item in (v.strip() for v in text.split(",")):
+        if not item:
+            continue
+        precision, *options = item.split("+")
+        if precision not in PRECISIONS:
+            raise ValueError(f"--ours {item!r}: precision must be one of {PRECISIONS}")
+        unknown = [o for o in options if o not in OPTIONS]
+        if unknown or len(set(options)) != len(options):
+            raise ValueError(f"--ours {item!r}: options must be distinct ones of {OPTIONS}")
+        configs.append(OursConfig(precision, "xla" in options, "buckets" in options))
+    if not configs:
+        raise ValueError("--ours names no configuration")
+    if len({c.name for c in configs}) != len(configs):
+        raise ValueError(f"--ours {text!r} repeats a configuration")
+    return configs
+
+
+def parse_peers(text: str) -> list:
+    """"fp32,bf16" -> ["fp32", "bf16"] (may be empty: no peer)."""
+    peers = [v.strip() for v in text.split(",") if v.strip()]
+    bad = [p for p in peers if p not in PRECISIONS]
+    if bad or len(set(peers)) != len(peers):
+        raise ValueError(f"--peers {text!r}: expected distinct values of {PRECISIONS}")
+    return peers

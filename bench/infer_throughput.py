@@ -1,0 +1,218 @@
+"""Inference: scoring examples/s on the ESCI sample and the latency of one request (one query
+with --products_per_request products), esci_tf vs transformers + PyTorch.
+
+    python -m bench.infer_throughput --model minilm --rounds 5 --batches 20 --requests 10
+
+Ours runs the path users deploy today: the CrossEncoder saved as .keras and loaded back
+(keras.saving.load_model), scoring with model.predict on PairPreprocessor-encoded batches;
+a request is PairPreprocessor on its strings + predict_on_batch. (esci_tf has no serving
+export holding the preprocessing yet; when it has, time that instead.) Peer:
+AutoModelForSequenceClassification under torch.inference_mode, fp32 and bf16 autocast, each
+batch padded to its longest pair; a request is the fast tokenizer + the model. Both turn
+logits into the ranking score softmax @ (1, 0.1, 0.01, 0). Prints two tables; writes
+results/infer_throughput_<model>.json.
+"""
+
+import os
+import tempfile
+import time
+
+import numpy as np
+from absl import app, flags
+
+from bench import batching, common, configs, models
+from esci_tf.labels import ranking_score
+
+FLAGS = flags.FLAGS
+OURS_PATH = ("CrossEncoder saved as .keras and reloaded; throughput: model.predict on PairPreprocessor-encoded "
+             "batches; request: PairPreprocessor + predict_on_batch (no serving export in esci_tf yet)")
+
+
+def define_flags():
+    common.define_common_flags(flags)
+    flags.DEFINE_enum("model", "minilm", models.MODEL_NAMES, "Model to score with (see bench/models.py).")
+    flags.DEFINE_integer("batches", 20, "Scoring batches per contender per round.")
+    flags.DEFINE_integer("batch_size", 32, "Pairs per scoring batch.")
+    flags.DEFINE_integer("requests", 10, "Single-query requests per contender per round.")
+    flags.DEFINE_integer("products_per_request", 40, "Products scored for the query of one request.")
+    flags.DEFINE_string("ours", "fp32,fp32+xla,bf16,bf16+xla,bf16+buckets",
+                        "Comma-separated ours configurations PRECISION[+xla][+buckets].")
+    flags.DEFINE_string("peers", "fp32,bf16", "Comma-separated peer precisions (fp32, bf16; empty: none).")
+    flags.DEFINE_string("buckets", "32,64,128", "Static length buckets of the +buckets configurations.")
+    flags.DEFINE_integer("seed", 0, "Seed of the batch order.")
+
+
+def make_requests(pairs, size: int) -> list:
+    """(row indices) of one request per query, the queries with the most products first; a
+    query with fewer than `size` products has its rows repeated up to `size`."""
+    groups = pairs.frame.groupby("query_id", sort=False).indices
+    ranked = sorted(groups.values(), key=len, reverse=True)
+    return [np.resize(rows, size) for rows in ranked]
+
+
+def _softmax_scores(logits) -> np.ndarray:
+    logits = np.asarray(logits, np.float32)
+    exp = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return ranking_score(exp / exp.sum(axis=1, keepdims=True))
+
+
+def _forward_work(spec, lengths, widths, latencies=()) -> common.Work:
+    return common.Work(examples=len(lengths), model_flops=common.forward_flops(spec.shape, lengths),
+                       executed_flops=common.forward_flops(spec.shape, widths), latencies=list(latencies))
+
+
+def _batches_work(spec, sample, batches) -> common.Work:
+    indices = np.concatenate([b.indices for b in batches])
+    widths = np.concatenate([[b.width] * len(b.indices) for b in batches])
+    return _forward_work(spec, sample.lengths[indices], widths)
+
+
+def _timed_requests(spec, pairs, request_rows, score_request) -> common.Work:
+    """Times score_request(queries, products) -> (real lengths [n], width) per request."""
+    latencies, lengths, widths = [], [], []
+    for rows in request_rows:
+        start = time.perf_counter()
+        real, width = score_request([pairs.queries[i] for i in rows], [pairs.products[i] for i in rows])
+        latencies.append(time.perf_counter() - start)
+        lengths.append(real)
+        widths += [width] * len(rows)
+    return _forward_work(spec, np.concatenate(lengths), widths, latencies)
+
+
+def _saved_and_loaded(model, policy_name):
+    """The model after a .keras save / load round trip (what a deployment loads)."""
+    import keras
+
+    with tempfile.TemporaryDirectory(prefix="esci_bench_") as tmp:
+        path = os.path.join(tmp, f"{policy_name}.keras")
+        model.save(path)
+        return keras.saving.load_model(path)
+
+
+def ours_contenders(spec, config, sample, pairs, requests, buckets, preprocessor) -> tuple:
+    """(throughput contender, request-latency contender) of one ours configuration."""
+    model = _saved_and_loaded(models.build_ours(spec, config.policy), config.policy)
+    model.compile(jit_compile=config.xla)
+    size, length = FLAGS.batch_size, FLAGS.max_length
+    if config.buckets:
+        cycle = batching.BatchCycle(batching.bucketed_batches(sample.lengths, size, FLAGS.seed, buckets))
+    else:
+        cycle = batching.BatchCycle(batching.shuffled_batches(sample.lengths, size, FLAGS.seed, length))
+
+    def score(batches):
+        dataset = batching.keras_dataset(sample.features, None, batches, size, None if config.buckets else length)
+        _softmax_scores(model.predict(dataset, verbose=0))
+        return _batches_work(spec, sample, batches)
+
+    def score_request(queries, products):
+        features = models.adapt_ids(spec, {k: v.numpy() for k, v in preprocessor(queries, products).items()})
+        real = features["padding_mask"].sum(axis=1)
+        width = batching.bucket_width(int(real.max()), buckets) if config.buckets else length
+        _softmax_scores(model.predict_on_batch({k: v[:, :width] for k, v in features.items()}))
+        return real, width
+
+    request_cycle = batching.BatchCycle(requests)
+
+    def serve(request_rows):
+        return _timed_requests(spec, pairs, request_rows, score_request)
+
+    def warm_requests():
+        serve(requests[:1])
+        if config.buckets:  # compile every bucket width a request may need
+            rows = requests[0]
+            features = preprocessor([pairs.queries[i] for i in rows], [pairs.products[i] for i in rows])
+            features = models.adapt_ids(spec, {k: v.numpy() for k, v in features.items()})
+            for width in buckets:
+                model.predict_on_batch({k: v[:, :width] for k, v in features.items()})
+
+    throughput = common.Contender(config.name, "ours", run=lambda: score(cycle.take(FLAGS.batches)),
+                                  warmup=lambda: score(cycle.one_per_width()), precision=config.precision,
+                                  description=config.description)
+    latency = common.Contender(config.name, "ours", run=lambda: serve(request_cycle.take(FLAGS.requests)),
+                               warmup=warm_requests, precision=config.precision,
+                               description=config.description)
+    return throughput, latency
+
+
+def peer_contenders(spec, precision, sample, pairs, requests, tokenizer) -> tuple:
+    """(throughput, latency) contenders of transformers + torch at one precision."""
+    import torch
+
+    model = models.build_peer(spec)
+    model.eval()
+    cycle = batching.BatchCycle(batching.shuffled_batches(sample.lengths, FLAGS.batch_size, FLAGS.seed))
+    bf16 = precision == "bf16"
+
+    def forward(inputs):
+        with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            return model(**inputs).logits.float().numpy()
+
+    def score(batches):
+        for batch in batches:
+            _softmax_scores(forward(models.peer_inputs(spec, batching.slice_batch(sample.features, batch),
+                                                       batch.width)))
+        return _batches_work(spec, sample, batches)
+
+    def score_request(queries, products):
+        encoded = tokenizer(queries, products, truncation=True, max_length=FLAGS.max_length, padding=True,
+                            return_tensors="np")
+        features = models.adapt_ids(spec, {"token_ids": encoded["input_ids"], "segment_ids": encoded["token_type_ids"],
+                                           "padding_mask": encoded["attention_mask"]})
+        width = features["token_ids"].shape[1]
+        _softmax_scores(forward(models.peer_inputs(spec, features, width)))
+        return features["padding_mask"].sum(axis=1), width
+
+    request_cycle = batching.BatchCycle(requests)
+
+    def serve(request_rows):
+        return _timed_requests(spec, pairs, request_rows, score_request)
+
+    description = "transformers, torch.inference_mode, dynamic padding, " + ("bf16 autocast" if bf16 else "fp32")
+    name = f"peer_{precision}"
+    throughput = common.Contender(name, "peer", run=lambda: score(cycle.take(FLAGS.batches)),
+                                  warmup=lambda: score(cycle.take(2)), precision=precision, description=description)
+    latency = common.Contender(name, "peer", run=lambda: serve(request_cycle.take(FLAGS.requests)),
+                               warmup=lambda: serve(requests[:2]), precision=precision, description=description)
+    return throughput, latency
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    try:
+        spec = models.get_spec(FLAGS.model)
+        ours = configs.parse_ours(FLAGS.ours)
+        peers = configs.parse_peers(FLAGS.peers)
+        buckets = batching.parse_buckets(FLAGS.buckets, FLAGS.max_length)
+        if min(FLAGS.batches, FLAGS.batch_size, FLAGS.requests, FLAGS.products_per_request) < 1:
+            raise ValueError("--batches, --batch_size, --requests and --products_per_request must be >= 1")
+    except ValueError as e:
+        raise app.UsageError(str(e)) from e
+    pairs = common.load_sample_pairs(FLAGS.data_dir, FLAGS.max_pairs)
+    sample = models.encode_sample(spec, pairs, FLAGS.max_length)
+    requests = make_requests(pairs, FLAGS.products_per_request)
+    full_requests = sum(len(set(r)) >= FLAGS.products_per_request for r in requests)
+    print(f"{len(sample)} pairs; {len(requests)} requests ({full_requests} with >= {FLAGS.products_per_request} "
+          f"distinct products); ours path: {OURS_PATH}")
+    peaks = common.measure_peaks(FLAGS.peak_size) if FLAGS.peak_size else None
+    preprocessor = models.ours_preprocessor(FLAGS.max_length)
+    tokenizer = models.peer_tokenizer() if peers else None
+    ours_pairs = [ours_contenders(spec, c, sample, pairs, requests, buckets, preprocessor) for c in ours]
+    peer_pairs = [peer_contenders(spec, p, sample, pairs, requests, tokenizer) for p in peers]
+    sections = []
+    for index, title in enumerate(("scoring examples/s (batch %d)" % FLAGS.batch_size,
+                                   "one request: 1 query x %d products" % FLAGS.products_per_request)):
+        contenders = common.interleave([p[index] for p in ours_pairs], [p[index] for p in peer_pairs])
+        print(f"\n== {title}")
+        sections.append((title, contenders, common.run_rounds(contenders, FLAGS.rounds)))
+    settings = dict(model=FLAGS.model, rounds=FLAGS.rounds, batches=FLAGS.batches, batch_size=FLAGS.batch_size,
+                    requests=FLAGS.requests, products_per_request=FLAGS.products_per_request,
+                    max_length=FLAGS.max_length, buckets=list(buckets), pairs=len(sample), seed=FLAGS.seed,
+                    ours_path=OURS_PATH, full_requests=full_requests)
+    common.report(f"infer_throughput_{FLAGS.model}", settings, sections, peaks, FLAGS.results_dir,
+                  extra={"length_distribution": sample.length_summary(FLAGS.max_length)})
+
+
+if __name__ == "__main__":
+    define_flags()
+    app.run(main)
