@@ -257,7 +257,7 @@ def check_example_rows(df: pd.DataFrame, path, checker: RowChecker, require_labe
     if "esci_label" in df.columns:
         known = map_unique(df["esci_label"], is_known_label).to_numpy(dtype=bool)
         if not require_labels:
-            known |= (df["esci_label"] == "").to_numpy()
+            known = known | (df["esci_label"] == "").to_numpy()
         df = checker.apply(df, ~known, UNKNOWN_LABEL, "esci_label", path, "unknown esci_label")
     df = checker.apply(
         df, ~df["product_locale"].isin(LOCALES).to_numpy(), UNKNOWN_LOCALE, "product_locale", path,
