@@ -35,7 +35,7 @@ setup(
     version="0.1.0",
     description="Keras/TensorFlow cross-encoder rankers for the Amazon ESCI product search task",
     python_requires=">=3.11,<3.12",
-    packages=find_packages(include=["esci_tf", "esci_tf.*", "trainers", "tfrecords"]),
+    packages=find_packages(include=["esci_tf", "esci_tf.*", "trainers", "trainers.*", "tfrecords"]),
     package_data={"esci_tf": ["assets/*"], "trainers": ["flags/*.flags"]},
     install_requires=INSTALL_REQUIRES,
     extras_require=EXTRAS_REQUIRE,

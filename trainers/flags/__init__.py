@@ -1,0 +1,1 @@
+"""Flag definitions (fit_flags.py) and flagfiles (*.flags) of the trainers."""

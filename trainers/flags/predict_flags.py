@@ -1,0 +1,32 @@
+"""The flags of trainers.predict, in their own FlagValues so they never clash with fit's."""
+
+from absl import flags
+
+PREDICT_FLAGS = flags.FlagValues()
+
+
+def define_flags(flag_values=PREDICT_FLAGS):
+    """Define the predict flags once in `flag_values`."""
+    if "model_dir" in flag_values:
+        return flag_values
+    flags.DEFINE_string("model_dir", None, "The --output_dir of a trainers.fit run (holds "
+                        "best_model.keras and preprocessing.json).", flag_values=flag_values)
+    flags.DEFINE_string("examples", None, "ESCI examples to score (parquet/csv; labels "
+                        "optional).", flag_values=flag_values)
+    flags.DEFINE_string("products", None, "Products file matching --examples.",
+                        flag_values=flag_values)
+    flags.DEFINE_string("output", None, "Predictions CSV to write.", flag_values=flag_values)
+    flags.DEFINE_bool("submission", False, "Write the task-1 ranking file (query_id, "
+                      "product_id; best first within each query) instead of scores.",
+                      flag_values=flag_values)
+    flags.DEFINE_enum("task", "1", ["1", "2", "3", "all"], "Which task's pairs to score.",
+                      flag_values=flag_values)
+    flags.DEFINE_enum("split", None, ["train", "test"], "Score only this split's rows.",
+                      flag_values=flag_values)
+    flags.DEFINE_enum("on_bad_rows", "raise", ["raise", "skip"], "Bad rows stop the run, or "
+                      "are dropped and reported.", flag_values=flag_values)
+    flags.DEFINE_integer("batch_size", 128, "Pairs per model call.", lower_bound=1,
+                         flag_values=flag_values)
+    for name in ("model_dir", "examples", "products", "output"):
+        flags.mark_flag_as_required(name, flag_values=flag_values)
+    return flag_values

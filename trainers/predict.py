@@ -1,0 +1,166 @@
+"""Score ESCI pairs with a trained model:
+
+    python -m trainers.predict --model_dir D --examples X --products Y --output preds.csv
+
+Uses the run's saved preprocessing (preprocessing.json: PairPreprocessor and template), the
+same code path trainers.fit used to build its TFRecords. Writes query_id, product_id,
+product_locale, score, p_E, p_S, p_C, p_I per pair (file order); with --submission, the
+task-1 ranking file: query_id, product_id, sorted by score (best first) within each query,
+queries in file order, ties kept in file order.
+"""
+
+import os
+import sys
+
+import numpy as np
+import pandas as pd
+
+from esci_tf.labels import ranking_score
+from esci_tf.training.evaluation import PROB_COLUMNS
+
+OUTPUT_COLUMNS = ("query_id", "product_id", "product_locale", "score") + PROB_COLUMNS
+SUBMISSION_COLUMNS = ("query_id", "product_id")
+ENCODE_CHUNK = 8192
+
+
+def tagger_from_settings(template: dict):
+    """The entity tagger a run used (rebuilt from its saved gazetteers), or None."""
+    if not template.get("entity_markers"):
+        return None
+    from esci_tf.data.entities import CatalogEntityTagger
+
+    return CatalogEntityTagger(template.get("entity_brands", ()), template.get("entity_colors", ()))
+
+
+def encode_frame(frame: pd.DataFrame, preprocessor, template: dict, batch_size: int = 512) -> dict:
+    """Model inputs (numpy int32 [N, max_length]) of every pair of a merged ESCI frame."""
+    import tensorflow as tf
+
+    from esci_tf.data.template import format_pairs
+
+    keys = ("token_ids", "segment_ids", "padding_mask")
+    if frame.empty:
+        return {key: np.zeros((0, preprocessor.max_length), np.int32) for key in keys}
+    queries, products = format_pairs(
+        frame, tagger=tagger_from_settings(template), field_style=template["field_style"],
+        prompt_tokens=template["prompt_tokens"])
+    chunks = {key: [] for key in keys}
+    for start in range(0, len(queries), batch_size):
+        encoded = preprocessor(tf.constant(list(queries[start:start + batch_size])),
+                               tf.constant(list(products[start:start + batch_size])))
+        for key in keys:
+            chunks[key].append(np.asarray(encoded[key]))
+    return {key: np.concatenate(value) for key, value in chunks.items()}
+
+
+def predict_probabilities(model, preprocessor, template, frame, batch_size: int) -> np.ndarray:
+    """[N, 4] class probabilities (E, S, C, I) of every pair of `frame`."""
+    import keras
+
+    chunks = []
+    for start in range(0, len(frame), ENCODE_CHUNK):
+        inputs = encode_frame(frame.iloc[start:start + ENCODE_CHUNK], preprocessor, template)
+        logits = model.predict(inputs, batch_size=batch_size, verbose=0)
+        chunks.append(keras.ops.convert_to_numpy(
+            keras.ops.softmax(keras.ops.cast(logits, "float32"), axis=-1)))
+    return np.concatenate(chunks) if chunks else np.zeros((0, 4), np.float32)
+
+
+def predictions_table(frame: pd.DataFrame, probs: np.ndarray) -> pd.DataFrame:
+    """The per-pair output table (OUTPUT_COLUMNS), in the frame's order."""
+    table = frame[["query_id", "product_id", "product_locale"]].reset_index(drop=True).copy()
+    table["score"] = ranking_score(probs)
+    for i, column in enumerate(PROB_COLUMNS):
+        table[column] = probs[:, i]
+    return table
+
+
+def submission_table(predictions: pd.DataFrame) -> pd.DataFrame:
+    """query_id, product_id ranked by score within each query (queries in first-seen order)."""
+    table = predictions.reset_index(drop=True)
+    query_order = pd.Series(pd.factorize(table["query_id"])[0], index=table.index)
+    ranked = table.assign(_query=query_order, _row=np.arange(len(table)))
+    ranked = ranked.sort_values(["_query", "score", "_row"], ascending=[True, False, True],
+                                kind="stable")
+    return ranked[list(SUBMISSION_COLUMNS)].reset_index(drop=True)
+
+
+def load_model(model_dir: str):
+    """best_model.keras and the saved preprocessing of a trainers.fit output dir."""
+    import keras
+    import tensorflow as tf
+
+    import esci_tf.models  # noqa: F401  (registers the custom layers for loading)
+    from esci_tf.training import checkpointing
+
+    preprocessor, template = checkpointing.load_preprocessing(model_dir)
+    path = os.path.join(model_dir, checkpointing.BEST_MODEL)
+    if not tf.io.gfile.exists(path):
+        raise FileNotFoundError(f"--model_dir={model_dir}: no {checkpointing.BEST_MODEL} in it")
+    return keras.saving.load_model(path), preprocessor, template
+
+
+def predict(cfg) -> pd.DataFrame:
+    """Score the pairs of cfg.examples and write cfg.output; returns the written table."""
+    from esci_tf.data.reader import load_esci
+
+    model, preprocessor, template = load_model(cfg.model_dir)
+    frame, report = load_esci(cfg.examples, cfg.products, task=cfg.task, split=cfg.split,
+                              on_bad_rows=cfg.on_bad_rows, require_labels=False)
+    if report.counts:
+        print(f"dropped rows: {report.to_dict()}", file=sys.stderr)
+    if frame.empty:
+        raise ValueError(f"--examples={cfg.examples}: no pairs to score for task {cfg.task}"
+                         + (f", split {cfg.split}" if cfg.split else ""))
+    probs = predict_probabilities(model, preprocessor, template, frame, cfg.batch_size)
+    table = predictions_table(frame, probs)
+    if cfg.submission:
+        table = submission_table(table)
+    directory = os.path.dirname(cfg.output)
+    if directory:
+        os.makedirs(directory, exist_ok=True)
+    table.to_csv(cfg.output, index=False)
+    return table
+
+
+def run_with_args(argv) -> pd.DataFrame:
+    """Parse `argv` (argv[0] is the program name) as predict flags and predict."""
+    from trainers.flags.predict_flags import define_flags
+
+    flag_values = define_flags()
+    flag_values.unparse_flags()
+    rest = flag_values(list(argv))
+    if len(rest) > 1:
+        raise ValueError(f"unexpected arguments: {' '.join(rest[1:])}")
+    return predict(flag_values)
+
+
+def main():
+    from absl import app, flags
+
+    from trainers.flags.predict_flags import define_flags
+
+    flag_values = define_flags()
+
+    def parse(argv):
+        if any(arg in ("--help", "-h", "--helpfull") for arg in argv[1:]):
+            print(flag_values.main_module_help() or flag_values)
+            sys.exit(0)
+        try:
+            rest = flag_values(argv)
+        except flags.Error as error:
+            sys.exit(f"trainers.predict: {error}")
+        flags.FLAGS(argv[:1])  # absl's own flags keep their defaults
+        if len(rest) > 1:
+            sys.exit(f"trainers.predict: unexpected arguments: {' '.join(rest[1:])}")
+        return rest
+
+    def run(argv):
+        table = predict(flag_values)
+        print(f"wrote {len(table)} rows to {flag_values.output}")
+
+    app.run(run, flags_parser=parse)
+
+
+if __name__ == "__main__":
+    main()
