@@ -3,10 +3,11 @@ with --products_per_request products), esci_tf vs transformers + PyTorch.
 
     python -m bench.infer_throughput --model minilm --rounds 5 --batches 20 --requests 10
 
-Ours runs the path users deploy today: the CrossEncoder saved as .keras and loaded back
-(keras.saving.load_model), scoring with model.predict on PairPreprocessor-encoded batches;
-a request is PairPreprocessor on its strings + predict_on_batch. (esci_tf has no serving
-export holding the preprocessing yet; when it has, time that instead.) Peer:
+Ours: the CrossEncoder saved as .keras and loaded back (keras.saving.load_model), scoring with
+model.predict on PairPreprocessor-encoded batches; a request is PairPreprocessor on its strings +
+predict_on_batch. For pretrained models the request latency is also timed through the path users
+deploy to TF Serving: the SavedModel of esci_tf.serving (strings in, scores out, tokenisation
+inside the graph), as contenders named ours_savedmodel_<precision>. Peer:
 AutoModelForSequenceClassification under torch.inference_mode, fp32 and bf16 autocast, each
 batch padded to its longest pair; a request is the fast tokenizer + the model. Both turn
 logits into the ranking score softmax @ (1, 0.1, 0.01, 0). Prints two tables; writes
@@ -25,7 +26,8 @@ from esci_tf.labels import ranking_score
 
 FLAGS = flags.FLAGS
 OURS_PATH = ("CrossEncoder saved as .keras and reloaded; throughput: model.predict on PairPreprocessor-encoded "
-             "batches; request: PairPreprocessor + predict_on_batch (no serving export in esci_tf yet)")
+             "batches; request: PairPreprocessor + predict_on_batch, and (ours_savedmodel_*) the exported "
+             "SavedModel's serving_default signature, strings in, scores out")
 
 
 def define_flags():
@@ -134,6 +136,36 @@ def ours_contenders(spec, config, sample, pairs, requests, buckets, preprocessor
     return throughput, latency
 
 
+def savedmodel_contender(spec, config, sample, pairs, requests):
+    """Request latency through the exported SavedModel (esci_tf.serving), the TF Serving path."""
+    import tensorflow as tf
+
+    from esci_tf.serving import ScoringModule, export_saved_model
+
+    directory = tempfile.mkdtemp(prefix="esci_bench_savedmodel_")
+    module = ScoringModule(models.build_ours(spec, config.policy), models.ours_preprocessor(FLAGS.max_length))
+    export_saved_model(module, directory)
+    served = tf.saved_model.load(directory).signatures["serving_default"]
+    request_cycle = batching.BatchCycle(requests)
+
+    def serve(request_rows):
+        latencies, lengths = [], []
+        for rows in request_rows:
+            queries = tf.constant([pairs.queries[i] for i in rows])
+            products = tf.constant([pairs.products[i] for i in rows])
+            start = time.perf_counter()
+            served(query=queries, product_text=products)["score"].numpy()
+            latencies.append(time.perf_counter() - start)
+            lengths.append(sample.lengths[rows])
+        real = np.concatenate(lengths)
+        return _forward_work(spec, real, [FLAGS.max_length] * len(real), latencies)
+
+    return common.Contender(f"ours_savedmodel_{config.precision}", "ours",
+                            run=lambda: serve(request_cycle.take(FLAGS.requests)),
+                            warmup=lambda: serve(requests[:1]), precision=config.precision,
+                            description="SavedModel serving_default (strings in, scores out), " + config.precision)
+
+
 def peer_contenders(spec, precision, sample, pairs, requests, tokenizer) -> tuple:
     """(throughput, latency) contenders of transformers + torch at one precision."""
     import torch
@@ -199,10 +231,14 @@ def main(argv):
     tokenizer = models.peer_tokenizer() if peers else None
     ours_pairs = [ours_contenders(spec, c, sample, pairs, requests, buckets, preprocessor) for c in ours]
     peer_pairs = [peer_contenders(spec, p, sample, pairs, requests, tokenizer) for p in peers]
+    # The SavedModel tokenises strings itself, so only models that read their own vocabulary's ids.
+    served = [savedmodel_contender(spec, c, sample, pairs, requests)
+              for c in ours if spec.pretrained and not c.xla and not c.buckets]
     sections = []
     for index, title in enumerate(("scoring examples/s (batch %d)" % FLAGS.batch_size,
                                    "one request: 1 query x %d products" % FLAGS.products_per_request)):
-        contenders = common.interleave([p[index] for p in ours_pairs], [p[index] for p in peer_pairs])
+        contenders = common.interleave([p[index] for p in ours_pairs] + (served if index == 1 else []),
+                                       [p[index] for p in peer_pairs])
         print(f"\n== {title}")
         sections.append((title, contenders, common.run_rounds(contenders, FLAGS.rounds)))
     settings = dict(model=FLAGS.model, rounds=FLAGS.rounds, batches=FLAGS.batches, batch_size=FLAGS.batch_size,

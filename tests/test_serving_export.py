@@ -27,15 +27,21 @@ def _pairs(tmp_path, n=12):
     return queries, texts
 
 
-def test_exported_signatures_match_the_keras_model(tmp_path):
-    preprocessor = PairPreprocessor(load_tokenizer("xlm_roberta"), "xlm_roberta", max_length=32)
+def _tiny_model(max_length, **heads):
+    """A random tiny xlm_roberta CrossEncoder on the demo vocabulary, and its preprocessor."""
+    preprocessor = PairPreprocessor(load_tokenizer("xlm_roberta"), "xlm_roberta", max_length)
     model = build_cross_encoder(
         "xlm_roberta",
         backbone_config={**TINY, "vocabulary_size": preprocessor.base_vocabulary_size,
-                         "max_sequence_length": 64},
+                         "max_sequence_length": 2 * max_length},
         tokenizer_vocabulary_size=preprocessor.base_vocabulary_size,
-        cross_attention=True,
+        **heads,
     )
+    return model, preprocessor
+
+
+def test_exported_signatures_match_the_keras_model(tmp_path):
+    model, preprocessor = _tiny_model(32, cross_attention=True)
     queries, texts = _pairs(tmp_path)
     features = preprocessor(tf.constant(queries), tf.constant(texts))
     expected_logits = model(features, training=False).numpy()
@@ -63,13 +69,7 @@ def test_export_command_on_a_run_directory(tmp_path):
     from esci_tf.training import checkpointing
     from trainers.export import export
 
-    preprocessor = PairPreprocessor(load_tokenizer("xlm_roberta"), "xlm_roberta", max_length=24)
-    model = build_cross_encoder(
-        "xlm_roberta",
-        backbone_config={**TINY, "vocabulary_size": preprocessor.base_vocabulary_size,
-                         "max_sequence_length": 32},
-        tokenizer_vocabulary_size=preprocessor.base_vocabulary_size,
-    )
+    model, preprocessor = _tiny_model(24)
     run_dir = tmp_path / "run"
     run_dir.mkdir()
     template = {"field_style": "text", "prompt_tokens": 0, "entity_markers": False}
