@@ -15,6 +15,14 @@ each whole list exactly once); long_lists="split" cuts it into chunks of list_si
 Lists shorter than list_size are emitted when their shard ends, so a shard's short lists are
 held in memory (as serialized records) while it is read.
 
+Pairwise datasets can use static length buckets (length_buckets=(32, 64, 128)): each record
+goes to the smallest bucket holding its real tokens (up to its last padding_mask 1), its
+token_ids/segment_ids/padding_mask are cut to that bucket's length, and every batch holds
+records of one bucket, so each batch has one of a few static shapes [B, bucket] (a handful of
+compiled programs on XLA/TPU) and short pairs cost less. Only padding is cut. Records keep
+their (shuffled) order within a bucket; with drop_remainder each bucket drops its last partial
+batch when the data ends (repeat=True: leftovers carry into the next pass, nothing is lost).
+
 When a summary.json written by tfrecords.build lies next to the shards, its max_length must
 match the one asked for.
 """
@@ -33,6 +41,7 @@ from tfrecords.shards import check_shards, list_shards  # noqa: F401  (public AP
 AUTOTUNE = tf.data.AUTOTUNE
 _READ_BUFFER_BYTES = 8 << 20
 _PADDING_VALUES = {"query_id": -1, "example_id": -1, "fold": -1, "product_id": "", "locale": ""}
+_PARSE_CHUNK = 256  # records parsed together before bucketing (parse_example is much faster per batch)
 
 
 def _cast_inputs(parsed: dict) -> dict:
@@ -115,6 +124,51 @@ def _pairwise_records(files, keep_fold, training, seed, shuffle_buffer_size, det
     return records
 
 
+def check_length_buckets(length_buckets, max_length: int) -> tuple:
+    """length_buckets as a sorted tuple of ints; the largest must be max_length."""
+    try:
+        buckets = tuple(int(b) for b in length_buckets)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"length_buckets must be integers, got {length_buckets!r}") from e
+    if not buckets:
+        raise ValueError("length_buckets is empty; pass None for fixed max_length batches")
+    if list(buckets) != sorted(set(buckets)) or buckets[0] < 1:
+        raise ValueError(f"length_buckets must be positive and strictly increasing, got {buckets}")
+    if buckets[-1] != max_length:
+        raise ValueError(
+            f"the largest of length_buckets {buckets} must equal max_length={max_length} "
+            "(longer buckets waste work, shorter ones would cut real tokens)")
+    return buckets
+
+
+def _real_length(padding_mask):
+    """Tokens up to and including the last non-zero padding_mask entry (the length kept)."""
+    positions = tf.range(1, tf.shape(padding_mask)[-1] + 1, dtype=padding_mask.dtype)
+    return tf.reduce_max(tf.where(padding_mask > 0, positions, tf.zeros_like(positions)))
+
+
+def _bucketed_batches(records, spec, buckets, batch_size, drop_remainder, deterministic):
+    """Parsed records grouped by length bucket into batches cut to the bucket's length."""
+    widths = tf.constant(buckets, tf.int32)
+
+    def with_bucket(parsed):
+        bucket = tf.searchsorted(widths, _real_length(parsed["padding_mask"])[None], side="left")[0]
+        return tf.cast(bucket, tf.int64), parsed
+
+    def to_batches(bucket, window):
+        width = tf.gather(widths, bucket)
+        batches = window.map(lambda _b, parsed: parsed).batch(batch_size, drop_remainder=drop_remainder)
+        return batches.map(
+            lambda parsed: {key: value[:, :width] if key in schema.MODEL_INPUT_KEYS else value
+                            for key, value in parsed.items()})
+
+    parsed = records.batch(_PARSE_CHUNK).map(
+        lambda serialized: _cast_inputs(tf.io.parse_example(serialized, spec)),
+        num_parallel_calls=AUTOTUNE, deterministic=deterministic).unbatch()
+    return parsed.map(with_bucket).group_by_window(
+        key_func=lambda bucket, _parsed: bucket, reduce_func=to_batches, window_size=batch_size)
+
+
 def _pad_list(parsed: dict, list_size: int) -> dict:
     """Pads every [n, ...] tensor of one list to [list_size, ...] and adds list_mask."""
     n = tf.shape(parsed["query_id"])[0]
@@ -178,6 +232,7 @@ def make_dataset(
     validate: bool = False,
     cycle_length=None,
     input_context=None,
+    length_buckets=None,
 ) -> tf.data.Dataset:
     """The input pipeline over shards matching file_pattern (see the module docstring).
 
@@ -189,6 +244,9 @@ def make_dataset(
     (default min(#shards, 8); fixed, so a deterministic order is the same on every machine).
     input_context: a tf.distribute.InputContext (from distribute_datasets_from_function): this
     pipeline then reads its share of the shards and batch_size is the global batch size.
+    length_buckets: pairwise only; e.g. (32, 64, 128), the largest equal to max_length: batches
+    of one length bucket each, cut to that length (see the module docstring). None: every batch
+    is [B, max_length].
     Summary.json (written next to the shards) has "longest_list" per split for list_size.
     """
     if batch_size < 1:
@@ -199,6 +257,10 @@ def make_dataset(
         raise ValueError(f"list_size must be at least 1, got {list_size}")
     if long_lists not in ("error", "split"):
         raise ValueError(f"long_lists must be 'error' or 'split', got {long_lists!r}")
+    if length_buckets is not None:
+        if listwise:
+            raise ValueError("length_buckets applies to pairwise datasets, not listwise=True")
+        length_buckets = check_length_buckets(length_buckets, max_length)
     paths = list_shards(file_pattern)
     _check_built_max_length(paths, max_length)
     if validate:
@@ -224,9 +286,12 @@ def make_dataset(
         rows = _pairwise_records(files, keep_fold, training, seed, shuffle_buffer_size, deterministic, cycle_length)
     if repeat:
         rows = rows.repeat()
-    batches = rows.batch(batch_size, drop_remainder=drop_remainder)
-    if not listwise:
-        spec = schema.feature_spec(max_length)
+    spec = schema.feature_spec(max_length)
+    if length_buckets is not None:
+        batches = _bucketed_batches(rows, spec, length_buckets, batch_size, drop_remainder, deterministic)
+    else:
+        batches = rows.batch(batch_size, drop_remainder=drop_remainder)
+    if not listwise and length_buckets is None:
         batches = batches.map(
             lambda serialized: _cast_inputs(tf.io.parse_example(serialized, spec)),
             num_parallel_calls=AUTOTUNE,
