@@ -28,6 +28,8 @@ EXTRAS_REQUIRE = {
     # --no-deps (it pins an unrelated stack); `make test` does that, see Makefile.
     "test": ["pytest==9.2.0", "torch==2.13.0"],
     "tpu": [f"tensorflow-tpu=={TF_VERSION}"],
+    # bench/quality.py's plot; everything else in bench/ needs only the test extra.
+    "bench": ["matplotlib==3.11.2"],
 }
 
 setup(

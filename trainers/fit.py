@@ -220,8 +220,18 @@ def train_stream(cfg, data: RunData, position: int):
     from esci_tf.training.losses import smooth_targets
     from tfrecords.reader import make_dataset
 
-    dataset = make_dataset(data.train_pattern, cfg.batch_size, cfg.max_length, training=True,
-                           deterministic=True, seed=cfg.seed, repeat=True)
+    if cfg.listwise_loss_weight:
+        # Lists of list_size rows, so a batch still holds about --batch_size pairs.
+        dataset = make_dataset(data.train_pattern, max(1, cfg.batch_size // cfg.list_size),
+                               cfg.max_length, training=True, listwise=True,
+                               list_size=cfg.list_size, long_lists="split",
+                               deterministic=True, seed=cfg.seed, repeat=True)
+    else:
+        # Length buckets: batches of a few static shapes [B, bucket]; the compiled train step
+        # is traced once for [B, None] (reduce_retracing) and XLA compiles once per bucket.
+        dataset = make_dataset(data.train_pattern, cfg.batch_size, cfg.max_length, training=True,
+                               deterministic=True, seed=cfg.seed, repeat=True,
+                               length_buckets=fit_flags.length_buckets(cfg))
     if cfg.label_smoothing:
         dataset = dataset.map(lambda x, y: (x, smooth_targets(y, cfg.label_smoothing)))
     return dataset.skip(position)
@@ -270,7 +280,8 @@ def build_training_model(cfg, preprocessor, total_steps: int, warmup_steps: int)
     training_model = TrainingModel(
         model, adversarial=None if cfg.adversarial == "none" else cfg.adversarial,
         fgm_epsilon=cfg.fgm_epsilon, awp_lr=cfg.awp_lr, awp_eps=cfg.awp_eps,
-        awp_start_loss=cfg.awp_start_loss)
+        awp_start_loss=cfg.awp_start_loss, listwise_loss_weight=cfg.listwise_loss_weight,
+        listwise_loss=cfg.listwise_loss)
     optimizer = keras.optimizers.AdamW(
         learning_rate=WarmupLinearDecay(cfg.learning_rate, warmup_steps, total_steps),
         weight_decay=cfg.weight_decay, clipnorm=cfg.clipnorm or None,

@@ -2,7 +2,9 @@
 
 Build it (and the wrapped model) inside the strategy scope, compile it with a Keras
 optimizer (gradient_accumulation_steps, loss scaling, jit_compile all work) and call fit /
-evaluate / predict. The loss is fixed: soft-label cross-entropy (losses.replica_loss).
+evaluate / predict. The loss is soft-label cross-entropy (losses.replica_loss); on listwise
+batches (features with a "list_mask", see esci_tf.training.listwise) it is the masked
+cross-entropy plus listwise_loss_weight times a keras-rs ranking loss over each query's list.
 Save the wrapped model (`training_model.model.save("x.keras")`), not the wrapper.
 """
 
@@ -10,6 +12,7 @@ import keras
 import tensorflow as tf
 
 from esci_tf.training import adversarial as adv_lib
+from esci_tf.training import listwise as listwise_lib
 from esci_tf.training.losses import replica_loss
 
 ADVERSARIAL_MODES = (None, "fgm", "awp")
@@ -75,6 +78,10 @@ class TrainingModel(keras.Model):
     Logs: loss, accuracy; with adversarial training also adv_loss (mean loss of the
     adversarial passes that ran; 0 while AWP waits) and, for AWP, awp_loss_ema. Create it
     inside the strategy scope, like the wrapped model.
+
+    Listwise batches (features [B, L, T] with "list_mask" [B, L], targets [B, L, 4]) are
+    flattened for the model; listwise_loss_weight > 0 adds listwise_loss ("pairwise_logistic"
+    or "list_mle") over each list and then requires listwise batches.
     """
 
     def __init__(
@@ -87,6 +94,8 @@ class TrainingModel(keras.Model):
         awp_start_loss: float = 0.6,
         awp_targets=adv_lib.DEFAULT_AWP_TARGETS,
         awp_loss_decay: float = 0.9,
+        listwise_loss_weight: float = 0.0,
+        listwise_loss: str = "pairwise_logistic",
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -96,6 +105,14 @@ class TrainingModel(keras.Model):
             )
         if not 0.0 <= awp_loss_decay < 1.0:
             raise ValueError(f"awp_loss_decay must be in [0, 1), got {awp_loss_decay}")
+        if listwise_loss_weight < 0:
+            raise ValueError(f"listwise_loss_weight must be >= 0, got {listwise_loss_weight}")
+        if listwise_loss not in listwise_lib.LISTWISE_LOSSES:
+            raise ValueError(
+                f"listwise_loss must be one of {listwise_lib.LISTWISE_LOSSES}, got {listwise_loss!r}"
+            )
+        self.listwise_loss_weight = float(listwise_loss_weight)
+        self.listwise_loss = listwise_loss
         self.model = model
         self.adversarial = adversarial
         self.awp_start_loss = float(awp_start_loss)
@@ -155,11 +172,26 @@ class TrainingModel(keras.Model):
             )
         super().compile(optimizer=optimizer, **kwargs)
 
+    def _loss_and_logits(self, x, y, sample_weight, training):
+        """(replica loss, logits [N, 4]); listwise batches are flattened to N = B * L rows."""
+        if listwise_lib.is_listwise_batch(x):
+            logits = self.model(listwise_lib.flatten_lists(x), training=training)
+            loss, _, _ = listwise_lib.listwise_loss(
+                y, logits, x[listwise_lib.LIST_MASK_KEY], self.listwise_loss_weight, self.listwise_loss
+            )
+            return loss, logits
+        if self.listwise_loss_weight:
+            raise ValueError(
+                "listwise_loss_weight > 0 needs listwise batches (features with 'list_mask', "
+                "from tfrecords.reader.make_dataset(listwise=True)); got pairwise features"
+            )
+        logits = self.model(x, training=training)
+        return replica_loss(y, logits, sample_weight), logits
+
     def _forward_backward(self, x, y, sample_weight, variables):
         """(replica loss, logits, gradients of the optimizer-scaled loss)."""
         with tf.GradientTape() as tape:
-            logits = self.model(x, training=True)
-            loss = replica_loss(y, logits, sample_weight)
+            loss, logits = self._loss_and_logits(x, y, sample_weight, training=True)
             scaled = self.optimizer.scale_loss(loss) if self.optimizer is not None else loss
         return loss, logits, tape.gradient(scaled, variables)
 
@@ -207,6 +239,7 @@ class TrainingModel(keras.Model):
         if self.adversarial:
             gradients = [_add_gradients(g, a) for g, a in zip(gradients, adv_gradients)]
         self.optimizer.apply(gradients, variables)
+        y, sample_weight = _metric_targets(x, y, sample_weight)
         logs = self._update_metrics(loss, logits, y, sample_weight)
         if self.adversarial:
             batch = tf.cast(tf.shape(logits)[0], tf.float32)
@@ -220,12 +253,14 @@ class TrainingModel(keras.Model):
 
     def test_step(self, data):
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
-        logits = self.model(x, training=False)
-        loss = replica_loss(y, logits, sample_weight)
+        loss, logits = self._loss_and_logits(x, y, sample_weight, training=False)
+        y, sample_weight = _metric_targets(x, y, sample_weight)
         return self._update_metrics(loss, logits, y, sample_weight)
 
     def predict_step(self, data):
         x, _, _ = keras.utils.unpack_x_y_sample_weight(data)
+        if listwise_lib.is_listwise_batch(x):
+            x = listwise_lib.flatten_lists(x)
         return self.model(x, training=False)
 
     def _update_metrics(self, loss, logits, y, sample_weight):
@@ -236,6 +271,14 @@ class TrainingModel(keras.Model):
             "loss": self.loss_tracker.result(),
             "accuracy": self.accuracy_metric.result(),
         }
+
+
+def _metric_targets(x, y, sample_weight):
+    """Targets and weights for the metrics: listwise batches flattened, padding weighted 0."""
+    if not listwise_lib.is_listwise_batch(x):
+        return y, sample_weight
+    mask = tf.reshape(tf.cast(x[listwise_lib.LIST_MASK_KEY], tf.float32), [-1])
+    return tf.reshape(y, [-1, tf.shape(y)[-1]]), mask
 
 
 def _unscale(replica_loss_value):

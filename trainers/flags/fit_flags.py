@@ -50,6 +50,12 @@ def define_flags():
     flags.DEFINE_string("backbone_config", None, "JSON backbone config for random init, e.g. "
                         '\'{"num_layers": 2, "hidden_dim": 32, ...}\'.')
     flags.DEFINE_integer("max_length", 128, "Tokens per (query, product) pair.", lower_bound=8)
+    flags.DEFINE_list("length_buckets", [], "Static length buckets of the training batches, "
+                      "e.g. 32,64,128: each batch holds pairs of one bucket, cut to its length "
+                      "(few compiled shapes, less padding). Capped at --max_length: larger "
+                      "values are left out and --max_length is always the last bucket (so "
+                      "32,64,128 with --max_length=48 means 32,48). Empty: every batch is "
+                      "--max_length long.")
     flags.DEFINE_enum("pooling", "cls", ["cls", "weighted_layers"], "Head input.")
     flags.DEFINE_integer("num_pooled_layers", 4, "Layers mixed by weighted_layers pooling.",
                          lower_bound=1)
@@ -87,6 +93,14 @@ def define_flags():
     flags.DEFINE_float("awp_eps", 0.01, "AWP relative weight perturbation bound.",
                        lower_bound=0.0)
     flags.DEFINE_float("awp_start_loss", 0.6, "AWP starts once the loss is below this.")
+    flags.DEFINE_float("listwise_loss_weight", 0.0, "Weight of a keras-rs listwise loss over "
+                       "each query's products added to the cross-entropy (0: off). On, the "
+                       "training data comes as listwise batches of --batch_size // --list_size "
+                       "query lists (long lists split).", lower_bound=0.0)
+    flags.DEFINE_enum("listwise_loss", "pairwise_logistic", ["pairwise_logistic", "list_mle"],
+                      "The listwise loss (esci_tf.training.listwise).")
+    flags.DEFINE_integer("list_size", 16, "Products per training list with "
+                         "--listwise_loss_weight > 0.", lower_bound=2)
     # Execution.
     flags.DEFINE_enum("precision", "float32", ["float32", "mixed_bfloat16"], "Dtype policy.")
     flags.DEFINE_bool("jit_compile", False, "XLA-compile the train step.")
@@ -127,6 +141,22 @@ def _register_validators():
     def _eval_slice(values):
         return values["eval_split"] != "fraction" or values["eval_fraction"] > 0
 
+    @flags.validator("length_buckets", message="--length_buckets must be strictly increasing "
+                                               "positive integers, e.g. 32,64,128")
+    def _length_buckets(value):
+        try:
+            buckets = [int(v) for v in value]
+        except ValueError:
+            return False
+        return buckets == sorted(set(buckets)) and all(b > 0 for b in buckets)
+
+    @flags.multi_flags_validator(["length_buckets", "listwise_loss_weight"],
+                                 message="--length_buckets applies to pairwise training data; "
+                                         "--listwise_loss_weight > 0 reads query lists at "
+                                         "--max_length")
+    def _buckets_pairwise(values):
+        return not (values["length_buckets"] and values["listwise_loss_weight"])
+
     @flags.validator("backbone_config", message="--backbone_config must be a JSON object")
     def _backbone_config(value):
         if value is None:
@@ -146,6 +176,15 @@ def _register_validators():
                                  message="--tpu_address is only used with --strategy=tpu")
     def _tpu(values):
         return values["tpu_address"] is None or values["strategy"] in ("tpu", "auto")
+
+
+def length_buckets(cfg):
+    """--length_buckets capped at --max_length, which ends them: (32, 64, 128) with
+    max_length 48 -> (32, 48); None when the flag is empty (fixed --max_length batches)."""
+    if not cfg.length_buckets:
+        return None
+    kept = [int(b) for b in cfg.length_buckets if int(b) < cfg.max_length]
+    return tuple(kept) + (cfg.max_length,)
 
 
 def resolve_location(value):

@@ -1,0 +1,279 @@
+"""Ranking quality on real data: the project's recipe, its ablations and baselines, by
+query-grouped cross-validation on the ESCI sample's long-list queries.
+
+    python -m bench.quality                       # the full run (hours on 2 CPU cores)
+    python -m bench.quality --seeds 0 --folds 2 --max_length 32 --epochs 0.05 \\
+        --max_train_pairs 256 --ablations fgm     # a smoke run
+
+Data: the task-1 pairs of ../shared/data/esci_sample. The queries with >= --min_list_size
+products (about 100) are split into --folds query-grouped folds; each fold's queries are
+evaluated by models trained on every other pair (the other folds and all short-list queries,
+which only ever train), so every long-list query is evaluated exactly once per seed.
+NDCG: ESCI gains (E 1, S 0.1, C 0.01, I 0) over each query's whole list (keras-rs, ties by row
+order), averaged over seeds per query, then over queries; intervals are percentile bootstraps
+over queries, deltas use a paired bootstrap (the same resampled queries for both sides).
+
+Methods (--methods): random (expected NDCG of a random order), bm25 (query vs title),
+zero_shot (untrained MiniLM, cosine of mean-pooled query and title embeddings), peer (plain
+transformers + torch fine-tune: cross-entropy, AdamW lr 5e-5, --epochs, same weights and token
+ids), recipe (esci-tf: label smoothing, FGM, multi-sample dropout, weighted layer pooling, cross
+attention, entity markers; see quality_train.RecipeConfig). Ablations (--ablations) switch one
+trick on and off on the same folds and seeds; the delta is NDCG(with) - NDCG(without).
+Writes <results_dir>/quality.json and quality.png (the plot needs matplotlib).
+"""
+
+import dataclasses
+import functools
+import time
+
+import numpy as np
+from absl import app, flags
+
+from bench import common
+
+FLAGS = flags.FLAGS
+METHODS = ("random", "bm25", "zero_shot", "peer", "recipe")
+log = functools.partial(print, flush=True)  # progress shows up at once in redirected output
+
+
+def define_flags():
+    flags.DEFINE_string("data_dir", str(common.DEFAULT_DATA_DIR), "Directory of the ESCI sample's parquet files.")
+    flags.DEFINE_string("results_dir", str(common.DEFAULT_RESULTS_DIR), "Where quality.json / quality.png go.")
+    flags.DEFINE_list("seeds", ["0", "1", "2"], "Training seeds (weights init, data order, dropout).")
+    flags.DEFINE_integer("folds", 5, "Query-grouped folds of the long-list queries.", lower_bound=2)
+    flags.DEFINE_integer("fold_seed", 0, "Seed of the fold assignment (fixed across methods and seeds).")
+    flags.DEFINE_integer("min_list_size", 20, "Products a query needs to be evaluated.", lower_bound=2)
+    flags.DEFINE_list("methods", list(METHODS), f"Methods to run, a subset of {','.join(METHODS)}.")
+    flags.DEFINE_list("ablations", None, "Ablations to run (default: all; '' for none): "
+                      "label_smoothing, fgm, awp, multi_sample_dropout, weighted_layers, "
+                      "cross_attention, entity_markers, listwise.")
+    flags.DEFINE_integer("max_length", 64, "Tokens per packed (query, product) pair.", lower_bound=8)
+    flags.DEFINE_float("epochs", 2.0, "Training epochs of every fine-tune (fractions allowed).", lower_bound=1e-6)
+    flags.DEFINE_integer("max_train_pairs", 0, "Train each fold on a random subset of this many "
+                         "pairs (0: all).", lower_bound=0)
+    flags.DEFINE_integer("batch_size", 32, "Training pairs per step (both sides).", lower_bound=1)
+    flags.DEFINE_float("learning_rate", 1e-4, "Peak AdamW learning rate of the recipe.", lower_bound=0.0)
+    flags.DEFINE_float("peer_learning_rate", 5e-5, "AdamW learning rate of the peer.", lower_bound=0.0)
+    flags.DEFINE_float("listwise_loss_weight", 0.5, "Weight of the listwise term when switched on.",
+                       lower_bound=0.0)
+    flags.DEFINE_integer("list_size", 16, "Products per listwise training list.", lower_bound=2)
+    flags.DEFINE_integer("bootstrap_samples", 2000, "Bootstrap resamples of the queries.", lower_bound=100)
+    flags.DEFINE_bool("plot", True, "Write quality.png (needs matplotlib).")
+    flags.DEFINE_string("label", "", "Free text stored in the JSON (e.g. 'smoke run').")
+
+
+def ablation_table(listwise_loss_weight: float = 0.5):
+    """{name: (config with the trick, config without)} around the recipe."""
+    from bench.quality_train import RecipeConfig
+
+    recipe = RecipeConfig()
+    no_adv = dataclasses.replace(recipe, adversarial="none")
+    return {
+        "label_smoothing": (recipe, dataclasses.replace(recipe, label_smoothing=0.0)),
+        "fgm": (recipe, no_adv),
+        "awp": (dataclasses.replace(recipe, adversarial="awp"), no_adv),
+        "multi_sample_dropout": (recipe, dataclasses.replace(recipe, multi_sample_dropout=0)),
+        "weighted_layers": (recipe, dataclasses.replace(recipe, pooling="cls")),
+        "cross_attention": (recipe, dataclasses.replace(recipe, cross_attention=False)),
+        "entity_markers": (recipe, dataclasses.replace(recipe, entity_markers=False)),
+        "listwise": (dataclasses.replace(recipe, listwise_loss_weight=listwise_loss_weight), recipe),
+    }
+
+
+def _subset(names, allowed, flag):
+    unknown = [n for n in names if n not in allowed]
+    if unknown:
+        raise app.UsageError(f"--{flag}: unknown {unknown}; choose from {', '.join(allowed)}")
+    return list(names)
+
+
+def _train_rows(train_rows, seed):
+    if FLAGS.max_train_pairs and len(train_rows) > FLAGS.max_train_pairs:
+        picked = np.random.default_rng(seed).choice(train_rows, FLAGS.max_train_pairs, replace=False)
+        return np.sort(picked)
+    return train_rows
+
+
+def cross_validate(data, seed, score_fold, name, log=log) -> dict:
+    """{query_id: NDCG} of one seed: every fold's eval queries scored by score_fold(train, eval)."""
+    from bench.quality_data import fold_rows
+    from bench.quality_stats import per_query_ndcg
+
+    result = {}
+    for fold in range(data.num_folds):
+        train_rows, eval_rows = fold_rows(data.folds, fold)
+        start = time.perf_counter()
+        scores = score_fold(_train_rows(train_rows, seed), eval_rows)
+        values = per_query_ndcg(data.gains[eval_rows], scores, data.query_ids[eval_rows])
+        overlap = set(values) & set(result)
+        if overlap:
+            raise RuntimeError(f"queries {sorted(overlap)[:5]} evaluated in two folds")
+        result.update(values)
+        log(f"  {name} seed {seed} fold {fold}: {len(eval_rows)} eval pairs, "
+            f"NDCG {np.mean(list(values.values())):.4f} ({time.perf_counter() - start:.0f} s)")
+    return result
+
+
+def run_methods(data, methods, configs, seeds, log=log) -> dict:
+    """{name: [per-seed {query_id: NDCG}]} of the baselines and every recipe config."""
+    from bench import quality_train
+    from bench.quality_data import take
+    from bench.quality_stats import bm25_scores, per_query_ndcg, per_query_random_ndcg
+
+    frame, evaluated = data.frame, data.folds >= 0
+    labels = frame["label"].to_numpy()
+    results = {}
+    if "random" in methods:
+        results["random"] = [per_query_random_ndcg(data.gains[evaluated], data.query_ids[evaluated])]
+    if "bm25" in methods:
+        titles = frame["product_title"].fillna("").astype(str).tolist()
+        corpus = frame.drop_duplicates("product_id")["product_title"].fillna("").astype(str).tolist()
+        scores = bm25_scores(frame["query"].tolist(), titles, corpus)
+        results["bm25"] = [per_query_ndcg(data.gains[evaluated], scores[evaluated], data.query_ids[evaluated])]
+    if "zero_shot" in methods:
+        rows = np.flatnonzero(evaluated)
+        scores = quality_train.zero_shot_scores(
+            frame["query"].iloc[rows].astype(str).tolist(),
+            frame["product_title"].iloc[rows].fillna("").astype(str).tolist(), FLAGS.max_length)
+        results["zero_shot"] = [per_query_ndcg(data.gains[rows], scores, data.query_ids[rows])]
+    for name in results:
+        log(f"{name}: NDCG {np.mean(list(results[name][0].values())):.4f} over {len(results[name][0])} queries")
+    plain = data.encoded["plain"]
+    if "peer" in methods:
+        results["peer"] = [cross_validate(data, seed, lambda tr, ev, seed=seed: quality_train.train_peer(
+            take(plain, tr), labels[tr], take(plain, ev), seed, FLAGS.epochs, FLAGS.max_length,
+            FLAGS.batch_size, FLAGS.peer_learning_rate, log=log), "peer", log) for seed in seeds]
+    settings = quality_train.TrainSettings(epochs=FLAGS.epochs, batch_size=FLAGS.batch_size,
+                                           learning_rate=FLAGS.learning_rate, list_size=FLAGS.list_size)
+    for key, config in configs.items():
+        features = data.encoded[config.template]
+        results[key] = [cross_validate(data, seed, lambda tr, ev, seed=seed, config=config: quality_train.train_recipe(
+            config, settings, take(features, tr), labels[tr], data.query_ids[tr], take(features, ev), seed,
+            log=log), key, log) for seed in seeds]
+    return results
+
+
+def summarize(results: dict, method_names: dict, ablations: dict, log=log) -> dict:
+    """Means with intervals per method, per-seed means, ablation deltas and the target deltas."""
+    from bench.quality_stats import bootstrap_interval, mean_over_seeds, paired_delta
+
+    per_query = {name: mean_over_seeds(per_seed) for name, per_seed in results.items()}
+    boot = dict(num_samples=FLAGS.bootstrap_samples)
+    methods = {}
+    for label, key in method_names.items():
+        summary = bootstrap_interval(list(per_query[key].values()), **boot)
+        summary["per_seed"] = [float(np.mean(list(v.values()))) for v in results[key]]
+        summary["config"] = key
+        methods[label] = summary
+    deltas = {}
+    for name, (with_key, without_key) in ablations.items():
+        deltas[name] = dict(paired_delta(per_query[with_key], per_query[without_key], **boot),
+                            with_config=with_key, without_config=without_key)
+    targets = {}
+    if "recipe" in methods:
+        for other in ("peer", "zero_shot", "bm25", "random"):
+            if other in methods:
+                targets[f"recipe - {other}"] = paired_delta(per_query[method_names["recipe"]],
+                                                           per_query[method_names[other]], **boot)
+    log("\nNDCG (long-list queries, mean over seeds; 95% bootstrap interval over queries)")
+    for label, s in methods.items():
+        log(f"  {label:<12} {s['mean']:.4f}  [{s['low']:.4f}, {s['high']:.4f}]  n={s['num_queries']}"
+            + (f"  per seed {', '.join(f'{v:.4f}' for v in s['per_seed'])}" if len(s["per_seed"]) > 1 else ""))
+    for title, table, words in (
+            ("Ablations: NDCG(with trick) - NDCG(without)", deltas, ("helps", "hurts", "no clear effect")),
+            ("Recipe against the baselines", targets, ("recipe higher", "recipe lower", "no clear difference"))):
+        if table:
+            log(f"\n{title} (paired bootstrap)")
+            for name, d in table.items():
+                verdict = words[0] if d["low"] > 0 else words[1] if d["high"] < 0 else words[2]
+                log(f"  {name:<22} {d['mean']:+.4f}  [{d['low']:+.4f}, {d['high']:+.4f}]  {verdict}")
+    return {"methods": methods, "ablations": deltas, "recipe_vs_baselines": targets,
+            "per_query": per_query}
+
+
+def plot(summary: dict, path) -> bool:
+    """quality.png: NDCG per method with intervals, and ablation deltas; False without matplotlib."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.5))
+    for axis, table, title, xlabel in (
+            (left, summary["methods"], "NDCG by method (95% CI)", "NDCG"),
+            (right, summary["ablations"], "Ablation: with - without (95% CI)", "delta NDCG")):
+        names = list(table)
+        means = np.array([table[n]["mean"] for n in names])
+        errors = np.array([[table[n]["mean"] - table[n]["low"] for n in names],
+                           [table[n]["high"] - table[n]["mean"] for n in names]])
+        axis.barh(names, means, xerr=errors if names else None, capsize=3)
+        axis.set_title(title)
+        axis.set_xlabel(xlabel)
+        if table is summary["ablations"]:
+            axis.axvline(0.0, color="black", linewidth=0.8)
+        elif names:
+            axis.set_xlim(max(0.0, float((means - errors[0]).min()) - 0.02), 1.0)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return True
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    from bench.quality_data import load_quality_data
+
+    methods = _subset(FLAGS.methods, METHODS, "methods")
+    table = ablation_table(FLAGS.listwise_loss_weight)
+    ablation_names = _subset(list(table) if FLAGS.ablations is None else FLAGS.ablations, list(table), "ablations")
+    seeds = [int(s) for s in FLAGS.seeds]
+    if not seeds:
+        raise app.UsageError("--seeds: give at least one seed")
+    configs = {}
+    recipe_key = None
+    if "recipe" in methods:
+        recipe = table["fgm"][0]
+        recipe_key = recipe.key()
+        configs[recipe_key] = recipe
+    for name in ablation_names:
+        for config in table[name]:
+            configs[config.key()] = config
+    templates = sorted({c.template for c in configs.values()} | {"plain"})
+    start = time.perf_counter()
+    data = load_quality_data(FLAGS.data_dir, FLAGS.folds, FLAGS.fold_seed, FLAGS.max_length,
+                             FLAGS.min_list_size, templates)
+    evaluated = data.folds >= 0
+    log(f"{len(data.frame)} task-1 pairs, {data.frame['query_id'].nunique()} queries; "
+          f"{int(evaluated.sum())} pairs of {data.frame.loc[evaluated, 'query_id'].nunique()} "
+          f"long-list queries in {FLAGS.folds} folds; {len(configs)} recipe configs x {len(seeds)} seeds")
+    results = run_methods(data, methods, configs, seeds)
+    method_names = {m: m for m in methods if m != "recipe"}
+    if recipe_key:
+        method_names["recipe"] = recipe_key
+    ablations = {name: (table[name][0].key(), table[name][1].key()) for name in ablation_names}
+    summary = summarize(results, method_names, ablations)
+    settings = {name: FLAGS[name].value for name in (
+        "seeds", "folds", "fold_seed", "min_list_size", "methods", "ablations", "max_length", "epochs",
+        "max_train_pairs", "batch_size", "learning_rate", "peer_learning_rate", "listwise_loss_weight",
+        "list_size", "bootstrap_samples", "data_dir")}
+    settings["configs"] = {key: dataclasses.asdict(c) for key, c in configs.items()}
+    data_info = {"pairs": len(data.frame), "queries": int(data.frame["query_id"].nunique()),
+                 "evaluated_pairs": int(evaluated.sum()),
+                 "evaluated_queries": int(data.frame.loc[evaluated, "query_id"].nunique())}
+    payload = {"bench": "quality", "label": FLAGS.label, "settings": settings, "data": data_info,
+               "machine": common.machine_info(), "seconds": time.perf_counter() - start,
+               **{k: v for k, v in summary.items() if k != "per_query"},
+               "per_query": {k: {str(q): v for q, v in values.items()} for k, values in summary["per_query"].items()}}
+    path = common.write_results(FLAGS.results_dir, "quality", payload)
+    log(f"\nresults: {path}")
+    if FLAGS.plot:
+        png = path.with_suffix(".png")
+        log(f"plot: {png}" if plot(summary, png) else "plot: skipped (matplotlib is not installed)")
+
+
+if __name__ == "__main__":
+    define_flags()
+    app.run(main)
