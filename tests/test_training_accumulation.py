@@ -4,7 +4,7 @@ import keras
 import numpy as np
 
 from esci_tf.training.training_model import TrainingModel
-from test_training_support import build_tiny, make_batch, weights_of
+from training_fixtures import build_tiny, make_batch, weights_of
 
 
 def _train(batch_size, accumulation_steps, steps_per_execution=1):

@@ -7,7 +7,7 @@ import tensorflow as tf
 
 from esci_tf.training import adversarial
 from esci_tf.training.training_model import TrainingModel
-from test_training_support import build_tiny, make_batch, weights_of
+from training_fixtures import build_tiny, make_batch, weights_of
 
 
 def _np(variable):

@@ -7,7 +7,7 @@ import pytest
 from esci_tf import models
 from esci_tf.training import adversarial
 from esci_tf.training.training_model import TrainingModel
-from test_training_support import make_batch
+from training_fixtures import make_batch
 
 CONFIG = dict(vocabulary_size=60, num_layers=2, num_heads=2, hidden_dim=32,
               intermediate_dim=64, max_sequence_length=16)

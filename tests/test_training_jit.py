@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from esci_tf.training.training_model import TrainingModel
-from test_training_support import build_tiny, make_batch, weights_of
+from training_fixtures import build_tiny, make_batch, weights_of
 
 
 @pytest.mark.parametrize("mode", ["fgm", "awp"])

@@ -9,7 +9,7 @@ from esci_tf.labels import GAINS
 from esci_tf.training import listwise
 from esci_tf.training.training_model import TrainingModel
 from test_trainers_fit import fit_args, tiny_tfrecords  # noqa: F401  (shard fixture)
-from test_training_support import build_tiny, make_batch, weights_of
+from training_fixtures import build_tiny, make_batch, weights_of
 
 
 def _softmax(logits):

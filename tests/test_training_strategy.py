@@ -32,7 +32,7 @@ MIRRORED_SCRIPT = textwrap.dedent(
     import tensorflow as tf
     from esci_tf.training.losses import replica_loss
     from esci_tf.training.training_model import TrainingModel
-    from test_training_support import build_tiny, make_batch, weights_of
+    from training_fixtures import build_tiny, make_batch, weights_of
 
     mirrored = get_strategy("mirrored")
     assert mirrored.num_replicas_in_sync == 2, mirrored.num_replicas_in_sync
