@@ -19,6 +19,7 @@ from esci_tf.models.hf_checkpoint import (
     CONFIG_FILE,
     COPY,
     LINEAR,
+    encoder_shape,
     hf_file_path,
     port_weights,
     read_hf_checkpoint,
@@ -94,11 +95,7 @@ def deberta_v3_backbone_config(hf_config, config_path="config.json"):
     if max_relative_positions < 1:
         max_relative_positions = hf_config["max_position_embeddings"]
     return dict(
-        vocabulary_size=hf_config["vocab_size"],
-        num_layers=hf_config["num_hidden_layers"],
-        num_heads=hf_config["num_attention_heads"],
-        hidden_dim=hf_config["hidden_size"],
-        intermediate_dim=hf_config["intermediate_size"],
+        **encoder_shape(hf_config),
         dropout=hf_config.get("hidden_dropout_prob", 0.1),
         max_sequence_length=max_relative_positions,
         bucket_size=hf_config["position_buckets"],

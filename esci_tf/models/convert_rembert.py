@@ -12,6 +12,7 @@ from esci_tf.models.hf_checkpoint import (
     COPY,
     LINEAR,
     LINEAR_2_IN,
+    encoder_shape,
     hf_file_path,
     port_weights,
     read_hf_checkpoint,
@@ -49,11 +50,7 @@ def rembert_backbone_config(hf_config, config_path="config.json"):
     if problems:
         raise DataError("unsupported RemBERT config: " + "; ".join(problems), path=config_path)
     return dict(
-        vocabulary_size=hf_config["vocab_size"],
-        num_layers=hf_config["num_hidden_layers"],
-        num_heads=hf_config["num_attention_heads"],
-        hidden_dim=hf_config["hidden_size"],
-        intermediate_dim=hf_config["intermediate_size"],
+        **encoder_shape(hf_config),
         input_embedding_dim=hf_config["input_embedding_size"],
         dropout=hf_config.get("hidden_dropout_prob", 0.0),
         max_sequence_length=hf_config["max_position_embeddings"],

@@ -171,3 +171,14 @@ def port_weights(tensors, port_table, weights_path, model_name, ignored_prefixes
     for hf_key, (variable, layout) in wanted.items():
         value = _to_keras(layout, tensors[hf_key], tuple(variable.shape))
         variable.assign(ops.convert_to_tensor(value.astype(np.float32), dtype=variable.dtype))
+
+
+def encoder_shape(hf_config):
+    """The keras-hub encoder size arguments every Hugging Face encoder config carries."""
+    return dict(
+        vocabulary_size=hf_config["vocab_size"],
+        num_layers=hf_config["num_hidden_layers"],
+        num_heads=hf_config["num_attention_heads"],
+        hidden_dim=hf_config["hidden_size"],
+        intermediate_dim=hf_config["intermediate_size"],
+    )
