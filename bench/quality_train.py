@@ -60,13 +60,11 @@ def num_steps(num_examples: int, batch_size: int, epochs: float) -> int:
 
 
 def _schedule(settings: TrainSettings, total_steps: int):
-    """Linear warmup to the peak, then cosine decay (keras CosineDecay)."""
-    import keras
+    """trainers.fit's schedule: linear warmup to the peak, then linear decay to 0."""
+    from esci_tf.training.schedules import WarmupLinearDecay
 
     warmup = int(round(settings.warmup_ratio * total_steps))
-    return keras.optimizers.schedules.CosineDecay(
-        0.0, decay_steps=max(1, total_steps - warmup), warmup_target=settings.learning_rate,
-        warmup_steps=warmup)
+    return WarmupLinearDecay(settings.learning_rate, warmup, total_steps)
 
 
 def train_recipe(config: RecipeConfig, settings: TrainSettings, train: dict, train_labels: np.ndarray,

@@ -26,9 +26,8 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import tensorflow as tf  # noqa: E402
-from keras import ops  # noqa: E402
 
-from esci_tf.training import checkpointing, evaluation  # noqa: E402
+from esci_tf.training import checkpointing, evaluation, schedules  # noqa: E402
 from esci_tf.training.progress import ProgressBar, summary_table  # noqa: E402
 
 DATA_DIR = "data"
@@ -40,35 +39,6 @@ FLAGS_FILE = "flags.txt"
 PREDICTIONS_FILE = "eval_predictions.csv"
 DATA_INFO_FILE = "data_info.json"
 NO_DECAY_NAMES = ["bias", "gamma", "beta", "layer_norm", "layernorm"]
-
-
-# ----------------------------------------------------------------------------- schedule
-@keras.saving.register_keras_serializable(package="esci_tf")
-class WarmupLinearDecay(keras.optimizers.schedules.LearningRateSchedule):
-    """peak * (step + 1) / warmup during warmup, then linear decay to 0 at total_steps.
-
-    `step` is the optimizer's batch counter (Keras schedules see every batch, also with
-    gradient accumulation)."""
-
-    def __init__(self, peak_learning_rate: float, warmup_steps: int, total_steps: int):
-        if total_steps < 1:
-            raise ValueError(f"total_steps must be at least 1, got {total_steps}")
-        if not 0 <= warmup_steps <= total_steps:
-            raise ValueError(f"--warmup_steps must be in [0, {total_steps}], got {warmup_steps}")
-        self.peak_learning_rate = float(peak_learning_rate)
-        self.warmup_steps = int(warmup_steps)
-        self.total_steps = int(total_steps)
-
-    def __call__(self, step):
-        step = ops.cast(step, "float32")
-        rising = (step + 1.0) / float(max(self.warmup_steps, 1))
-        falling = (float(self.total_steps) - step) / float(max(self.total_steps - self.warmup_steps, 1))
-        factor = ops.where(step < float(self.warmup_steps), rising, falling)
-        return self.peak_learning_rate * ops.clip(factor, 0.0, 1.0)
-
-    def get_config(self):
-        return {"peak_learning_rate": self.peak_learning_rate,
-                "warmup_steps": self.warmup_steps, "total_steps": self.total_steps}
 
 
 # ----------------------------------------------------------------------------- data
@@ -283,7 +253,7 @@ def build_training_model(cfg, preprocessor, total_steps: int, warmup_steps: int)
         awp_start_loss=cfg.awp_start_loss, listwise_loss_weight=cfg.listwise_loss_weight,
         listwise_loss=cfg.listwise_loss)
     optimizer = keras.optimizers.AdamW(
-        learning_rate=WarmupLinearDecay(cfg.learning_rate, warmup_steps, total_steps),
+        learning_rate=schedules.WarmupLinearDecay(cfg.learning_rate, warmup_steps, total_steps),
         weight_decay=cfg.weight_decay, clipnorm=cfg.clipnorm or None,
         gradient_accumulation_steps=cfg.gradient_accumulation if cfg.gradient_accumulation > 1 else None)
     optimizer.exclude_from_weight_decay(var_names=NO_DECAY_NAMES)
