@@ -34,6 +34,7 @@ from keras_hub.src.utils.transformers.safetensor_utils import SafetensorLoader
 
 from esci_tf.data.errors import DataError
 from esci_tf.models import registry
+from esci_tf.models.hf_checkpoint import hf_file_path, read_json
 
 HF_CONFIG = "config.json"
 SAFETENSORS_FILE = "model.safetensors"
@@ -135,14 +136,6 @@ def _safetensors_keys(hf_dir):
         return list(f.keys())
 
 
-def _read_json(path):
-    try:
-        with tf.io.gfile.GFile(path) as f:
-            return json.load(f)
-    except json.JSONDecodeError as e:
-        raise DataError(f"not valid JSON: {e}", path=path) from e
-
-
 # Model hub addresses handled by keras-hub's from_preset, not file systems.
 _HUB_SCHEMES = ("kaggle://", "hf://", "modelscope://")
 
@@ -150,10 +143,6 @@ _HUB_SCHEMES = ("kaggle://", "hf://", "modelscope://")
 def _is_remote(path):
     """A tf.io.gfile file-system path that is not local (gs://, s3://, ram://, ...)."""
     return "://" in path and not path.startswith(_HUB_SCHEMES)
-
-
-def _join(directory, name):
-    return directory.rstrip("/") + "/" + name if _is_remote(directory) else os.path.join(directory, name)
 
 
 def checkpoint_kind(checkpoint: str) -> str:
@@ -164,10 +153,10 @@ def checkpoint_kind(checkpoint: str) -> str:
         if _is_remote(checkpoint) or os.path.sep in checkpoint or os.path.exists(checkpoint):
             raise DataError("checkpoint is not an existing directory", path=checkpoint)
         return "preset_name"
-    config_path = _join(checkpoint, HF_CONFIG)
+    config_path = hf_file_path(checkpoint, HF_CONFIG)
     if not tf.io.gfile.exists(config_path):
         raise DataError(f"checkpoint directory has no {HF_CONFIG}", path=checkpoint)
-    config = _read_json(config_path)
+    config = read_json(config_path)
     if "model_type" in config:
         return "hf_dir"
     if "registered_name" in config or "class_name" in config:
@@ -200,7 +189,7 @@ def _keras_hub_config(model_type, hf_config, hf_dir):
         if hf_config.get(key, allowed[0]) not in allowed:
             raise DataError(
                 f"{key}={hf_config[key]!r} is not supported for model_type {model_type!r} "
-                f"(supported: {allowed})", path=_join(hf_dir, HF_CONFIG),
+                f"(supported: {allowed})", path=hf_file_path(hf_dir, HF_CONFIG),
             )
 
     require("position_embedding_type", ("absolute",))
@@ -208,7 +197,7 @@ def _keras_hub_config(model_type, hf_config, hf_dir):
     try:
         kwargs = converter.convert_backbone_config(hf_config)
     except KeyError as e:
-        raise DataError(f"config lacks {e}", path=_join(hf_dir, HF_CONFIG)) from e
+        raise DataError(f"config lacks {e}", path=hf_file_path(hf_dir, HF_CONFIG)) from e
     if model_type == "bert":
         require("hidden_act", tuple(_BERT_ACTIVATIONS))
         require("layer_norm_eps", (1e-12,))
@@ -226,10 +215,10 @@ def load_hf_backbone(hf_dir: str, backbone: str | None = None, dtype=None):
 
     `backbone`, if given, must be the registry name the directory's model_type maps to.
     """
-    config_path = _join(hf_dir, HF_CONFIG)
+    config_path = hf_file_path(hf_dir, HF_CONFIG)
     if not tf.io.gfile.exists(config_path):
         raise DataError(f"no {HF_CONFIG}", path=hf_dir)
-    hf_config = _read_json(config_path)
+    hf_config = read_json(config_path)
     model_type = hf_config.get("model_type")
     try:
         entry = registry.entry_for_model_type(model_type)

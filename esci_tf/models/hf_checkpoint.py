@@ -37,6 +37,15 @@ def hf_file_path(directory, name):
     return os.path.join(directory, name)
 
 
+def read_json(path):
+    """A JSON file (local or gs://); DataError naming the file when it is not valid JSON."""
+    try:
+        with tf.io.gfile.GFile(path) as f:
+            return json.load(f)
+    except json.JSONDecodeError as e:
+        raise DataError(f"not valid JSON: {e}", path=path) from e
+
+
 def _read_local_safetensors(path):
     try:
         return safetensors.numpy.load_file(path)
@@ -77,11 +86,7 @@ def read_hf_checkpoint(hf_dir, prefix):
     if not tf.io.gfile.exists(config_path):
         raise DataError(f"no {CONFIG_FILE} in the Hugging Face directory {hf_dir}",
                         path=config_path)
-    with tf.io.gfile.GFile(config_path) as f:
-        try:
-            config = json.load(f)
-        except json.JSONDecodeError as e:
-            raise DataError(f"invalid JSON: {e}", path=config_path) from e
+    config = read_json(config_path)
 
     weights_path = hf_file_path(hf_dir, WEIGHTS_FILE)
     index_path = hf_file_path(hf_dir, WEIGHTS_INDEX_FILE)
