@@ -60,3 +60,26 @@ def parse_peers(text: str) -> list:
     if bad or len(set(peers)) != len(peers):
         raise ValueError(f"--peers {text!r}: expected distinct values of {PRECISIONS}")
     return peers
+
+
+def parse_run_flags(flag_values, positive: dict):
+    """(model spec, ours configs, peer precisions, buckets) from a script's flags.
+
+    `positive` names the script's count flags that must be >= 1 ({"--steps": 5, ...});
+    a bad value raises absl's UsageError naming the flag.
+    """
+    from absl import app
+
+    from bench import batching, models
+
+    try:
+        spec = models.get_spec(flag_values.model)
+        ours = parse_ours(flag_values.ours)
+        peers = parse_peers(flag_values.peers)
+        buckets = batching.parse_buckets(flag_values.buckets, flag_values.max_length)
+        bad = [name for name, value in positive.items() if value < 1]
+        if bad:
+            raise ValueError(f"{', '.join(positive)} must be >= 1 (got {', '.join(bad)} < 1)")
+    except ValueError as e:
+        raise app.UsageError(str(e)) from e
+    return spec, ours, peers, buckets

@@ -211,15 +211,8 @@ def peer_contenders(spec, precision, sample, pairs, requests, tokenizer) -> tupl
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-    try:
-        spec = models.get_spec(FLAGS.model)
-        ours = configs.parse_ours(FLAGS.ours)
-        peers = configs.parse_peers(FLAGS.peers)
-        buckets = batching.parse_buckets(FLAGS.buckets, FLAGS.max_length)
-        if min(FLAGS.batches, FLAGS.batch_size, FLAGS.requests, FLAGS.products_per_request) < 1:
-            raise ValueError("--batches, --batch_size, --requests and --products_per_request must be >= 1")
-    except ValueError as e:
-        raise app.UsageError(str(e)) from e
+    spec, ours, peers, buckets = configs.parse_run_flags(
+        FLAGS, {"--batches": FLAGS.batches, "--batch_size": FLAGS.batch_size, "--requests": FLAGS.requests, "--products_per_request": FLAGS.products_per_request})
     pairs = common.load_sample_pairs(FLAGS.data_dir, FLAGS.max_pairs)
     sample = models.encode_sample(spec, pairs, FLAGS.max_length)
     requests = make_requests(pairs, FLAGS.products_per_request)

@@ -96,15 +96,8 @@ def peer_contender(spec, precision, sample) -> common.Contender:
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-    try:
-        spec = models.get_spec(FLAGS.model)
-        ours = configs.parse_ours(FLAGS.ours)
-        peers = configs.parse_peers(FLAGS.peers)
-        buckets = batching.parse_buckets(FLAGS.buckets, FLAGS.max_length)
-        if FLAGS.steps < 1 or FLAGS.batch_size < 1:
-            raise ValueError("--steps and --batch_size must be >= 1")
-    except ValueError as e:
-        raise app.UsageError(str(e)) from e
+    spec, ours, peers, buckets = configs.parse_run_flags(
+        FLAGS, {"--steps": FLAGS.steps, "--batch_size": FLAGS.batch_size})
     pairs = common.load_sample_pairs(FLAGS.data_dir, FLAGS.max_pairs)
     sample = models.encode_sample(spec, pairs, FLAGS.max_length)
     lengths = sample.length_summary(FLAGS.max_length)
