@@ -17,6 +17,7 @@ from esci_tf.data.template import format_pairs
 from esci_tf.data.validation import SPLITS
 from esci_tf.labels import one_hot
 from esci_tf.preprocessing import PairPreprocessor, load_tokenizer
+from esci_tf.preprocessing.encode import encode_in_batches
 from tfrecords import summary as summary_lib
 from tfrecords import writer
 from tfrecords.shards import check_shard
@@ -36,19 +37,7 @@ def parse_tokenizer_flag(value: str) -> tuple:
 
 def encode_pairs(preprocessor, queries, product_texts, progress=None) -> tuple:
     """PairPreprocessor outputs as numpy arrays [N, max_length], and tokens cut per pair [N]."""
-    chunks, cut = {}, []
-    for start in range(0, len(queries), ENCODE_BATCH):
-        stop = start + ENCODE_BATCH
-        features, overflow = preprocessor.encode_with_overflow(queries[start:stop], product_texts[start:stop])
-        for key, value in features.items():
-            chunks.setdefault(key, []).append(value.numpy())
-        cut.append(overflow.numpy())
-        if progress is not None:
-            progress.update(len(queries[start:stop]))
-    if not cut:
-        empty = np.zeros((0, preprocessor.max_length), np.int32)
-        return {key: empty for key in ("token_ids", "segment_ids", "padding_mask")}, np.zeros(0, np.int32)
-    return {key: np.concatenate(value) for key, value in chunks.items()}, np.concatenate(cut)
+    return encode_in_batches(preprocessor, queries, product_texts, ENCODE_BATCH, progress)
 
 
 def _check_settings(max_length, num_folds, num_shards, label_smoothing):

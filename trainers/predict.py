@@ -34,23 +34,16 @@ def tagger_from_settings(template: dict):
 
 def encode_frame(frame: pd.DataFrame, preprocessor, template: dict, batch_size: int = 512) -> dict:
     """Model inputs (numpy int32 [N, max_length]) of every pair of a merged ESCI frame."""
-    import tensorflow as tf
-
     from esci_tf.data.template import format_pairs
+    from esci_tf.preprocessing.encode import encode_in_batches
 
-    keys = ("token_ids", "segment_ids", "padding_mask")
     if frame.empty:
-        return {key: np.zeros((0, preprocessor.max_length), np.int32) for key in keys}
+        return encode_in_batches(preprocessor, [], [])[0]
     queries, products = format_pairs(
         frame, tagger=tagger_from_settings(template), field_style=template["field_style"],
         prompt_tokens=template["prompt_tokens"])
-    chunks = {key: [] for key in keys}
-    for start in range(0, len(queries), batch_size):
-        encoded = preprocessor(tf.constant(list(queries[start:start + batch_size])),
-                               tf.constant(list(products[start:start + batch_size])))
-        for key in keys:
-            chunks[key].append(np.asarray(encoded[key]))
-    return {key: np.concatenate(value) for key, value in chunks.items()}
+    features, _ = encode_in_batches(preprocessor, queries, products, batch_size)
+    return features
 
 
 def predict_probabilities(model, preprocessor, template, frame, batch_size: int) -> np.ndarray:
