@@ -112,3 +112,33 @@ def test_missing_data_source_is_reported(tmp_path):
 def test_batch_larger_than_data_is_reported(tiny_tfrecords, tmp_path):
     with pytest.raises(flags.Error, match="--batch_size=4096"):
         fit.run_with_args(fit_args(tiny_tfrecords, tmp_path, "--batch_size=4096"))
+
+
+class RecordOptimizer(keras.callbacks.Callback):
+    """Keeps the optimizer and the token-embedding table at the start of training."""
+
+    def on_train_begin(self, logs=None):
+        self.optimizer = self.model.optimizer
+        self.table_before = np.asarray(self.model.model.word_embeddings).copy()
+        self.table_after = None
+
+    def on_train_end(self, logs=None):
+        self.table_after = np.asarray(self.model.model.word_embeddings)
+
+
+def test_lazy_adamw_with_fgm_moves_only_the_seen_embedding_rows(tiny_tfrecords, tmp_path):
+    from esci_tf.training.lazy_adamw import LazyAdamW
+    from tfrecords.reader import make_dataset
+
+    record = RecordOptimizer()
+    metrics = fit.run_with_args(fit_args(tiny_tfrecords, tmp_path, "--steps=3", "--optimizer=lazy_adamw",
+                                         "--adversarial=fgm", "--clipnorm=1.0"), [record])
+    assert isinstance(record.optimizer, LazyAdamW)
+    assert metrics["history"][-1]["step"] == 3
+    assert all(np.isfinite(v) for v in metrics["history"][-1].values() if isinstance(v, float))
+    seen = set()
+    for features, *_ in make_dataset(f"{tiny_tfrecords}/train-*", batch_size=8, max_length=24, training=False):
+        seen.update(np.unique(features["token_ids"].numpy()).tolist())
+    moved = set(np.flatnonzero(np.abs(record.table_after - record.table_before).sum(axis=1) > 0).tolist())
+    # Only ids of the training data moved (dense AdamW's weight decay would move every row).
+    assert moved and moved <= seen and len(moved) < len(record.table_before) // 2

@@ -239,6 +239,7 @@ def backbone_config(cfg, preprocessor):
 def build_training_model(cfg, preprocessor, total_steps: int, warmup_steps: int):
     """(TrainingModel, CrossEncoder, optimizer), compiled; call inside the strategy scope."""
     from esci_tf.models import build_cross_encoder
+    from esci_tf.training.lazy_adamw import LazyAdamW
     from esci_tf.training.training_model import TrainingModel
 
     model = build_cross_encoder(
@@ -252,7 +253,8 @@ def build_training_model(cfg, preprocessor, total_steps: int, warmup_steps: int)
         fgm_epsilon=cfg.fgm_epsilon, awp_lr=cfg.awp_lr, awp_eps=cfg.awp_eps,
         awp_start_loss=cfg.awp_start_loss, listwise_loss_weight=cfg.listwise_loss_weight,
         listwise_loss=cfg.listwise_loss)
-    optimizer = keras.optimizers.AdamW(
+    optimizer_class = LazyAdamW if cfg.optimizer == "lazy_adamw" else keras.optimizers.AdamW
+    optimizer = optimizer_class(
         learning_rate=schedules.WarmupLinearDecay(cfg.learning_rate, warmup_steps, total_steps),
         weight_decay=cfg.weight_decay, clipnorm=cfg.clipnorm or None,
         gradient_accumulation_steps=cfg.gradient_accumulation if cfg.gradient_accumulation > 1 else None)

@@ -74,6 +74,9 @@ def define_flags():
                          lower_bound=0)
     flags.DEFINE_float("learning_rate", 3e-5, "Peak AdamW learning rate.", lower_bound=0.0)
     flags.DEFINE_float("weight_decay", 0.01, "AdamW weight decay.", lower_bound=0.0)
+    flags.DEFINE_enum("optimizer", "adamw", ["adamw", "lazy_adamw"], "keras AdamW, or "
+                      "esci_tf LazyAdamW: sparse (token-embedding) gradients update only the rows "
+                      "a batch touches (fast for 250k-token vocabularies; see bench/README.md).")
     flags.DEFINE_float("clipnorm", 1.0, "Gradient norm clip (0: off).", lower_bound=0.0)
     flags.DEFINE_integer("warmup_steps", None, "Linear warmup steps (overrides "
                          "--warmup_ratio).", lower_bound=0)
