@@ -1,14 +1,16 @@
 """--ours and --peers values: which configurations of each side to run.
 
-An ours configuration is "PRECISION[+xla][+buckets]": PRECISION fp32 (float32 policy) or bf16
-(Keras mixed_bfloat16), xla = jit_compile=True, buckets = static length buckets (--buckets)
-instead of always max_length. A peer configuration is fp32 or bf16 (torch.autocast bfloat16).
+An ours configuration is "PRECISION[+xla][+buckets][+keras_dropout][+lazy]": PRECISION fp32
+(float32 policy) or bf16 (Keras mixed_bfloat16), xla = jit_compile=True, buckets = static length
+buckets (--buckets) instead of always max_length, keras_dropout = Keras' own dropout kernel
+instead of the project's default 16-bit FastDropout (esci_tf.models.fast_dropout), lazy =
+esci_tf LazyAdamW (row-wise embedding updates) instead of keras AdamW (training only). A peer configuration is fp32 or bf16 (torch.autocast bfloat16).
 """
 
 import dataclasses
 
 PRECISIONS = ("fp32", "bf16")
-OPTIONS = ("xla", "buckets")
+OPTIONS = ("xla", "buckets", "keras_dropout", "lazy")
 KERAS_POLICIES = {"fp32": "float32", "bf16": "mixed_bfloat16"}
 
 
@@ -17,6 +19,8 @@ class OursConfig:
     precision: str
     xla: bool = False
     buckets: bool = False
+    keras_dropout: bool = False
+    lazy: bool = False
 
     @property
     def name(self) -> str:
@@ -29,7 +33,10 @@ class OursConfig:
     @property
     def description(self) -> str:
         parts = [f"Keras {self.policy}", "XLA" if self.xla else "no XLA",
-                 "length buckets" if self.buckets else "static max_length"]
+                 "length buckets" if self.buckets else "static max_length",
+                 "Keras dropout" if self.keras_dropout else "16-bit dropout"]
+        if self.lazy:
+            parts.append("LazyAdamW")
         return ", ".join(parts)
 
 
@@ -45,7 +52,7 @@ def parse_ours(text: str) -> list:
         unknown = [o for o in options if o not in OPTIONS]
         if unknown or len(set(options)) != len(options):
             raise ValueError(f"--ours {item!r}: options must be distinct ones of {OPTIONS}")
-        configs.append(OursConfig(precision, "xla" in options, "buckets" in options))
+        configs.append(OursConfig(precision, *(o in options for o in OPTIONS)))
     if not configs:
         raise ValueError("--ours names no configuration")
     if len({c.name for c in configs}) != len(configs):

@@ -42,10 +42,12 @@ def ours_contender(spec, config, sample, buckets) -> common.Contender:
     """esci_tf CrossEncoder + TrainingModel + keras AdamW, fit() on a tf.data pipeline."""
     import keras
 
+    from esci_tf.training.lazy_adamw import LazyAdamW
     from esci_tf.training.training_model import TrainingModel
 
-    trainer = TrainingModel(models.build_ours(spec, config.policy))
-    trainer.compile(optimizer=keras.optimizers.AdamW(learning_rate=FLAGS.learning_rate, weight_decay=WEIGHT_DECAY),
+    trainer = TrainingModel(models.build_ours(spec, config.policy, not config.keras_dropout))
+    optimizer_class = LazyAdamW if config.lazy else keras.optimizers.AdamW
+    trainer.compile(optimizer=optimizer_class(learning_rate=FLAGS.learning_rate, weight_decay=WEIGHT_DECAY),
                     jit_compile=config.xla)
     size = FLAGS.batch_size
     if config.buckets:
