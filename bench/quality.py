@@ -24,6 +24,9 @@ Writes <results_dir>/quality.json and quality.png (the plot needs matplotlib).
 
 import dataclasses
 import functools
+import hashlib
+import json
+import pathlib
 import time
 
 import numpy as np
@@ -60,6 +63,48 @@ def define_flags():
     flags.DEFINE_integer("bootstrap_samples", 2000, "Bootstrap resamples of the queries.", lower_bound=100)
     flags.DEFINE_bool("plot", True, "Write quality.png (needs matplotlib).")
     flags.DEFINE_string("label", "", "Free text stored in the JSON (e.g. 'smoke run').")
+    flags.DEFINE_string("cache_dir", None, "Where each fine-tune's eval scores are kept (default "
+                        "<results_dir>/quality_cache; '' disables): a rerun with the same settings "
+                        "reuses them, so a long run resumes and can be split over invocations.")
+
+# Settings that change a fine-tune's scores: part of every cache key.
+CACHE_SETTINGS = ("folds", "fold_seed", "min_list_size", "max_length", "epochs", "max_train_pairs",
+                  "batch_size", "learning_rate", "peer_learning_rate", "list_size", "data_dir")
+
+
+class ScoreCache:
+    """Eval-row scores of finished fine-tunes, one .npy per (config, seed, fold), keyed by the
+    settings that change them (CACHE_SETTINGS) and the eval rows; None directory = no cache."""
+
+    def __init__(self, directory, settings: dict):
+        self.directory = pathlib.Path(directory) if directory else None
+        text = json.dumps({k: settings[k] for k in CACHE_SETTINGS}, sort_keys=True, default=str)
+        self.settings_hash = hashlib.sha256(text.encode()).hexdigest()[:12]
+
+    def path(self, name: str, seed: int, fold: int, eval_rows) -> pathlib.Path:
+        rows = hashlib.sha256(np.asarray(eval_rows, np.int64).tobytes()).hexdigest()[:8]
+        return self.directory / f"{name}-seed{seed}-fold{fold}-{self.settings_hash}-{rows}.npy"
+
+    def get(self, name, seed, fold, eval_rows):
+        if self.directory is None:
+            return None
+        path = self.path(name, seed, fold, eval_rows)
+        if not path.exists():
+            return None
+        scores = np.load(path)
+        if scores.shape != (len(eval_rows),):
+            raise ValueError(f"{path}: cached scores have shape {scores.shape}, expected "
+                             f"({len(eval_rows)},); delete the file to recompute it")
+        return scores
+
+    def put(self, name, seed, fold, eval_rows, scores):
+        if self.directory is None:
+            return
+        self.directory.mkdir(parents=True, exist_ok=True)
+        path = self.path(name, seed, fold, eval_rows)
+        temporary = path.with_suffix(".tmp.npy")
+        np.save(temporary, np.asarray(scores, np.float64))
+        temporary.replace(path)  # atomic: an interrupted run never leaves a half-written file
 
 
 def ablation_table(listwise_loss_weight: float = 0.5):
@@ -94,8 +139,9 @@ def _train_rows(train_rows, seed):
     return train_rows
 
 
-def cross_validate(data, seed, score_fold, name, log=log) -> dict:
-    """{query_id: NDCG} of one seed: every fold's eval queries scored by score_fold(train, eval)."""
+def cross_validate(data, seed, score_fold, name, log=log, cache=None) -> dict:
+    """{query_id: NDCG} of one seed: every fold's eval queries scored by score_fold(train, eval)
+    (or read from `cache`, a ScoreCache, when this fine-tune already ran)."""
     from bench.quality_data import fold_rows
     from bench.quality_stats import per_query_ndcg
 
@@ -103,18 +149,24 @@ def cross_validate(data, seed, score_fold, name, log=log) -> dict:
     for fold in range(data.num_folds):
         train_rows, eval_rows = fold_rows(data.folds, fold)
         start = time.perf_counter()
-        scores = score_fold(_train_rows(train_rows, seed), eval_rows)
+        scores = cache.get(name, seed, fold, eval_rows) if cache is not None else None
+        cached = scores is not None
+        if not cached:
+            scores = score_fold(_train_rows(train_rows, seed), eval_rows)
+            if cache is not None:
+                cache.put(name, seed, fold, eval_rows, scores)
         values = per_query_ndcg(data.gains[eval_rows], scores, data.query_ids[eval_rows])
         overlap = set(values) & set(result)
         if overlap:
             raise RuntimeError(f"queries {sorted(overlap)[:5]} evaluated in two folds")
         result.update(values)
         log(f"  {name} seed {seed} fold {fold}: {len(eval_rows)} eval pairs, "
-            f"NDCG {np.mean(list(values.values())):.4f} ({time.perf_counter() - start:.0f} s)")
+            f"NDCG {np.mean(list(values.values())):.4f} "
+            f"({'cached' if cached else f'{time.perf_counter() - start:.0f} s'})")
     return result
 
 
-def run_methods(data, methods, configs, seeds, log=log) -> dict:
+def run_methods(data, methods, configs, seeds, log=log, cache=None) -> dict:
     """{name: [per-seed {query_id: NDCG}]} of the baselines and every recipe config."""
     from bench import quality_train
     from bench.quality_data import take
@@ -142,14 +194,14 @@ def run_methods(data, methods, configs, seeds, log=log) -> dict:
     if "peer" in methods:
         results["peer"] = [cross_validate(data, seed, lambda tr, ev, seed=seed: quality_train.train_peer(
             take(plain, tr), labels[tr], take(plain, ev), seed, FLAGS.epochs, FLAGS.max_length,
-            FLAGS.batch_size, FLAGS.peer_learning_rate, log=log), "peer", log) for seed in seeds]
+            FLAGS.batch_size, FLAGS.peer_learning_rate, log=log), "peer", log, cache) for seed in seeds]
     settings = quality_train.TrainSettings(epochs=FLAGS.epochs, batch_size=FLAGS.batch_size,
                                            learning_rate=FLAGS.learning_rate, list_size=FLAGS.list_size)
     for key, config in configs.items():
         features = data.encoded[config.template]
         results[key] = [cross_validate(data, seed, lambda tr, ev, seed=seed, config=config: quality_train.train_recipe(
             config, settings, take(features, tr), labels[tr], data.query_ids[tr], take(features, ev), seed,
-            log=log), key, log) for seed in seeds]
+            log=log), key, log, cache) for seed in seeds]
     return results
 
 
@@ -249,7 +301,10 @@ def main(argv):
     log(f"{len(data.frame)} task-1 pairs, {data.frame['query_id'].nunique()} queries; "
           f"{int(evaluated.sum())} pairs of {data.frame.loc[evaluated, 'query_id'].nunique()} "
           f"long-list queries in {FLAGS.folds} folds; {len(configs)} recipe configs x {len(seeds)} seeds")
-    results = run_methods(data, methods, configs, seeds)
+    cache_dir = (pathlib.Path(FLAGS.results_dir) / "quality_cache" if FLAGS.cache_dir is None
+                 else FLAGS.cache_dir)
+    cache = ScoreCache(cache_dir, {name: FLAGS[name].value for name in CACHE_SETTINGS})
+    results = run_methods(data, methods, configs, seeds, cache=cache)
     method_names = {m: m for m in methods if m != "recipe"}
     if recipe_key:
         method_names["recipe"] = recipe_key

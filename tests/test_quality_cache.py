@@ -1,0 +1,54 @@
+"""bench/quality's ScoreCache: finished fine-tunes are reused only under the same settings."""
+
+import numpy as np
+import pytest
+from bench import quality
+
+SETTINGS = {name: 1 for name in quality.CACHE_SETTINGS}
+
+
+def test_put_then_get_round_trips_and_keys_on_settings_and_rows(tmp_path):
+    cache = quality.ScoreCache(tmp_path, SETTINGS)
+    rows = np.array([3, 5, 9])
+    assert cache.get("recipe", 0, 1, rows) is None
+    cache.put("recipe", 0, 1, rows, np.array([0.1, 0.2, 0.3]))
+    np.testing.assert_array_equal(cache.get("recipe", 0, 1, rows), [0.1, 0.2, 0.3])
+    assert cache.get("recipe", 1, 1, rows) is None  # other seed
+    assert cache.get("recipe", 0, 1, np.array([3, 5, 8])) is None  # other eval rows
+    changed = quality.ScoreCache(tmp_path, dict(SETTINGS, epochs=2))
+    assert changed.get("recipe", 0, 1, rows) is None
+    assert not list(tmp_path.glob("*.tmp.npy"))
+
+
+def test_wrong_shape_names_the_file(tmp_path):
+    cache = quality.ScoreCache(tmp_path, SETTINGS)
+    rows = np.array([1, 2])
+    np.save(cache.path("peer", 0, 0, rows), np.zeros(5))
+    with pytest.raises(ValueError, match=r"peer-seed0-fold0.*shape \(5,\)"):
+        cache.get("peer", 0, 0, rows)
+
+
+def test_disabled_cache_stores_nothing(tmp_path):
+    cache = quality.ScoreCache("", SETTINGS)
+    cache.put("peer", 0, 0, np.array([1]), np.array([0.5]))
+    assert cache.get("peer", 0, 0, np.array([1])) is None
+
+
+def test_cross_validate_reads_the_cache_instead_of_training(tmp_path, monkeypatch):
+    monkeypatch.setattr(quality, "_train_rows", lambda rows, seed: rows)  # no --max_train_pairs
+    class Data:
+        num_folds = 2
+        folds = np.array([0, 0, 1, 1, -1])
+        gains = np.array([1.0, 0.0, 0.1, 1.0, 0.0])
+        query_ids = np.array([7, 7, 8, 8, 9])
+
+    cache = quality.ScoreCache(tmp_path, SETTINGS)
+    calls = []
+
+    def score_fold(train_rows, eval_rows):
+        calls.append(list(eval_rows))
+        return np.arange(len(eval_rows), 0, -1, dtype=float)
+
+    first = quality.cross_validate(Data, 0, score_fold, "peer", log=lambda *a: None, cache=cache)
+    second = quality.cross_validate(Data, 0, score_fold, "peer", log=lambda *a: None, cache=cache)
+    assert calls == [[0, 1], [2, 3]] and first == second
