@@ -19,6 +19,7 @@ from keras import ops
 from esci_tf import labels, special_tokens
 from esci_tf.models import checkpoints, precision, registry, vocabulary
 from esci_tf.models.fast_dropout import use_fast_dropout
+from esci_tf.models.fast_gelu import use_fast_gelu
 from esci_tf.models.heads import MultiSampleDropout, QueryCrossAttention, WeightedLayerPooling
 
 POOLINGS = ("cls", "weighted_layers")
@@ -46,6 +47,8 @@ class CrossEncoder(keras.Model):
         fast_dropout: switch every Dropout layer (the backbone's included) to
             fast_dropout.FastDropout: the same distribution from 16-bit random draws, about
             twice as fast (bench/README.md); False keeps Keras' own kernel.
+        fast_gelu: compute the backbone's exact GELU in float32 (fast_gelu.gelu_erf: no
+            slow bfloat16 Erfc kernel on CPU); False keeps Keras' tf.nn.gelu.
     """
 
     def __init__(
@@ -60,6 +63,7 @@ class CrossEncoder(keras.Model):
         query_segment_from=None,
         separator_token_id=None,
         fast_dropout=True,
+        fast_gelu=True,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -125,6 +129,9 @@ class CrossEncoder(keras.Model):
         self.fast_dropout = bool(fast_dropout)
         if self.fast_dropout:
             use_fast_dropout(self)
+        self.fast_gelu = bool(fast_gelu)
+        if self.fast_gelu:
+            use_fast_gelu(self)
 
     def _build_heads(self):
         hidden = self.hidden_dim
@@ -204,6 +211,7 @@ class CrossEncoder(keras.Model):
             "query_segment_from": self.query_segment_from,
             "separator_token_id": self.separator_token_id,
             "fast_dropout": self.fast_dropout,
+            "fast_gelu": self.fast_gelu,
         })
         return config
 
@@ -246,6 +254,7 @@ def build_cross_encoder(
     embedding_noise_stddev: float = 0.0,
     seed: int = 0,
     fast_dropout: bool = True,
+    fast_gelu: bool = True,
 ) -> CrossEncoder:
     """A CrossEncoder on a pretrained (`checkpoint`) or random (`backbone_config`) backbone.
 
@@ -254,7 +263,7 @@ def build_cross_encoder(
     the mean embedding (+ `embedding_noise_stddev` noise). `multi_sample_dropout` K > 1 uses
     K dropout rates from `dropout` to 0.5. `dtype_policy` "mixed_bfloat16", "float32",
     "auto" (precision.recommended_policy() for this machine) or None (the global Keras
-    policy); logits are float32 either way. `fast_dropout`: see CrossEncoder.
+    policy); logits are float32 either way. `fast_dropout`, `fast_gelu`: see CrossEncoder.
     """
     if (checkpoint is None) == (backbone_config is None):
         raise ValueError("give exactly one of checkpoint (pretrained) and backbone_config (random)")
@@ -277,5 +286,6 @@ def build_cross_encoder(
         dropout_rates=multi_sample_dropout_rates(multi_sample_dropout, dropout),
         cross_attention=cross_attention,
         fast_dropout=fast_dropout,
+        fast_gelu=fast_gelu,
         dtype=dtype_policy,
     )
