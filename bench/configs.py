@@ -1,16 +1,17 @@
 """--ours and --peers values: which configurations of each side to run.
 
-An ours configuration is "PRECISION[+xla][+buckets][+keras_dropout][+lazy]": PRECISION fp32
+An ours configuration is "PRECISION[+xla][+buckets][+keras_kernels][+lazy]": PRECISION fp32
 (float32 policy) or bf16 (Keras mixed_bfloat16), xla = jit_compile=True, buckets = static length
-buckets (--buckets) instead of always max_length, keras_dropout = Keras' own dropout kernel
-instead of the project's default 16-bit FastDropout (esci_tf.models.fast_dropout), lazy =
+buckets (--buckets) instead of always max_length, keras_kernels = Keras' own dropout and GELU
+kernels instead of the project's defaults (esci_tf.models.fast_dropout: 16-bit random draws;
+esci_tf.models.fast_gelu: float32 erf, fused gradient), lazy =
 esci_tf LazyAdamW (row-wise embedding updates) instead of keras AdamW (training only). A peer configuration is fp32 or bf16 (torch.autocast bfloat16).
 """
 
 import dataclasses
 
 PRECISIONS = ("fp32", "bf16")
-OPTIONS = ("xla", "buckets", "keras_dropout", "lazy")
+OPTIONS = ("xla", "buckets", "keras_kernels", "lazy")
 KERAS_POLICIES = {"fp32": "float32", "bf16": "mixed_bfloat16"}
 
 
@@ -19,7 +20,7 @@ class OursConfig:
     precision: str
     xla: bool = False
     buckets: bool = False
-    keras_dropout: bool = False
+    keras_kernels: bool = False
     lazy: bool = False
 
     @property
@@ -34,7 +35,7 @@ class OursConfig:
     def description(self) -> str:
         parts = [f"Keras {self.policy}", "XLA" if self.xla else "no XLA",
                  "length buckets" if self.buckets else "static max_length",
-                 "Keras dropout" if self.keras_dropout else "16-bit dropout"]
+                 "Keras dropout + GELU" if self.keras_kernels else "fast dropout + GELU"]
         if self.lazy:
             parts.append("LazyAdamW")
         return ", ".join(parts)

@@ -75,13 +75,14 @@ def get_spec(name: str) -> ModelSpec:
 MODEL_NAMES = ("minilm", "xlmr_base_random", "xlmr_tiny_random")
 
 
-def build_ours(spec: ModelSpec, dtype_policy: str, fast_dropout: bool = True):
-    """esci_tf CrossEncoder (CLS pooling, dropout 0.1) with the spec's weights."""
+def build_ours(spec: ModelSpec, dtype_policy: str, fast_kernels: bool = True):
+    """esci_tf CrossEncoder (CLS pooling, dropout 0.1) with the spec's weights; fast_kernels
+    False: Keras' own dropout and GELU instead of FastDropout and gelu_erf."""
     from esci_tf.models import build_cross_encoder
 
     if spec.pretrained:
         return build_cross_encoder(spec.backbone, checkpoint=minilm_dir(), dtype_policy=dtype_policy,
-                                   fast_dropout=fast_dropout)
+                                   fast_dropout=fast_kernels, fast_gelu=fast_kernels)
     c = spec.hf_config
     backbone_config = dict(
         vocabulary_size=c["vocab_size"], num_layers=c["num_hidden_layers"], num_heads=c["num_attention_heads"],
@@ -89,7 +90,7 @@ def build_ours(spec: ModelSpec, dtype_policy: str, fast_dropout: bool = True):
         dropout=c["hidden_dropout_prob"], max_sequence_length=c["max_position_embeddings"] - 2,
     )
     return build_cross_encoder(spec.backbone, backbone_config=backbone_config, dtype_policy=dtype_policy,
-                               fast_dropout=fast_dropout)
+                               fast_dropout=fast_kernels, fast_gelu=fast_kernels)
 
 
 def _transformers():
