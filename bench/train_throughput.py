@@ -25,7 +25,7 @@ def define_flags():
     flags.DEFINE_string("ours", "fp32+xla,bf16,bf16+xla,fp32+xla+buckets,bf16+buckets",
                         "Comma-separated ours configurations PRECISION[+xla][+buckets].")
     flags.DEFINE_string("peers", "fp32,bf16", "Comma-separated peer precisions (fp32, bf16; empty: none).")
-    flags.DEFINE_string("buckets", "32,64,128", "Static length buckets of the +buckets configurations.")
+    flags.DEFINE_string("buckets", "32,48,64,80,96,112,128", "Static length buckets of the +buckets configurations.")
     flags.DEFINE_float("learning_rate", 2e-5, "AdamW learning rate (both sides).")
     flags.DEFINE_integer("seed", 0, "Seed of the batch order.")
 
