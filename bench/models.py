@@ -77,12 +77,14 @@ MODEL_NAMES = ("minilm", "xlmr_base_random", "xlmr_tiny_random")
 
 def build_ours(spec: ModelSpec, dtype_policy: str, fast_kernels: bool = True):
     """esci_tf CrossEncoder (CLS pooling, dropout 0.1) with the spec's weights; fast_kernels
-    False: Keras' own dropout and GELU instead of FastDropout and gelu_erf."""
+    False: Keras' own dropout, GELU and attention instead of FastDropout, gelu_erf and
+    head-major attention."""
     from esci_tf.models import build_cross_encoder
 
     if spec.pretrained:
         return build_cross_encoder(spec.backbone, checkpoint=minilm_dir(), dtype_policy=dtype_policy,
-                                   fast_dropout=fast_kernels, fast_gelu=fast_kernels)
+                                   fast_dropout=fast_kernels, fast_gelu=fast_kernels,
+                                   fast_attention=fast_kernels)
     c = spec.hf_config
     backbone_config = dict(
         vocabulary_size=c["vocab_size"], num_layers=c["num_hidden_layers"], num_heads=c["num_attention_heads"],
@@ -90,7 +92,8 @@ def build_ours(spec: ModelSpec, dtype_policy: str, fast_kernels: bool = True):
         dropout=c["hidden_dropout_prob"], max_sequence_length=c["max_position_embeddings"] - 2,
     )
     return build_cross_encoder(spec.backbone, backbone_config=backbone_config, dtype_policy=dtype_policy,
-                               fast_dropout=fast_kernels, fast_gelu=fast_kernels)
+                               fast_dropout=fast_kernels, fast_gelu=fast_kernels,
+                                   fast_attention=fast_kernels)
 
 
 def _transformers():

@@ -18,6 +18,7 @@ from keras import ops
 
 from esci_tf import labels, special_tokens
 from esci_tf.models import checkpoints, precision, registry, vocabulary
+from esci_tf.models.fast_attention import use_fast_attention
 from esci_tf.models.fast_dropout import use_fast_dropout
 from esci_tf.models.fast_gelu import use_fast_gelu
 from esci_tf.models.heads import MultiSampleDropout, QueryCrossAttention, WeightedLayerPooling
@@ -49,6 +50,9 @@ class CrossEncoder(keras.Model):
             twice as fast (bench/README.md); False keeps Keras' own kernel.
         fast_gelu: compute the backbone's exact GELU in float32 (fast_gelu.gelu_erf: no
             slow bfloat16 Erfc kernel on CPU); False keeps Keras' tf.nn.gelu.
+        fast_attention: run every MultiHeadAttention's scores and context as head-major
+            batched matmuls (fast_attention.head_major_attention) instead of Keras' einsums;
+            False keeps Keras' implementation.
     """
 
     def __init__(
@@ -64,6 +68,7 @@ class CrossEncoder(keras.Model):
         separator_token_id=None,
         fast_dropout=True,
         fast_gelu=True,
+        fast_attention=True,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -132,6 +137,9 @@ class CrossEncoder(keras.Model):
         self.fast_gelu = bool(fast_gelu)
         if self.fast_gelu:
             use_fast_gelu(self)
+        self.fast_attention = bool(fast_attention)
+        if self.fast_attention:
+            use_fast_attention(self)
 
     def _build_heads(self):
         hidden = self.hidden_dim
@@ -212,6 +220,7 @@ class CrossEncoder(keras.Model):
             "separator_token_id": self.separator_token_id,
             "fast_dropout": self.fast_dropout,
             "fast_gelu": self.fast_gelu,
+            "fast_attention": self.fast_attention,
         })
         return config
 
@@ -255,6 +264,7 @@ def build_cross_encoder(
     seed: int = 0,
     fast_dropout: bool = True,
     fast_gelu: bool = True,
+    fast_attention: bool = True,
 ) -> CrossEncoder:
     """A CrossEncoder on a pretrained (`checkpoint`) or random (`backbone_config`) backbone.
 
@@ -263,7 +273,7 @@ def build_cross_encoder(
     the mean embedding (+ `embedding_noise_stddev` noise). `multi_sample_dropout` K > 1 uses
     K dropout rates from `dropout` to 0.5. `dtype_policy` "mixed_bfloat16", "float32",
     "auto" (precision.recommended_policy() for this machine) or None (the global Keras
-    policy); logits are float32 either way. `fast_dropout`, `fast_gelu`: see CrossEncoder.
+    policy); logits are float32 either way. `fast_dropout`, `fast_gelu`, `fast_attention`: see CrossEncoder.
     """
     if (checkpoint is None) == (backbone_config is None):
         raise ValueError("give exactly one of checkpoint (pretrained) and backbone_config (random)")
@@ -287,5 +297,6 @@ def build_cross_encoder(
         cross_attention=cross_attention,
         fast_dropout=fast_dropout,
         fast_gelu=fast_gelu,
+        fast_attention=fast_attention,
         dtype=dtype_policy,
     )

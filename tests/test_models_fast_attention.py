@@ -1,0 +1,64 @@
+"""head_major_attention: Keras MultiHeadAttention's results from head-major matmuls."""
+
+import numpy as np
+import keras
+import pytest
+
+from esci_tf.models import build_cross_encoder
+from esci_tf.models.fast_attention import use_fast_attention
+
+TINY = dict(vocabulary_size=100, num_layers=2, num_heads=2, hidden_dim=32, intermediate_dim=64,
+            max_sequence_length=32)
+
+
+def _layer_pair(**kwargs):
+    plain = keras.layers.MultiHeadAttention(num_heads=3, key_dim=4, value_dim=5, **kwargs)
+    fast = keras.layers.MultiHeadAttention(num_heads=3, key_dim=4, value_dim=5, **kwargs)
+    query, value = np.random.default_rng(0).normal(size=(2, 2, 7, 6)).astype("float32")
+    plain(query, value)
+    fast(query, value)
+    fast.set_weights(plain.get_weights())
+    assert use_fast_attention(fast) == 1
+    return plain, fast, query, value
+
+
+def test_outputs_and_scores_match_keras_with_a_mask():
+    plain, fast, query, value = _layer_pair()
+    mask = np.random.default_rng(1).random((2, 7, 7)) > 0.3
+    mask[:, :, 0] = True
+    out_plain, scores_plain = plain(query, value, attention_mask=mask, return_attention_scores=True)
+    out_fast, scores_fast = fast(query, value, attention_mask=mask, return_attention_scores=True)
+    np.testing.assert_allclose(out_fast, out_plain, atol=1e-5)
+    np.testing.assert_allclose(scores_fast, scores_plain, atol=1e-6)
+
+
+def test_training_dropout_uses_the_layer_dropout():
+    plain, fast, query, value = _layer_pair(dropout=0.5)
+    np.testing.assert_allclose(fast(query, value, training=False), plain(query, value, training=False), atol=1e-5)
+    first, second = fast(query, value, training=True), fast(query, value, training=True)
+    assert not np.allclose(first, second)  # fresh dropout masks each call
+
+
+def test_causal_attention_keeps_keras_implementation():
+    plain, fast, query, value = _layer_pair()
+    np.testing.assert_allclose(fast(query, value, use_causal_mask=True),
+                               plain(query, value, use_causal_mask=True), atol=1e-5)
+
+
+@pytest.mark.parametrize("cross_attention", [False, True])
+def test_cross_encoder_scores_match_keras_attention(cross_attention, tmp_path):
+    plain = build_cross_encoder("bert", backbone_config=TINY, cross_attention=cross_attention,
+                                fast_attention=False)
+    fast = build_cross_encoder("bert", backbone_config=TINY, cross_attention=cross_attention)
+    fast.set_weights(plain.get_weights())
+    switched = [l for l in fast._flatten_layers() if "_compute_attention" in l.__dict__]
+    assert len(switched) == TINY["num_layers"] + (2 if cross_attention else 0)
+    batch = {"token_ids": np.arange(20, dtype="int32").reshape(2, 10) % 90 + 5,
+             "segment_ids": np.array([[0] * 4 + [1] * 6] * 2, "int32"),
+             "padding_mask": np.array([[1] * 10, [1] * 7 + [0] * 3], "int32")}
+    np.testing.assert_allclose(fast(batch), plain(batch), atol=1e-5)
+    path = tmp_path / "model.keras"
+    fast.save(path)
+    loaded = keras.saving.load_model(path)
+    assert loaded.get_config()["fast_attention"] is True
+    np.testing.assert_allclose(loaded(batch), fast(batch), atol=1e-6)
