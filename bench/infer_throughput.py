@@ -160,7 +160,8 @@ def savedmodel_contender(spec, config, sample, pairs, requests):
         real = np.concatenate(lengths)
         return _forward_work(spec, real, [FLAGS.max_length] * len(real), latencies)
 
-    return common.Contender(f"ours_savedmodel_{config.precision}", "ours",
+    suffix = "+keras_kernels" if config.keras_kernels else ""
+    return common.Contender(f"ours_savedmodel_{config.precision}{suffix}", "ours",
                             run=lambda: serve(request_cycle.take(FLAGS.requests)),
                             warmup=lambda: serve(requests[:1]), precision=config.precision,
                             description="SavedModel serving_default (strings in, scores out), " + config.precision)
