@@ -66,8 +66,7 @@ class LazyAdamW(keras.optimizers.AdamW):
         if not isinstance(gradient, tf.IndexedSlices):
             return super().update_step(gradient, variable, learning_rate)
         dtype = variable.dtype
-        gradient = _deduplicate(gradient)  # apply() did it; update_step may be called alone
-        rows, values = gradient.indices, tf.cast(gradient.values, dtype)
+        rows, values = gradient.indices, tf.cast(gradient.values, dtype)  # unique: see apply()
         lr = tf.cast(learning_rate, dtype)
         step = tf.cast(self.iterations + 1, dtype)
         beta_1 = tf.cast(self.beta_1, dtype)
