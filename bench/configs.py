@@ -2,10 +2,10 @@
 
 An ours configuration is "PRECISION[+xla][+buckets][+keras_kernels][+lazy]": PRECISION fp32
 (float32 policy) or bf16 (Keras mixed_bfloat16), xla = jit_compile=True, buckets = static length
-buckets (--buckets) instead of always max_length, keras_kernels = Keras' own dropout and GELU
-kernels instead of the project's defaults (esci_tf.models.fast_dropout: 16-bit random draws;
-esci_tf.models.fast_gelu: float32 erf, fused gradient), lazy =
-esci_tf LazyAdamW (row-wise embedding updates) instead of keras AdamW (training only). A peer configuration is fp32 or bf16 (torch.autocast bfloat16).
+buckets (--buckets) instead of always max_length, keras_kernels = Keras' own dropout, GELU and
+attention instead of the CrossEncoder defaults (esci_tf.models.cross_encoder.FAST_KERNELS),
+lazy = esci_tf LazyAdamW (row-wise embedding updates) instead of keras AdamW (training only).
+A peer configuration is fp32 or bf16 (torch.autocast bfloat16).
 """
 
 import dataclasses
@@ -35,7 +35,7 @@ class OursConfig:
     def description(self) -> str:
         parts = [f"Keras {self.policy}", "XLA" if self.xla else "no XLA",
                  "length buckets" if self.buckets else "static max_length",
-                 "Keras dropout + GELU" if self.keras_kernels else "fast dropout + GELU"]
+                 "Keras kernels" if self.keras_kernels else "fast dropout, GELU, attention"]
         if self.lazy:
             parts.append("LazyAdamW")
         return ", ".join(parts)

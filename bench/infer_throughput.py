@@ -38,7 +38,7 @@ def define_flags():
     flags.DEFINE_integer("requests", 10, "Single-query requests per contender per round.")
     flags.DEFINE_integer("products_per_request", 40, "Products scored for the query of one request.")
     flags.DEFINE_string("ours", "fp32,fp32+xla,bf16,bf16+xla,bf16+buckets",
-                        "Comma-separated ours configurations PRECISION[+xla][+buckets].")
+                        "Comma-separated ours configurations PRECISION[+xla][+buckets][+keras_kernels][+lazy] (bench/configs.py).")
     flags.DEFINE_string("peers", "fp32,bf16", "Comma-separated peer precisions (fp32, bf16; empty: none).")
     flags.DEFINE_string("buckets", "32,48,64,80,96,112,128", "Static length buckets of the +buckets configurations.")
     flags.DEFINE_integer("seed", 0, "Seed of the batch order.")

@@ -80,20 +80,18 @@ def build_ours(spec: ModelSpec, dtype_policy: str, fast_kernels: bool = True):
     False: Keras' own dropout, GELU and attention instead of FastDropout, gelu_erf and
     head-major attention."""
     from esci_tf.models import build_cross_encoder
+    from esci_tf.models.cross_encoder import FAST_KERNELS
 
+    kernels = {name: fast_kernels for name in FAST_KERNELS}
     if spec.pretrained:
-        return build_cross_encoder(spec.backbone, checkpoint=minilm_dir(), dtype_policy=dtype_policy,
-                                   fast_dropout=fast_kernels, fast_gelu=fast_kernels,
-                                   fast_attention=fast_kernels)
+        return build_cross_encoder(spec.backbone, checkpoint=minilm_dir(), dtype_policy=dtype_policy, **kernels)
     c = spec.hf_config
     backbone_config = dict(
         vocabulary_size=c["vocab_size"], num_layers=c["num_hidden_layers"], num_heads=c["num_attention_heads"],
         hidden_dim=c["hidden_size"], intermediate_dim=c["intermediate_size"],
         dropout=c["hidden_dropout_prob"], max_sequence_length=c["max_position_embeddings"] - 2,
     )
-    return build_cross_encoder(spec.backbone, backbone_config=backbone_config, dtype_policy=dtype_policy,
-                               fast_dropout=fast_kernels, fast_gelu=fast_kernels,
-                                   fast_attention=fast_kernels)
+    return build_cross_encoder(spec.backbone, backbone_config=backbone_config, dtype_policy=dtype_policy, **kernels)
 
 
 def _transformers():

@@ -23,7 +23,7 @@ def define_flags():
     flags.DEFINE_integer("steps", 10, "Training steps per contender per round.")
     flags.DEFINE_integer("batch_size", 32, "Pairs per training step.")
     flags.DEFINE_string("ours", "fp32+xla,bf16,bf16+xla,fp32+xla+buckets,bf16+buckets",
-                        "Comma-separated ours configurations PRECISION[+xla][+buckets].")
+                        "Comma-separated ours configurations PRECISION[+xla][+buckets][+keras_kernels][+lazy] (bench/configs.py).")
     flags.DEFINE_string("peers", "fp32,bf16", "Comma-separated peer precisions (fp32, bf16; empty: none).")
     flags.DEFINE_string("buckets", "32,48,64,80,96,112,128", "Static length buckets of the +buckets configurations.")
     flags.DEFINE_float("learning_rate", 2e-5, "AdamW learning rate (both sides).")

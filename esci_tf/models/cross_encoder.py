@@ -24,6 +24,9 @@ from esci_tf.models.fast_gelu import use_fast_gelu
 from esci_tf.models.heads import MultiSampleDropout, QueryCrossAttention, WeightedLayerPooling
 
 POOLINGS = ("cls", "weighted_layers")
+# CrossEncoder switch -> what installs that kernel on every matching layer of the model.
+FAST_KERNELS = {"fast_dropout": use_fast_dropout, "fast_gelu": use_fast_gelu,
+                "fast_attention": use_fast_attention}
 QUERY_SEGMENT_SOURCES = ("segment_ids", "separator")
 
 
@@ -131,15 +134,11 @@ class CrossEncoder(keras.Model):
             kernel_initializer=keras.initializers.TruncatedNormal(stddev=0.02), name="head",
         )
         self._build_heads()
-        self.fast_dropout = bool(fast_dropout)
-        if self.fast_dropout:
-            use_fast_dropout(self)
-        self.fast_gelu = bool(fast_gelu)
-        if self.fast_gelu:
-            use_fast_gelu(self)
-        self.fast_attention = bool(fast_attention)
-        if self.fast_attention:
-            use_fast_attention(self)
+        self.fast_dropout, self.fast_gelu, self.fast_attention = (
+            bool(fast_dropout), bool(fast_gelu), bool(fast_attention))
+        for name, install in FAST_KERNELS.items():
+            if getattr(self, name):
+                install(self)
 
     def _build_heads(self):
         hidden = self.hidden_dim
@@ -218,9 +217,7 @@ class CrossEncoder(keras.Model):
             "cross_attention_heads": self.cross_attention_heads,
             "query_segment_from": self.query_segment_from,
             "separator_token_id": self.separator_token_id,
-            "fast_dropout": self.fast_dropout,
-            "fast_gelu": self.fast_gelu,
-            "fast_attention": self.fast_attention,
+            **{name: getattr(self, name) for name in FAST_KERNELS},
         })
         return config
 

@@ -24,8 +24,7 @@ import tensorflow as tf
 _HEAD_MAJOR = [0, 2, 1, 3]  # [B, L, N, D] <-> [B, N, L, D]
 
 
-def head_major_attention(layer, query, key, value, attention_mask=None, training=None,
-                         return_attention_scores=False, use_causal_mask=False):
+def head_major_attention(layer, query, key, value, attention_mask=None, training=None):
     """MultiHeadAttention._compute_attention of `layer` on head-major matmuls.
 
     query [B, T, N, D], key [B, S, N, D], value [B, S, N, Dv] -> ([B, T, N, Dv], scores
@@ -49,8 +48,7 @@ def _fast_compute_attention(self, query, key, value, attention_mask=None, traini
     if len(query.shape) != 4 or use_causal_mask or not _supports(self):
         return type(self)._compute_attention(self, query, key, value, attention_mask, training,
                                              return_attention_scores, use_causal_mask)
-    return head_major_attention(self, query, key, value, attention_mask, training,
-                                return_attention_scores, use_causal_mask)
+    return head_major_attention(self, query, key, value, attention_mask, training)
 
 
 def use_fast_attention(model) -> int:

@@ -43,15 +43,16 @@ def _int32_seed(seed):
     return tf.cast(tf.math.floormod(tf.cast(seed, tf.int64), tf.int32.max - 1), tf.int32)
 
 
-def keep_mask(shape, rate: float, seed):
-    """Boolean keep mask of `shape` from 16-bit stateless draws (seed: [2] integers)."""
+def keep_mask(shape, threshold: int, seed):
+    """Boolean keep mask of `shape` from 16-bit stateless draws (seed: [2] integers): an
+    element is kept when its draw is >= threshold (drop_threshold(rate))."""
     shape = tf.convert_to_tensor(shape, tf.int32)
     count = tf.reduce_prod(shape)
     words = tf.random.stateless_uniform(
         [(count + 1) // 2], seed=_int32_seed(seed), minval=None, maxval=None, dtype=tf.uint32
     )
     draws = tf.reshape(tf.bitcast(words, tf.uint16), [-1])[:count]
-    return tf.reshape(draws >= tf.constant(drop_threshold(rate), tf.uint16), shape)
+    return tf.reshape(draws >= tf.constant(threshold, tf.uint16), shape)
 
 
 def fast_dropout(inputs, rate: float, seed, noise_shape=None):
@@ -62,7 +63,7 @@ def fast_dropout(inputs, rate: float, seed, noise_shape=None):
     threshold = drop_threshold(rate)
     shape = tf.shape(inputs) if noise_shape is None else _noise_shape(inputs, noise_shape)
     scale = tf.constant(_RANGE / (_RANGE - threshold), inputs.dtype)
-    return inputs * (tf.cast(keep_mask(shape, rate, seed), inputs.dtype) * scale)
+    return inputs * (tf.cast(keep_mask(shape, threshold, seed), inputs.dtype) * scale)
 
 
 def _noise_shape(inputs, noise_shape):
