@@ -9,9 +9,8 @@ from esci_tf import labels, special_tokens
 from esci_tf.models import (
     CrossEncoder, build_cross_encoder, multi_sample_dropout_rates, ranking_scores, recommended_policy,
 )
+from tests.model_fixtures import TINY_BERT as TINY
 
-TINY = dict(vocabulary_size=100, num_layers=2, num_heads=2, hidden_dim=32, intermediate_dim=64,
-            max_sequence_length=32)
 B, L = 4, 12
 
 

@@ -6,9 +6,7 @@ import pytest
 
 from esci_tf.models import build_cross_encoder
 from esci_tf.models.fast_attention import use_fast_attention
-
-TINY = dict(vocabulary_size=100, num_layers=2, num_heads=2, hidden_dim=32, intermediate_dim=64,
-            max_sequence_length=32)
+from tests.model_fixtures import TINY_BERT as TINY
 
 
 def _layer_pair(**kwargs):

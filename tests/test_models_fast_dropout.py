@@ -7,9 +7,7 @@ import tensorflow as tf
 
 from esci_tf.models import build_cross_encoder
 from esci_tf.models.fast_dropout import FastDropout, drop_threshold, fast_dropout, use_fast_dropout
-
-TINY = dict(vocabulary_size=100, num_layers=2, num_heads=2, hidden_dim=32, intermediate_dim=64,
-            max_sequence_length=32)
+from tests.model_fixtures import TINY_BERT as TINY
 
 
 @pytest.mark.parametrize("dtype", ["float32", "bfloat16"])

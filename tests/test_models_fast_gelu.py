@@ -7,9 +7,9 @@ import tensorflow as tf
 
 from esci_tf.models import build_cross_encoder
 from esci_tf.models.fast_gelu import gelu_erf
+from tests.model_fixtures import TINY_BERT
 
-TINY = dict(vocabulary_size=100, num_layers=2, num_heads=2, hidden_dim=32, intermediate_dim=64,
-            max_sequence_length=32, hidden_activation="gelu")  # exact GELU, as in MiniLM
+TINY = dict(TINY_BERT, hidden_activation="gelu")  # exact GELU, as in MiniLM
 
 
 def _value_and_gradient(fn, x):
