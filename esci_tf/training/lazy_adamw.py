@@ -76,7 +76,7 @@ class LazyAdamW(keras.optimizers.AdamW):
         m, v = self._momentums[index], self._velocities[index]
         m_rows = beta_1 * tf.gather(_tf_variable(m), rows) + (1 - beta_1) * values
         v_rows = beta_2 * tf.gather(_tf_variable(v), rows) + (1 - beta_2) * tf.square(values)
-        shape = tf.shape(_tf_variable(variable), out_type=rows.dtype)
+        shape = gradient.dense_shape
         self.assign(m, tf.IndexedSlices(m_rows, rows, shape))
         self.assign(v, tf.IndexedSlices(v_rows, rows, shape))
         delta = alpha * m_rows / (tf.sqrt(v_rows) + self.epsilon)
