@@ -30,6 +30,20 @@ def test_outputs_and_scores_match_keras_with_a_mask():
     np.testing.assert_allclose(scores_fast, scores_plain, atol=1e-6)
 
 
+def test_fully_masked_query_rows_are_zero_as_in_keras():
+    """Padded query positions mask every key: Keras zeroes their scores and context."""
+    plain, fast, query, value = _layer_pair()
+    mask = np.ones((2, 7, 7), bool)
+    mask[1, 4:, :] = False  # rows 4-6 of the second example see nothing
+    mask[0, :, 5:] = False
+    out_plain, scores_plain = plain(query, value, attention_mask=mask, return_attention_scores=True)
+    out_fast, scores_fast = fast(query, value, attention_mask=mask, return_attention_scores=True)
+    np.testing.assert_allclose(scores_fast, scores_plain, atol=1e-6)
+    assert np.all(np.asarray(scores_fast)[1, :, 4:] == 0)
+    np.testing.assert_allclose(out_fast, out_plain, atol=1e-5)
+    np.testing.assert_allclose(fast(query, value, attention_mask=mask.astype("int32")), out_plain, atol=1e-5)
+
+
 def test_training_dropout_uses_the_layer_dropout():
     plain, fast, query, value = _layer_pair(dropout=0.5)
     np.testing.assert_allclose(fast(query, value, training=False), plain(query, value, training=False), atol=1e-5)

@@ -8,8 +8,9 @@ shapes (batch 32, 12 heads x 32, length 128, bfloat16) the scores einsum took 15
 2.8 ms for the same product on head-major [batch, heads, length, head_dim] operands, and the
 context einsum 6.5 ms against 3.4 ms (bench/README.md). `head_major_attention` transposes
 query, key and value once, runs two tf.matmul calls and transposes the context back; the
-scale, masked softmax and attention dropout are the layer's own, so outputs equal Keras' up to
-float round-off.
+scale and attention dropout are the layer's own. The mask becomes an additive bias of shape
+[B, 1, T, S] (Keras selects twice over the full [B, N, T, S] scores: ~2.5 ms per select at
+MiniLM shapes), so outputs equal Keras' up to float round-off.
 
 `use_fast_attention(model)` installs it on every MultiHeadAttention inside a model whose
 attention runs over one sequence axis (4-D projections); causal, flash and multi-axis
@@ -24,18 +25,51 @@ import tensorflow as tf
 _HEAD_MAJOR = [0, 2, 1, 3]  # [B, L, N, D] <-> [B, N, L, D]
 
 
-def head_major_attention(layer, query, key, value, attention_mask=None, training=None):
+def head_major_attention(layer, query, key, value, attention_mask=None, training=None,
+                         return_scores=True):
     """MultiHeadAttention._compute_attention of `layer` on head-major matmuls.
 
     query [B, T, N, D], key [B, S, N, D], value [B, S, N, Dv] -> ([B, T, N, Dv], scores
-    [B, N, T, S]), as Keras' implementation returns them.
+    [B, N, T, S]), as Keras' implementation returns them. return_scores False: the scores
+    of fully masked rows (padded queries, never read) are left uniform instead of zeroed.
     """
     q = tf.transpose(query * tf.cast(layer._inverse_sqrt_key_dim, query.dtype), _HEAD_MAJOR)
     k = tf.transpose(key, _HEAD_MAJOR)
     v = tf.transpose(value, _HEAD_MAJOR)
-    scores = layer._masked_softmax(tf.matmul(q, k, transpose_b=True), attention_mask)
+    logits = tf.matmul(q, k, transpose_b=True)
+    if attention_mask is None:
+        scores, rows_kept = layer._softmax(logits), None
+    else:
+        scores, rows_kept = _masked_softmax(logits, attention_mask, zero_masked_rows=return_scores)
     probs = layer._dropout_layer(scores, training=training) if layer._dropout > 0.0 else scores
-    return tf.transpose(tf.matmul(probs, v), _HEAD_MAJOR), scores
+    context = tf.matmul(probs, v)
+    if rows_kept is not None:  # zeroing context rows == zeroing their (all-masked) score rows
+        context = context * rows_kept
+    return tf.transpose(context, _HEAD_MAJOR), scores
+
+
+def _masked_softmax(logits, attention_mask, zero_masked_rows: bool):
+    """keras.layers.Softmax with a mask, in fewer full-size passes: the mask becomes an
+    additive bias of its own (small) shape [B, 1, T, S] instead of two full-size selects.
+    Rows whose keys are all masked (padded query positions) come out uniform, not zero:
+    returns (scores, None) with those rows zeroed when `zero_masked_rows`, else (scores,
+    [B, 1, T, 1] row multiplier) for the caller to zero the matching context rows."""
+    mask = tf.convert_to_tensor(attention_mask)
+    if mask.dtype != tf.bool:
+        mask = mask > tf.cast(0.5, mask.dtype)
+    while len(mask.shape) < len(logits.shape):
+        mask = tf.expand_dims(mask, axis=-3)  # the heads axis, as Keras expands it
+    bias = tf.where(mask, tf.zeros([], logits.dtype), tf.constant(_large_negative(logits.dtype), logits.dtype))
+    scores = tf.nn.softmax(logits + bias)
+    rows_kept = tf.cast(tf.reduce_any(mask, axis=-1, keepdims=True), logits.dtype)
+    if zero_masked_rows:
+        return scores * rows_kept, None
+    return scores, rows_kept
+
+
+def _large_negative(dtype) -> float:
+    """Keras' masked value: -1e9, or -3e4 where float16 cannot hold it."""
+    return -3e4 if dtype == tf.float16 else -1e9
 
 
 def _supports(layer) -> bool:
@@ -48,7 +82,8 @@ def _fast_compute_attention(self, query, key, value, attention_mask=None, traini
     if len(query.shape) != 4 or use_causal_mask or not _supports(self):
         return type(self)._compute_attention(self, query, key, value, attention_mask, training,
                                              return_attention_scores, use_causal_mask)
-    return head_major_attention(self, query, key, value, attention_mask, training)
+    return head_major_attention(self, query, key, value, attention_mask, training,
+                                return_scores=return_attention_scores)
 
 
 def use_fast_attention(model) -> int:
