@@ -19,6 +19,7 @@ from keras import ops
 from esci_tf import labels, special_tokens
 from esci_tf.models import checkpoints, precision, registry, vocabulary
 from esci_tf.models.fast_attention import use_fast_attention
+from esci_tf.models.fast_dense import use_fast_dense
 from esci_tf.models.fast_dropout import use_fast_dropout
 from esci_tf.models.fast_gelu import use_fast_gelu
 from esci_tf.models.heads import MultiSampleDropout, QueryCrossAttention, WeightedLayerPooling
@@ -26,7 +27,7 @@ from esci_tf.models.heads import MultiSampleDropout, QueryCrossAttention, Weight
 POOLINGS = ("cls", "weighted_layers")
 # CrossEncoder switch -> what installs that kernel on every matching layer of the model.
 FAST_KERNELS = {"fast_dropout": use_fast_dropout, "fast_gelu": use_fast_gelu,
-                "fast_attention": use_fast_attention}
+                "fast_attention": use_fast_attention, "fast_dense": use_fast_dense}
 QUERY_SEGMENT_SOURCES = ("segment_ids", "separator")
 
 
@@ -56,6 +57,9 @@ class CrossEncoder(keras.Model):
         fast_attention: run every MultiHeadAttention's scores and context as head-major
             batched matmuls (fast_attention.head_major_attention) instead of Keras' einsums;
             False keeps Keras' implementation.
+        fast_dense: run every Dense / EinsumDense projection as one 2-D MatMul + BiasAdd
+            (+ the feed-forward GELU at inference) that oneDNN fuses into one kernel
+            (fast_dense.use_fast_dense); False keeps Keras' tensordot / einsum.
     """
 
     def __init__(
@@ -72,6 +76,7 @@ class CrossEncoder(keras.Model):
         fast_dropout=True,
         fast_gelu=True,
         fast_attention=True,
+        fast_dense=True,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -134,8 +139,8 @@ class CrossEncoder(keras.Model):
             kernel_initializer=keras.initializers.TruncatedNormal(stddev=0.02), name="head",
         )
         self._build_heads()
-        self.fast_dropout, self.fast_gelu, self.fast_attention = (
-            bool(fast_dropout), bool(fast_gelu), bool(fast_attention))
+        self.fast_dropout, self.fast_gelu, self.fast_attention, self.fast_dense = (
+            bool(fast_dropout), bool(fast_gelu), bool(fast_attention), bool(fast_dense))
         for name, install in FAST_KERNELS.items():
             if getattr(self, name):
                 install(self)
@@ -262,6 +267,7 @@ def build_cross_encoder(
     fast_dropout: bool = True,
     fast_gelu: bool = True,
     fast_attention: bool = True,
+    fast_dense: bool = True,
 ) -> CrossEncoder:
     """A CrossEncoder on a pretrained (`checkpoint`) or random (`backbone_config`) backbone.
 
@@ -270,7 +276,8 @@ def build_cross_encoder(
     the mean embedding (+ `embedding_noise_stddev` noise). `multi_sample_dropout` K > 1 uses
     K dropout rates from `dropout` to 0.5. `dtype_policy` "mixed_bfloat16", "float32",
     "auto" (precision.recommended_policy() for this machine) or None (the global Keras
-    policy); logits are float32 either way. `fast_dropout`, `fast_gelu`, `fast_attention`: see CrossEncoder.
+    policy); logits are float32 either way. `fast_dropout`, `fast_gelu`, `fast_attention`,
+    `fast_dense`: see CrossEncoder.
     """
     if (checkpoint is None) == (backbone_config is None):
         raise ValueError("give exactly one of checkpoint (pretrained) and backbone_config (random)")
@@ -295,5 +302,6 @@ def build_cross_encoder(
         fast_dropout=fast_dropout,
         fast_gelu=fast_gelu,
         fast_attention=fast_attention,
+        fast_dense=fast_dense,
         dtype=dtype_policy,
     )

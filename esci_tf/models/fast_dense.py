@@ -1,0 +1,136 @@
+"""Dense and EinsumDense projections as one 2-D MatMul + BiasAdd (+ GELU) that oneDNN fuses.
+
+Keras' Dense runs on [batch, length, hidden] inputs as a tensordot (reshape, MatMul,
+reshape) followed by a separate bias add and activation; the attention projections of
+keras.layers.MultiHeadAttention are EinsumDense einsums ("abc,cde->abde") that TensorFlow
+lowers to a broadcast batched matmul. On CPU with oneDNN (TensorFlow's default on x86),
+Grappler's remapper fuses MatMul + BiasAdd (+ exact GELU, + a residual Add) into one
+_MklNativeFusedMatMul, but only when it sees exactly those ops on a 2-D MatMul. `dense_2d`
+and `einsum_dense_2d` compute the same result in that form: flatten the batch axes, one
+tf.matmul against the kernel reshaped to 2-D, tf.nn.bias_add, and (for the feed-forward GELU,
+at inference) the exact GELU written as the remapper's pattern
+x * (0.5 * (1 + erf(x * 0.7071))), so bias, GELU and residual add run inside the matmul
+kernel's output loop, in float32 before rounding to bfloat16. In training the layer's own
+activation runs (gelu_erf with fast_gelu: its fused gradient; the remapper cannot fuse what
+the backward pass needs). Without oneDNN (other CPUs, TF_ENABLE_ONEDNN_OPTS=0) the inference
+GELU runs unfused in the layer's dtype.
+
+MiniLM, mixed_bfloat16, one [32, 128] forward on the 2-core bench machine (profile in
+bench/README.md): the query/key/value einsums took 4-8 ms each against ~3 ms for the same
+product as a 2-D matmul; the whole forward went from 340 to 302 ms.
+
+`use_fast_dense(model)` installs them on every plain Dense / EinsumDense of a model (not on
+LoRA-enabled or quantized layers, nor on einsums whose contraction is not a trailing block of
+the input); weights, variables and saved configs do not change.
+"""
+
+import math
+import types
+
+import keras
+import tensorflow as tf
+
+from esci_tf.models.fast_gelu import gelu_erf
+
+_INV_SQRT2 = 1.0 / math.sqrt(2.0)
+
+
+def gelu_fusable(x):
+    """Exact GELU in the op order Grappler's remapper fuses into a preceding MatMul + BiasAdd
+    (constants as Cast(float32 Const), values it checks): Mul(Mul(AddV2(Erf(Mul(x, 0.7071)),
+    1), 0.5), x). Unfused, it is the plain formula in x's dtype."""
+    def const(value):
+        return tf.cast(tf.constant(value, tf.float32), x.dtype)
+
+    return tf.multiply(tf.multiply(tf.add(tf.math.erf(tf.multiply(x, const(_INV_SQRT2))), const(1.0)),
+                                   const(0.5)), x)
+
+
+def _is_exact_gelu(activation) -> bool:
+    return activation is keras.activations.gelu or activation is gelu_erf
+
+
+def dense_2d(self, inputs, training=None):
+    """keras.layers.Dense.call as a 2-D MatMul + BiasAdd (+ fusable exact GELU)."""
+    inputs = tf.convert_to_tensor(inputs)
+    kernel = tf.convert_to_tensor(self.kernel)
+    flat = tf.reshape(inputs, [-1, kernel.shape[0]])
+    outputs = tf.matmul(flat, kernel)
+    if self.bias is not None:
+        outputs = tf.nn.bias_add(outputs, tf.convert_to_tensor(self.bias))
+    if _is_exact_gelu(self.activation) and not training:
+        outputs = gelu_fusable(outputs)
+    elif self.activation is not None:
+        outputs = self.activation(outputs)
+    return tf.reshape(outputs, tf.concat([tf.shape(inputs)[:-1], [self.units]], axis=0))
+
+
+def _einsum_plan(equation: str):
+    """(contracted input letters, kept kernel letters) when `equation` contracts a trailing
+    block of the input with the leading block of the kernel and keeps the rest in order;
+    None otherwise."""
+    try:
+        inputs, rest = equation.replace(" ", "").split(",")
+        kernel, output = rest.split("->")
+    except ValueError:
+        return None
+    contracted = "".join(c for c in kernel if c in inputs and c not in output)
+    if not contracted or not kernel.startswith(contracted) or not inputs.endswith(contracted):
+        return None
+    kept = kernel[len(contracted):]
+    batch = inputs[: len(inputs) - len(contracted)]
+    if output != batch + kept or set(kept) & set(batch) or len(set(inputs + kernel)) != len(inputs + kept):
+        return None
+    return contracted, kept
+
+
+def einsum_dense_2d(self, inputs, training=None):
+    """keras.layers.EinsumDense.call as a 2-D MatMul + BiasAdd when the einsum is a
+    projection of the input's trailing axes (see _einsum_plan); Keras' einsum otherwise."""
+    contracted, kept = self._fast_dense_plan
+    inputs = tf.convert_to_tensor(inputs)
+    kernel = tf.convert_to_tensor(self.kernel)
+    kept_shape = list(kernel.shape[len(contracted):])
+    width_in, width_out = math.prod(kernel.shape[: len(contracted)]), math.prod(kept_shape)
+    outputs = tf.matmul(tf.reshape(inputs, [-1, width_in]), tf.reshape(kernel, [width_in, width_out]))
+    if self.bias is not None:
+        outputs = tf.nn.bias_add(outputs, tf.reshape(tf.convert_to_tensor(self.bias), [width_out]))
+    if self.activation is not None:
+        outputs = self.activation(outputs)
+    batch_shape = tf.shape(inputs)[: len(inputs.shape) - len(contracted)]
+    return tf.reshape(outputs, tf.concat([batch_shape, kept_shape], axis=0))
+
+
+def _plain(layer) -> bool:
+    return not getattr(layer, "lora_enabled", False) and getattr(layer, "quantization_mode", None) is None
+
+
+def _einsum_supported(layer):
+    plan = _einsum_plan(layer.equation)
+    if plan is None:
+        return None
+    contracted, kept = plan
+    bias_axes = layer.bias_axes or ""
+    # Bias must cover every kept kernel axis (or be absent) to be one BiasAdd on the 2-D result.
+    if layer.bias is not None and bias_axes != kept:
+        return None
+    return plan
+
+
+def use_fast_dense(model) -> int:
+    """Installs dense_2d / einsum_dense_2d on every plain keras.layers.Dense / EinsumDense of
+    `model` they support; returns how many layers got one."""
+    switched = 0
+    for layer in model._flatten_layers(include_self=True, recursive=True):
+        if not _plain(layer):
+            continue
+        if isinstance(layer, keras.layers.Dense):
+            object.__setattr__(layer, "call", types.MethodType(dense_2d, layer))
+            switched += 1
+        elif isinstance(layer, keras.layers.EinsumDense) and layer.built:
+            plan = _einsum_supported(layer)
+            if plan is not None:
+                object.__setattr__(layer, "_fast_dense_plan", plan)
+                object.__setattr__(layer, "call", types.MethodType(einsum_dense_2d, layer))
+                switched += 1
+    return switched
