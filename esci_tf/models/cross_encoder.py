@@ -20,6 +20,7 @@ from esci_tf import labels, special_tokens
 from esci_tf.models import checkpoints, precision, registry, vocabulary
 from esci_tf.models.fast_attention import use_fast_attention
 from esci_tf.models.fast_dense import use_fast_dense
+from esci_tf.models.fast_layer_norm import use_fast_layer_norm
 from esci_tf.models.fast_dropout import use_fast_dropout
 from esci_tf.models.fast_gelu import use_fast_gelu
 from esci_tf.models.heads import MultiSampleDropout, QueryCrossAttention, WeightedLayerPooling
@@ -27,7 +28,8 @@ from esci_tf.models.heads import MultiSampleDropout, QueryCrossAttention, Weight
 POOLINGS = ("cls", "weighted_layers")
 # CrossEncoder switch -> what installs that kernel on every matching layer of the model.
 FAST_KERNELS = {"fast_dropout": use_fast_dropout, "fast_gelu": use_fast_gelu,
-                "fast_attention": use_fast_attention, "fast_dense": use_fast_dense}
+                "fast_attention": use_fast_attention, "fast_dense": use_fast_dense,
+                "fast_layer_norm": use_fast_layer_norm}
 QUERY_SEGMENT_SOURCES = ("segment_ids", "separator")
 
 
@@ -60,6 +62,9 @@ class CrossEncoder(keras.Model):
         fast_dense: run every Dense / EinsumDense projection as one 2-D MatMul + BiasAdd
             (+ the feed-forward GELU at inference) that oneDNN fuses into one kernel
             (fast_dense.use_fast_dense); False keeps Keras' tensordot / einsum.
+        fast_layer_norm: run every last-axis LayerNormalization as
+            fast_layer_norm.layer_norm (fewer float32 passes, fused gradient); False keeps
+            Keras' layer norm.
     """
 
     def __init__(
@@ -77,6 +82,7 @@ class CrossEncoder(keras.Model):
         fast_gelu=True,
         fast_attention=True,
         fast_dense=True,
+        fast_layer_norm=True,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -139,10 +145,11 @@ class CrossEncoder(keras.Model):
             kernel_initializer=keras.initializers.TruncatedNormal(stddev=0.02), name="head",
         )
         self._build_heads()
-        self.fast_dropout, self.fast_gelu, self.fast_attention, self.fast_dense = (
-            bool(fast_dropout), bool(fast_gelu), bool(fast_attention), bool(fast_dense))
+        switches = dict(fast_dropout=fast_dropout, fast_gelu=fast_gelu, fast_attention=fast_attention,
+                        fast_dense=fast_dense, fast_layer_norm=fast_layer_norm)
         for name, install in FAST_KERNELS.items():
-            if getattr(self, name):
+            setattr(self, name, bool(switches[name]))
+            if switches[name]:
                 install(self)
 
     def _build_heads(self):
@@ -268,6 +275,7 @@ def build_cross_encoder(
     fast_gelu: bool = True,
     fast_attention: bool = True,
     fast_dense: bool = True,
+    fast_layer_norm: bool = True,
 ) -> CrossEncoder:
     """A CrossEncoder on a pretrained (`checkpoint`) or random (`backbone_config`) backbone.
 
@@ -277,7 +285,7 @@ def build_cross_encoder(
     K dropout rates from `dropout` to 0.5. `dtype_policy` "mixed_bfloat16", "float32",
     "auto" (precision.recommended_policy() for this machine) or None (the global Keras
     policy); logits are float32 either way. `fast_dropout`, `fast_gelu`, `fast_attention`,
-    `fast_dense`: see CrossEncoder.
+    `fast_dense`, `fast_layer_norm`: see CrossEncoder.
     """
     if (checkpoint is None) == (backbone_config is None):
         raise ValueError("give exactly one of checkpoint (pretrained) and backbone_config (random)")
@@ -303,5 +311,6 @@ def build_cross_encoder(
         fast_gelu=fast_gelu,
         fast_attention=fast_attention,
         fast_dense=fast_dense,
+        fast_layer_norm=fast_layer_norm,
         dtype=dtype_policy,
     )
