@@ -67,23 +67,31 @@ def define_flags():
                         "<results_dir>/quality_cache; '' disables): a rerun with the same settings "
                         "reuses them, so a long run resumes and can be split over invocations.")
 
-# Settings that change a fine-tune's scores: part of every cache key.
+# Settings that change a fine-tune's scores: those of every fine-tune, and those only the peer or
+# only the recipe's configurations read. Each cache key holds the ones of its own side, so tuning
+# the recipe (--learning_rate) reuses the peer's finished fine-tunes and the other way round.
 CACHE_SETTINGS = ("folds", "fold_seed", "min_list_size", "max_length", "epochs", "max_train_pairs",
-                  "batch_size", "learning_rate", "peer_learning_rate", "list_size", "data_dir")
+                  "batch_size", "data_dir")
+PEER_SETTINGS = ("peer_learning_rate",)
+RECIPE_SETTINGS = ("learning_rate", "list_size")
+ALL_CACHE_SETTINGS = CACHE_SETTINGS + PEER_SETTINGS + RECIPE_SETTINGS
 
 
 class ScoreCache:
     """Eval-row scores of finished fine-tunes, one .npy per (config, seed, fold), keyed by the
-    settings that change them (CACHE_SETTINGS) and the eval rows; None directory = no cache."""
+    settings that change them (CACHE_SETTINGS and its side's PEER_ or RECIPE_SETTINGS) and the eval
+    rows; None directory = no cache."""
 
     def __init__(self, directory, settings: dict):
         self.directory = pathlib.Path(directory) if directory else None
-        text = json.dumps({k: settings[k] for k in CACHE_SETTINGS}, sort_keys=True, default=str)
-        self.settings_hash = hashlib.sha256(text.encode()).hexdigest()[:12]
+        self.peer_hash = _settings_hash(settings, CACHE_SETTINGS + PEER_SETTINGS)
+        self.recipe_hash = _settings_hash(settings, CACHE_SETTINGS + RECIPE_SETTINGS)
 
     def path(self, name: str, seed: int, fold: int, eval_rows) -> pathlib.Path:
+        """The file of fine-tune `name` ("peer" or a recipe configuration's key)."""
         rows = hashlib.sha256(np.asarray(eval_rows, np.int64).tobytes()).hexdigest()[:8]
-        return self.directory / f"{name}-seed{seed}-fold{fold}-{self.settings_hash}-{rows}.npy"
+        settings_hash = self.peer_hash if name == "peer" else self.recipe_hash
+        return self.directory / f"{name}-seed{seed}-fold{fold}-{settings_hash}-{rows}.npy"
 
     def get(self, name, seed, fold, eval_rows):
         if self.directory is None:
@@ -105,6 +113,11 @@ class ScoreCache:
         temporary = path.with_suffix(".tmp.npy")
         np.save(temporary, np.asarray(scores, np.float64))
         temporary.replace(path)  # atomic: an interrupted run never leaves a half-written file
+
+
+def _settings_hash(settings: dict, names) -> str:
+    text = json.dumps({k: settings[k] for k in names}, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
 def ablation_table(listwise_loss_weight: float = 0.5):
@@ -303,7 +316,7 @@ def main(argv):
           f"long-list queries in {FLAGS.folds} folds; {len(configs)} recipe configs x {len(seeds)} seeds")
     cache_dir = (pathlib.Path(FLAGS.results_dir) / "quality_cache" if FLAGS.cache_dir is None
                  else FLAGS.cache_dir)
-    cache = ScoreCache(cache_dir, {name: FLAGS[name].value for name in CACHE_SETTINGS})
+    cache = ScoreCache(cache_dir, {name: FLAGS[name].value for name in ALL_CACHE_SETTINGS})
     results = run_methods(data, methods, configs, seeds, cache=cache)
     method_names = {m: m for m in methods if m != "recipe"}
     if recipe_key:

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from bench import quality
 
-SETTINGS = {name: 1 for name in quality.CACHE_SETTINGS}
+SETTINGS = {name: 1 for name in quality.ALL_CACHE_SETTINGS}
 
 
 def test_put_then_get_round_trips_and_keys_on_settings_and_rows(tmp_path):
@@ -18,6 +18,19 @@ def test_put_then_get_round_trips_and_keys_on_settings_and_rows(tmp_path):
     changed = quality.ScoreCache(tmp_path, dict(SETTINGS, epochs=2))
     assert changed.get("recipe", 0, 1, rows) is None
     assert not list(tmp_path.glob("*.tmp.npy"))
+
+
+def test_each_side_keys_only_on_its_own_settings(tmp_path):
+    rows = np.array([3, 5, 9])
+    cache = quality.ScoreCache(tmp_path, SETTINGS)
+    cache.put("peer", 0, 0, rows, np.ones(3))
+    cache.put("ls0.1-fgm", 0, 0, rows, np.zeros(3))
+    recipe_tuned = quality.ScoreCache(tmp_path, dict(SETTINGS, learning_rate=5e-5, list_size=8))
+    assert recipe_tuned.get("peer", 0, 0, rows) is not None
+    assert recipe_tuned.get("ls0.1-fgm", 0, 0, rows) is None
+    peer_tuned = quality.ScoreCache(tmp_path, dict(SETTINGS, peer_learning_rate=2e-5))
+    assert peer_tuned.get("peer", 0, 0, rows) is None
+    assert peer_tuned.get("ls0.1-fgm", 0, 0, rows) is not None
 
 
 def test_wrong_shape_names_the_file(tmp_path):
