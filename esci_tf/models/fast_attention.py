@@ -10,7 +10,8 @@ context einsum 6.5 ms against 3.4 ms (bench/README.md). `head_major_attention` t
 query, key and value once, runs two tf.matmul calls and transposes the context back; the
 scale and attention dropout are the layer's own. The mask becomes an additive bias of shape
 [B, 1, T, S] (Keras selects twice over the full [B, N, T, S] scores: ~2.5 ms per select at
-MiniLM shapes), so outputs equal Keras' up to float round-off.
+MiniLM shapes), applied with the scale as matmul * scale + bias, which Grappler's remapper
+fuses into one oneDNN batched matmul on CPU; outputs equal Keras' up to float round-off.
 
 `use_fast_attention(model)` installs it on every MultiHeadAttention inside a model whose
 attention runs over one sequence axis (4-D projections); causal, flash and multi-axis
@@ -33,14 +34,20 @@ def head_major_attention(layer, query, key, value, attention_mask=None, training
     [B, N, T, S]), as Keras' implementation returns them. return_scores False: the scores
     of fully masked rows (padded queries, never read) are left uniform instead of zeroed.
     """
-    q = tf.transpose(query * tf.cast(layer._inverse_sqrt_key_dim, query.dtype), _HEAD_MAJOR)
+    scale = layer._inverse_sqrt_key_dim
     k = tf.transpose(key, _HEAD_MAJOR)
     v = tf.transpose(value, _HEAD_MAJOR)
-    logits = tf.matmul(q, k, transpose_b=True)
     if attention_mask is None:
-        scores, rows_kept = layer._softmax(logits), None
+        q = tf.transpose(query * tf.cast(scale, query.dtype), _HEAD_MAJOR)
+        scores, rows_kept = layer._softmax(tf.matmul(q, k, transpose_b=True)), None
     else:
-        scores, rows_kept = _masked_softmax(logits, attention_mask, zero_masked_rows=return_scores)
+        bias, rows_kept = _mask_bias(attention_mask, query.dtype, rank=len(query.shape))
+        # BatchMatMul * scale + bias: the op pattern oneDNN runs as one fused batched matmul.
+        logits = tf.add(tf.multiply(tf.matmul(tf.transpose(query, _HEAD_MAJOR), k, transpose_b=True),
+                                    tf.constant(scale, query.dtype)), bias)
+        scores = tf.nn.softmax(logits)
+        if return_scores:
+            scores, rows_kept = scores * rows_kept, None
     probs = layer._dropout_layer(scores, training=training) if layer._dropout > 0.0 else scores
     context = tf.matmul(probs, v)
     if rows_kept is not None:  # zeroing context rows == zeroing their (all-masked) score rows
@@ -48,23 +55,18 @@ def head_major_attention(layer, query, key, value, attention_mask=None, training
     return tf.transpose(context, _HEAD_MAJOR), scores
 
 
-def _masked_softmax(logits, attention_mask, zero_masked_rows: bool):
-    """keras.layers.Softmax with a mask, in fewer full-size passes: the mask becomes an
-    additive bias of its own (small) shape [B, 1, T, S] instead of two full-size selects.
-    Rows whose keys are all masked (padded query positions) come out uniform, not zero:
-    returns (scores, None) with those rows zeroed when `zero_masked_rows`, else (scores,
-    [B, 1, T, 1] row multiplier) for the caller to zero the matching context rows."""
+def _mask_bias(attention_mask, dtype, rank: int):
+    """Keras' masked softmax in fewer full-size passes: (additive bias [B, 1, T, S], 0 where
+    attended and -1e9 where masked; row multiplier [B, 1, T, 1], 0 for the rows whose keys are
+    all masked, the padded query positions, which softmax would make uniform and Keras zeroes).
+    Keras instead selects twice over the full [B, N, T, S] scores."""
     mask = tf.convert_to_tensor(attention_mask)
     if mask.dtype != tf.bool:
         mask = mask > tf.cast(0.5, mask.dtype)
-    while len(mask.shape) < len(logits.shape):
+    while len(mask.shape) < rank:
         mask = tf.expand_dims(mask, axis=-3)  # the heads axis, as Keras expands it
-    bias = tf.where(mask, tf.zeros([], logits.dtype), tf.constant(_large_negative(logits.dtype), logits.dtype))
-    scores = tf.nn.softmax(logits + bias)
-    rows_kept = tf.cast(tf.reduce_any(mask, axis=-1, keepdims=True), logits.dtype)
-    if zero_masked_rows:
-        return scores * rows_kept, None
-    return scores, rows_kept
+    bias = tf.where(mask, tf.zeros([], dtype), tf.constant(_large_negative(dtype), dtype))
+    return bias, tf.cast(tf.reduce_any(mask, axis=-1, keepdims=True), dtype)
 
 
 def _large_negative(dtype) -> float:
