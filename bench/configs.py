@@ -2,8 +2,9 @@
 
 An ours configuration is "PRECISION[+xla][+buckets][+keras_kernels][+lazy]": PRECISION fp32
 (float32 policy) or bf16 (Keras mixed_bfloat16), xla = jit_compile=True, buckets = static length
-buckets (--buckets) instead of always max_length, keras_kernels = Keras' own dropout, GELU and
-attention instead of the CrossEncoder defaults (esci_tf.models.cross_encoder.FAST_KERNELS),
+buckets (--buckets) instead of always max_length, keras_kernels = Keras' own dropout, GELU,
+attention, Dense and layer norm instead of the CrossEncoder defaults
+(esci_tf.models.cross_encoder.FAST_KERNELS),
 lazy = esci_tf LazyAdamW (row-wise embedding updates) instead of keras AdamW (training only).
 A peer configuration is fp32 or bf16 (torch.autocast bfloat16).
 """
@@ -35,7 +36,7 @@ class OursConfig:
     def description(self) -> str:
         parts = [f"Keras {self.policy}", "XLA" if self.xla else "no XLA",
                  "length buckets" if self.buckets else "static max_length",
-                 "Keras kernels" if self.keras_kernels else "fast dropout, GELU, attention"]
+                 "Keras kernels" if self.keras_kernels else "esci-tf fast kernels"]
         if self.lazy:
             parts.append("LazyAdamW")
         return ", ".join(parts)

@@ -77,8 +77,8 @@ MODEL_NAMES = ("minilm", "xlmr_base_random", "xlmr_tiny_random")
 
 def build_ours(spec: ModelSpec, dtype_policy: str, fast_kernels: bool = True):
     """esci_tf CrossEncoder (CLS pooling, dropout 0.1) with the spec's weights; fast_kernels
-    False: Keras' own dropout, GELU and attention instead of FastDropout, gelu_erf and
-    head-major attention."""
+    False: Keras' own kernels instead of every CrossEncoder FAST_KERNELS switch (FastDropout,
+    gelu_erf, head-major attention, fused projections, fast layer norm)."""
     from esci_tf.models import build_cross_encoder
     from esci_tf.models.cross_encoder import FAST_KERNELS
 
