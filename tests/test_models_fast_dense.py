@@ -93,6 +93,18 @@ def test_lora_layers_are_left_alone():
     assert use_fast_dense(layer) == 0
 
 
+@pytest.mark.parametrize("make", [lambda: keras.layers.Dense(4),
+                                  lambda: keras.layers.EinsumDense("abc,cde->abde", (None, 2, 2), bias_axes="de")])
+def test_lora_switched_on_after_install_runs_keras_call(make):
+    plain, fast = _pair(make, INPUTS)
+    assert use_fast_dense(fast) == 1
+    for layer in (plain, fast):
+        layer.enable_lora(2)
+        layer.lora_kernel_b.assign(np.ones(layer.lora_kernel_b.shape, "float32"))
+    fast.set_weights(plain.get_weights())
+    np.testing.assert_allclose(fast(INPUTS), plain(INPUTS), atol=1e-5)
+
+
 def _optimized_op_types(fn, *arrays):
     """Op types of `fn`'s graph after Grappler (the partition graphs a session runs)."""
     graph = tf.Graph()

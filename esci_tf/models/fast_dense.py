@@ -51,7 +51,10 @@ def _is_exact_gelu(activation) -> bool:
 
 
 def dense_2d(self, inputs, training=None):
-    """keras.layers.Dense.call as a 2-D MatMul + BiasAdd (+ fusable exact GELU)."""
+    """keras.layers.Dense.call as a 2-D MatMul + BiasAdd (+ fusable exact GELU); Keras' own
+    call once the layer has LoRA or quantization switched on."""
+    if not _plain(self):
+        return type(self).call(self, inputs, training=training)
     inputs = tf.convert_to_tensor(inputs)
     kernel = tf.convert_to_tensor(self.kernel)
     flat = tf.reshape(inputs, [-1, kernel.shape[0]])
@@ -85,8 +88,11 @@ def _einsum_plan(equation: str):
 
 
 def einsum_dense_2d(self, inputs, training=None):
-    """keras.layers.EinsumDense.call as a 2-D MatMul + BiasAdd when the einsum is a
-    projection of the input's trailing axes (see _einsum_plan); Keras' einsum otherwise."""
+    """keras.layers.EinsumDense.call as a 2-D MatMul + BiasAdd (installed only where the
+    einsum projects the input's trailing axes, see _einsum_plan); Keras' own call once the
+    layer has LoRA or quantization switched on."""
+    if not _plain(self):
+        return type(self).call(self, inputs, training=training)
     contracted, kept = self._fast_dense_plan
     inputs = tf.convert_to_tensor(inputs)
     kernel = tf.convert_to_tensor(self.kernel)
