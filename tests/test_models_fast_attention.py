@@ -6,7 +6,7 @@ import pytest
 
 from esci_tf.models import build_cross_encoder
 from esci_tf.models.fast_attention import use_fast_attention
-from tests.model_fixtures import TINY_BERT as TINY
+from tests.model_fixtures import TINY_BERT as TINY, tiny_bert_batch
 
 
 def _layer_pair(**kwargs):
@@ -65,9 +65,7 @@ def test_cross_encoder_scores_match_keras_attention(cross_attention, tmp_path):
     fast.set_weights(plain.get_weights())
     switched = [l for l in fast._flatten_layers() if "_compute_attention" in l.__dict__]
     assert len(switched) == TINY["num_layers"] + (2 if cross_attention else 0)
-    batch = {"token_ids": np.arange(20, dtype="int32").reshape(2, 10) % 90 + 5,
-             "segment_ids": np.array([[0] * 4 + [1] * 6] * 2, "int32"),
-             "padding_mask": np.array([[1] * 10, [1] * 7 + [0] * 3], "int32")}
+    batch = tiny_bert_batch()
     np.testing.assert_allclose(fast(batch), plain(batch), atol=1e-5)
     path = tmp_path / "model.keras"
     fast.save(path)

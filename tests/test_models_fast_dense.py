@@ -9,7 +9,7 @@ import tensorflow as tf
 from esci_tf.models import build_cross_encoder
 from esci_tf.models.fast_dense import _einsum_plan, gelu_fusable, use_fast_dense
 from esci_tf.models.fast_gelu import gelu_erf
-from tests.model_fixtures import TINY_BERT as TINY
+from tests.model_fixtures import TINY_BERT as TINY, tiny_bert_batch
 
 RNG = np.random.default_rng(0)
 INPUTS = RNG.normal(size=(2, 5, 6)).astype("float32")
@@ -137,9 +137,7 @@ def test_cross_encoder_scores_match_keras_dense(tmp_path):
     switched = [layer for layer in fast._flatten_layers() if "call" in layer.__dict__]
     # per layer: q, k, v, output, 2 feed-forward; + pooler + cross attention's 4 + head
     assert len(switched) >= TINY["num_layers"] * 6 + 1
-    batch = {"token_ids": np.arange(20, dtype="int32").reshape(2, 10) % 90 + 5,
-             "segment_ids": np.array([[0] * 4 + [1] * 6] * 2, "int32"),
-             "padding_mask": np.array([[1] * 10, [1] * 7 + [0] * 3], "int32")}
+    batch = tiny_bert_batch()
     np.testing.assert_allclose(fast(batch), plain(batch), atol=1e-5)
     np.testing.assert_allclose(fast(batch, training=False), plain(batch, training=False), atol=1e-5)
     path = tmp_path / "model.keras"

@@ -7,7 +7,7 @@ import tensorflow as tf
 
 from esci_tf.models import build_cross_encoder
 from esci_tf.models.fast_layer_norm import layer_norm, use_fast_layer_norm
-from tests.model_fixtures import TINY_BERT as TINY
+from tests.model_fixtures import TINY_BERT as TINY, tiny_bert_batch
 
 X = (np.random.default_rng(0).normal(size=(2, 5, 8)) * 3 + 1).astype("float32")
 
@@ -75,9 +75,7 @@ def test_cross_encoder_matches_keras_layer_norm_and_keeps_the_switch(tmp_path):
     switched = [l for l in fast._flatten_layers() if isinstance(l, keras.layers.LayerNormalization)
                 and "call" in l.__dict__]
     assert len(switched) == 2 * TINY["num_layers"] + 1  # two per layer + the embeddings'
-    batch = {"token_ids": np.arange(20, dtype="int32").reshape(2, 10) % 90 + 5,
-             "segment_ids": np.array([[0] * 4 + [1] * 6] * 2, "int32"),
-             "padding_mask": np.array([[1] * 10, [1] * 7 + [0] * 3], "int32")}
+    batch = tiny_bert_batch()
     np.testing.assert_allclose(fast(batch), plain(batch), atol=1e-5)
     path = tmp_path / "model.keras"
     fast.save(path)
