@@ -20,9 +20,9 @@ from esci_tf import labels, special_tokens
 from esci_tf.models import checkpoints, precision, registry, vocabulary
 from esci_tf.models.fast_attention import use_fast_attention
 from esci_tf.models.fast_dense import use_fast_dense
-from esci_tf.models.fast_layer_norm import use_fast_layer_norm
 from esci_tf.models.fast_dropout import use_fast_dropout
 from esci_tf.models.fast_gelu import use_fast_gelu
+from esci_tf.models.fast_layer_norm import use_fast_layer_norm
 from esci_tf.models.heads import MultiSampleDropout, QueryCrossAttention, WeightedLayerPooling
 
 POOLINGS = ("cls", "weighted_layers")
