@@ -30,9 +30,7 @@ import types
 import keras
 import tensorflow as tf
 
-from esci_tf.models.fast_gelu import gelu_erf
-
-_INV_SQRT2 = 1.0 / math.sqrt(2.0)
+from esci_tf.models.fast_gelu import _INV_SQRT2, gelu_erf
 
 
 def gelu_fusable(x):
@@ -50,22 +48,28 @@ def _is_exact_gelu(activation) -> bool:
     return activation is keras.activations.gelu or activation is gelu_erf
 
 
+def _project(inputs, kernel, bias, contracted: int, activation):
+    """inputs [..., *kernel.shape[:contracted]] @ kernel + bias, then `activation`, as one 2-D
+    MatMul + BiasAdd on the flattened batch axes -> [..., *kernel.shape[contracted:]]."""
+    inputs, kernel = tf.convert_to_tensor(inputs), tf.convert_to_tensor(kernel)
+    kept_shape = list(kernel.shape[contracted:])
+    width_in, width_out = math.prod(kernel.shape[:contracted]), math.prod(kept_shape)
+    outputs = tf.matmul(tf.reshape(inputs, [-1, width_in]), tf.reshape(kernel, [width_in, width_out]))
+    if bias is not None:
+        outputs = tf.nn.bias_add(outputs, tf.reshape(tf.convert_to_tensor(bias), [width_out]))
+    if activation is not None:
+        outputs = activation(outputs)
+    batch_shape = tf.shape(inputs)[: len(inputs.shape) - contracted]
+    return tf.reshape(outputs, tf.concat([batch_shape, kept_shape], axis=0))
+
+
 def dense_2d(self, inputs, training=None):
-    """keras.layers.Dense.call as a 2-D MatMul + BiasAdd (+ fusable exact GELU); Keras' own
-    call once the layer has LoRA or quantization switched on."""
+    """keras.layers.Dense.call as a 2-D MatMul + BiasAdd (+ fusable exact GELU at inference);
+    Keras' own call once the layer has LoRA or quantization switched on."""
     if not _plain(self):
         return type(self).call(self, inputs, training=training)
-    inputs = tf.convert_to_tensor(inputs)
-    kernel = tf.convert_to_tensor(self.kernel)
-    flat = tf.reshape(inputs, [-1, kernel.shape[0]])
-    outputs = tf.matmul(flat, kernel)
-    if self.bias is not None:
-        outputs = tf.nn.bias_add(outputs, tf.convert_to_tensor(self.bias))
-    if _is_exact_gelu(self.activation) and not training:
-        outputs = gelu_fusable(outputs)
-    elif self.activation is not None:
-        outputs = self.activation(outputs)
-    return tf.reshape(outputs, tf.concat([tf.shape(inputs)[:-1], [self.units]], axis=0))
+    activation = gelu_fusable if _is_exact_gelu(self.activation) and not training else self.activation
+    return _project(inputs, self.kernel, self.bias, 1, activation)
 
 
 def _einsum_plan(equation: str):
@@ -93,18 +97,8 @@ def einsum_dense_2d(self, inputs, training=None):
     layer has LoRA or quantization switched on."""
     if not _plain(self):
         return type(self).call(self, inputs, training=training)
-    contracted, kept = self._fast_dense_plan
-    inputs = tf.convert_to_tensor(inputs)
-    kernel = tf.convert_to_tensor(self.kernel)
-    kept_shape = list(kernel.shape[len(contracted):])
-    width_in, width_out = math.prod(kernel.shape[: len(contracted)]), math.prod(kept_shape)
-    outputs = tf.matmul(tf.reshape(inputs, [-1, width_in]), tf.reshape(kernel, [width_in, width_out]))
-    if self.bias is not None:
-        outputs = tf.nn.bias_add(outputs, tf.reshape(tf.convert_to_tensor(self.bias), [width_out]))
-    if self.activation is not None:
-        outputs = self.activation(outputs)
-    batch_shape = tf.shape(inputs)[: len(inputs.shape) - len(contracted)]
-    return tf.reshape(outputs, tf.concat([batch_shape, kept_shape], axis=0))
+    contracted, _ = self._fast_dense_plan
+    return _project(inputs, self.kernel, self.bias, len(contracted), self.activation)
 
 
 def _plain(layer) -> bool:
