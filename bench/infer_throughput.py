@@ -160,8 +160,7 @@ def savedmodel_contender(spec, config, sample, pairs, requests):
         real = np.concatenate(lengths)
         return _forward_work(spec, real, [FLAGS.max_length] * len(real), latencies)
 
-    suffix = "+keras_kernels" if config.keras_kernels else ""
-    return common.Contender(f"ours_savedmodel_{config.precision}{suffix}", "ours",
+    return common.Contender(config.name.replace("ours_", "ours_savedmodel_", 1), "ours",
                             run=lambda: serve(request_cycle.take(FLAGS.requests)),
                             warmup=lambda: serve(requests[:1]), precision=config.precision,
                             description="SavedModel serving_default (strings in, scores out), " + config.precision)
