@@ -16,7 +16,7 @@ $(STAMP): setup.py
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(PY) -m trainers.run_demo
+	$(PY) -m trainers.demo
 
 test: $(STAMP)
 	$(PY) -m pytest -q tests

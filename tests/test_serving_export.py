@@ -66,14 +66,15 @@ def test_exported_signatures_match_the_keras_model(tmp_path):
 
 
 def test_export_command_on_a_run_directory(tmp_path):
+    from esci_tf.data.template import TemplateSettings
+    from esci_tf.preprocessing.frame_encoder import FrameEncoder
     from esci_tf.training import checkpointing
     from trainers.export import export
 
     model, preprocessor = _tiny_model(24)
     run_dir = tmp_path / "run"
     run_dir.mkdir()
-    template = {"field_style": "text", "prompt_tokens": 0, "entity_markers": False}
-    checkpointing.save_preprocessing(str(run_dir), preprocessor, template)
+    FrameEncoder(preprocessor, TemplateSettings(field_style="text", prompt_tokens=0)).save(str(run_dir))
     checkpointing.keep_if_best(model, str(run_dir), ndcg=0.5, step=1)
 
     export_dir = export(str(run_dir), str(tmp_path / "export" / "1"))

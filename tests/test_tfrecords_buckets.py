@@ -1,4 +1,4 @@
-"""Static length buckets of tfrecords.reader.make_dataset: shapes, coverage, cutting, order."""
+"""Static length buckets of tfrecords.tfrecords_dataset.make_dataset: shapes, coverage, cutting, order."""
 
 import collections
 import os
@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from esci_tf.labels import one_hot
-from tfrecords import reader, writer
+from tfrecords import dataset as tfrecords_dataset, writer
 
 MAX_LENGTH = 16
 BUCKETS = (4, 8, 16)
@@ -53,7 +53,7 @@ def batches(pattern, take=-1, **kwargs):
     args = dict(batch_size=BATCH, max_length=MAX_LENGTH, training=True, deterministic=True,
                 seed=3, include_metadata=True, length_buckets=BUCKETS)
     args.update(kwargs)
-    return list(reader.make_dataset(pattern, **args).take(take).as_numpy_iterator())
+    return list(tfrecords_dataset.make_dataset(pattern, **args).take(take).as_numpy_iterator())
 
 
 def test_batches_have_bucket_shapes_and_keep_every_real_token(written):
@@ -124,10 +124,10 @@ def test_order_is_seeded(written):
 ])
 def test_bad_buckets_are_reported(written, buckets, message):
     with pytest.raises(ValueError, match=message):
-        reader.make_dataset(written[0], BATCH, MAX_LENGTH, training=True, length_buckets=buckets)
+        tfrecords_dataset.make_dataset(written[0], BATCH, MAX_LENGTH, training=True, length_buckets=buckets)
 
 
 def test_listwise_buckets_are_refused(written):
     with pytest.raises(ValueError, match="pairwise"):
-        reader.make_dataset(written[0], BATCH, MAX_LENGTH, training=True, listwise=True,
+        tfrecords_dataset.make_dataset(written[0], BATCH, MAX_LENGTH, training=True, listwise=True,
                             length_buckets=BUCKETS)

@@ -1,4 +1,4 @@
-"""tfrecords.build / pipeline and trainers.demo on synthetic data, and the real ESCI sample."""
+"""tfrecords.build on synthetic data, and on the real ESCI sample from the command line."""
 
 import json
 import os
@@ -13,14 +13,13 @@ import pytest
 from esci_tf.data.errors import DataError
 from esci_tf.data.reader import load_esci
 from esci_tf.data.splits import assign_folds
-from esci_tf.data.synthetic import generate_esci
+from esci_tf.data.synthetic import generate_esci, write_esci_files
 from esci_tf.data.template import format_pairs
 from esci_tf.labels import one_hot
 from esci_tf.preprocessing import PairPreprocessor, load_tokenizer
 from esci_tf.special_tokens import ALL_SPECIAL_TOKENS, ENTITY_TOKENS, FIELD_TOKENS, special_token_id
-from tfrecords import pipeline, reader
+from tfrecords import build, dataset as tfrecords_dataset
 from tfrecords.summary import read_summary
-from trainers.demo import build_demo_data
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 MAX_LENGTH = 32
@@ -47,7 +46,7 @@ def synthetic_files(tmp_path_factory):
 @pytest.fixture(scope="module")
 def built(tmp_path_factory, synthetic_files, preprocessor):
     output_dir = str(tmp_path_factory.mktemp("built"))
-    summary = pipeline.build_tfrecords(
+    summary = build.build_tfrecords(
         *synthetic_files, output_dir, max_length=MAX_LENGTH, num_folds=NUM_FOLDS, num_shards=3,
         label_smoothing=SMOOTHING, show_progress=False, preprocessor=preprocessor,
     )
@@ -84,7 +83,7 @@ def test_records_equal_input_and_preprocessor_output(built, preprocessor):
     output_dir, _, merged = built
     for split in ("train", "test"):
         frame = merged[merged["split"] == split].sort_values("example_id").reset_index(drop=True)
-        records = reader.read_all(os.path.join(output_dir, f"{split}-*"))
+        records = tfrecords_dataset.read_all(os.path.join(output_dir, f"{split}-*"))
         order = np.argsort(records["example_id"])
         records = {key: value[order] for key, value in records.items()}
         np.testing.assert_array_equal(records["example_id"], frame["example_id"])
@@ -107,9 +106,9 @@ def test_bad_rows_raise_or_are_reported(tmp_path, synthetic_files, preprocessor)
     bad_path = str(tmp_path / "bad_examples.parquet")
     examples.to_parquet(bad_path, index=False)
     with pytest.raises(DataError, match="bad_examples.parquet"):
-        pipeline.build_tfrecords(bad_path, synthetic_files[1], str(tmp_path / "raise"), max_length=MAX_LENGTH,
+        build.build_tfrecords(bad_path, synthetic_files[1], str(tmp_path / "raise"), max_length=MAX_LENGTH,
                                  task="all", show_progress=False, preprocessor=preprocessor)
-    summary = pipeline.build_tfrecords(
+    summary = build.build_tfrecords(
         bad_path, synthetic_files[1], str(tmp_path / "skip"), max_length=MAX_LENGTH, on_bad_rows="skip",
         task="all", show_progress=False, preprocessor=preprocessor,
     )
@@ -119,12 +118,12 @@ def test_bad_rows_raise_or_are_reported(tmp_path, synthetic_files, preprocessor)
 
 
 def test_field_tokens_and_entity_markers_reach_the_records(tmp_path, synthetic_files, preprocessor):
-    summary = pipeline.build_tfrecords(
+    summary = build.build_tfrecords(
         *synthetic_files, str(tmp_path), max_length=MAX_LENGTH, num_shards=1, field_style="tokens",
         entity_markers=True, show_progress=False, preprocessor=preprocessor,
     )
     assert summary["settings"]["entity_markers"] and summary["settings"]["field_style"] == "tokens"
-    token_ids = reader.read_all(str(tmp_path / "train-*"))["token_ids"]
+    token_ids = tfrecords_dataset.read_all(str(tmp_path / "train-*"))["token_ids"]
     base = preprocessor.base_vocabulary_size
     assert (token_ids >= base).any(axis=1).all(), "every pair starts its product with a language token"
     field_ids = [special_token_id(token, base) for token in FIELD_TOKENS.values()]
@@ -135,23 +134,26 @@ def test_field_tokens_and_entity_markers_reach_the_records(tmp_path, synthetic_f
 
 def test_bad_settings_name_the_flag(tmp_path, synthetic_files, preprocessor):
     with pytest.raises(ValueError, match="--num_shards"):
-        pipeline.build_tfrecords(*synthetic_files, str(tmp_path), num_shards=0, preprocessor=preprocessor)
+        build.build_tfrecords(*synthetic_files, str(tmp_path), num_shards=0, preprocessor=preprocessor)
     with pytest.raises(ValueError, match="--label_smoothing"):
-        pipeline.build_tfrecords(*synthetic_files, str(tmp_path), label_smoothing=1.0, preprocessor=preprocessor)
+        build.build_tfrecords(*synthetic_files, str(tmp_path), label_smoothing=1.0, preprocessor=preprocessor)
     with pytest.raises(ValueError, match="max_length 64"):
-        pipeline.build_tfrecords(*synthetic_files, str(tmp_path), max_length=64, preprocessor=preprocessor)
-    assert pipeline.parse_tokenizer_flag("bert:gs://bucket/model") == ("bert", "gs://bucket/model")
-    assert pipeline.parse_tokenizer_flag("xlm_roberta") == ("xlm_roberta", None)
+        build.build_tfrecords(*synthetic_files, str(tmp_path), max_length=64, preprocessor=preprocessor)
+    assert build.parse_tokenizer_flag("bert:gs://bucket/model") == ("bert", "gs://bucket/model")
+    assert build.parse_tokenizer_flag("xlm_roberta") == ("xlm_roberta", None)
 
 
-def test_demo_data(tmp_path, preprocessor):
-    paths = build_demo_data(str(tmp_path / "demo"), num_queries=40, max_length=MAX_LENGTH, show_progress=False,
-                            preprocessor=preprocessor)
-    assert len(pd.read_parquet(paths["examples"])) >= paths["build_summary"]["total"]["pairs"] > 0
-    assert len(reader.list_shards(paths["train_pattern"])) == 2
-    assert read_summary(paths["tfrecord_dir"])["total"] == paths["build_summary"]["total"]
-    dataset = reader.make_dataset(paths["test_pattern"], 4, MAX_LENGTH, training=False)
-    assert sum(int(labels.shape[0]) for _, labels in dataset) == paths["build_summary"]["splits"]["test"]["pairs"]
+def test_generated_files_build(tmp_path, preprocessor):
+    examples_path, products_path = write_esci_files(40, 0, str(tmp_path / "demo" / "data"), prefix="")
+    tfrecord_dir = str(tmp_path / "demo" / "tfrecords")
+    summary = build.build_tfrecords(examples_path, products_path, tfrecord_dir, max_length=MAX_LENGTH,
+                                    num_shards=2, show_progress=False, preprocessor=preprocessor)
+    assert len(pd.read_parquet(examples_path)) >= summary["total"]["pairs"] > 0
+    assert len(tfrecords_dataset.list_shards(os.path.join(tfrecord_dir, "train-*.tfrecord.gz"))) == 2
+    assert read_summary(tfrecord_dir)["total"] == summary["total"]
+    dataset = tfrecords_dataset.make_dataset(os.path.join(tfrecord_dir, "test-*.tfrecord.gz"), 4, MAX_LENGTH,
+                                             training=False)
+    assert sum(int(labels.shape[0]) for _, labels in dataset) == summary["splits"]["test"]["pairs"]
 
 
 def test_real_sample_build_from_the_command_line(tmp_path, esci_sample_dir):
@@ -173,7 +175,7 @@ def test_real_sample_build_from_the_command_line(tmp_path, esci_sample_dir):
     assert summary["settings"]["vocabulary_size"] == 30522 + len(ALL_SPECIAL_TOKENS)
 
     examples = pd.read_parquet(esci_sample_dir / "examples.parquet").set_index("example_id")
-    records = reader.read_all(str(output_dir / "*.tfrecord.gz"))
+    records = tfrecords_dataset.read_all(str(output_dir / "*.tfrecord.gz"))
     assert len(records["example_id"]) == 5666 and len(set(records["example_id"])) == 5666
     expected = examples.loc[records["example_id"]]
     np.testing.assert_array_equal(records["query_id"], expected["query_id"])

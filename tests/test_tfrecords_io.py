@@ -1,4 +1,4 @@
-"""Writer, reader and shard checks of tfrecords/ on synthetic token arrays."""
+"""Writer, dataset and shard checks of tfrecords/ on synthetic token arrays."""
 
 import os
 
@@ -8,7 +8,7 @@ import tensorflow as tf
 
 from esci_tf.data.errors import DataError
 from esci_tf.labels import one_hot
-from tfrecords import reader, schema, writer
+from tfrecords import dataset as tfrecords_dataset, schema, writer
 
 MAX_LENGTH = 8
 
@@ -48,7 +48,7 @@ def by_example_id(columns):
 def test_round_trip_is_exact(written):
     output_dir, columns, paths = written
     assert [os.path.basename(p) for p in paths] == [f"train-0000{i}-of-00004.tfrecord.gz" for i in range(4)]
-    back = by_example_id(reader.read_all(os.path.join(output_dir, "train-*")))
+    back = by_example_id(tfrecords_dataset.read_all(os.path.join(output_dir, "train-*")))
     expected = by_example_id(columns)
     for key in schema.ALL_KEYS:
         np.testing.assert_array_equal(back[key], expected[key], err_msg=key)
@@ -59,13 +59,13 @@ def test_queries_stay_in_one_shard_contiguously(written):
     _, columns, paths = written
     seen = {}
     for shard, path in enumerate(paths):
-        query_ids = reader.read_all(path, MAX_LENGTH)["query_id"]
+        query_ids = tfrecords_dataset.read_all(path, MAX_LENGTH)["query_id"]
         runs = query_ids[np.r_[True, query_ids[1:] != query_ids[:-1]]]
         assert len(runs) == len(set(runs)), "a query's rows are not contiguous"
         for q in runs:
             assert seen.setdefault(q, shard) == shard
     assert len(seen) == len(set(columns["query_id"]))
-    sizes = [len(reader.read_all(p, MAX_LENGTH)["query_id"]) for p in paths]
+    sizes = [len(tfrecords_dataset.read_all(p, MAX_LENGTH)["query_id"]) for p in paths]
     assert max(sizes) - min(sizes) <= np.bincount(np.unique(columns["query_id"], return_inverse=True)[1]).max()
 
 
@@ -88,7 +88,7 @@ def test_writer_rejects_bad_columns(tmp_path):
 
 def test_training_batches_have_static_shapes(written):
     output_dir, _, _ = written
-    dataset = reader.make_dataset(os.path.join(output_dir, "train-*"), 16, MAX_LENGTH, training=True)
+    dataset = tfrecords_dataset.make_dataset(os.path.join(output_dir, "train-*"), 16, MAX_LENGTH, training=True)
     features, labels = dataset.element_spec
     assert set(features) == set(schema.MODEL_INPUT_KEYS)
     for spec in features.values():
@@ -99,7 +99,7 @@ def test_training_batches_have_static_shapes(written):
 
 def test_eval_batches_keep_every_row_with_metadata(written):
     output_dir, columns, _ = written
-    dataset = reader.make_dataset(os.path.join(output_dir, "train-*"), 16, MAX_LENGTH, training=False)
+    dataset = tfrecords_dataset.make_dataset(os.path.join(output_dir, "train-*"), 16, MAX_LENGTH, training=False)
     example_ids, labels = [], []
     for features, batch_labels in dataset:
         assert set(features) == set(schema.MODEL_INPUT_KEYS + schema.METADATA_KEYS)
@@ -116,7 +116,7 @@ def test_fold_filters(written):
     pattern = os.path.join(output_dir, "train-*")
 
     def folds_of(**kwargs):
-        dataset = reader.make_dataset(pattern, 7, MAX_LENGTH, training=False, **kwargs)
+        dataset = tfrecords_dataset.make_dataset(pattern, 7, MAX_LENGTH, training=False, **kwargs)
         return np.concatenate([f["fold"].numpy() for f, _ in dataset])
 
     assert set(folds_of(folds=[1])) == {1} and len(folds_of(folds=[1])) == np.sum(columns["fold"] == 1)
@@ -128,7 +128,7 @@ def test_deterministic_order_repeats(written):
     pattern = os.path.join(output_dir, "train-*")
 
     def order(seed):
-        dataset = reader.make_dataset(
+        dataset = tfrecords_dataset.make_dataset(
             pattern, 8, MAX_LENGTH, training=True, deterministic=True, seed=seed, include_metadata=True
         )
         return np.concatenate([f["example_id"].numpy() for f, _ in dataset])
@@ -141,7 +141,7 @@ def test_deterministic_order_repeats(written):
 def test_listwise_groups_every_example_once(written):
     output_dir, columns, _ = written
     list_size = 12
-    dataset = reader.make_dataset(
+    dataset = tfrecords_dataset.make_dataset(
         os.path.join(output_dir, "train-*"), 3, MAX_LENGTH, training=False, listwise=True, list_size=list_size,
         deterministic=True,
     )
@@ -171,17 +171,17 @@ def test_listwise_long_lists_error_or_split(tmp_path):
     columns = synthetic_columns(num_rows=40, num_queries=2)
     writer.write_split(str(tmp_path), "test", columns, num_shards=1)
     pattern = str(tmp_path / "test-*")
-    too_small = reader.make_dataset(pattern, 2, MAX_LENGTH, training=False, listwise=True, list_size=5)
+    too_small = tfrecords_dataset.make_dataset(pattern, 2, MAX_LENGTH, training=False, listwise=True, list_size=5)
     with pytest.raises(tf.errors.InvalidArgumentError, match="more than list_size=5"):
         list(too_small)
-    split = reader.make_dataset(pattern, 2, MAX_LENGTH, training=False, listwise=True, list_size=5, long_lists="split")
+    split = tfrecords_dataset.make_dataset(pattern, 2, MAX_LENGTH, training=False, listwise=True, list_size=5, long_lists="split")
     counts = [int(m) for f, _ in split for m in f["list_mask"].numpy().sum(axis=1)]
     assert sum(counts) == 40 and max(counts) == 5
 
 
 def test_listwise_training_shapes_are_static(written):
     output_dir, _, _ = written
-    dataset = reader.make_dataset(
+    dataset = tfrecords_dataset.make_dataset(
         os.path.join(output_dir, "train-*"), 4, MAX_LENGTH, training=True, listwise=True, list_size=16
     )
     features, labels = dataset.element_spec
@@ -198,13 +198,13 @@ def _damaged_copy(tmp_path, paths, damage):
 
 def test_truncated_shard_names_file_and_record(written, tmp_path):
     _, _, paths = written
-    count = reader.check_shards(paths[0])[paths[0]]
+    count = tfrecords_dataset.check_shards(paths[0])[paths[0]]
     path = _damaged_copy(tmp_path, paths, lambda data: data[: len(data) // 2])
     with pytest.raises(DataError, match=r"record \d+ cannot be read") as info:
-        reader.check_shards(path)
+        tfrecords_dataset.check_shards(path)
     assert path in str(info.value) and 0 < info.value.row < count
     with pytest.raises(DataError, match=path):
-        reader.make_dataset(path, 4, MAX_LENGTH, training=False, validate=True)
+        tfrecords_dataset.make_dataset(path, 4, MAX_LENGTH, training=False, validate=True)
 
 
 def test_bit_flipped_shard_names_file_and_record(written, tmp_path):
@@ -216,19 +216,19 @@ def test_bit_flipped_shard_names_file_and_record(written, tmp_path):
 
     path = _damaged_copy(tmp_path, paths, flip)
     with pytest.raises(DataError, match=r"record \d+") as info:
-        reader.check_shards(path)
+        tfrecords_dataset.check_shards(path)
     assert path in str(info.value) and info.value.row is not None
 
 
 def test_wrong_max_length_is_reported(written):
     _, _, paths = written
     with pytest.raises(DataError, match=r"record 0 is invalid for max_length=9"):
-        reader.check_shards(paths[0], max_length=MAX_LENGTH + 1)
+        tfrecords_dataset.check_shards(paths[0], max_length=MAX_LENGTH + 1)
 
 
 def test_missing_files_are_reported(tmp_path):
     with pytest.raises(FileNotFoundError, match="no TFRecord shards match"):
-        reader.make_dataset(str(tmp_path / "nothing-*"), 4, MAX_LENGTH, training=True)
+        tfrecords_dataset.make_dataset(str(tmp_path / "nothing-*"), 4, MAX_LENGTH, training=True)
 
 
 def test_input_context_splits_shards_between_pipelines(written):
@@ -239,7 +239,7 @@ def test_input_context_splits_shards_between_pipelines(written):
         context = tf.distribute.InputContext(
             num_input_pipelines=2, input_pipeline_id=pipeline_id, num_replicas_in_sync=2
         )
-        dataset = reader.make_dataset(pattern, 8, MAX_LENGTH, training=False, input_context=context)
+        dataset = tfrecords_dataset.make_dataset(pattern, 8, MAX_LENGTH, training=False, input_context=context)
         assert dataset.element_spec[1].shape.as_list() == [None, 4]
         batches = [f["example_id"].numpy() for f, _ in dataset]
         assert max(len(b) for b in batches) == 4, "per-replica batch = global batch / replicas"
@@ -248,12 +248,12 @@ def test_input_context_splits_shards_between_pipelines(written):
     assert sorted(np.concatenate(seen)) == sorted(columns["example_id"])
     too_many = tf.distribute.InputContext(num_input_pipelines=5, input_pipeline_id=0, num_replicas_in_sync=5)
     with pytest.raises(ValueError, match="--num_shards >= 5"):
-        reader.make_dataset(pattern, 10, MAX_LENGTH, training=False, input_context=too_many)
+        tfrecords_dataset.make_dataset(pattern, 10, MAX_LENGTH, training=False, input_context=too_many)
 
 
 def test_max_length_is_checked_against_summary_json(tmp_path):
     writer.write_split(str(tmp_path), "train", synthetic_columns(num_rows=10), num_shards=1)
     (tmp_path / "summary.json").write_text('{"settings": {"max_length": 8}}')
-    reader.make_dataset(str(tmp_path / "train-*"), 2, MAX_LENGTH, training=True)
+    tfrecords_dataset.make_dataset(str(tmp_path / "train-*"), 2, MAX_LENGTH, training=True)
     with pytest.raises(ValueError, match="built with max_length 8"):
-        reader.make_dataset(str(tmp_path / "train-*"), 2, 16, training=True)
+        tfrecords_dataset.make_dataset(str(tmp_path / "train-*"), 2, 16, training=True)

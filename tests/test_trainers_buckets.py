@@ -48,7 +48,7 @@ def test_jit_train_step_is_traced_once_for_all_bucket_shapes(tiny_tfrecords, mon
     from esci_tf.models import build_cross_encoder
     from esci_tf.preprocessing.tokenizer_loader import load_tokenizer
     from esci_tf.training.training_model import TrainingModel
-    from tfrecords.reader import make_dataset
+    from tfrecords.dataset import make_dataset
 
     dataset = make_dataset(os.path.join(tiny_tfrecords, "train-*"), 4, 24, training=True,
                            deterministic=True, repeat=True, length_buckets=(8, 16, 24)).take(12)
@@ -80,7 +80,7 @@ def test_bucket_flag_is_capped_at_max_length(value, expected):
     fit.FLAGS.unparse_flags()
     fit.FLAGS(["fit", "--synthetic_queries=4", f"--backbone_config={TINY_CONFIG}",
                "--output_dir=unused", "--max_length=24", f"--length_buckets={value}"])
-    assert fit_flags.length_buckets(fit.FLAGS) == expected
+    assert fit_flags.run_config(fit.FLAGS).data.buckets() == expected
 
 
 @pytest.mark.parametrize("bad, message", [

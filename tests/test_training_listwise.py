@@ -131,14 +131,18 @@ def test_listwise_predict_flattens_and_pairwise_batch_needs_weight_zero():
 
 def test_fit_flag_switches_to_listwise_batches(tiny_tfrecords, tmp_path):  # noqa: F811
     """trainers.fit --listwise_loss_weight trains on listwise batches of the tiny shards."""
+    from esci_tf.training.run_data import RunData
+    from esci_tf.training.task import RankingTask
     from trainers import fit
+    from trainers.flags import fit_flags
 
     args = fit_args(tiny_tfrecords, tmp_path, "--steps=3", "--listwise_loss_weight=1.0",
                     "--list_size=4")
     fit.FLAGS.unparse_flags()
     fit.FLAGS(args)
-    run_data = fit.RunData(f"{tiny_tfrecords}/train-*", f"{tiny_tfrecords}/eval-*", 0, 0, {})
-    features, labels = next(iter(fit.train_stream(fit.FLAGS, run_data, 0)))
+    run_data = RunData(f"{tiny_tfrecords}/train-*", f"{tiny_tfrecords}/eval-*", 0, 0, {})
+    task = RankingTask(fit_flags.run_config(fit.FLAGS))
+    features, labels = next(iter(task.train_dataset(run_data, 0)))
     assert features["list_mask"].shape == (2, 4) and labels.shape == (2, 4, 4)
     metrics = fit.run_with_args(args)
     assert metrics["total_steps"] == 3 and np.isfinite(metrics["final"]["ndcg"])

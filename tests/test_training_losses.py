@@ -33,29 +33,31 @@ def test_soft_label_cross_entropy_is_float32_for_bfloat16_logits():
     np.testing.assert_allclose(got.numpy(), expected, rtol=1e-6)
 
 
-def test_replica_loss_is_weighted_sum_over_batch_size():
+def test_classification_loss_is_weighted_sum_over_batch_size():
     rng = np.random.default_rng(4)
     logits = rng.normal(size=(5, 4)).astype("float32")
     y = labels.one_hot([0, 1, 2, 3, 0], label_smoothing=0.1)
     weights = np.array([1.0, 0.0, 2.0, 0.5, 1.0], "float32")
     per_example = _numpy_soft_ce(y, logits)
-    mean = losses.replica_loss(y, logits).numpy()
+    loss = losses.classification_loss()
+    mean = loss(y, logits).numpy()
     np.testing.assert_allclose(mean, per_example.mean(), rtol=1e-6)
-    weighted = losses.replica_loss(y, logits, sample_weight=weights).numpy()
+    weighted = loss(y, logits, sample_weight=weights).numpy()
     np.testing.assert_allclose(weighted, (per_example * weights).sum() / 5, rtol=1e-6)
-    # One replica of a global batch of 20: its share is sum / 20.
-    share = losses.replica_loss(y, logits, global_batch_size=20).numpy()
-    np.testing.assert_allclose(share, per_example.sum() / 20, rtol=1e-6)
+    # One replica's share of the global batch under a strategy: tests/test_training_strategy.py.
 
 
-def test_smoothed_targets_reuse_one_hot():
-    got = losses.smoothed_targets([0, 3], label_smoothing=0.2)
-    np.testing.assert_array_equal(got, labels.one_hot([0, 3], label_smoothing=0.2))
+def test_label_smoothing_reuses_one_hot():
+    got = labels.one_hot([0, 3], label_smoothing=0.2)
     np.testing.assert_allclose(got[0], [0.85, 0.05, 0.05, 0.05], rtol=1e-6)
     in_graph = losses.smooth_targets(labels.one_hot([0, 3]), 0.2).numpy()
     np.testing.assert_allclose(in_graph, got, rtol=1e-6)
+    # The loss's own smoothing is the same formula.
+    logits = np.array([[1.0, 0.5, -1.0, 0.0], [0.2, 0.1, 0.0, 2.0]], "float32")
+    smoothed_loss = losses.classification_loss(0.2)(labels.one_hot([0, 3]), logits).numpy()
+    np.testing.assert_allclose(smoothed_loss, _numpy_soft_ce(got, logits).mean(), rtol=1e-6)
     with pytest.raises(ValueError, match="label_smoothing"):
-        losses.smoothed_targets([0], label_smoothing=1.0)
+        losses.classification_loss(1.0)
 
 
 def test_mix_with_teacher_numpy_and_tensor():

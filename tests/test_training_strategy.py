@@ -30,7 +30,7 @@ MIRRORED_SCRIPT = textwrap.dedent(
     import keras
     import numpy as np
     import tensorflow as tf
-    from esci_tf.training.losses import replica_loss
+    from esci_tf.training.losses import classification_loss
     from esci_tf.training.training_model import TrainingModel
     from training_fixtures import build_tiny, make_batch, weights_of
 
@@ -42,9 +42,10 @@ MIRRORED_SCRIPT = textwrap.dedent(
     labels = np.eye(4, dtype="float32")[[0, 1, 2, 3, 0, 1, 2, 3]]
     data = tf.data.Dataset.from_tensor_slices((labels, logits)).batch(8)
     batch = next(iter(mirrored.experimental_distribute_dataset(data)))
-    shares = mirrored.run(replica_loss, args=batch)
+    loss = classification_loss()
+    shares = mirrored.run(loss, args=batch)
     total = mirrored.reduce(tf.distribute.ReduceOp.SUM, shares, axis=None).numpy()
-    np.testing.assert_allclose(total, replica_loss(labels, logits).numpy(), rtol=1e-6)
+    np.testing.assert_allclose(total, loss(labels, logits).numpy(), rtol=1e-6)
 
     x, y = make_batch(8)
     start = build_tiny().get_weights()

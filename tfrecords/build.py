@@ -1,18 +1,68 @@
 """Builds ESCI TFRecords: python -m tfrecords.build --examples X --products Y --output_dir Z.
 
-Writes Z/<split>-NNNNN-of-NNNNN.tfrecord.gz per split (train/test as in the examples file),
-checks every shard by reading it back, prints a summary table and writes Z/summary.json.
+Reads and validates the files once (esci_tf.data.reader.load_esci), then writes
+Z/<split>-NNNNN-of-NNNNN.tfrecord.gz per split (train/test as in the examples file) with
+tfrecords.builder.build_shards, which checks every shard by reading it back; prints a summary
+table and writes Z/summary.json.
 """
 
+import os
 import sys
 
 from absl import app, flags
 
 from esci_tf.data.errors import DataError
-from tfrecords.pipeline import DEFAULT_TOKENIZER, build_tfrecords
-from tfrecords.summary import format_table
 
 FLAGS = flags.FLAGS
+DEFAULT_TOKENIZER = "xlm_roberta"  # no path: the embedded demo SentencePiece vocabulary
+
+
+def parse_tokenizer_flag(value: str) -> tuple:
+    """"BACKBONE[:PATH]" -> (backbone, path or None); PATH may itself hold colons (gs://...)."""
+    backbone, _, path = value.partition(":")
+    if not backbone:
+        raise ValueError(f"--tokenizer must be BACKBONE[:PATH], got {value!r}")
+    return backbone, (path or None)
+
+
+def build_tfrecords(examples: str, products: str, output_dir: str, sources: str | None = None,
+                    tokenizer: str = DEFAULT_TOKENIZER, max_length: int = 128, task: str = "1",
+                    num_folds: int = 5, num_shards: int = 8, entity_markers: bool = False,
+                    field_style: str = "text", prompt_tokens: int = 0, on_bad_rows: str = "raise",
+                    label_smoothing: float = 0.0, seed: int = 0, show_progress: bool = True,
+                    preprocessor=None) -> dict:
+    """The files' splits as shards in output_dir (see the module docstring); returns the summary.
+
+    `preprocessor`: an existing PairPreprocessor to reuse instead of building one from
+    `tokenizer` (it must match the tokenizer's backbone and max_length).
+    """
+    from esci_tf.data.reader import load_esci, read_table
+    from esci_tf.data.template import TemplateSettings
+    from esci_tf.preprocessing import PairPreprocessor, load_tokenizer
+    from esci_tf.preprocessing.frame_encoder import FrameEncoder
+    from tfrecords.builder import build_shards, check_build_settings
+
+    check_build_settings(max_length, num_folds, num_shards, label_smoothing)
+    backbone, tokenizer_path = parse_tokenizer_flag(tokenizer)
+    if preprocessor is None:
+        preprocessor = PairPreprocessor(load_tokenizer(backbone, tokenizer_path), backbone, max_length)
+    elif (preprocessor.backbone, preprocessor.max_length) != (backbone, max_length):
+        raise ValueError(
+            f"the given preprocessor is ({preprocessor.backbone}, max_length {preprocessor.max_length}); "
+            f"--tokenizer {tokenizer} --max_length {max_length} asks for ({backbone}, {max_length})")
+    products_table = read_table(products)
+    merged, report = load_esci(examples, products, sources, task=task, on_bad_rows=on_bad_rows,
+                               products_table=products_table)
+    # Gazetteers from the whole products file, as trainers build them for prediction too.
+    template = TemplateSettings.for_catalog(products_table, field_style, prompt_tokens, entity_markers)
+    frames = {split: merged[merged["split"] == split].reset_index(drop=True)
+              for split in sorted(merged["split"].unique(), key=lambda s: (s != "train", s))}
+    settings = dict(examples=os.fspath(examples), products=os.fspath(products),
+                    sources=None if sources is None else os.fspath(sources), task=str(task),
+                    tokenizer=tokenizer, on_bad_rows=on_bad_rows)
+    return build_shards(frames, output_dir, FrameEncoder(preprocessor, template), num_shards=num_shards,
+                        num_folds=num_folds, seed=seed, label_smoothing=label_smoothing, settings=settings,
+                        dropped=report.to_dict(), show_progress=show_progress)
 
 
 def define_flags():
@@ -40,35 +90,20 @@ def define_flags():
 
 
 def main(argv):
+    from tfrecords.summary import format_table
+
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    names = ("examples", "products", "output_dir", "sources", "tokenizer", "max_length", "task", "num_folds",
+             "num_shards", "entity_markers", "field_style", "prompt_tokens", "on_bad_rows", "label_smoothing",
+             "seed")
     try:
-        summary = _build_from_flags()
+        summary = build_tfrecords(**{name: FLAGS[name].value for name in names})
     except (DataError, ValueError, FileNotFoundError) as error:
         # Bad input or flag: the message names the file and row, or the flag; no traceback.
         sys.exit(f"tfrecords.build: {type(error).__name__}: {error}")
     print(format_table(summary))
     print(f"summary: {FLAGS.output_dir}/summary.json")
-
-
-def _build_from_flags() -> dict:
-    return build_tfrecords(
-        examples=FLAGS.examples,
-        products=FLAGS.products,
-        output_dir=FLAGS.output_dir,
-        sources=FLAGS.sources,
-        tokenizer=FLAGS.tokenizer,
-        max_length=FLAGS.max_length,
-        task=FLAGS.task,
-        num_folds=FLAGS.num_folds,
-        num_shards=FLAGS.num_shards,
-        entity_markers=FLAGS.entity_markers,
-        field_style=FLAGS.field_style,
-        prompt_tokens=FLAGS.prompt_tokens,
-        on_bad_rows=FLAGS.on_bad_rows,
-        label_smoothing=FLAGS.label_smoothing,
-        seed=FLAGS.seed,
-    )
 
 
 if __name__ == "__main__":

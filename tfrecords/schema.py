@@ -10,9 +10,9 @@ import re
 
 import tensorflow as tf
 
+from esci_tf.inputs import MODEL_INPUT_KEYS
 from esci_tf.labels import NUM_CLASSES
 
-MODEL_INPUT_KEYS = ("token_ids", "segment_ids", "padding_mask")
 INT_ID_KEYS = ("query_id", "example_id", "fold")
 BYTES_KEYS = ("product_id", "locale")
 METADATA_KEYS = INT_ID_KEYS + BYTES_KEYS

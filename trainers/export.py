@@ -15,11 +15,12 @@ FLAGS = flags.FLAGS
 
 def export(model_dir: str, export_dir: str) -> str:
     """Load the run in model_dir and write its SavedModel to export_dir; returns export_dir."""
+    from esci_tf.rankers import load_ranker
     from esci_tf.serving import ScoringModule, export_saved_model
-    from trainers.predict import load_model
 
-    model, preprocessor, template = load_model(model_dir)
-    return export_saved_model(ScoringModule(model, preprocessor), export_dir, template=template)
+    ranker = load_ranker(model_dir)
+    module = ScoringModule(ranker.model, ranker.encoder.preprocessor)
+    return export_saved_model(module, export_dir, template=ranker.encoder.template.to_dict())
 
 
 def main(argv):

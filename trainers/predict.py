@@ -2,11 +2,11 @@
 
     python -m trainers.predict --model_dir D --examples X --products Y --output preds.csv
 
-Uses the run's saved preprocessing (preprocessing.json: PairPreprocessor and template), the
-same code path trainers.fit used to build its TFRecords. Writes query_id, product_id,
-product_locale, score, p_E, p_S, p_C, p_I per pair (file order); with --submission, the
-task-1 ranking file: query_id, product_id, sorted by score (best first) within each query,
-queries in file order, ties kept in file order.
+--model_dir is a ranker directory (a trainers.fit --output_dir: its best model with the saved
+preprocessing, so pairs are encoded as the run's TFRecords were). Writes query_id, product_id,
+product_locale, score, p_E, p_S, p_C, p_I per pair (file order); with --submission, the task-1
+ranking file: query_id, product_id, sorted by score (best first) within each query, queries
+in file order, ties kept in file order.
 """
 
 import os
@@ -20,43 +20,6 @@ from esci_tf.training.evaluation import PROB_COLUMNS
 
 OUTPUT_COLUMNS = ("query_id", "product_id", "product_locale", "score") + PROB_COLUMNS
 SUBMISSION_COLUMNS = ("query_id", "product_id")
-ENCODE_CHUNK = 8192
-
-
-def tagger_from_settings(template: dict):
-    """The entity tagger a run used (rebuilt from its saved gazetteers), or None."""
-    if not template.get("entity_markers"):
-        return None
-    from esci_tf.data.entities import CatalogEntityTagger
-
-    return CatalogEntityTagger(template.get("entity_brands", ()), template.get("entity_colors", ()))
-
-
-def encode_frame(frame: pd.DataFrame, preprocessor, template: dict, batch_size: int = 512) -> dict:
-    """Model inputs (numpy int32 [N, max_length]) of every pair of a merged ESCI frame."""
-    from esci_tf.data.template import format_pairs
-    from esci_tf.preprocessing.encode import encode_in_batches
-
-    if frame.empty:
-        return encode_in_batches(preprocessor, [], [])[0]
-    queries, products = format_pairs(
-        frame, tagger=tagger_from_settings(template), field_style=template["field_style"],
-        prompt_tokens=template["prompt_tokens"])
-    features, _ = encode_in_batches(preprocessor, queries, products, batch_size)
-    return features
-
-
-def predict_probabilities(model, preprocessor, template, frame, batch_size: int) -> np.ndarray:
-    """[N, 4] class probabilities (E, S, C, I) of every pair of `frame`."""
-    import keras
-
-    chunks = []
-    for start in range(0, len(frame), ENCODE_CHUNK):
-        inputs = encode_frame(frame.iloc[start:start + ENCODE_CHUNK], preprocessor, template)
-        logits = model.predict(inputs, batch_size=batch_size, verbose=0)
-        chunks.append(keras.ops.convert_to_numpy(
-            keras.ops.softmax(keras.ops.cast(logits, "float32"), axis=-1)))
-    return np.concatenate(chunks) if chunks else np.zeros((0, 4), np.float32)
 
 
 def predictions_table(frame: pd.DataFrame, probs: np.ndarray) -> pd.DataFrame:
@@ -73,31 +36,16 @@ def submission_table(predictions: pd.DataFrame) -> pd.DataFrame:
     table = predictions.reset_index(drop=True)
     query_order = pd.Series(pd.factorize(table["query_id"])[0], index=table.index)
     ranked = table.assign(_query=query_order, _row=np.arange(len(table)))
-    ranked = ranked.sort_values(["_query", "score", "_row"], ascending=[True, False, True],
-                                kind="stable")
+    ranked = ranked.sort_values(["_query", "score", "_row"], ascending=[True, False, True], kind="stable")
     return ranked[list(SUBMISSION_COLUMNS)].reset_index(drop=True)
-
-
-def load_model(model_dir: str):
-    """best_model.keras and the saved preprocessing of a trainers.fit output dir."""
-    import keras
-    import tensorflow as tf
-
-    import esci_tf.models  # noqa: F401  (registers the custom layers for loading)
-    from esci_tf.training import checkpointing
-
-    preprocessor, template = checkpointing.load_preprocessing(model_dir)
-    path = os.path.join(model_dir, checkpointing.BEST_MODEL)
-    if not tf.io.gfile.exists(path):
-        raise FileNotFoundError(f"--model_dir={model_dir}: no {checkpointing.BEST_MODEL} in it")
-    return keras.saving.load_model(path), preprocessor, template
 
 
 def predict(cfg) -> pd.DataFrame:
     """Score the pairs of cfg.examples and write cfg.output; returns the written table."""
     from esci_tf.data.reader import load_esci
+    from esci_tf.rankers import load_ranker
 
-    model, preprocessor, template = load_model(cfg.model_dir)
+    ranker = load_ranker(cfg.model_dir, cfg.batch_size)
     frame, report = load_esci(cfg.examples, cfg.products, task=cfg.task, split=cfg.split,
                               on_bad_rows=cfg.on_bad_rows, require_labels=False)
     if report.counts:
@@ -105,8 +53,7 @@ def predict(cfg) -> pd.DataFrame:
     if frame.empty:
         raise ValueError(f"--examples={cfg.examples}: no pairs to score for task {cfg.task}"
                          + (f", split {cfg.split}" if cfg.split else ""))
-    probs = predict_probabilities(model, preprocessor, template, frame, cfg.batch_size)
-    table = predictions_table(frame, probs)
+    table = predictions_table(frame, ranker.probabilities(frame))
     if cfg.submission:
         table = submission_table(table)
     directory = os.path.dirname(cfg.output)

@@ -91,13 +91,15 @@ def load_esci(
     split: str | None = None,
     on_bad_rows: str = "raise",
     require_labels: bool = True,
+    products_table: pd.DataFrame | None = None,
 ) -> tuple[pd.DataFrame, DropReport]:
     """Validated, merged examples of one task and split, plus the report of dropped rows.
 
     The frame has the official example columns, the product_* columns ("" where missing),
     `label` (int, index in esci_tf.labels.LABELS; -1 when labels are absent and
     require_labels=False) and, when sources_path is given, `source` ("" for a query the
-    sources file does not list). Row order is file order.
+    sources file does not list). Row order is file order. `products_table`: the products file
+    already read with read_table (it is validated here; products_path names it in errors).
     """
     if on_bad_rows not in ON_BAD_ROWS:
         raise ValueError(f"on_bad_rows must be one of {ON_BAD_ROWS}, got {on_bad_rows!r}")
@@ -109,7 +111,8 @@ def load_esci(
     examples = select_task(examples, task, split)
     examples = check_example_rows(examples, examples_path, checker, require_labels)
 
-    products = validate_products_file(read_table(products_path), products_path)
+    products = read_table(products_path) if products_table is None else products_table
+    products = validate_products_file(products, products_path)
     products = check_product_rows(products, products_path, checker)
 
     key = ["product_id", "product_locale"]

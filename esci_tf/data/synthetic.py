@@ -210,3 +210,21 @@ def generate_esci(num_queries: int = 300, seed: int = 0):
     examples["small_version"] = examples["small_version"].astype(np.int64)
     examples["large_version"] = examples["large_version"].astype(np.int64)
     return examples, catalog.frame()
+
+
+def write_esci_files(num_queries: int, seed: int, directory: str, prefix: str = "synthetic_") -> tuple:
+    """generate_esci's examples and products as <directory>/<prefix>examples.parquet and
+    <prefix>products.parquet (local or gs://); returns the two paths."""
+    import io
+
+    import tensorflow as tf
+
+    examples, products = generate_esci(num_queries, seed)
+    tf.io.gfile.makedirs(directory)
+    paths = tuple(f"{directory.rstrip('/')}/{prefix}{name}.parquet" for name in ("examples", "products"))
+    for frame, path in zip((examples, products), paths):
+        buffer = io.BytesIO()
+        frame.to_parquet(buffer, index=False)
+        with tf.io.gfile.GFile(path, "wb") as stream:
+            stream.write(buffer.getvalue())
+    return paths

@@ -8,12 +8,26 @@ Segment A is the cleaned query. Segment B starts with the locale's language toke
 clean_text first; with an entity tagger, the query and the description are tagged and the
 brand and color fields are marked whole as BRAND and COLOR. Texts are built once per
 distinct query and per distinct product.
+
+`TemplateSettings` is the template a run uses (field style, prompt tokens, entity markers with
+their gazetteers); it is saved with the model (preprocessing.json, the SavedModel's
+template.json) so prediction and serving format products the same way.
+
+>>> import pandas as pd
+>>> frame = pd.DataFrame({"query": ["red shoes"], "product_locale": ["us"], "product_color": ["Red"],
+...     "product_brand": ["Acme"], "product_title": ["Running shoe"], "product_bullet_point": [""],
+...     "product_description": [""]})
+>>> TemplateSettings().format(frame)
+(['red shoes'], ['[L_US] color: Red brand: Acme description: Running shoe'])
 """
+
+import dataclasses
+import functools
 
 import pandas as pd
 
 from esci_tf.data.cleaning import clean_text
-from esci_tf.data.entities import EntityTagger
+from esci_tf.data.entities import CatalogEntityTagger, EntityTagger
 from esci_tf.data.errors import DataError
 from esci_tf.special_tokens import FIELD_TOKENS, LANGUAGE_TOKENS, PROMPT_TOKENS
 
@@ -107,3 +121,54 @@ def format_pairs(df: pd.DataFrame, tagger: EntityTagger | None = None, field_sty
         fields = dict(zip(product_columns, key))
         products[key] = product_text(fields, key[0], tagger, field_style, prompt_tokens, max_field_chars)
     return [queries[k] for k in query_keys], [products[k] for k in product_keys]
+
+
+@dataclasses.dataclass(frozen=True)
+class TemplateSettings:
+    """The template of a run: field style, prompt tokens and entity markers (with the brand and
+    color gazetteers of the catalogue the run was built from)."""
+
+    field_style: str = "text"
+    prompt_tokens: int = 0
+    entity_markers: bool = False
+    entity_brands: tuple = ()
+    entity_colors: tuple = ()
+
+    @classmethod
+    def for_catalog(cls, products: pd.DataFrame | None, field_style: str = "text", prompt_tokens: int = 0,
+                    entity_markers: bool = False) -> "TemplateSettings":
+        """Settings whose gazetteers (entity_markers only) come from a products table."""
+        if not entity_markers:
+            return cls(field_style, prompt_tokens)
+        if products is None:
+            raise ValueError("entity markers need the products table to build their gazetteers")
+        tagger = CatalogEntityTagger.from_products(products)
+        return cls(field_style, prompt_tokens, True, tuple(sorted(tagger.brands)), tuple(sorted(tagger.colors)))
+
+    def tagger(self) -> EntityTagger | None:
+        """The entity tagger of these settings (built once per gazetteer pair), or None."""
+        return _tagger(self.entity_brands, self.entity_colors) if self.entity_markers else None
+
+    def format(self, frame: pd.DataFrame) -> tuple[list, list]:
+        """(queries, product_texts) of every row of a merged frame (see format_pairs)."""
+        return format_pairs(frame, tagger=self.tagger(), field_style=self.field_style,
+                            prompt_tokens=self.prompt_tokens)
+
+    def to_dict(self) -> dict:
+        """The on-disk form (preprocessing.json "template", template.json)."""
+        values = {"field_style": self.field_style, "prompt_tokens": self.prompt_tokens,
+                  "entity_markers": self.entity_markers}
+        if self.entity_markers:
+            values.update(entity_brands=list(self.entity_brands), entity_colors=list(self.entity_colors))
+        return values
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "TemplateSettings":
+        return cls(values.get("field_style", "text"), int(values.get("prompt_tokens", 0)),
+                   bool(values.get("entity_markers", False)), tuple(values.get("entity_brands", ())),
+                   tuple(values.get("entity_colors", ())))
+
+
+@functools.lru_cache(maxsize=8)
+def _tagger(brands: tuple, colors: tuple) -> CatalogEntityTagger:
+    return CatalogEntityTagger(brands, colors)

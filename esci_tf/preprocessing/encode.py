@@ -3,8 +3,7 @@
 import numpy as np
 
 from esci_tf.data.errors import DataError
-
-FEATURE_KEYS = ("token_ids", "segment_ids", "padding_mask")
+from esci_tf.inputs import MODEL_INPUT_KEYS
 
 
 def _check_strings(values, name):
@@ -27,18 +26,18 @@ def encode_in_batches(preprocessor, queries, products, batch_size: int = 1024, p
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     if not queries:
         empty = np.zeros((0, preprocessor.max_length), np.int32)
-        return {key: empty.copy() for key in FEATURE_KEYS}, np.zeros(0, np.int32)
-    parts = {key: [] for key in FEATURE_KEYS}
+        return {key: empty.copy() for key in MODEL_INPUT_KEYS}, np.zeros(0, np.int32)
+    parts = {key: [] for key in MODEL_INPUT_KEYS}
     cut = []
     for start in range(0, len(queries), batch_size):
         stop = start + batch_size
         features, overflow = preprocessor.encode_with_overflow(queries[start:stop], products[start:stop])
-        for key in FEATURE_KEYS:
+        for key in MODEL_INPUT_KEYS:
             parts[key].append(features[key].numpy())
         cut.append(overflow.numpy())
         if progress is not None:
             progress.update(len(cut[-1]))
-    return {key: np.concatenate(parts[key]) for key in FEATURE_KEYS}, np.concatenate(cut)
+    return {key: np.concatenate(parts[key]) for key in MODEL_INPUT_KEYS}, np.concatenate(cut)
 
 
 def preprocess_pairs(preprocessor, queries, products, batch_size: int = 1024):

@@ -6,9 +6,8 @@ iteration counter, gradient accumulators) and the data position (batches consume
 training stream is deterministic for a given seed, so a resumed run skips it to that position
 and continues exactly where the killed run left off.
 
-The best model by eval NDCG goes to <output_dir>/best_model.keras; the preprocessing
-(PairPreprocessor config with its vocabulary, and the template settings) goes to
-<output_dir>/preprocessing.json. trainers.predict loads both.
+The best model by eval NDCG goes to <output_dir>/best_model.keras (with best_model.json);
+trainers.predict loads it with the run's preprocessing.json (esci_tf.preprocessing.frame_encoder).
 """
 
 import json
@@ -18,7 +17,6 @@ import tensorflow as tf
 
 BEST_MODEL = "best_model.keras"
 BEST_INFO = "best_model.json"
-PREPROCESSING_CONFIG = "preprocessing.json"
 
 
 class TrainingCheckpoint:
@@ -69,25 +67,3 @@ def keep_if_best(model, output_dir: str, ndcg: float, step: int, extra: dict = N
     with tf.io.gfile.GFile(os.path.join(output_dir, BEST_INFO), "w") as f:
         json.dump({"ndcg": float(ndcg), "step": int(step), **(extra or {})}, f, indent=2)
     return True
-
-
-def save_preprocessing(output_dir: str, preprocessor, template: dict) -> str:
-    """Write <output_dir>/preprocessing.json: the PairPreprocessor config (vocabulary inlined)
-    and the template settings (field_style, prompt_tokens, entity_markers) of the run."""
-    path = os.path.join(output_dir, PREPROCESSING_CONFIG)
-    with tf.io.gfile.GFile(path, "w") as f:
-        json.dump({"preprocessor": preprocessor.get_config(), "template": template}, f)
-    return path
-
-
-def load_preprocessing(model_dir: str):
-    """(PairPreprocessor, template settings) saved by save_preprocessing in model_dir."""
-    from esci_tf.preprocessing.pair_preprocessor import PairPreprocessor
-
-    path = os.path.join(model_dir, PREPROCESSING_CONFIG)
-    if not tf.io.gfile.exists(path):
-        raise FileNotFoundError(
-            f"{path} not found: --model_dir must be the --output_dir of a trainers.fit run")
-    with tf.io.gfile.GFile(path) as f:
-        saved = json.load(f)
-    return PairPreprocessor.from_config(saved["preprocessor"]), saved["template"]

@@ -9,12 +9,12 @@ lists, overall and per locale, plus task-2 classification metrics.
 import numpy as np
 import pandas as pd
 
+from esci_tf.inputs import MODEL_INPUT_KEYS
 from esci_tf.labels import SHORT_LABELS, ranking_score
 from esci_tf.training import metrics
 
 PROB_COLUMNS = tuple(f"p_{s}" for s in SHORT_LABELS)
 ID_COLUMNS = ("example_id", "query_id", "product_id", "locale")
-MODEL_INPUTS = ("token_ids", "segment_ids", "padding_mask")
 
 
 def _as_str(values) -> np.ndarray:
@@ -48,10 +48,10 @@ def predict_dataset(model, dataset) -> pd.DataFrame:
     import keras
 
     spec = dataset.element_spec[0]
-    missing = [k for k in ID_COLUMNS + MODEL_INPUTS if k not in spec]
+    missing = [k for k in ID_COLUMNS + MODEL_INPUT_KEYS if k not in spec]
     if missing:
         raise ValueError(f"eval dataset features lack {missing}; got {sorted(spec)}")
-    inputs = dataset.map(lambda features, _labels: {k: features[k] for k in MODEL_INPUTS})
+    inputs = dataset.map(lambda features, _labels: {k: features[k] for k in MODEL_INPUT_KEYS})
     logits = model.predict(inputs, verbose=0)
     probs = keras.ops.convert_to_numpy(
         keras.ops.softmax(keras.ops.cast(logits, "float32"), axis=-1))

@@ -1,6 +1,6 @@
 """Listwise training loss: cross-entropy plus a keras-rs ranking loss over each query's list.
 
-A listwise batch (tfrecords.reader.make_dataset(listwise=True)) holds features
+A listwise batch (tfrecords.dataset.make_dataset(listwise=True)) holds features
 [B, list_size, max_length], soft-label targets [B, list_size, 4] and a bool "list_mask"
 [B, list_size] that is False on padding rows. The encoder sees the lists flattened to
 [B * list_size, max_length]; the loss is
@@ -19,12 +19,12 @@ import keras_rs
 import numpy as np
 import tensorflow as tf
 
+from esci_tf.inputs import MODEL_INPUT_KEYS
 from esci_tf.labels import GAINS
 from esci_tf.training.losses import soft_label_cross_entropy
 
 LISTWISE_LOSSES = ("pairwise_logistic", "list_mle")
 LIST_MASK_KEY = "list_mask"
-MODEL_INPUT_KEYS = ("token_ids", "segment_ids", "padding_mask")
 
 
 def is_listwise_batch(x) -> bool:

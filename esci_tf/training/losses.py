@@ -2,10 +2,12 @@
 
 Every training target is a [B, 4] probability vector in labels.py order: one-hot labels,
 label-smoothed labels, teacher-mixed (self-distillation) labels and pseudo labels all use
-the same loss. The loss is always computed in float32, whatever the compute dtype of the
-logits (bfloat16 on TPU).
+the same loss (classification_loss, Keras' CategoricalCrossentropy). The loss is always
+computed in float32, whatever the compute dtype of the logits (bfloat16 on TPU). One-hot and
+smoothed numpy targets come from esci_tf.labels.one_hot.
 """
 
+import keras
 import numpy as np
 import tensorflow as tf
 
@@ -19,28 +21,17 @@ def soft_label_cross_entropy(y_true, logits):
     return tf.nn.softmax_cross_entropy_with_logits(labels=y_true, logits=logits)
 
 
-def replica_loss(y_true, logits, sample_weight=None, global_batch_size=None):
-    """The loss one replica minimises: sum over its batch / global batch size.
+def classification_loss(label_smoothing: float = 0.0):
+    """The training loss: Keras' categorical cross-entropy from logits against soft targets
+    [B, 4], smoothed as (1 - a) * y + a / 4, reduced to sum / batch size and, under
+    tf.distribute, divided by the replicas in sync (so the summed replica gradients are the
+    global batch mean). float32 whatever the logits' dtype."""
+    import keras
 
-    Summing this over replicas gives the mean loss of the global batch, which is what
-    tf.distribute (and Keras' "sum_over_batch_size" reduction) expects: gradients are
-    summed across replicas, so each replica must scale by the global batch size, not its
-    own. With no strategy the result is the plain batch mean. `global_batch_size` defaults
-    to the replica batch size times the number of replicas in sync.
-    """
-    per_example = soft_label_cross_entropy(y_true, logits)
-    if sample_weight is not None:
-        sample_weight = tf.reshape(tf.cast(sample_weight, tf.float32), [-1])
-    return tf.nn.compute_average_loss(
-        per_example, sample_weight=sample_weight, global_batch_size=global_batch_size
-    )
-
-
-def smoothed_targets(label_indices, label_smoothing: float = 0.0) -> np.ndarray:
-    """[N, 4] float32 targets for integer labels: (1 - a) * one_hot + a / 4."""
     if not 0.0 <= label_smoothing < 1.0:
         raise ValueError(f"label_smoothing must be in [0, 1), got {label_smoothing}")
-    return labels.one_hot(label_indices, label_smoothing=label_smoothing)
+    return keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=label_smoothing,
+                                                name="cross_entropy")
 
 
 def smooth_targets(y_true, label_smoothing: float):

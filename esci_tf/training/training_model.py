@@ -2,9 +2,11 @@
 
 Build it (and the wrapped model) inside the strategy scope, compile it with a Keras
 optimizer (gradient_accumulation_steps, loss scaling, jit_compile all work) and call fit /
-evaluate / predict. The loss is soft-label cross-entropy (losses.replica_loss); on listwise
-batches (features with a "list_mask", see esci_tf.training.listwise) it is the masked
-cross-entropy plus listwise_loss_weight times a keras-rs ranking loss over each query's list.
+evaluate / predict. The loss is Keras' soft-label cross-entropy from logits
+(losses.classification_loss, with label smoothing and Keras' own per-replica scaling under
+tf.distribute); on listwise batches (features with a "list_mask", see
+esci_tf.training.listwise) it is the masked cross-entropy plus listwise_loss_weight times a
+keras-rs ranking loss over each query's list.
 Save the wrapped model (`training_model.model.save("x.keras")`), not the wrapper.
 """
 
@@ -13,7 +15,7 @@ import tensorflow as tf
 
 from esci_tf.training import adversarial as adv_lib
 from esci_tf.training import listwise as listwise_lib
-from esci_tf.training.losses import replica_loss
+from esci_tf.training.losses import classification_loss, smooth_targets
 
 ADVERSARIAL_MODES = (None, "fgm", "awp")
 
@@ -67,7 +69,8 @@ def _unflatten_gradients(flat, like):
 
 
 class TrainingModel(keras.Model):
-    """Trains `model` (logits [B, 4]) on soft-label targets [B, 4].
+    """Trains `model` (logits [B, 4]) on soft-label targets [B, 4], smoothed by
+    label_smoothing ((1 - a) * y + a / 4).
 
     adversarial: None, "fgm" (perturb `model.word_embeddings` by fgm_epsilon * g / ||g||)
     or "awp" (perturb the weights chosen by `awp_targets`, a regex on variable paths or a
@@ -94,6 +97,7 @@ class TrainingModel(keras.Model):
         awp_start_loss: float = 0.6,
         awp_targets=adv_lib.DEFAULT_AWP_TARGETS,
         awp_loss_decay: float = 0.9,
+        label_smoothing: float = 0.0,
         listwise_loss_weight: float = 0.0,
         listwise_loss: str = "pairwise_logistic",
         **kwargs,
@@ -111,6 +115,10 @@ class TrainingModel(keras.Model):
             raise ValueError(
                 f"listwise_loss must be one of {listwise_lib.LISTWISE_LOSSES}, got {listwise_loss!r}"
             )
+        if not 0.0 <= label_smoothing < 1.0:
+            raise ValueError(f"label_smoothing must be in [0, 1), got {label_smoothing}")
+        self.label_smoothing = float(label_smoothing)
+        self.classification_loss = classification_loss(self.label_smoothing)
         self.listwise_loss_weight = float(listwise_loss_weight)
         self.listwise_loss = listwise_loss
         self.model = model
@@ -176,6 +184,8 @@ class TrainingModel(keras.Model):
         """(replica loss, logits [N, 4]); listwise batches are flattened to N = B * L rows."""
         if listwise_lib.is_listwise_batch(x):
             logits = self.model(listwise_lib.flatten_lists(x), training=training)
+            if self.label_smoothing:
+                y = smooth_targets(y, self.label_smoothing)
             loss, _, _ = listwise_lib.listwise_loss(
                 y, logits, x[listwise_lib.LIST_MASK_KEY], self.listwise_loss_weight, self.listwise_loss
             )
@@ -183,10 +193,10 @@ class TrainingModel(keras.Model):
         if self.listwise_loss_weight:
             raise ValueError(
                 "listwise_loss_weight > 0 needs listwise batches (features with 'list_mask', "
-                "from tfrecords.reader.make_dataset(listwise=True)); got pairwise features"
+                "from tfrecords.dataset.make_dataset(listwise=True)); got pairwise features"
             )
         logits = self.model(x, training=training)
-        return replica_loss(y, logits, sample_weight), logits
+        return self.classification_loss(y, logits, sample_weight), logits
 
     def _forward_backward(self, x, y, sample_weight, variables):
         """(replica loss, logits, gradients of the optimizer-scaled loss)."""
@@ -282,7 +292,8 @@ def _metric_targets(x, y, sample_weight):
 
 
 def _unscale(replica_loss_value):
-    """Replica loss (sum / global batch) back to this replica's mean, as Keras reports."""
+    """Replica loss (sum / global batch) back to this replica's mean, as Keras reports (Keras'
+    own unscaling helper is not public API)."""
     return replica_loss_value * tf.cast(
         tf.distribute.get_strategy().num_replicas_in_sync, replica_loss_value.dtype
     )

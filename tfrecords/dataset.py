@@ -27,9 +27,10 @@ When a summary.json written by tfrecords.build lies next to the shards, its max_
 match the one asked for.
 """
 
+import dataclasses
 import json
 import os
-
+from typing import Optional
 
 import numpy as np
 import tensorflow as tf
@@ -213,94 +214,111 @@ def _file_lists(path, max_length, list_size, long_lists, keep_fold):
     return grouped.map(to_list)
 
 
-def make_dataset(
-    file_pattern,
-    batch_size: int,
-    max_length: int,
-    training: bool,
-    listwise: bool = False,
-    list_size: int = 64,
-    deterministic: bool = False,
-    seed: int = 0,
-    shuffle_buffer_size: int = 10_000,
-    long_lists: str = "error",
-    include_metadata=None,
-    folds=None,
-    exclude_folds=None,
-    repeat: bool = False,
-    drop_remainder=None,
-    validate: bool = False,
-    cycle_length=None,
-    input_context=None,
-    length_buckets=None,
-) -> tf.data.Dataset:
-    """The input pipeline over shards matching file_pattern (see the module docstring).
+@dataclasses.dataclass(frozen=True)
+class ReadOptions:
+    """How make_dataset reads the shards.
 
     training: shuffle files and records (seeded), and drop the last partial batch so every
-    shape is static. deterministic: fixed element order (same seed -> same order). folds /
-    exclude_folds: keep only / drop these fold numbers. repeat: loop forever. validate: run
-    check_shards first, which names the file and record of any unreadable record (tf.data
-    itself stops silently at a truncated GZIP shard). cycle_length: shards read in parallel
-    (default min(#shards, 8); fixed, so a deterministic order is the same on every machine).
-    input_context: a tf.distribute.InputContext (from distribute_datasets_from_function): this
-    pipeline then reads its share of the shards and batch_size is the global batch size.
-    length_buckets: pairwise only; e.g. (32, 64, 128), the largest equal to max_length: batches
-    of one length bucket each, cut to that length (see the module docstring). None: every batch
-    is [B, max_length].
-    Summary.json (written next to the shards) has "longest_list" per split for list_size.
+    shape is static. listwise / list_size / long_lists: one element per query list (see the
+    module docstring). deterministic: fixed element order (same seed -> same order).
+    folds / exclude_folds: keep only / drop these fold numbers. include_metadata: add the id
+    features (default: when not training). repeat: loop forever. drop_remainder: default
+    `training`. validate: run check_shards first, which names the file and record of any
+    unreadable record (tf.data itself stops silently at a truncated GZIP shard). cycle_length:
+    shards read in parallel (default min(#shards, 8); fixed, so a deterministic order is the
+    same on every machine). input_context: a tf.distribute.InputContext (from
+    distribute_datasets_from_function): this pipeline then reads its share of the shards and
+    the batch size is the global one. length_buckets: pairwise only; e.g. (32, 64, 128), the
+    largest equal to max_length: batches of one length bucket each, cut to that length. None:
+    every batch is [B, max_length].
     """
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
-    if max_length < 1:
-        raise ValueError(f"max_length must be at least 1, got {max_length}")
-    if listwise and list_size < 1:
-        raise ValueError(f"list_size must be at least 1, got {list_size}")
-    if long_lists not in ("error", "split"):
-        raise ValueError(f"long_lists must be 'error' or 'split', got {long_lists!r}")
-    if length_buckets is not None:
-        if listwise:
+
+    training: bool = False
+    listwise: bool = False
+    list_size: int = 64
+    long_lists: str = "error"
+    deterministic: bool = False
+    seed: int = 0
+    shuffle_buffer_size: int = 10_000
+    include_metadata: Optional[bool] = None
+    folds: Optional[tuple] = None
+    exclude_folds: Optional[tuple] = None
+    repeat: bool = False
+    drop_remainder: Optional[bool] = None
+    validate: bool = False
+    cycle_length: Optional[int] = None
+    input_context: object = None
+    length_buckets: Optional[tuple] = None
+
+    def check(self, batch_size: int, max_length: int) -> "ReadOptions":
+        """ValueError for settings that cannot work; returns the options with buckets checked."""
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        if max_length < 1:
+            raise ValueError(f"max_length must be at least 1, got {max_length}")
+        if self.listwise and self.list_size < 1:
+            raise ValueError(f"list_size must be at least 1, got {self.list_size}")
+        if self.long_lists not in ("error", "split"):
+            raise ValueError(f"long_lists must be 'error' or 'split', got {self.long_lists!r}")
+        if self.length_buckets is None:
+            return self
+        if self.listwise:
             raise ValueError("length_buckets applies to pairwise datasets, not listwise=True")
-        length_buckets = check_length_buckets(length_buckets, max_length)
+        return dataclasses.replace(self, length_buckets=check_length_buckets(self.length_buckets, max_length))
+
+
+def make_dataset(file_pattern, batch_size: int, max_length: int, options: ReadOptions | None = None,
+                 **changes) -> tf.data.Dataset:
+    """The input pipeline over shards matching file_pattern (see the module docstring), read as
+    `options` says; keyword `changes` replace single options (make_dataset(p, 8, 64,
+    training=True)). Summary.json (written next to the shards) has "longest_list" per split for
+    list_size.
+    """
+    options = dataclasses.replace(options or ReadOptions(), **changes).check(batch_size, max_length)
+    training, listwise, deterministic = options.training, options.listwise, options.deterministic
+    seed, list_size = options.seed, options.list_size
     paths = list_shards(file_pattern)
     _check_built_max_length(paths, max_length)
-    if validate:
+    if options.validate:
         check_shards(paths, max_length)
-    include_metadata = (not training) if include_metadata is None else include_metadata
-    drop_remainder = training if drop_remainder is None else drop_remainder
-    keep_fold = _fold_filter(folds, exclude_folds)
+    include_metadata = (not training) if options.include_metadata is None else options.include_metadata
+    drop_remainder = training if options.drop_remainder is None else options.drop_remainder
+    keep_fold = _fold_filter(options.folds, options.exclude_folds)
 
     files = tf.data.Dataset.list_files(paths, shuffle=training, seed=seed)
-    if input_context is not None:
-        files, batch_size = _shard_for_input_pipeline(files, len(paths), batch_size, input_context)
-    cycle_length = cycle_length or min(len(paths), 8)
+    if options.input_context is not None:
+        files, batch_size = _shard_for_input_pipeline(files, len(paths), batch_size, options.input_context)
+    cycle_length = options.cycle_length or min(len(paths), 8)
     if listwise:
         rows = files.interleave(
-            lambda path: _file_lists(path, max_length, list_size, long_lists, keep_fold),
+            lambda path: _file_lists(path, max_length, list_size, options.long_lists, keep_fold),
             cycle_length=cycle_length,
             num_parallel_calls=AUTOTUNE,
             deterministic=deterministic,
         )
         if training:
-            rows = rows.shuffle(max(1, shuffle_buffer_size // list_size), seed=seed, reshuffle_each_iteration=True)
+            rows = rows.shuffle(max(1, options.shuffle_buffer_size // list_size), seed=seed,
+                                reshuffle_each_iteration=True)
     else:
-        rows = _pairwise_records(files, keep_fold, training, seed, shuffle_buffer_size, deterministic, cycle_length)
-    if repeat:
+        rows = _pairwise_records(files, keep_fold, training, seed, options.shuffle_buffer_size, deterministic,
+                                 cycle_length)
+    if options.repeat:
         rows = rows.repeat()
     spec = schema.feature_spec(max_length)
-    if length_buckets is not None:
-        batches = _bucketed_batches(rows, spec, length_buckets, batch_size, drop_remainder, deterministic)
+    if options.length_buckets is not None:
+        batches = _bucketed_batches(rows, spec, options.length_buckets, batch_size, drop_remainder, deterministic)
     else:
         batches = rows.batch(batch_size, drop_remainder=drop_remainder)
-    if not listwise and length_buckets is None:
+    if not listwise and options.length_buckets is None:
         batches = batches.map(
             lambda serialized: _cast_inputs(tf.io.parse_example(serialized, spec)),
             num_parallel_calls=AUTOTUNE,
             deterministic=deterministic,
         )
     batches = batches.map(_split_features(include_metadata, listwise))
-    options = tf.data.Options()
-    options.deterministic = deterministic
-    return batches.with_options(options).prefetch(AUTOTUNE)
+    data_options = tf.data.Options()
+    data_options.deterministic = deterministic
+    return batches.with_options(data_options).prefetch(AUTOTUNE)
 
 
 def read_all(file_pattern, max_length=None) -> dict:

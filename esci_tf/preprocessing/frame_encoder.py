@@ -1,0 +1,72 @@
+"""FrameEncoder: a merged ESCI frame -> model inputs, the one path every caller takes.
+
+The template (esci_tf.data.template.TemplateSettings) formats each row as (query, product
+text); the PairPreprocessor tokenizes and packs the pair. TFRecord building, trainers.predict,
+the recipe and the benchmarks all encode through it, and a trained model directory keeps it as
+preprocessing.json (the PairPreprocessor config with its vocabulary inlined, and the template
+settings), which trainers.predict and trainers.export load back.
+"""
+
+import json
+import os
+
+import tensorflow as tf
+
+from esci_tf.data.template import TemplateSettings
+from esci_tf.preprocessing.encode import encode_in_batches
+
+PREPROCESSING_FILE = "preprocessing.json"
+ENCODE_BATCH = 512
+
+
+class FrameEncoder:
+    """Formats and tokenizes the rows of a merged ESCI frame (see esci_tf.data.reader.load_esci)."""
+
+    def __init__(self, preprocessor, template: TemplateSettings | None = None):
+        self.preprocessor = preprocessor
+        self.template = template or TemplateSettings()
+
+    @property
+    def max_length(self) -> int:
+        return self.preprocessor.max_length
+
+    def format(self, frame):
+        """(queries, product_texts) of every row."""
+        return self.template.format(frame)
+
+    def encode(self, frame, batch_size: int = ENCODE_BATCH, progress=None):
+        """(features, tokens_cut): int32 numpy arrays [N, max_length] per model input, and the
+        tokens truncation cut from each pair [N]; `progress` is advanced per batch."""
+        if len(frame) == 0:
+            return encode_in_batches(self.preprocessor, [], [])
+        queries, texts = self.format(frame)
+        return encode_in_batches(self.preprocessor, queries, texts, batch_size, progress)
+
+    def features(self, frame, batch_size: int = ENCODE_BATCH) -> dict:
+        """Only the model inputs of `encode`."""
+        return self.encode(frame, batch_size)[0]
+
+    # -- preprocessing.json
+    def save(self, directory: str) -> str:
+        """Write <directory>/preprocessing.json; returns its path."""
+        path = os.path.join(directory, PREPROCESSING_FILE)
+        tf.io.gfile.makedirs(directory)
+        with tf.io.gfile.GFile(path + ".tmp", "w") as stream:
+            json.dump({"preprocessor": self.preprocessor.get_config(), "template": self.template.to_dict()},
+                      stream)
+        tf.io.gfile.rename(path + ".tmp", path, overwrite=True)
+        return path
+
+    @classmethod
+    def load(cls, directory: str) -> "FrameEncoder":
+        """The encoder saved by `save` in a trained model directory."""
+        from esci_tf.preprocessing.pair_preprocessor import PairPreprocessor
+
+        path = os.path.join(directory, PREPROCESSING_FILE)
+        if not tf.io.gfile.exists(path):
+            raise FileNotFoundError(f"{path} not found: --model_dir must be the --output_dir of a "
+                                    "trainers.fit run")
+        with tf.io.gfile.GFile(path) as stream:
+            saved = json.load(stream)
+        return cls(PairPreprocessor.from_config(saved["preprocessor"]), TemplateSettings.from_dict(saved["template"]))
+

@@ -1,0 +1,282 @@
+"""The typed configuration of one training run: data, model, training and runtime settings.
+
+Every field has the name of the trainers.fit flag that sets it (`--batch_size` sets
+`training.batch_size`), so a flagfile, a RunConfig and the run's config.json say the same
+thing. `validate()` checks the settings that do not need the data and raises ConfigError (a
+ValueError) naming the flag; checks that need the data (a batch larger than the training
+set, ...) raise ConfigError from the run itself.
+
+>>> config = RunConfig.from_flat({"synthetic_queries": 20, "backbone_config": {"num_layers": 2},
+...                               "output_dir": "/tmp/run", "batch_size": 8})
+>>> config.training.batch_size, config.model.backbone, config.data.synthetic_queries
+(8, 'xlm_roberta', 20)
+>>> RunConfig.from_flat({"output_dir": "/tmp/run", "backbone_config": {}}).validate()
+Traceback (most recent call last):
+...
+esci_tf.training.config.ConfigError: give one data source: --examples and --products, or --train_tfrecords and --eval_tfrecords, or --synthetic_queries
+"""
+
+import dataclasses
+from typing import Optional
+
+BACKBONE_NAMES = ("bert", "xlm_roberta", "deberta_v3", "rembert")
+TASKS = ("1", "2", "3", "all")
+POOLINGS = ("cls", "weighted_layers")
+ADVERSARIAL = ("none", "fgm", "awp")
+OPTIMIZERS = ("adamw", "lazy_adamw")
+LISTWISE_LOSSES = ("pairwise_logistic", "list_mle")
+PRECISIONS = ("float32", "mixed_bfloat16")
+STRATEGIES = ("auto", "cpu", "tpu", "mirrored", "multi_worker")
+
+
+class ConfigError(ValueError):
+    """A setting that cannot work; the message names the flag (--name)."""
+
+
+@dataclasses.dataclass
+class DataConfig:
+    """Where the pairs come from, how they are split, formatted and tokenized."""
+
+    examples: Optional[str] = None
+    products: Optional[str] = None
+    train_tfrecords: Optional[str] = None
+    eval_tfrecords: Optional[str] = None
+    synthetic_queries: int = 0
+    task: str = "1"
+    eval_split: str = "fraction"
+    eval_fraction: float = 0.1
+    on_bad_rows: str = "raise"
+    num_shards: int = 4
+    max_length: int = 128
+    length_buckets: tuple = ()
+    field_style: str = "text"
+    prompt_tokens: int = 0
+    entity_markers: bool = False
+
+    @property
+    def from_files(self) -> bool:
+        return self.examples is not None and self.products is not None
+
+    @property
+    def from_tfrecords(self) -> bool:
+        return self.train_tfrecords is not None and self.eval_tfrecords is not None
+
+    def buckets(self):
+        """length_buckets capped at max_length, which ends them: (32, 64, 128) with max_length
+        48 -> (32, 48); None when empty (every batch is max_length long)."""
+        if not self.length_buckets:
+            return None
+        kept = [int(b) for b in self.length_buckets if int(b) < self.max_length]
+        return tuple(kept) + (self.max_length,)
+
+
+@dataclasses.dataclass
+class ModelConfig:
+    """The backbone, its weights and tokenizer, and the head on top."""
+
+    backbone: str = "xlm_roberta"
+    checkpoint: Optional[str] = None
+    tokenizer: Optional[str] = None
+    backbone_config: Optional[dict] = None
+    pooling: str = "cls"
+    num_pooled_layers: int = 4
+    multi_sample_dropout: int = 0
+    cross_attention: bool = False
+    dropout: float = 0.1
+
+    @property
+    def tokenizer_location(self) -> Optional[str]:
+        """Where the tokenizer is read from (default: the checkpoint)."""
+        return self.tokenizer or self.checkpoint
+
+
+@dataclasses.dataclass
+class TrainingConfig:
+    """Loss, optimizer, schedule and batch settings. Step counts count batches of batch_size
+    (what the learning-rate schedule sees); with gradient_accumulation=N the weights change
+    every N batches."""
+
+    batch_size: int = 32
+    eval_batch_size: int = 0
+    learning_rate: float = 3e-5
+    weight_decay: float = 0.01
+    optimizer: str = "adamw"
+    clipnorm: float = 1.0
+    warmup_steps: Optional[int] = None
+    warmup_ratio: float = 0.1
+    epochs: int = 1
+    steps: int = 0
+    gradient_accumulation: int = 1
+    label_smoothing: float = 0.0
+    adversarial: str = "none"
+    fgm_epsilon: float = 1.0
+    awp_lr: float = 1.0
+    awp_eps: float = 0.01
+    awp_start_loss: float = 0.6
+    listwise_loss_weight: float = 0.0
+    listwise_loss: str = "pairwise_logistic"
+    list_size: int = 16
+
+
+@dataclasses.dataclass
+class RuntimeConfig:
+    """How and where the run executes, evaluates and checkpoints."""
+
+    precision: str = "float32"
+    jit_compile: bool = False
+    strategy: str = "auto"
+    tpu_address: Optional[str] = None
+    steps_per_execution: int = 1
+    seed: int = 42
+    eval_every_steps: int = 0
+    checkpoint_every_steps: int = 0
+    max_eval_batches: int = 0
+    resume: bool = True
+    progress_bar: bool = True
+
+
+SECTIONS = {"data": DataConfig, "model": ModelConfig, "training": TrainingConfig,
+            "runtime": RuntimeConfig}
+
+
+@dataclasses.dataclass
+class RunConfig:
+    """One run: its four sections and the directory everything is written to."""
+
+    data: DataConfig = dataclasses.field(default_factory=DataConfig)
+    model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
+    training: TrainingConfig = dataclasses.field(default_factory=TrainingConfig)
+    runtime: RuntimeConfig = dataclasses.field(default_factory=RuntimeConfig)
+    output_dir: Optional[str] = None
+
+    @classmethod
+    def field_names(cls) -> dict:
+        """{setting name: section name} of every setting (output_dir: None)."""
+        names = {"output_dir": None}
+        for section, section_class in SECTIONS.items():
+            for field in dataclasses.fields(section_class):
+                names[field.name] = section
+        return names
+
+    @classmethod
+    def from_flat(cls, values: dict) -> "RunConfig":
+        """A RunConfig from {setting name: value}; unknown names raise ConfigError."""
+        names = cls.field_names()
+        unknown = sorted(set(values) - set(names))
+        if unknown:
+            raise ConfigError(f"unknown setting(s) {', '.join(unknown)}")
+        sections = {section: {} for section in SECTIONS}
+        for name, value in values.items():
+            if names[name] is not None:
+                sections[names[name]][name] = value
+        return cls(output_dir=values.get("output_dir"),
+                   **{section: SECTIONS[section](**kwargs) for section, kwargs in sections.items()})
+
+    def flat(self) -> dict:
+        """{setting name: value} of every setting (the inverse of from_flat)."""
+        values = {"output_dir": self.output_dir}
+        for section in SECTIONS:
+            values.update(dataclasses.asdict(getattr(self, section)))
+        return values
+
+    def replace(self, **changes) -> "RunConfig":
+        """A copy with some settings changed, by flat name."""
+        return RunConfig.from_flat({**self.flat(), **changes})
+
+    def validate(self) -> "RunConfig":
+        """Checks every setting that does not need the data; returns self."""
+        for check in _CHECKS:
+            check(self)
+        return self
+
+
+def _require(condition: bool, message: str) -> None:
+    if not condition:
+        raise ConfigError(message)
+
+
+def _data_source(config):
+    data = config.data
+    half = ((data.examples is None) != (data.products is None)
+            or (data.train_tfrecords is None) != (data.eval_tfrecords is None))
+    sources = data.from_files + data.from_tfrecords + bool(data.synthetic_queries)
+    _require(not half and sources == 1, "give one data source: --examples and --products, or "
+             "--train_tfrecords and --eval_tfrecords, or --synthetic_queries")
+
+
+def _output_dir(config):
+    _require(bool(config.output_dir), "--output_dir is required")
+
+
+def _eval_slice(config):
+    _require(config.data.eval_split != "fraction" or config.data.eval_fraction > 0,
+             "--eval_split=fraction needs --eval_fraction > 0")
+
+
+def _length_buckets(config):
+    buckets = config.data.length_buckets
+    try:
+        values = [int(b) for b in buckets]
+    except (TypeError, ValueError):
+        values = None
+    _require(values is not None and values == sorted(set(values)) and all(b > 0 for b in values),
+             f"--length_buckets={','.join(map(str, buckets))}: must be strictly increasing positive "
+             "integers, e.g. 32,64,128")
+    _require(not (values and config.training.listwise_loss_weight),
+             "--length_buckets applies to pairwise training data; --listwise_loss_weight > 0 reads "
+             "query lists at --max_length")
+
+
+def _weights(config):
+    model = config.model
+    _require(model.backbone_config is None or isinstance(model.backbone_config, dict),
+             "--backbone_config must be a JSON object")
+    _require(model.checkpoint is not None or model.backbone_config is not None,
+             "give --checkpoint (pretrained) or --backbone_config (random init)")
+
+
+def _tpu(config):
+    _require(config.runtime.tpu_address is None or config.runtime.strategy in ("tpu", "auto"),
+             "--tpu_address is only used with --strategy=tpu")
+
+
+def _entity_markers(config):
+    _require(not (config.data.entity_markers and config.data.from_tfrecords),
+             "--entity_markers applies when building from --examples/--products; prebuilt "
+             "--train_tfrecords already carry their tokens")
+
+
+# Settings with a fixed set of values (trainers.fit makes them enum flags).
+CHOICES = {
+    "task": TASKS, "eval_split": ("fraction", "test"), "on_bad_rows": ("raise", "skip"),
+    "field_style": ("text", "tokens"), "backbone": BACKBONE_NAMES, "pooling": POOLINGS,
+    "optimizer": OPTIMIZERS, "adversarial": ADVERSARIAL, "listwise_loss": LISTWISE_LOSSES,
+    "precision": PRECISIONS, "strategy": STRATEGIES,
+}
+# (lowest, highest or None) of numeric settings.
+BOUNDS = {
+    "synthetic_queries": (0, None), "eval_fraction": (0.0, 0.5), "num_shards": (1, None),
+    "max_length": (8, None), "prompt_tokens": (0, 8), "num_pooled_layers": (1, None),
+    "multi_sample_dropout": (0, None), "dropout": (0.0, 0.9), "batch_size": (1, None),
+    "eval_batch_size": (0, None), "learning_rate": (0.0, None), "weight_decay": (0.0, None),
+    "clipnorm": (0.0, None), "warmup_steps": (0, None), "warmup_ratio": (0.0, 1.0), "epochs": (1, None),
+    "steps": (0, None), "gradient_accumulation": (1, None), "label_smoothing": (0.0, 0.99),
+    "fgm_epsilon": (0.0, None), "awp_lr": (0.0, None), "awp_eps": (0.0, None),
+    "listwise_loss_weight": (0.0, None), "list_size": (2, None), "steps_per_execution": (1, None),
+    "eval_every_steps": (0, None), "checkpoint_every_steps": (0, None), "max_eval_batches": (0, None),
+}
+
+
+def _choices_and_bounds(config):
+    values = config.flat()
+    for name, choices in CHOICES.items():
+        _require(values[name] in choices,
+                 f"--{name}={values[name]!r}: expected one of {', '.join(map(str, choices))}")
+    for name, (low, high) in BOUNDS.items():
+        value = values[name]
+        within = value is None or (value >= low and (high is None or value <= high))
+        _require(within, f"--{name}={value}: must be >= {low}" + (f" and <= {high}" if high is not None else ""))
+
+
+_CHECKS = (_output_dir, _data_source, _eval_slice, _length_buckets, _weights, _tpu, _entity_markers,
+           _choices_and_bounds)

@@ -1,0 +1,235 @@
+"""run_experiment: one strategy-agnostic training run, resumable at the exact batch.
+
+The shape of tf-models' train_lib.run_experiment: a RankingTask builds the inputs, model and
+train step; this module runs them under the run's tf.distribute strategy with Keras' fit,
+saves resumable checkpoints, evaluates at fixed batch positions and writes the run's outputs
+to config.output_dir:
+
+    checkpoints/          model + optimizer variables + data position (TrainingCheckpoint)
+    logs/                 TensorBoard (train scalars; eval/ has every evaluation)
+    data/                 the run's TFRecords and data_info.json (esci_tf.training.run_data)
+    preprocessing.json    the FrameEncoder (PairPreprocessor + template) prediction loads
+    best_model.keras, best_model.json, eval_predictions.csv   the best model by eval NDCG
+    eval_history.jsonl, metrics.json
+
+A run killed anywhere and started again with the same config continues from its last
+checkpoint: the training stream is deterministic and skipped to the saved position, which
+Keras' BackupAndRestore cannot do (it restarts the interrupted epoch).
+"""
+
+import json
+import os
+import time
+
+import keras
+import tensorflow as tf
+from absl import logging
+
+from esci_tf import files
+from esci_tf.preprocessing.frame_encoder import FrameEncoder
+from esci_tf.training import checkpointing, evaluation
+from esci_tf.training.config import ConfigError, RunConfig
+from esci_tf.training.progress import ProgressBar
+from esci_tf.training.run_data import prepare_run_data
+from esci_tf.training.strategy import get_strategy
+from esci_tf.training.task import RankingTask
+
+CHECKPOINT_DIR = "checkpoints"
+LOG_DIR = "logs"
+METRICS_FILE = "metrics.json"
+HISTORY_FILE = "eval_history.jsonl"
+PREDICTIONS_FILE = "eval_predictions.csv"
+PREDICTION_COLUMNS = ["example_id", "query_id", "product_id", "locale", "label", "score",
+                      *evaluation.PROB_COLUMNS]
+
+
+class EvalHistory:
+    """The run's evaluations, one JSON line each in eval_history.jsonl."""
+
+    def __init__(self, output_dir: str):
+        self.path = os.path.join(output_dir, HISTORY_FILE)
+        self.entries = []
+
+    def load(self, until_step: int) -> "EvalHistory":
+        """Entries up to a resumed position (later ones belong to the killed part of the run)."""
+        self.entries = []
+        if until_step and tf.io.gfile.exists(self.path):
+            with tf.io.gfile.GFile(self.path) as stream:
+                self.entries = [json.loads(line) for line in stream if line.strip()]
+            self.entries = [e for e in self.entries if e["step"] <= until_step]
+        self._write()
+        return self
+
+    def append(self, entry: dict) -> None:
+        self.entries.append(entry)
+        self._write()
+
+    def _write(self):
+        with tf.io.gfile.GFile(self.path, "w") as stream:
+            for entry in self.entries:
+                stream.write(json.dumps(entry) + "\n")
+
+
+class Evaluator:
+    """Scores the eval set, records the report (history, TensorBoard) and keeps the best model."""
+
+    def __init__(self, training_model, eval_data, output_dir: str, history: EvalHistory):
+        self.training_model = training_model
+        self.eval_data = eval_data
+        self.output_dir = output_dir
+        self.history = history
+        self.writer = tf.summary.create_file_writer(os.path.join(output_dir, LOG_DIR, "eval"))
+
+    def __call__(self, step: int) -> dict:
+        start = time.perf_counter()
+        predictions = evaluation.predict_dataset(self.training_model, self.eval_data)
+        report = evaluation.evaluate_predictions(predictions)
+        report["step"] = int(step)
+        report["eval_seconds"] = time.perf_counter() - start
+        self.history.append(report)
+        with self.writer.as_default(step=step):
+            for key in ("ndcg", "random_ndcg", "accuracy", "macro_f1"):
+                tf.summary.scalar(key, report[key])
+            for locale, sub in report.get("per_locale", {}).items():
+                tf.summary.scalar(f"ndcg_{locale}", sub["ndcg"])
+        self.writer.flush()
+        logging.info("step %d: NDCG %.4f (random %.4f), accuracy %.4f", step, report["ndcg"],
+                     report["random_ndcg"], report["accuracy"])
+        if checkpointing.keep_if_best(self.training_model.model, self.output_dir, report["ndcg"], step,
+                                      {"random_ndcg": report["random_ndcg"]}):
+            predictions[PREDICTION_COLUMNS].rename(columns={"locale": "product_locale"}).to_csv(
+                os.path.join(self.output_dir, PREDICTIONS_FILE), index=False)
+        return report
+
+
+class PeriodicActions(keras.callbacks.Callback):
+    """Calls `save(position)` and `evaluate(position)` when the run's batch position crosses a
+    multiple of checkpoint_every / eval_every (evaluations stop before the last step, which the
+    run evaluates itself)."""
+
+    def __init__(self, start_position: int, total_steps: int, checkpoint_every: int, eval_every: int,
+                 save, evaluate):
+        super().__init__()
+        self.position = self._epoch_start = start_position
+        self.total_steps = total_steps
+        self.checkpoint_every, self.eval_every = checkpoint_every, eval_every
+        self.save, self.evaluate = save, evaluate
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch_start = self.position
+
+    def on_train_batch_end(self, batch, logs=None):
+        previous, self.position = self.position, self._epoch_start + batch + 1
+        if _crossed(previous, self.position, self.checkpoint_every):
+            self.save(self.position)
+        if _crossed(previous, self.position, self.eval_every) and self.position < self.total_steps:
+            self.evaluate(self.position)
+
+
+def _crossed(previous: int, current: int, every: int) -> bool:
+    return every > 0 and current // every > previous // every
+
+
+class ResumedTensorBoard(keras.callbacks.TensorBoard):
+    """TensorBoard whose batch steps continue from the resumed position."""
+
+    def __init__(self, start_position: int, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.start_position = start_position
+
+    def on_train_begin(self, logs=None):
+        super().on_train_begin(logs)
+        self._global_train_batch = self.start_position
+
+
+def _restore(checkpoint, config: RunConfig, total_steps: int) -> int:
+    """The resumed batch position (0 for a fresh run)."""
+    has_checkpoint = checkpoint.manager.latest_checkpoint is not None
+    if has_checkpoint and not config.runtime.resume:
+        raise ConfigError(f"--noresume but {config.output_dir} holds checkpoints of an earlier run; use "
+                          "another --output_dir or drop --noresume to continue it")
+    position = checkpoint.restore_latest() if config.runtime.resume else 0
+    if position > total_steps:
+        raise ConfigError(f"the checkpoint in {config.output_dir} is at step {position}, past this run's "
+                          f"{total_steps} steps (--steps/--epochs changed?)")
+    if position:
+        logging.info("Resuming from step %d of %d", position, total_steps)
+    return position
+
+
+def run_experiment(config: RunConfig, frames=None, callbacks=()) -> dict:
+    """Train (or resume) the run `config` describes and return its metrics (also metrics.json).
+
+    frames: a run_data.SplitFrames to train and evaluate on instead of the config's data source.
+    callbacks: extra Keras callbacks for the fit.
+    """
+    task = RankingTask(config)
+    output_dir = config.output_dir
+    tf.io.gfile.makedirs(output_dir)
+    keras.utils.set_random_seed(config.runtime.seed)
+    preprocessor = task.build_preprocessor()
+    start = time.perf_counter()
+    data = prepare_run_data(config, preprocessor, frames, show_progress=config.runtime.progress_bar)
+    timing = {"data_seconds": time.perf_counter() - start}
+    schedule = task.schedule(data.num_train)
+    strategy = get_strategy(config.runtime.strategy, config.runtime.tpu_address)
+    with strategy.scope():
+        model = task.build_model(preprocessor)
+        training_model, optimizer = task.build_training_model(model, schedule)
+        checkpoint = checkpointing.TrainingCheckpoint(os.path.join(output_dir, CHECKPOINT_DIR),
+                                                      training_model, optimizer)
+    position = _restore(checkpoint, config, schedule.total_steps)
+    history = EvalHistory(output_dir).load(until_step=position)
+    FrameEncoder(preprocessor, data.template).save(output_dir)
+    evaluate = Evaluator(training_model, task.eval_dataset(data), output_dir, history)
+
+    progress = ProgressBar(schedule.total_steps, config.training.batch_size, position,
+                           disable=not config.runtime.progress_bar)
+    fit_callbacks = [
+        progress,
+        PeriodicActions(position, schedule.total_steps, schedule.checkpoint_every, schedule.eval_every,
+                        checkpoint.save, evaluate),
+        ResumedTensorBoard(position, os.path.join(output_dir, LOG_DIR), update_freq=50),
+        *callbacks,
+    ]
+    start = time.perf_counter()
+    remaining = schedule.total_steps - position
+    if remaining > 0:
+        training_model.fit(task.train_dataset(data, position), epochs=1, steps_per_epoch=remaining,
+                           callbacks=fit_callbacks, verbose=0, shuffle=False)
+    progress.close()
+    timing["train_seconds"] = time.perf_counter() - start
+    timing.update({k: v for k, v in progress.throughput().items() if k != "seconds"})
+    if checkpoint.manager.latest_checkpoint is None or int(checkpoint.position.numpy()) != schedule.total_steps:
+        checkpoint.save(schedule.total_steps)
+    if not history.entries or history.entries[-1]["step"] != schedule.total_steps:
+        evaluate(schedule.total_steps)
+    return write_metrics(output_dir, history.entries, schedule, data.info, timing)
+
+
+def write_metrics(output_dir: str, history: list, schedule, data_info: dict, timing: dict) -> dict:
+    """metrics.json: the final and best evaluations, the history, the schedule, data and timing."""
+    final = history[-1]
+    best_info = checkpointing.read_best_info(output_dir)
+    best = next((h for h in history if best_info and h["step"] == best_info["step"]), final)
+    metrics = {"final": final, "best": best, "history": history, "total_steps": schedule.total_steps,
+               "steps_per_epoch": schedule.steps_per_epoch, "data": data_info, "timing": timing}
+    files.write_json(os.path.join(output_dir, METRICS_FILE), metrics)
+    return metrics
+
+
+def summary_rows(metrics: dict) -> list:
+    """(name, value) rows of a run's metrics for the printed summary table."""
+    final, best = metrics["final"], metrics["best"]
+    rows = [("steps", metrics["total_steps"]), ("final NDCG", final["ndcg"]),
+            ("final random-order NDCG", final["random_ndcg"]),
+            ("best NDCG (step %d)" % best["step"], best["ndcg"]),
+            ("accuracy", final["accuracy"]), ("micro F1", final["micro_f1"]),
+            ("macro F1", final["macro_f1"]), ("eval queries", final["num_queries"])]
+    for locale, sub in sorted(final.get("per_locale", {}).items()):
+        rows.append((f"NDCG {locale} (random)", f"{sub['ndcg']:.4f} ({sub['random_ndcg']:.4f})"))
+    timing = metrics["timing"]
+    if "steps_per_second" in timing:
+        rows += [("steps/s", timing["steps_per_second"]), ("examples/s", timing["examples_per_second"])]
+    rows.append(("train seconds", timing.get("train_seconds", 0.0)))
+    return rows
