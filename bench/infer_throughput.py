@@ -93,7 +93,7 @@ def _saved_and_loaded(model, policy_name):
 
 def ours_contenders(spec, config, sample, pairs, requests, buckets, preprocessor) -> tuple:
     """(throughput contender, request-latency contender) of one ours configuration."""
-    model = _saved_and_loaded(models.build_ours(spec, config.policy, not config.keras_kernels), config.policy)
+    model = _saved_and_loaded(models.build_ours(spec, config.policy, config.kernels), config.policy)
     model.compile(jit_compile=config.xla)
     size, length = FLAGS.batch_size, FLAGS.max_length
     if config.buckets:
@@ -143,7 +143,7 @@ def savedmodel_contender(spec, config, sample, pairs, requests):
     from esci_tf.serving import ScoringModule, export_saved_model
 
     directory = tempfile.mkdtemp(prefix="esci_bench_savedmodel_")
-    module = ScoringModule(models.build_ours(spec, config.policy, not config.keras_kernels), models.ours_preprocessor(FLAGS.max_length))
+    module = ScoringModule(models.build_ours(spec, config.policy, config.kernels), models.ours_preprocessor(FLAGS.max_length))
     export_saved_model(module, directory)
     served = tf.saved_model.load(directory).signatures["serving_default"]
     request_cycle = batching.BatchCycle(requests)

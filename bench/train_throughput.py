@@ -45,7 +45,7 @@ def ours_contender(spec, config, sample, buckets) -> common.Contender:
     from esci_tf.training.lazy_adamw import LazyAdamW
     from esci_tf.training.training_model import TrainingModel
 
-    trainer = TrainingModel(models.build_ours(spec, config.policy, not config.keras_kernels))
+    trainer = TrainingModel(models.build_ours(spec, config.policy, config.kernels))
     optimizer_class = LazyAdamW if config.lazy else keras.optimizers.AdamW
     trainer.compile(optimizer=optimizer_class(learning_rate=FLAGS.learning_rate, weight_decay=WEIGHT_DECAY),
                     jit_compile=config.xla)
