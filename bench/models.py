@@ -20,7 +20,7 @@ import numpy as np
 
 from esci_tf.special_tokens import ALL_SPECIAL_TOKENS
 
-from bench.common import EncoderShape
+from bench.flops import EncoderShape
 
 NUM_SPECIAL = len(ALL_SPECIAL_TOKENS)
 BERT_PAD, BERT_CLS, BERT_SEP = 0, 101, 102

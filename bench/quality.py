@@ -32,7 +32,7 @@ import time
 import numpy as np
 from absl import app, flags
 
-from bench import common
+from bench import report, sample
 
 FLAGS = flags.FLAGS
 METHODS = ("random", "bm25", "zero_shot", "peer", "recipe")
@@ -40,8 +40,8 @@ log = functools.partial(print, flush=True)  # progress shows up at once in redir
 
 
 def define_flags():
-    flags.DEFINE_string("data_dir", str(common.DEFAULT_DATA_DIR), "Directory of the ESCI sample's parquet files.")
-    flags.DEFINE_string("results_dir", str(common.DEFAULT_RESULTS_DIR), "Where quality.json / quality.png go.")
+    flags.DEFINE_string("data_dir", str(sample.DEFAULT_DATA_DIR), "Directory of the ESCI sample's parquet files.")
+    flags.DEFINE_string("results_dir", str(sample.DEFAULT_RESULTS_DIR), "Where quality.json / quality.png go.")
     flags.DEFINE_list("seeds", ["0", "1", "2"], "Training seeds (weights init, data order, dropout).")
     flags.DEFINE_integer("folds", 5, "Query-grouped folds of the long-list queries.", lower_bound=2)
     flags.DEFINE_integer("fold_seed", 0, "Seed of the fold assignment (fixed across methods and seeds).")
@@ -332,10 +332,10 @@ def main(argv):
                  "evaluated_pairs": int(evaluated.sum()),
                  "evaluated_queries": int(data.frame.loc[evaluated, "query_id"].nunique())}
     payload = {"bench": "quality", "label": FLAGS.label, "settings": settings, "data": data_info,
-               "machine": common.machine_info(), "seconds": time.perf_counter() - start,
+               "machine": report.machine_info(), "seconds": time.perf_counter() - start,
                **{k: v for k, v in summary.items() if k != "per_query"},
                "per_query": {k: {str(q): v for q, v in values.items()} for k, values in summary["per_query"].items()}}
-    path = common.write_results(FLAGS.results_dir, "quality", payload)
+    path = report.write_results(FLAGS.results_dir, "quality", payload)
     log(f"\nresults: {path}")
     if FLAGS.plot:
         png = path.with_suffix(".png")

@@ -52,7 +52,7 @@ def load_quality_data(data_dir, num_folds: int, fold_seed: int, max_length: int,
                       min_list_size: int = 20, templates=("plain",)) -> QualityData:
     """Task-1 pairs of the sample, folds, and token ids for each template ("plain": the paper
     template; "entities": the same with esci_tf's catalogue entity markers)."""
-    from bench.common import sample_paths
+    from bench.sample import sample_paths
     from bench.models import ours_preprocessor
     from esci_tf.data.entities import CatalogEntityTagger
     from esci_tf.data.reader import load_esci, read_table
