@@ -1,4 +1,5 @@
-"""The "gelu" kernel, gelu_erf: Keras' exact GELU (values and gradient) computed in float32, switched in by CrossEncoder."""
+"""The "gelu" kernel, gelu_erf: Keras' exact GELU (values and gradient) computed in float32,
+switched in by CrossEncoder."""
 
 import numpy as np
 import keras
