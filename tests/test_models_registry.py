@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from esci_tf.models import precision, registry
+from esci_tf.models.bert.backbone import HFBertBackbone
 
 
 def test_entries_and_lookups():
@@ -32,7 +33,7 @@ def test_entry_for_backbone_and_parts():
 def test_exact_gelu_bert_differs_from_approximate_and_serialises():
     kwargs = dict(vocabulary_size=30, num_layers=1, num_heads=2, hidden_dim=8,
                   intermediate_dim=16, max_sequence_length=8)
-    exact = registry.HFBertBackbone(hidden_activation="gelu", **kwargs)
+    exact = HFBertBackbone(hidden_activation="gelu", **kwargs)
     approx = keras_hub.models.BertBackbone(**kwargs)
     rng = np.random.default_rng(0)
     exact.set_weights([rng.normal(size=w.shape).astype("float32") for w in exact.get_weights()])

@@ -247,7 +247,8 @@ def build_training_model(cfg, preprocessor, total_steps: int, warmup_steps: int)
         backbone_config=backbone_config(cfg, preprocessor), pooling=cfg.pooling,
         num_pooled_layers=cfg.num_pooled_layers, multi_sample_dropout=cfg.multi_sample_dropout,
         cross_attention=cfg.cross_attention, dropout=cfg.dropout, dtype_policy=cfg.precision,
-        tokenizer_vocabulary_size=preprocessor.base_vocabulary_size, seed=cfg.seed)
+        tokenizer_vocabulary_size=preprocessor.base_vocabulary_size, seed=cfg.seed,
+        separator_token_id=preprocessor.separator_token_id)
     training_model = TrainingModel(
         model, adversarial=None if cfg.adversarial == "none" else cfg.adversarial,
         fgm_epsilon=cfg.fgm_epsilon, awp_lr=cfg.awp_lr, awp_eps=cfg.awp_eps,

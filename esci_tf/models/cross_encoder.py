@@ -46,6 +46,9 @@ class CrossEncoder(keras.Model):
         query_segment_from: how the cross attention finds the query tokens: "segment_ids"
             (segment 0) or "separator" (before the first `separator_token_id`). Default: by
             backbone (segment ids if the backbone takes them).
+        separator_token_id: the tokenizer's id that ends the query
+            (`PairPreprocessor.separator_token_id`); required when the cross attention finds
+            the query by separator.
         kernels: the esci_tf.models.kernels installed on every layer that takes them (the
             backbone's included), a list or tuple of names: "dropout" (FastDropout: the same
             distribution from 16-bit random draws), "gelu" (the exact GELU in float32: no slow
@@ -87,8 +90,11 @@ class CrossEncoder(keras.Model):
                 f"query_segment_from must be one of {QUERY_SEGMENT_SOURCES}, "
                 f"got {query_segment_from!r}"
             )
-        if separator_token_id is None:
-            separator_token_id = entry.separator_token_id
+        if cross_attention and query_segment_from == "separator" and separator_token_id is None:
+            raise ValueError(
+                f"cross_attention on {entry.name} finds the query by its separator token: pass "
+                f"separator_token_id=preprocessor.separator_token_id (the tokenizer's id)"
+            )
         layer_outputs = entry.layer_outputs(backbone)
         num_used = num_pooled_layers if pooling == "weighted_layers" else 1
         if not 1 <= num_used <= len(layer_outputs):
@@ -254,6 +260,7 @@ def build_cross_encoder(
     num_pooled_layers: int = 4,
     multi_sample_dropout: int = 0,
     cross_attention: bool = False,
+    separator_token_id: int | None = None,
     dropout: float = 0.1,
     dtype_policy: str | None = None,
     tokenizer_vocabulary_size: int | None = None,
@@ -268,7 +275,9 @@ def build_cross_encoder(
     the mean embedding (+ `embedding_noise_stddev` noise). `multi_sample_dropout` K > 1 uses
     K dropout rates from `dropout` to 0.5. `dtype_policy` "mixed_bfloat16", "float32",
     "auto" (precision.recommended_policy() for this machine) or None (the global Keras
-    policy); logits are float32 either way. `kernels` (names from kernels.KERNELS, () for
+    policy); logits are float32 either way. `separator_token_id`: the preprocessor's
+    (`PairPreprocessor.separator_token_id`), needed for `cross_attention` on a backbone without
+    segment ids. `kernels` (names from kernels.KERNELS, () for
     Keras' own): see CrossEncoder.
     """
     if (checkpoint is None) == (backbone_config is None):
@@ -292,6 +301,7 @@ def build_cross_encoder(
         num_pooled_layers=num_pooled_layers,
         dropout_rates=multi_sample_dropout_rates(multi_sample_dropout, dropout),
         cross_attention=cross_attention,
+        separator_token_id=separator_token_id,
         kernels=kernels,
         dtype=dtype_policy,
     )

@@ -10,8 +10,10 @@ import os
 
 from absl import flags
 
+from esci_tf.models import registry
+
 FLAGS = flags.FLAGS
-BACKBONES = ("bert", "xlm_roberta", "deberta_v3", "rembert")
+BACKBONES = tuple(registry.names())
 PACKAGE_PREFIX = "package:"
 
 
