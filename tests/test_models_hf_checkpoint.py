@@ -89,7 +89,8 @@ def test_every_bad_key_is_named_in_one_error(checkpoint, tmp_path):
     model_type, directory, _ = checkpoint
     tensors = hf_fixtures.read_weights(directory)
     del tensors["encoder.layer.1.output.dense.bias"]
-    tensors["encoder.layer.0.intermediate.dense.bias"] = tensors["encoder.layer.0.intermediate.dense.bias"][:10]
+    shrunk = "encoder.layer.0.intermediate.dense.bias"
+    tensors[shrunk] = tensors[shrunk][:10]
     tensors["encoder.layer.0.extra_gate.weight"] = np.zeros([2, 2], "float32")
     bad = hf_fixtures.write_variant(directory, str(tmp_path), tensors)
     with pytest.raises(DataError) as error:

@@ -10,7 +10,6 @@ the file. Config converters raise ConfigError; the caller adds the config file's
 """
 
 import os
-import re
 
 import numpy as np
 from absl import logging
@@ -53,8 +52,15 @@ def encoder_shape(hf_config):
 
 
 def canonical_key(key):
-    """Old checkpoints name layer-norm parameters gamma/beta; transformers now uses weight/bias."""
-    return re.sub(r"(LayerNorm)\.gamma$", r"\1.weight", re.sub(r"(LayerNorm)\.beta$", r"\1.bias", key))
+    """Old checkpoints name layer-norm parameters gamma/beta; transformers now uses weight/bias.
+
+    >>> canonical_key("bert.embeddings.LayerNorm.gamma")
+    'bert.embeddings.LayerNorm.weight'
+    """
+    for old, new in (("LayerNorm.gamma", "LayerNorm.weight"), ("LayerNorm.beta", "LayerNorm.bias")):
+        if key.endswith(old):
+            return key[: -len(old)] + new
+    return key
 
 
 def _expected_shape(hook_fn, keras_shape):
