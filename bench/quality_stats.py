@@ -1,14 +1,11 @@
-"""Per-query NDCG, BM25, and bootstrap intervals over queries for bench/quality.py."""
+"""Per-query NDCG and bootstrap intervals over queries for bench/quality.py."""
 
-import collections
 import math
-import re
 
 import numpy as np
 
 from esci_tf.training import metrics
 
-_WORD = re.compile(r"\w+", re.UNICODE)
 
 
 def per_query_ndcg(gains, scores, query_ids) -> dict:
@@ -35,37 +32,6 @@ def per_query_random_ndcg(gains, query_ids) -> dict:
         if not math.isnan(value):
             result[query_id] = value
     return result
-
-
-def words(text: str) -> list:
-    """Lower-cased word tokens (\\w+ runs) for BM25."""
-    return _WORD.findall(str(text).lower())
-
-
-def bm25_scores(queries, documents, corpus=None, k1: float = 1.5, b: float = 0.75) -> np.ndarray:
-    """Okapi BM25 of each (query, document) pair, statistics (IDF, mean length) from `corpus`
-    (default: the documents). IDF is log(1 + (N - df + 0.5) / (df + 0.5)), never negative."""
-    if len(queries) != len(documents):
-        raise ValueError(f"{len(queries)} queries but {len(documents)} documents")
-    corpus = documents if corpus is None else corpus
-    corpus_words = [words(text) for text in corpus]
-    if not corpus_words:
-        raise ValueError("BM25 needs a non-empty corpus")
-    num_docs = len(corpus_words)
-    doc_freq = collections.Counter(w for doc in corpus_words for w in set(doc))
-    mean_length = max(np.mean([len(doc) for doc in corpus_words]), 1e-9)
-    scores = np.zeros(len(queries), np.float64)
-    for row, (query, document) in enumerate(zip(queries, documents)):
-        doc_words = words(document)
-        counts = collections.Counter(doc_words)
-        norm = k1 * (1.0 - b + b * len(doc_words) / mean_length)
-        for word in words(query):
-            tf = counts.get(word, 0)
-            if tf:
-                df = doc_freq.get(word, 0)
-                idf = math.log(1.0 + (num_docs - df + 0.5) / (df + 0.5))
-                scores[row] += idf * tf * (k1 + 1.0) / (tf + norm)
-    return scores
 
 
 def bootstrap_interval(values, num_samples: int = 2000, confidence: float = 0.95, seed: int = 0) -> dict:

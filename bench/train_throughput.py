@@ -11,14 +11,15 @@ alternating rounds of --steps steps each. Prints a table; writes results/train_t
 
 from absl import app, flags
 
-from bench import batching, common, configs, models
+from bench import batching, configs, flops, harness, models, report
+from bench.sample import define_common_flags, load_sample_pairs
 
 FLAGS = flags.FLAGS
 WEIGHT_DECAY = 0.01
 
 
 def define_flags():
-    common.define_common_flags(flags)
+    define_common_flags(flags)
     flags.DEFINE_enum("model", "minilm", models.MODEL_NAMES, "Model to train (see bench/models.py).")
     flags.DEFINE_integer("steps", 10, "Training steps per contender per round.")
     flags.DEFINE_integer("batch_size", 32, "Pairs per training step.")
@@ -30,22 +31,22 @@ def define_flags():
     flags.DEFINE_integer("seed", 0, "Seed of the batch order.")
 
 
-def _work(shape, lengths, batches, batch_size) -> common.Work:
-    return common.Work(
+def _work(shape, lengths, batches, batch_size) -> harness.Work:
+    return harness.Work(
         examples=batch_size * len(batches),
-        model_flops=sum(common.train_flops(shape, lengths[b.indices]) for b in batches),
-        executed_flops=sum(common.train_flops(shape, [b.width] * batch_size) for b in batches),
+        model_flops=sum(flops.train_flops(shape, lengths[b.indices]) for b in batches),
+        executed_flops=sum(flops.train_flops(shape, [b.width] * batch_size) for b in batches),
     )
 
 
-def ours_contender(spec, config, sample, buckets) -> common.Contender:
+def ours_contender(spec, config, sample, buckets) -> harness.Contender:
     """esci_tf CrossEncoder + TrainingModel + keras AdamW, fit() on a tf.data pipeline."""
     import keras
 
     from esci_tf.training.lazy_adamw import LazyAdamW
     from esci_tf.training.training_model import TrainingModel
 
-    trainer = TrainingModel(models.build_ours(spec, config.policy, not config.keras_kernels))
+    trainer = TrainingModel(models.build_ours(spec, config.policy, config.kernels))
     optimizer_class = LazyAdamW if config.lazy else keras.optimizers.AdamW
     trainer.compile(optimizer=optimizer_class(learning_rate=FLAGS.learning_rate, weight_decay=WEIGHT_DECAY),
                     jit_compile=config.xla)
@@ -62,12 +63,12 @@ def ours_contender(spec, config, sample, buckets) -> common.Contender:
                     epochs=1, verbose=0, shuffle=False)
         return _work(spec.shape, sample.lengths, batches, size)
 
-    return common.Contender(config.name, "ours", run=lambda: fit(cycle.take(FLAGS.steps)),
-                            warmup=lambda: fit(cycle.one_per_width()), precision=config.precision,
-                            description=config.description)
+    return harness.Contender(config.name, "ours", run=lambda: fit(cycle.take(FLAGS.steps)),
+                             warmup=lambda: fit(cycle.one_per_width()), precision=config.precision,
+                             description=config.description)
 
 
-def peer_contender(spec, precision, sample) -> common.Contender:
+def peer_contender(spec, precision, sample) -> harness.Contender:
     """transformers model + torch AdamW, each batch padded to its longest pair."""
     import torch
 
@@ -91,8 +92,8 @@ def peer_contender(spec, precision, sample) -> common.Contender:
 
     description = "transformers + torch AdamW, dynamic padding, " + (
         "bf16 autocast" if precision == "bf16" else "fp32")
-    return common.Contender(f"peer_{precision}", "peer", run=lambda: train(cycle.take(FLAGS.steps)),
-                            warmup=lambda: train(cycle.take(2)), precision=precision, description=description)
+    return harness.Contender(f"peer_{precision}", "peer", run=lambda: train(cycle.take(FLAGS.steps)),
+                             warmup=lambda: train(cycle.take(2)), precision=precision, description=description)
 
 
 def main(argv):
@@ -100,18 +101,18 @@ def main(argv):
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
     spec, ours, peers, buckets = configs.parse_run_flags(
         FLAGS, {"--steps": FLAGS.steps, "--batch_size": FLAGS.batch_size})
-    pairs = common.load_sample_pairs(FLAGS.data_dir, FLAGS.max_pairs)
+    pairs = load_sample_pairs(FLAGS.data_dir, FLAGS.max_pairs)
     sample = models.encode_sample(spec, pairs, FLAGS.max_length)
     lengths = sample.length_summary(FLAGS.max_length)
     print(f"{len(sample)} pairs; packed lengths {lengths}")
-    peaks = common.measure_peaks(FLAGS.peak_size) if FLAGS.peak_size else None
-    contenders = common.interleave([ours_contender(spec, c, sample, buckets) for c in ours],
-                                   [peer_contender(spec, p, sample) for p in peers])
-    samples = common.run_rounds(contenders, FLAGS.rounds)
+    peaks = flops.measure_peaks(FLAGS.peak_size) if FLAGS.peak_size else None
+    contenders = harness.interleave([ours_contender(spec, c, sample, buckets) for c in ours],
+                                    [peer_contender(spec, p, sample) for p in peers])
+    samples = harness.run_rounds(contenders, FLAGS.rounds)
     settings = dict(model=FLAGS.model, rounds=FLAGS.rounds, steps=FLAGS.steps, batch_size=FLAGS.batch_size,
                     max_length=FLAGS.max_length, buckets=list(buckets), learning_rate=FLAGS.learning_rate,
                     weight_decay=WEIGHT_DECAY, pairs=len(sample), seed=FLAGS.seed, unit="training examples/s")
-    common.report(f"train_throughput_{FLAGS.model}", settings, [("training examples/s", contenders, samples)],
+    report.report(f"train_throughput_{FLAGS.model}", settings, [("training examples/s", contenders, samples)],
                   peaks, FLAGS.results_dir,
                   extra={"length_distribution": lengths})
 

@@ -7,19 +7,19 @@ import os
 import numpy as np
 import pytest
 
-from bench import batching, common, configs
+from bench import batching, configs, flops, harness, report, sample
 
-TINY = common.EncoderShape(num_layers=2, hidden_dim=4, intermediate_dim=8, num_classes=4)
+TINY = flops.EncoderShape(num_layers=2, hidden_dim=4, intermediate_dim=8, num_classes=4)
 
 
 def test_forward_flops_by_hand():
     # per token and layer: 2 * (4*16 + 2*4*8) = 256; two layers, 3 + 5 tokens -> 4096
     # attention: 4 * 2 layers * 4 * (9 + 25) = 1088; head: 2 * (16 + 16) * 2 sequences = 128
-    assert common.forward_flops(TINY, [3, 5]) == 4096 + 1088 + 128
-    assert common.train_flops(TINY, [3, 5]) == 3 * (4096 + 1088 + 128)
-    assert common.forward_flops(TINY, []) == 0.0
+    assert flops.forward_flops(TINY, [3, 5]) == 4096 + 1088 + 128
+    assert flops.train_flops(TINY, [3, 5]) == 3 * (4096 + 1088 + 128)
+    assert flops.forward_flops(TINY, []) == 0.0
     with pytest.raises(ValueError, match=">= 0"):
-        common.forward_flops(TINY, [-1])
+        flops.forward_flops(TINY, [-1])
 
 
 def test_per_token_flops_match_minilm_weight_count():
@@ -29,7 +29,7 @@ def test_per_token_flops_match_minilm_weight_count():
 
     model_dir = os.path.join(os.path.dirname(gt.__file__), "model")
     with open(os.path.join(model_dir, "config.json")) as f:
-        shape = common.EncoderShape.from_hf_config(json.load(f))
+        shape = flops.EncoderShape.from_hf_config(json.load(f))
     matmuls = ("query", "key", "value", "attention.output.dense", "intermediate.dense", "output.dense")
     with safe_open(os.path.join(model_dir, "model.safetensors"), framework="np") as f:
         weights = sum(
@@ -37,13 +37,13 @@ def test_per_token_flops_match_minilm_weight_count():
             if k.endswith(".weight") and ".layer." in k and any(m in k for m in matmuls)
         )
     assert weights == shape.num_layers * shape.matmul_params_per_layer
-    one_token = common.forward_flops(shape, [1]) - common.forward_flops(shape, [0])
+    one_token = flops.forward_flops(shape, [1]) - flops.forward_flops(shape, [0])
     assert one_token == pytest.approx(2 * weights + 4 * shape.num_layers * shape.hidden_dim)
 
 
 def test_encoder_shape_needs_sizes():
     with pytest.raises(ValueError, match="intermediate_size"):
-        common.EncoderShape.from_hf_config({"num_hidden_layers": 2, "hidden_size": 4})
+        flops.EncoderShape.from_hf_config({"num_hidden_layers": 2, "hidden_size": 4})
 
 
 def test_parse_configs():
@@ -83,9 +83,9 @@ def test_batches_and_buckets():
 
 
 def _contender(name, side, precision, examples, latencies=()):
-    return common.Contender(
+    return harness.Contender(
         name, side, precision=precision,
-        run=lambda: common.Work(examples, model_flops=1e9, executed_flops=2e9, latencies=list(latencies)),
+        run=lambda: harness.Work(examples, model_flops=1e9, executed_flops=2e9, latencies=list(latencies)),
         warmup=lambda: None,
     )
 
@@ -94,15 +94,15 @@ def test_rounds_summary_table_and_json(tmp_path):
     ours = [_contender("ours_fp32", "ours", "fp32", 64, [0.01, 0.02]),
             _contender("ours_bf16", "ours", "bf16", 64, [0.01])]
     peers = [_contender("peer_fp32", "peer", "fp32", 32, [0.03]), _contender("peer_bf16", "peer", "bf16", 32)]
-    contenders = common.interleave(ours, peers)
+    contenders = harness.interleave(ours, peers)
     assert [c.name for c in contenders] == ["ours_fp32", "peer_fp32", "ours_bf16", "peer_bf16"]
     log = []
-    samples = common.run_rounds(contenders, rounds=2, log=log.append)
+    samples = harness.run_rounds(contenders, rounds=2, log=log.append)
     assert all(len(v) == 2 for v in samples.values())
     assert [line.split(":")[0] for line in log if line.startswith("round 1/")] == [
         "round 1/2 ours_fp32", "round 1/2 peer_fp32", "round 1/2 ours_bf16", "round 1/2 peer_bf16"]
 
-    rows = common.summarize(contenders, samples, peaks={"fp32": 1e12, "bf16": 2e12})
+    rows = harness.summarize(contenders, samples, peaks={"fp32": 1e12, "bf16": 2e12})
     by_name = {r["name"]: r for r in rows}
     assert by_name["ours_fp32"]["ratio_vs"] == "peer_fp32"
     assert by_name["ours_bf16"]["ratio_vs"] == "peer_bf16"
@@ -111,12 +111,12 @@ def test_rounds_summary_table_and_json(tmp_path):
     assert by_name["ours_fp32"]["mfu"] is not None and by_name["ours_fp32"]["rounds"] == 2
     assert by_name["ours_bf16"]["latency_ratio"] is None  # its peer measured no latency
 
-    table = common.format_table(rows)
+    table = report.format_table(rows)
     lines = table.splitlines()
     assert lines[0].split()[:2] == ["config", "side"] and "latency" in lines[0]
     assert len(lines) == 2 + len(rows) and lines[2].startswith("ours_fp32")
 
-    path = common.report("smoke", {"rounds": 2}, [("section", contenders, samples)], {"fp32": 1e12}, tmp_path,
+    path = report.report("smoke", {"rounds": 2}, [("section", contenders, samples)], {"fp32": 1e12}, tmp_path,
                          log=log.append)
     payload = json.loads(path.read_text())
     assert path.name == "smoke.json" and payload["bench"] == "smoke"
@@ -126,24 +126,24 @@ def test_rounds_summary_table_and_json(tmp_path):
 
 def test_rounds_reject_bad_input():
     with pytest.raises(ValueError, match="rounds"):
-        common.run_rounds([], rounds=0)
+        harness.run_rounds([], rounds=0)
     twice = [_contender("a", "ours", "fp32", 1), _contender("a", "peer", "fp32", 1)]
     with pytest.raises(ValueError, match="unique"):
-        common.run_rounds(twice, rounds=1)
+        harness.run_rounds(twice, rounds=1)
     with pytest.raises(ValueError, match="side"):
         _contender("x", "theirs", "fp32", 1)
 
 
 def test_matmul_peak_is_positive():
-    assert common.measure_matmul_peak("float32", size=64, repeats=2) > 0
+    assert flops.measure_matmul_peak("float32", size=64, repeats=2) > 0
 
 
 def test_sample_pairs(esci_sample_dir):
-    pairs = common.load_sample_pairs(esci_sample_dir, max_pairs=20)
+    pairs = sample.load_sample_pairs(esci_sample_dir, max_pairs=20)
     assert len(pairs) == 20 and pairs.targets.shape == (20, 4)
     assert all(p.startswith("[L_") for p in pairs.products)
 
 
 def test_missing_sample_dir_names_path(tmp_path):
     with pytest.raises(SystemExit, match=str(tmp_path)):
-        common.sample_paths(tmp_path)
+        sample.sample_paths(tmp_path)

@@ -12,9 +12,11 @@ from esci_tf.models import (
 from tests.model_fixtures import TINY_BERT as TINY
 
 B, L = 4, 12
+# _batch's separator: the id the xlm_roberta / deberta_v3 tokenizers give </s> / [SEP].
+SEPARATOR_ID = 2
 
 
-def _batch(seed=0, separator_id=2):
+def _batch(seed=0, separator_id=SEPARATOR_ID):
     rng = np.random.default_rng(seed)
     ids = rng.integers(3, 100, size=(B, L)).astype("int32")
     ids[:, 4] = separator_id  # the query is positions 1..3
@@ -71,7 +73,8 @@ def test_bert_head_options_train_save_reload(option, tmp_path):
 @pytest.mark.parametrize("backbone", ["xlm_roberta", "deberta_v3", "rembert"])
 def test_other_backbones_with_all_heads(backbone, tmp_path):
     config = dict(TINY, input_embedding_dim=16) if backbone == "rembert" else TINY
-    model = build_cross_encoder(backbone, backbone_config=config, **HEAD_OPTIONS["all"])
+    model = build_cross_encoder(backbone, backbone_config=config, separator_token_id=SEPARATOR_ID,
+                                **HEAD_OPTIONS["all"])
     expected = "segment_ids" if backbone == "rembert" else "separator"
     assert model.query_segment_from == expected
     _train_save_reload(model, tmp_path)
@@ -111,7 +114,8 @@ def test_prompt_token_rows_are_trained():
 def test_cross_attention_query_masks_from_segments_and_separator():
     batch = _batch()
     bert = build_cross_encoder("bert", backbone_config=TINY, cross_attention=True)
-    xlmr = build_cross_encoder("xlm_roberta", backbone_config=TINY, cross_attention=True)
+    xlmr = build_cross_encoder("xlm_roberta", backbone_config=TINY, cross_attention=True,
+                               separator_token_id=SEPARATOR_ID)
     q_seg, p_seg = (np.asarray(m) for m in bert._query_product_masks(batch))
     q_sep, p_sep = (np.asarray(m) for m in xlmr._query_product_masks(batch))
     expected_query = np.zeros((B, L), bool)
@@ -143,7 +147,8 @@ def test_auto_policy_is_the_recommended_one():
 
 
 def test_xla_compiled_forward_matches_eager():
-    model = build_cross_encoder("xlm_roberta", backbone_config=TINY, **HEAD_OPTIONS["all"])
+    model = build_cross_encoder("xlm_roberta", backbone_config=TINY, separator_token_id=SEPARATOR_ID,
+                                **HEAD_OPTIONS["all"])
     batch = _batch()
     compiled = tf.function(lambda x: model(x, training=False), jit_compile=True)
     np.testing.assert_allclose(compiled(batch).numpy(), model(batch).numpy(), atol=1e-5)

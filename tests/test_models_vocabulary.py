@@ -5,7 +5,7 @@ import pytest
 import keras_hub
 
 from esci_tf.models import grow_vocabulary
-from esci_tf.models.registry import HFBertBackbone
+from esci_tf.models.bert.backbone import HFBertBackbone
 
 TINY = dict(num_layers=2, num_heads=2, hidden_dim=32, intermediate_dim=64, max_sequence_length=16)
 

@@ -7,7 +7,7 @@ import pytest
 import tensorflow as tf
 
 from esci_tf.preprocessing import RemBertTokenizer, load_tokenizer
-from esci_tf.preprocessing.bert_tokenizer import HFBertTokenizer
+from esci_tf.models.bert.tokenizer import HFBertTokenizer
 from tests import preprocessing_fixtures
 
 VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "red", "Red", "shoe", "cafe", "café"]

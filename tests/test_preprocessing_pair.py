@@ -9,7 +9,7 @@ import tensorflow as tf
 
 from esci_tf.data.errors import DataError
 from esci_tf.preprocessing import PairPreprocessor, load_tokenizer, preprocess_pairs
-from esci_tf.preprocessing.bert_tokenizer import HFBertTokenizer
+from esci_tf.models.bert.tokenizer import HFBertTokenizer
 from esci_tf.special_tokens import ALL_SPECIAL_TOKENS, special_token_id
 from tests import preprocessing_fixtures
 
@@ -172,3 +172,53 @@ def test_bad_input_errors(tokenizers, preprocessors):
         preprocessor(tf.constant([["a", "b"]]), tf.constant([["c", "d"]]))
     with pytest.raises(tf.errors.InvalidArgumentError, match="as many queries"):
         preprocessor(["a", "b"], ["c"])
+
+
+SEPARATOR_PIECES = {"bert": "[SEP]", "xlm_roberta": "</s>", "deberta_v3": "[SEP]", "rembert": "[SEP]"}
+
+
+@pytest.mark.parametrize("backbone", BACKBONES)
+def test_separator_id_is_read_from_the_tokenizer(backbone, tokenizers, preprocessors):
+    tokenizer, preprocessor = tokenizers[backbone], preprocessors[backbone]
+    separator = preprocessor.separator_token_id
+    assert tokenizer.get_vocabulary()[separator] == SEPARATOR_PIECES[backbone]
+    assert separator == (tokenizer.end_token_id if backbone == "xlm_roberta" else tokenizer.sep_token_id)
+    query = preprocessor.tokenize(["red shoe"]).to_list()[0]
+    token_ids = preprocessor(["red shoe"], ["blue"])["token_ids"].numpy()[0]
+    assert token_ids[1 + len(query)] == separator  # the query ends at the separator
+
+
+def test_cross_encoder_finds_the_query_by_the_preprocessors_separator(preprocessors):
+    from esci_tf.models import build_cross_encoder
+
+    preprocessor = preprocessors["xlm_roberta"]
+    vocabulary_size = preprocessor.base_vocabulary_size
+    config = dict(vocabulary_size=vocabulary_size, num_layers=1, num_heads=2, hidden_dim=16,
+                  intermediate_dim=32, max_sequence_length=MAX_LENGTH + 2)
+    model = build_cross_encoder("xlm_roberta", backbone_config=config, cross_attention=True,
+                                tokenizer_vocabulary_size=vocabulary_size,
+                                separator_token_id=preprocessor.separator_token_id)
+    features = {k: v.numpy() for k, v in preprocessor(["red shoe"], ["[L_US] blue nike"]).items()}
+    query, product = (np.asarray(m)[0] for m in model._query_product_masks(features))
+    num_query = len(preprocessor.tokenize(["red shoe"]).to_list()[0])
+    num_product = len(preprocessor.tokenize(["[L_US] blue nike"]).to_list()[0])
+    assert np.flatnonzero(query).tolist() == list(range(1, 1 + num_query))
+    # <s> A </s></s> B </s>: B starts after both separators.
+    start = 1 + num_query + 2
+    assert np.flatnonzero(product).tolist() == list(range(start, start + num_product))
+    with pytest.raises(ValueError, match="pass separator_token_id=preprocessor.separator_token_id"):
+        build_cross_encoder("xlm_roberta", backbone_config=config, cross_attention=True)
+
+
+@pytest.mark.parametrize("backbone, old_module", [
+    ("bert", "esci_tf.preprocessing.bert_tokenizer"),
+    ("rembert", "esci_tf.preprocessing.rembert_tokenizer"),
+])
+def test_configs_saved_before_the_family_folders_still_load(backbone, old_module, preprocessors):
+    preprocessor = preprocessors[backbone]
+    config = json.loads(json.dumps(preprocessor.get_config()))
+    config["tokenizer"]["module"] = old_module  # where the class lived when it was saved
+    restored = PairPreprocessor.from_config(config)
+    queries, products = ["red shoe"], ["[L_ES] blue nike"]
+    np.testing.assert_array_equal(restored(queries, products)["token_ids"],
+                                  preprocessor(queries, products)["token_ids"])

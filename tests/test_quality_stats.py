@@ -1,14 +1,12 @@
-"""bench/quality helpers: long-list folds, BM25, bootstrap intervals and paired deltas."""
-
-import math
+"""bench/quality helpers: long-list folds, bootstrap intervals and paired deltas."""
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from bench.quality_data import fold_rows, long_list_folds, query_lists
-from bench.quality_stats import (bm25_scores, bootstrap_interval, mean_over_seeds, paired_delta,
-                                 per_query_ndcg, per_query_random_ndcg)
+from bench.quality_data import fold_rows, long_list_folds
+from bench.quality_stats import (bootstrap_interval, mean_over_seeds, paired_delta, per_query_ndcg,
+                                 per_query_random_ndcg)
 
 
 def _frame(list_sizes):
@@ -40,23 +38,6 @@ def test_long_list_folds_evaluate_each_long_query_once_grouped():
 def test_long_list_folds_need_enough_queries():
     with pytest.raises(ValueError, match="only 1 queries"):
         long_list_folds(_frame([25, 3]), num_folds=2, seed=0)
-
-
-def test_bm25_hand_case():
-    corpus = ["red shoe", "blue shoe shoe", "red hat"]
-    scores = bm25_scores(["red shoe"] * 3, corpus, k1=1.5, b=0.75)
-    n, avg = 3, 7 / 3
-
-    def term(df, tf, length):
-        idf = math.log(1 + (n - df + 0.5) / (df + 0.5))
-        return idf * tf * 2.5 / (tf + 1.5 * (0.25 + 0.75 * length / avg))
-
-    want = [term(2, 1, 2) + term(2, 1, 2), term(2, 2, 3), term(2, 1, 2)]
-    np.testing.assert_allclose(scores, want, rtol=1e-12)
-    assert scores[0] > scores[2] and scores[1] > scores[2]
-    assert bm25_scores(["Shoe!"], ["SHOE"], corpus)[0] > 0  # case and punctuation
-    with pytest.raises(ValueError, match="2 queries but 1"):
-        bm25_scores(["a", "b"], ["a"])
 
 
 def test_bootstrap_interval_covers_mean_and_shrinks_with_more_queries():
@@ -105,13 +86,3 @@ def test_per_query_ndcg_and_seed_mean():
     assert mean_over_seeds([{1: 0.5, 2: 1.0}, {1: 0.7, 2: 0.0}]) == {1: 0.6, 2: 0.5}
     with pytest.raises(ValueError, match="other queries"):
         mean_over_seeds([{1: 0.5}, {2: 0.5}])
-
-
-def test_query_lists_pad_and_split():
-    features = {"token_ids": np.arange(10, dtype=np.int32).reshape(5, 2) + 1}
-    targets = np.eye(4, dtype=np.float32)[[0, 1, 2, 3, 0]]
-    lists, list_targets = query_lists(features, targets, np.array([4, 4, 4, 6, 6]), list_size=2)
-    np.testing.assert_array_equal(lists["list_mask"], [[True, True], [True, False], [True, True]])
-    np.testing.assert_array_equal(lists["token_ids"][1], [[5, 6], [0, 0]])
-    np.testing.assert_array_equal(list_targets[2], targets[3:5])
-    assert not list_targets[1, 1].any()

@@ -35,6 +35,7 @@ def _tiny_model(max_length, **heads):
         backbone_config={**TINY, "vocabulary_size": preprocessor.base_vocabulary_size,
                          "max_sequence_length": 2 * max_length},
         tokenizer_vocabulary_size=preprocessor.base_vocabulary_size,
+        separator_token_id=preprocessor.separator_token_id,
         **heads,
     )
     return model, preprocessor

@@ -117,7 +117,8 @@ def test_tiny_models_score_bucketed_pairs_like_fixed_length(backbone):
 
     config = dict(json.loads(TINY_CONFIG), vocabulary_size=300, max_sequence_length=24)
     model = build_cross_encoder(backbone, backbone_config=config, cross_attention=True,
-                                pooling="weighted_layers", num_pooled_layers=2)
+                                pooling="weighted_layers", num_pooled_layers=2,
+                                separator_token_id=2)
     rng = np.random.default_rng(0)
     lengths = rng.integers(4, 25, size=24)
     mask = (np.arange(24)[None, :] < lengths[:, None]).astype(np.int32)

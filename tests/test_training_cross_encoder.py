@@ -21,6 +21,7 @@ def test_cross_encoder_adversarial_step(backbone, mode, policy, tmp_path):
     model = models.build_cross_encoder(
         backbone, backbone_config=CONFIG, dropout=0.0, dtype_policy=policy,
         pooling="weighted_layers", num_pooled_layers=2, cross_attention=True,
+        separator_token_id=2,  # xlm_roberta's </s>; bert finds the query by segment ids
     )
     targets = adversarial.select_awp_variables(model.trainable_variables)
     assert len(targets) == 12 and all(v.path.startswith("transformer_layer_") for v in targets)

@@ -1,4 +1,5 @@
-"""Cross-encoder models: backbones by name, checkpoint loading, heads, mixed precision.
+"""Cross-encoder models: backbone families (one folder each, one table: registry), checkpoint
+loading, heads, mixed precision.
 
 >>> from esci_tf.models import build_cross_encoder, ranking_scores  # doctest: +SKIP
 """

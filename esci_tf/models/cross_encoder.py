@@ -18,18 +18,13 @@ from keras import ops
 
 from esci_tf import labels, special_tokens
 from esci_tf.models import checkpoints, precision, registry, vocabulary
-from esci_tf.models.fast_attention import use_fast_attention
-from esci_tf.models.fast_dense import use_fast_dense
-from esci_tf.models.fast_dropout import use_fast_dropout
-from esci_tf.models.fast_gelu import use_fast_gelu
-from esci_tf.models.fast_layer_norm import use_fast_layer_norm
 from esci_tf.models.heads import MultiSampleDropout, QueryCrossAttention, WeightedLayerPooling
+from esci_tf.models.kernels import KERNELS, check_kernels, install as install_kernels
 
 POOLINGS = ("cls", "weighted_layers")
-# CrossEncoder switch -> what installs that kernel on every matching layer of the model.
-FAST_KERNELS = {"fast_dropout": use_fast_dropout, "fast_gelu": use_fast_gelu,
-                "fast_attention": use_fast_attention, "fast_dense": use_fast_dense,
-                "fast_layer_norm": use_fast_layer_norm}
+# Configs saved before `kernels` (an on-disk format) carry one boolean per kernel instead,
+# True when absent (the default then): fast_dropout, fast_gelu, ... -> kernel name.
+LEGACY_KERNEL_SWITCHES = {f"fast_{name}": name for name in KERNELS}
 QUERY_SEGMENT_SOURCES = ("segment_ids", "separator")
 
 
@@ -51,20 +46,18 @@ class CrossEncoder(keras.Model):
         query_segment_from: how the cross attention finds the query tokens: "segment_ids"
             (segment 0) or "separator" (before the first `separator_token_id`). Default: by
             backbone (segment ids if the backbone takes them).
-        fast_dropout: switch every Dropout layer (the backbone's included) to
-            fast_dropout.FastDropout: the same distribution from 16-bit random draws, about
-            twice as fast (bench/README.md); False keeps Keras' own kernel.
-        fast_gelu: compute the backbone's exact GELU in float32 (fast_gelu.gelu_erf: no
-            slow bfloat16 Erfc kernel on CPU); False keeps Keras' tf.nn.gelu.
-        fast_attention: run every MultiHeadAttention's scores and context as head-major
-            batched matmuls (fast_attention.head_major_attention) instead of Keras' einsums;
-            False keeps Keras' implementation.
-        fast_dense: run every Dense / EinsumDense projection as one 2-D MatMul + BiasAdd
-            (+ the feed-forward GELU at inference) that oneDNN fuses into one kernel
-            (fast_dense.use_fast_dense); False keeps Keras' tensordot / einsum.
-        fast_layer_norm: run every last-axis LayerNormalization as
-            fast_layer_norm.layer_norm (fewer float32 passes, fused gradient); False keeps
-            Keras' layer norm.
+        separator_token_id: the tokenizer's id that ends the query
+            (`PairPreprocessor.separator_token_id`); required when the cross attention finds
+            the query by separator.
+        kernels: the esci_tf.models.kernels installed on every layer that takes them (the
+            backbone's included), a list or tuple of names: "dropout" (FastDropout: the same
+            distribution from 16-bit random draws), "gelu" (the exact GELU in float32: no slow
+            bfloat16 Erfc kernel on CPU), "attention" (MultiHeadAttention's scores and context
+            as head-major batched matmuls instead of einsums), "dense" (every Dense /
+            EinsumDense projection as one 2-D MatMul + BiasAdd, + the feed-forward GELU at
+            inference, that oneDNN fuses into one kernel), "layer_norm" (last-axis layer norm
+            in fewer float32 passes, fused gradient). Default: all of kernels.KERNELS; () keeps
+            Keras' own kernels everywhere. Kept as `self.kernels` in KERNELS order.
     """
 
     def __init__(
@@ -78,14 +71,11 @@ class CrossEncoder(keras.Model):
         cross_attention_heads=None,
         query_segment_from=None,
         separator_token_id=None,
-        fast_dropout=True,
-        fast_gelu=True,
-        fast_attention=True,
-        fast_dense=True,
-        fast_layer_norm=True,
+        kernels=KERNELS,
         **kwargs,
     ):
         super().__init__(**kwargs)
+        kernels = check_kernels(kernels)
         entry = (
             registry.get_entry(backbone_name) if backbone_name
             else registry.entry_for_backbone(backbone)
@@ -100,8 +90,11 @@ class CrossEncoder(keras.Model):
                 f"query_segment_from must be one of {QUERY_SEGMENT_SOURCES}, "
                 f"got {query_segment_from!r}"
             )
-        if separator_token_id is None:
-            separator_token_id = entry.separator_token_id
+        if cross_attention and query_segment_from == "separator" and separator_token_id is None:
+            raise ValueError(
+                f"cross_attention on {entry.name} finds the query by its separator token: pass "
+                f"separator_token_id=preprocessor.separator_token_id (the tokenizer's id)"
+            )
         layer_outputs = entry.layer_outputs(backbone)
         num_used = num_pooled_layers if pooling == "weighted_layers" else 1
         if not 1 <= num_used <= len(layer_outputs):
@@ -145,12 +138,8 @@ class CrossEncoder(keras.Model):
             kernel_initializer=keras.initializers.TruncatedNormal(stddev=0.02), name="head",
         )
         self._build_heads()
-        switches = dict(fast_dropout=fast_dropout, fast_gelu=fast_gelu, fast_attention=fast_attention,
-                        fast_dense=fast_dense, fast_layer_norm=fast_layer_norm)
-        for name, install in FAST_KERNELS.items():
-            setattr(self, name, bool(switches[name]))
-            if switches[name]:
-                install(self)
+        self.kernels = kernels
+        install_kernels(self, kernels)
 
     def _build_heads(self):
         hidden = self.hidden_dim
@@ -229,13 +218,18 @@ class CrossEncoder(keras.Model):
             "cross_attention_heads": self.cross_attention_heads,
             "query_segment_from": self.query_segment_from,
             "separator_token_id": self.separator_token_id,
-            **{name: getattr(self, name) for name in FAST_KERNELS},
+            "kernels": list(self.kernels),
         })
         return config
 
     @classmethod
     def from_config(cls, config):
         config = dict(config)
+        legacy = {key: bool(config.pop(key)) for key in LEGACY_KERNEL_SWITCHES if key in config}
+        if legacy:
+            if "kernels" in config:
+                raise ValueError(f"CrossEncoder config has both kernels and the older {sorted(legacy)}")
+            config["kernels"] = [name for key, name in LEGACY_KERNEL_SWITCHES.items() if legacy.get(key, True)]
         # Importing the backbone class registers it (RemBERT's module loads lazily).
         registry.get_entry(config["backbone_name"]).backbone_class
         config["backbone"] = keras.saving.deserialize_keras_object(config["backbone"])
@@ -266,16 +260,13 @@ def build_cross_encoder(
     num_pooled_layers: int = 4,
     multi_sample_dropout: int = 0,
     cross_attention: bool = False,
+    separator_token_id: int | None = None,
     dropout: float = 0.1,
     dtype_policy: str | None = None,
     tokenizer_vocabulary_size: int | None = None,
     embedding_noise_stddev: float = 0.0,
     seed: int = 0,
-    fast_dropout: bool = True,
-    fast_gelu: bool = True,
-    fast_attention: bool = True,
-    fast_dense: bool = True,
-    fast_layer_norm: bool = True,
+    kernels=KERNELS,
 ) -> CrossEncoder:
     """A CrossEncoder on a pretrained (`checkpoint`) or random (`backbone_config`) backbone.
 
@@ -284,11 +275,14 @@ def build_cross_encoder(
     the mean embedding (+ `embedding_noise_stddev` noise). `multi_sample_dropout` K > 1 uses
     K dropout rates from `dropout` to 0.5. `dtype_policy` "mixed_bfloat16", "float32",
     "auto" (precision.recommended_policy() for this machine) or None (the global Keras
-    policy); logits are float32 either way. `fast_dropout`, `fast_gelu`, `fast_attention`,
-    `fast_dense`, `fast_layer_norm`: see CrossEncoder.
+    policy); logits are float32 either way. `separator_token_id`: the preprocessor's
+    (`PairPreprocessor.separator_token_id`), needed for `cross_attention` on a backbone without
+    segment ids. `kernels` (names from kernels.KERNELS, () for
+    Keras' own): see CrossEncoder.
     """
     if (checkpoint is None) == (backbone_config is None):
         raise ValueError("give exactly one of checkpoint (pretrained) and backbone_config (random)")
+    check_kernels(kernels)  # before loading any weights
     if dtype_policy == "auto":
         dtype_policy = precision.recommended_policy()
     entry = registry.get_entry(backbone)
@@ -307,10 +301,7 @@ def build_cross_encoder(
         num_pooled_layers=num_pooled_layers,
         dropout_rates=multi_sample_dropout_rates(multi_sample_dropout, dropout),
         cross_attention=cross_attention,
-        fast_dropout=fast_dropout,
-        fast_gelu=fast_gelu,
-        fast_attention=fast_attention,
-        fast_dense=fast_dense,
-        fast_layer_norm=fast_layer_norm,
+        separator_token_id=separator_token_id,
+        kernels=kernels,
         dtype=dtype_policy,
     )

@@ -1,181 +1,43 @@
-"""Reading Hugging Face checkpoints (config.json + safetensors) and porting them onto Keras.
+"""The one way Hugging Face weights reach a Keras backbone: a checked safetensors loader.
 
-`read_hf_checkpoint` returns the config and numpy tensors (model prefix stripped, local or gs://,
-sharded or not); `port_weights` assigns a declarative table of HF key -> Keras variable after
-checking all of it: every missing, unexpected or mis-shaped key is named in one DataError.
-Weights are read with safetensors' numpy API; torch is not needed.
+Every family's `convert_weights(backbone, loader, hf_config)` (keras-hub's converters for BERT
+and XLM-R, ours for DeBERTa-v3 and RemBERT) calls `loader.port_weight(variable, hf_key,
+hook_fn)`. The loader reads local single-file or sharded safetensors (bfloat16 widened to
+float32), finds keys with or without the family's model prefix ("bert.") and under legacy
+LayerNorm gamma/beta names, collects every missing key and shape mismatch instead of stopping
+at the first, and `check_complete` raises one DataError naming them, the unexpected keys and
+the file. Config converters raise ConfigError; the caller adds the config file's path.
 """
 
-import json
-import math
 import os
-import tempfile
 
 import numpy as np
-import safetensors.numpy
-import safetensors.tensorflow
-import tensorflow as tf
 from absl import logging
-from keras import ops
+from keras_hub.src.utils.preset_utils import get_file
+from keras_hub.src.utils.transformers.safetensor_utils import SafetensorLoader
+from safetensors import safe_open
 
 from esci_tf.data.errors import DataError
+from esci_tf.models.hf_files import hf_file_path
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 WEIGHTS_INDEX_FILE = "model.safetensors.index.json"
 
-# Layouts of a port-table entry: how the HF tensor maps onto the Keras variable.
-COPY = "copy"  # same shape
-BIAS = "bias"  # HF [n] -> any Keras shape with n elements (e.g. [heads, head_dim])
-LINEAR = "linear"  # HF torch Linear [out, in] -> Keras kernel [in..., out...] (1 input axis)
-LINEAR_2_IN = "linear_2_in"  # same, Keras kernel with 2 input axes ([heads, head_dim, out])
 
-def hf_file_path(directory, name):
-    """`name` inside a local or gs:// checkpoint directory."""
-    if "://" in directory:
-        return directory.rstrip("/") + "/" + name
-    return os.path.join(directory, name)
+class ConfigError(ValueError):
+    """A Hugging Face config the backbone cannot represent."""
 
 
-def read_json(path):
-    """A JSON file (local or gs://); DataError naming the file when it is not valid JSON."""
-    try:
-        with tf.io.gfile.GFile(path) as f:
-            return json.load(f)
-    except json.JSONDecodeError as e:
-        raise DataError(f"not valid JSON: {e}", path=path) from e
+class MissingWeight(KeyError):
+    """A weight a converter asked for is not in the checkpoint."""
 
 
-def _read_local_safetensors(path):
-    try:
-        return safetensors.numpy.load_file(path)
-    except TypeError:
-        # numpy has no bfloat16: read such files through TensorFlow and widen to float32.
-        tensors = safetensors.tensorflow.load_file(path)
-        return {k: v.numpy().astype(np.float32) for k, v in tensors.items()}
-
-
-def _read_safetensors(path):
-    """All tensors of one .safetensors file (local path or gs://...) as numpy arrays."""
-    if "://" not in path:
-        return _read_local_safetensors(path)
-    with tempfile.TemporaryDirectory() as local_dir:
-        local_path = os.path.join(local_dir, "weights.safetensors")
-        tf.io.gfile.copy(path, local_path)
-        return _read_local_safetensors(local_path)
-
-
-def _canonical_key(key):
-    """Old checkpoints name layer-norm parameters gamma/beta; transformers now uses weight/bias."""
-    if key.endswith("LayerNorm.gamma"):
-        return key[: -len("gamma")] + "weight"
-    if key.endswith("LayerNorm.beta"):
-        return key[: -len("beta")] + "bias"
-    return key
-
-
-def read_hf_checkpoint(hf_dir, prefix):
-    """Reads config.json and the safetensors weights of a Hugging Face model directory.
-
-    Returns (config dict, {key: np.ndarray}, weights path). Keys lose `prefix` (e.g. "rembert.")
-    when they carry it, so checkpoints saved from the base model or from a model with a head
-    give the same keys; head weights stay under their own names (e.g. "cls.predictions.bias").
-    Sharded checkpoints (model.safetensors.index.json) are read in full.
-    """
-    config_path = hf_file_path(hf_dir, CONFIG_FILE)
-    if not tf.io.gfile.exists(config_path):
-        raise DataError(f"no {CONFIG_FILE} in the Hugging Face directory {hf_dir}",
-                        path=config_path)
-    config = read_json(config_path)
-
-    weights_path = hf_file_path(hf_dir, WEIGHTS_FILE)
-    index_path = hf_file_path(hf_dir, WEIGHTS_INDEX_FILE)
-    if tf.io.gfile.exists(weights_path):
-        raw = _read_safetensors(weights_path)
-    elif tf.io.gfile.exists(index_path):
-        with tf.io.gfile.GFile(index_path) as f:
-            shard_names = sorted(set(json.load(f)["weight_map"].values()))
-        raw = {}
-        for name in shard_names:
-            raw.update(_read_safetensors(hf_file_path(hf_dir, name)))
-        weights_path = index_path
-    else:
-        raise DataError(
-            f"no {WEIGHTS_FILE} or {WEIGHTS_INDEX_FILE} in {hf_dir} (only safetensors checkpoints "
-            "are supported; convert .bin files with transformers' save_pretrained)",
-            path=hf_dir,
-        )
-
-    tensors = {}
-    for key, value in raw.items():
-        name = _canonical_key(key[len(prefix):] if key.startswith(prefix) else key)
-        if name in tensors:
-            raise DataError(f"weight {name!r} appears both with and without the prefix {prefix!r}",
-                            path=weights_path)
-        tensors[name] = value
-    return config, tensors, weights_path
-
-
-def _expected_hf_shape(layout, keras_shape):
-    """The HF tensor shape that `layout` maps onto a Keras variable of `keras_shape`."""
-    if layout == COPY:
-        return tuple(keras_shape)
-    if layout == BIAS:
-        return (math.prod(keras_shape),)
-    if layout in (LINEAR, LINEAR_2_IN):
-        num_in = 1 if layout == LINEAR else 2
-        return (math.prod(keras_shape[num_in:]), math.prod(keras_shape[:num_in]))
-    raise ValueError(f"unknown port layout {layout!r}")
-
-
-def _to_keras(layout, hf_tensor, keras_shape):
-    if layout in (LINEAR, LINEAR_2_IN):
-        hf_tensor = np.transpose(hf_tensor)
-    return np.reshape(hf_tensor, keras_shape)
-
-
-def port_weights(tensors, port_table, weights_path, model_name, ignored_prefixes=(),
-                 ignored_keys=()):
-    """Assigns `tensors` to Keras variables as `port_table` says, after checking all of them.
-
-    port_table: list of (hf_key, keras_variable, layout). Keys starting with one of
-    `ignored_prefixes` (head weights) or equal to one of `ignored_keys` are skipped and logged.
-    Raises DataError naming every missing key, every unexpected key and every shape mismatch.
-    """
-    wanted = {}
-    for hf_key, variable, layout in port_table:
-        if hf_key in wanted:
-            raise ValueError(f"port table maps {hf_key!r} twice")
-        wanted[hf_key] = (variable, layout)
-    missing = sorted(k for k in wanted if k not in tensors)
-    ignored = sorted(k for k in tensors if k not in wanted and
-                     (k.startswith(tuple(ignored_prefixes)) or k in ignored_keys))
-    unexpected = sorted(k for k in tensors if k not in wanted and k not in ignored)
-    mismatched = []
-    for hf_key, (variable, layout) in wanted.items():
-        if hf_key not in tensors:
-            continue
-        expected = _expected_hf_shape(layout, tuple(variable.shape))
-        if tuple(tensors[hf_key].shape) != expected:
-            mismatched.append(
-                f"{hf_key}: checkpoint shape {tuple(tensors[hf_key].shape)}, expected {expected}"
-            )
-    problems = []
-    if missing:
-        problems.append(f"missing keys ({len(missing)}): {', '.join(missing)}")
-    if unexpected:
-        problems.append(f"unexpected keys ({len(unexpected)}): {', '.join(unexpected)}")
-    if mismatched:
-        problems.append(f"shape mismatches ({len(mismatched)}): {'; '.join(mismatched)}")
-    if problems:
-        raise DataError(f"checkpoint does not match {model_name}: " + " | ".join(problems),
-                        path=weights_path)
-    if ignored:
-        logging.info("%s: ignoring %d weights the backbone does not use: %s", weights_path,
-                     len(ignored), ", ".join(ignored))
-    for hf_key, (variable, layout) in wanted.items():
-        value = _to_keras(layout, tensors[hf_key], tuple(variable.shape))
-        variable.assign(ops.convert_to_tensor(value.astype(np.float32), dtype=variable.dtype))
+def require_setting(hf_config, model_type, key, allowed):
+    """ConfigError unless `hf_config[key]` (default: the first allowed value) is allowed."""
+    if hf_config.get(key, allowed[0]) not in allowed:
+        raise ConfigError(f"{key}={hf_config[key]!r} is not supported for model_type "
+                          f"{model_type!r} (supported: {allowed})")
 
 
 def encoder_shape(hf_config):
@@ -187,3 +49,131 @@ def encoder_shape(hf_config):
         hidden_dim=hf_config["hidden_size"],
         intermediate_dim=hf_config["intermediate_size"],
     )
+
+
+def canonical_key(key):
+    """Old checkpoints name layer-norm parameters gamma/beta; transformers now uses weight/bias.
+
+    >>> canonical_key("bert.embeddings.LayerNorm.gamma")
+    'bert.embeddings.LayerNorm.weight'
+    """
+    for old, new in (("LayerNorm.gamma", "LayerNorm.weight"), ("LayerNorm.beta", "LayerNorm.bias")):
+        if key.endswith(old):
+            return key[: -len(old)] + new
+    return key
+
+
+def _expected_shape(hook_fn, keras_shape):
+    """The checkpoint shape `hook_fn` maps onto `keras_shape`, None when the hook does not say."""
+    if hook_fn is None:
+        return tuple(keras_shape)
+    hf_shape = getattr(hook_fn, "hf_shape", None)
+    return hf_shape(tuple(keras_shape)) if hf_shape else None
+
+
+class CheckedSafetensorLoader(SafetensorLoader):
+    """keras-hub's SafetensorLoader over a local Hugging Face directory, every key checked.
+
+    local_dir: the directory (a local copy of a remote one); prefix: the family's model prefix,
+    stripped where present; display_dir: the directory named in errors (the remote one).
+    """
+
+    def __init__(self, local_dir, prefix="", display_dir=None):
+        super().__init__(local_dir)
+        display_dir = display_dir or local_dir
+        sharded = self.safetensor_config is not None
+        self.weights_path = hf_file_path(display_dir, WEIGHTS_INDEX_FILE if sharded else WEIGHTS_FILE)
+        self.model_prefix = prefix
+        if sharded:
+            stored = self.safetensor_config["weight_map"].items()
+        else:
+            path = os.path.join(local_dir, WEIGHTS_FILE)
+            if not os.path.exists(path):
+                raise DataError(
+                    f"no {WEIGHTS_FILE} or {WEIGHTS_INDEX_FILE} in {display_dir} (only safetensors "
+                    "checkpoints are supported; convert .bin files with transformers' "
+                    "save_pretrained)", path=display_dir)
+            with safe_open(path, framework="np") as f:
+                stored = [(key, WEIGHTS_FILE) for key in f.keys()]
+        # Canonical name (prefix stripped, weight/bias) -> (file name, key in the file).
+        self.keys = {}
+        for key, file_name in stored:
+            name = self.key_name(key)
+            if name in self.keys:
+                raise DataError(f"{self.keys[name][1]!r} and {key!r} are the same weight {name!r} "
+                                f"(model prefix {prefix!r}, LayerNorm gamma/beta names)",
+                                path=self.weights_path)
+            self.keys[name] = (file_name, key)
+        self._files = {}
+        self.used, self.missing, self.mismatched = set(), [], []
+
+    def key_name(self, hf_weight_key):
+        """The canonical name of a key: model prefix stripped, LayerNorm weight/bias."""
+        if self.model_prefix and hf_weight_key.startswith(self.model_prefix):
+            hf_weight_key = hf_weight_key[len(self.model_prefix):]
+        return canonical_key(hf_weight_key)
+
+    def _file(self, file_name, framework):
+        if (file_name, framework) not in self._files:
+            path = get_file(self.preset, file_name)
+            self._files[file_name, framework] = self.enter_context(safe_open(path, framework=framework))
+        return self._files[file_name, framework]
+
+    def get_tensor(self, hf_weight_key):
+        """The numpy tensor of a key (bfloat16 widened to float32); MissingWeight if absent."""
+        name = self.key_name(hf_weight_key)
+        if name not in self.keys:
+            raise MissingWeight(name)
+        file_name, key = self.keys[name]
+        try:
+            value = self._file(file_name, "np").get_tensor(key)
+        except TypeError:  # numpy has no bfloat16: read through TensorFlow, widen to float32
+            value = self._file(file_name, "tf").get_tensor(key).numpy().astype(np.float32)
+        self.used.add(name)
+        return value
+
+    def port_weight(self, keras_variable, hf_weight_key, hook_fn=None):
+        """Assign the key's tensor (through `hook_fn(tensor, shape)`) to `keras_variable`, or
+        record it as missing or mis-shaped."""
+        name = self.key_name(hf_weight_key)
+        try:
+            hf_tensor = self.get_tensor(hf_weight_key)
+        except MissingWeight:
+            self.missing.append(name)
+            return
+        target = tuple(keras_variable.shape)
+        expected = _expected_shape(hook_fn, target)
+        value = None
+        if expected is None or tuple(hf_tensor.shape) == expected:
+            try:
+                value = hook_fn(hf_tensor, list(target)) if hook_fn else hf_tensor
+            except ValueError:
+                value = None
+        if value is None or tuple(np.shape(value)) != target:
+            wanted = expected if expected is not None else f"one that converts to {target}"
+            self.mismatched.append(
+                f"{name}: checkpoint shape {tuple(hf_tensor.shape)}, expected {wanted}")
+            return
+        keras_variable.assign(value)
+
+    def check_complete(self, model_name, ignored_prefixes=(), ignored_keys=(), finished=True):
+        """DataError naming every missing, mis-shaped and (when the conversion `finished`)
+        unexpected key; the ignored ones (heads, buffers) are logged."""
+        unread = sorted(set(self.keys) - self.used)
+        ignored = [k for k in unread if k.startswith(tuple(ignored_prefixes)) or k in ignored_keys]
+        unexpected = [k for k in unread if k not in ignored] if finished else []
+        missing = sorted(set(self.missing))
+        problems = []
+        if missing:
+            problems.append(f"missing keys ({len(missing)}): {', '.join(missing)}")
+        if unexpected:
+            problems.append(f"unexpected keys ({len(unexpected)}): {', '.join(unexpected)}")
+        if self.mismatched:
+            problems.append(f"shape mismatches ({len(self.mismatched)}): "
+                            f"{'; '.join(self.mismatched)}")
+        if problems:
+            raise DataError(f"checkpoint does not match {model_name}: " + " | ".join(problems),
+                            path=self.weights_path)
+        if ignored:
+            logging.info("%s: ignoring %d weights the backbone does not use: %s",
+                         self.weights_path, len(ignored), ", ".join(ignored))

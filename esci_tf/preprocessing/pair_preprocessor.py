@@ -4,8 +4,9 @@ Special tokens (esci_tf.special_tokens.ALL_SPECIAL_TOKENS) are split out of the 
 tensorflow-text's regex_split before the backbone tokenizer sees it, and get the ids
 `special_token_id(token, tokenizer.vocabulary_size())`. The pair is packed with keras-hub's
 MultiSegmentPacker ("waterfall" truncation, so the query stays whole unless it alone is too
-long). It is the one preprocessing definition shared by TFRecord building, prediction and
-serving.
+long) in the layout of the backbone's family (esci_tf.models.registry: start, separator, end and
+pad ids read from the tokenizer). It is the one preprocessing definition shared by TFRecord
+building, prediction and serving.
 """
 
 import base64
@@ -16,19 +17,11 @@ import keras_hub
 import tensorflow as tf
 import tensorflow_text as tf_text
 
-from esci_tf.preprocessing.tokenizer_loader import BACKBONES
+from esci_tf.models import registry
 from esci_tf.special_tokens import ALL_SPECIAL_TOKENS, special_token_id
 
 # Longest first, so that no special token can shadow a longer one that starts the same way.
 SPECIAL_TOKENS_PATTERN = "|".join(re.escape(t) for t in sorted(ALL_SPECIAL_TOKENS, key=len, reverse=True))
-
-
-def _packer_values(tokenizer, backbone):
-    """(start, sep, end, pad) ids of the backbone's pair layout."""
-    if backbone == "xlm_roberta":  # <s> A </s></s> B </s>
-        return tokenizer.start_token_id, [tokenizer.end_token_id] * 2, tokenizer.end_token_id, tokenizer.pad_token_id
-    # bert, rembert, deberta_v3: [CLS] A [SEP] B [SEP]
-    return tokenizer.cls_token_id, tokenizer.sep_token_id, tokenizer.sep_token_id, tokenizer.pad_token_id
 
 
 def _serialize_tokenizer(tokenizer) -> dict:
@@ -51,29 +44,33 @@ class PairPreprocessor(keras.layers.Layer):
     """Tokenizes and packs (queries, product_texts) string tensors [B] into int32 [B, max_length]
     "token_ids", "segment_ids" and "padding_mask".
 
-    segment_ids are 0 for the query part and 1 for the product part, except for xlm_roberta,
-    which has a single token type (all 0, as Hugging Face gives).
+    segment_ids are 0 for the query part and 1 for the product part, except for families with
+    a single token type (xlm_roberta: all 0, as Hugging Face gives). `separator_token_id` is
+    the id that ends the query (what CrossEncoder's cross attention looks for).
     """
 
     def __init__(self, tokenizer, backbone, max_length=128, **kwargs):
         super().__init__(**kwargs)
-        if backbone not in BACKBONES:
-            raise ValueError(f"unknown backbone {backbone!r}; expected one of {', '.join(BACKBONES)}")
+        entry = registry.get_entry(backbone)
         if max_length < 5:
             raise ValueError(f"max_length must be at least 5 (room for the separators), got {max_length}")
         if isinstance(tokenizer, dict):
+            entry.tokenizer_class  # imports (registers) the family's own tokenizer class
             tokenizer = keras.saving.deserialize_keras_object(tokenizer)
         self.tokenizer = tokenizer
         self.backbone = backbone
         self.max_length = int(max_length)
         self.base_vocabulary_size = int(tokenizer.vocabulary_size())
-        start, sep, end, pad = _packer_values(tokenizer, backbone)
-        if None in (start, end, pad):
-            raise ValueError(f"{type(tokenizer).__name__} lacks the start/end/pad ids that {backbone} needs")
-        self.pad_id = int(pad)
-        self.num_added_tokens = 1 + (len(sep) if isinstance(sep, list) else 1) + 1
+        self.layout = entry.pair_layout(tokenizer)
+        if None in (self.layout.start, self.layout.end, self.layout.pad, *self.layout.separators):
+            raise ValueError(f"{type(tokenizer).__name__} lacks the start/separator/end/pad ids that "
+                             f"{backbone} needs")
+        self.pad_id = int(self.layout.pad)
+        self.num_added_tokens = self.layout.num_added_tokens
+        separators = [int(i) for i in self.layout.separators]
         self.packer = keras_hub.layers.MultiSegmentPacker(
-            sequence_length=self.max_length, start_value=start, end_value=end, sep_value=sep,
+            sequence_length=self.max_length, start_value=int(self.layout.start),
+            end_value=int(self.layout.end), sep_value=separators if len(separators) > 1 else separators[0],
             pad_value=self.pad_id, truncate="waterfall")
         self._special_strings = tf.constant(ALL_SPECIAL_TOKENS)
         self._special_ids = tf.constant(
@@ -84,6 +81,11 @@ class PairPreprocessor(keras.layers.Layer):
         self._graph_encode = None
         self._graph_tokenize = None
         self.built = True
+
+    @property
+    def separator_token_id(self) -> int:
+        """The tokenizer's id of the token that ends the query ([SEP], </s>)."""
+        return int(self.layout.separator_token_id)
 
     @property
     def vocabulary_size(self) -> int:
@@ -125,7 +127,7 @@ class PairPreprocessor(keras.layers.Layer):
         token_ids, segment_ids = self.packer((query_ids, product_ids))
         token_ids = tf.cast(token_ids, tf.int32)
         segment_ids = tf.cast(segment_ids, tf.int32)
-        if self.backbone == "xlm_roberta":
+        if self.layout.single_segment:
             segment_ids = tf.zeros_like(segment_ids)
         total = tf.cast(query_ids.row_lengths() + product_ids.row_lengths() + self.num_added_tokens, tf.int32)
         padding_mask = tf.sequence_mask(tf.minimum(total, self.max_length), self.max_length, dtype=tf.int32)

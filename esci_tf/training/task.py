@@ -52,8 +52,9 @@ class Schedule:
 class RankingTask:
     """Builds the inputs, model, optimizer and train step of one RunConfig."""
 
-    def __init__(self, config: RunConfig):
-        self.config = config.validate()
+    def __init__(self, config: RunConfig, data_source: bool = True):
+        """data_source False: the run brings its own frames (see RunConfig.validate)."""
+        self.config = config.validate(data_source)
 
     # -- inputs
     def build_preprocessor(self):
@@ -151,7 +152,8 @@ class RankingTask:
             backbone_config=self.backbone_config(preprocessor), pooling=model.pooling,
             num_pooled_layers=model.num_pooled_layers, multi_sample_dropout=model.multi_sample_dropout,
             cross_attention=model.cross_attention, dropout=model.dropout, dtype_policy=runtime.precision,
-            tokenizer_vocabulary_size=preprocessor.base_vocabulary_size, seed=runtime.seed)
+            tokenizer_vocabulary_size=preprocessor.base_vocabulary_size,
+            separator_token_id=preprocessor.separator_token_id, seed=runtime.seed)
 
     def build_optimizer(self, schedule: Schedule):
         """AdamW (or LazyAdamW) with linear warmup and decay; biases and norms are not decayed."""

@@ -163,7 +163,7 @@ def run_experiment(config: RunConfig, frames=None, callbacks=()) -> dict:
     frames: a run_data.SplitFrames to train and evaluate on instead of the config's data source.
     callbacks: extra Keras callbacks for the fit.
     """
-    task = RankingTask(config)
+    task = RankingTask(config, data_source=frames is None)
     output_dir = config.output_dir
     tf.io.gfile.makedirs(output_dir)
     keras.utils.set_random_seed(config.runtime.seed)

@@ -16,7 +16,7 @@ from absl import flags
 from esci_tf.training import config as config_lib
 
 FLAGS = flags.FLAGS
-BACKBONES = ("bert", "xlm_roberta", "deberta_v3", "rembert")
+BACKBONES = config_lib.BACKBONE_NAMES  # the registry's families
 
 HELP = {
     # Data.

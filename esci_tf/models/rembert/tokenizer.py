@@ -1,7 +1,13 @@
-"""RemBERT's SentencePiece tokenizer (keras-hub has no RemBERT classes)."""
+"""RemBERT's SentencePiece tokenizer (keras-hub has no RemBERT classes), and how to build it
+from a Hugging Face directory."""
+
+import os
 
 import keras
 import keras_hub
+
+from esci_tf.models.hf_files import read_optional_json, sentencepiece_tokenizer, token_name
+from esci_tf.models.rembert.entry import ENTRY
 
 
 @keras.saving.register_keras_serializable(package="esci_tf")
@@ -27,3 +33,16 @@ class RemBertTokenizer(keras_hub.tokenizers.SentencePieceTokenizer):
         config.update(cls_token=self.cls_token, sep_token=self.sep_token,
                       pad_token=self.pad_token, mask_token=self.mask_token)
         return config
+
+
+def from_hf_dir(path: str) -> RemBertTokenizer:
+    """The tokenizer of a local Hugging Face RemBERT directory: sentencepiece.model and the
+    special-token names of tokenizer_config.json / special_tokens_map.json."""
+    config = read_optional_json(os.path.join(path, "tokenizer_config.json"))
+    specials = read_optional_json(os.path.join(path, "special_tokens_map.json"))
+    names = {}
+    for name, default in (("cls_token", "[CLS]"), ("sep_token", "[SEP]"),
+                          ("pad_token", "[PAD]"), ("mask_token", "[MASK]")):
+        names[name] = token_name(config.get(name, specials.get(name)), default)
+    return sentencepiece_tokenizer(path, ENTRY.hf_vocab_file, ENTRY.name,
+                                   lambda proto: RemBertTokenizer(proto=proto, **names))

@@ -5,7 +5,7 @@ import keras_hub
 import numpy as np
 import pytest
 
-from esci_tf.models.rembert_backbone import RemBertBackbone
+from esci_tf.models.rembert.backbone import RemBertBackbone
 
 TINY = dict(vocabulary_size=64, num_layers=2, num_heads=4, hidden_dim=32, intermediate_dim=64,
             input_embedding_dim=16, max_sequence_length=32, activation="gelu_tanh")

@@ -1,4 +1,4 @@
-"""fast_layer_norm: Keras' LayerNormalization values and gradients from fewer passes."""
+"""The "layer_norm" kernel: Keras' LayerNormalization values and gradients from fewer passes."""
 
 import keras
 import numpy as np
@@ -6,7 +6,8 @@ import pytest
 import tensorflow as tf
 
 from esci_tf.models import build_cross_encoder
-from esci_tf.models.fast_layer_norm import layer_norm, use_fast_layer_norm
+from esci_tf.models.kernels import install, keras_internals
+from esci_tf.models.kernels.layer_norm import layer_norm
 from tests.model_fixtures import TINY_BERT as TINY, tiny_bert_batch
 
 X = (np.random.default_rng(0).normal(size=(2, 5, 8)) * 3 + 1).astype("float32")
@@ -24,7 +25,7 @@ def _pair(**kwargs):
 
 def test_values_and_gradients_match_keras():
     plain, fast = _pair()
-    assert use_fast_layer_norm(fast) == 1
+    assert install(fast, ["layer_norm"]) == {"layer_norm": 1}
     x = tf.constant(X)
     upstream = tf.constant(np.random.default_rng(2).normal(size=X.shape).astype("float32"))
     results = []
@@ -54,7 +55,7 @@ def test_bfloat16_inputs_give_bfloat16_outputs_close_to_float32():
     layer = keras.layers.LayerNormalization(dtype="mixed_bfloat16")
     layer(X)
     reference = keras.ops.convert_to_numpy(layer(X)).astype("float32")
-    use_fast_layer_norm(layer)
+    install(layer, ["layer_norm"])
     out = layer(tf.cast(X, tf.bfloat16))
     assert out.dtype == tf.bfloat16
     np.testing.assert_allclose(tf.cast(out, tf.float32), reference, atol=0.05)
@@ -64,21 +65,21 @@ def test_bfloat16_inputs_give_bfloat16_outputs_close_to_float32():
 def test_other_layer_norms_keep_keras(kwargs):
     layer = keras.layers.LayerNormalization(**kwargs)
     layer(X)
-    assert use_fast_layer_norm(layer) == 0
-    assert "call" not in layer.__dict__
+    assert install(layer, ["layer_norm"]) == {"layer_norm": 0}
+    assert not keras_internals.overrides(layer, "call")
 
 
 def test_cross_encoder_matches_keras_layer_norm_and_keeps_the_switch(tmp_path):
-    plain = build_cross_encoder("bert", backbone_config=TINY, fast_layer_norm=False)
+    plain = build_cross_encoder("bert", backbone_config=TINY, kernels=("dropout", "gelu", "attention", "dense"))
     fast = build_cross_encoder("bert", backbone_config=TINY)
     fast.set_weights(plain.get_weights())
-    switched = [l for l in fast._flatten_layers() if isinstance(l, keras.layers.LayerNormalization)
-                and "call" in l.__dict__]
+    switched = [l for l in keras_internals.all_layers(fast) if isinstance(l, keras.layers.LayerNormalization)
+                and keras_internals.overrides(l, "call")]
     assert len(switched) == 2 * TINY["num_layers"] + 1  # two per layer + the embeddings'
     batch = tiny_bert_batch()
     np.testing.assert_allclose(fast(batch), plain(batch), atol=1e-5)
     path = tmp_path / "model.keras"
     fast.save(path)
     loaded = keras.saving.load_model(path)
-    assert loaded.fast_layer_norm and not plain.fast_layer_norm
+    assert "layer_norm" in loaded.kernels and "layer_norm" not in plain.kernels
     np.testing.assert_allclose(loaded(batch), plain(batch), atol=1e-5)

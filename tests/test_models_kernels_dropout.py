@@ -1,4 +1,5 @@
-"""FastDropout: Keras Dropout's distribution from 16-bit draws, switched in by CrossEncoder."""
+"""The "dropout" kernel, FastDropout: Keras Dropout's distribution from 16-bit draws, switched in by
+CrossEncoder."""
 
 import numpy as np
 import keras
@@ -6,7 +7,8 @@ import pytest
 import tensorflow as tf
 
 from esci_tf.models import build_cross_encoder
-from esci_tf.models.fast_dropout import FastDropout, drop_threshold, fast_dropout, use_fast_dropout
+from esci_tf.models.kernels import install, keras_internals
+from esci_tf.models.kernels.dropout import FastDropout, drop_threshold, fast_dropout
 from tests.model_fixtures import TINY_BERT as TINY
 
 
@@ -47,23 +49,24 @@ def test_inference_and_rate_zero_are_identity():
 
 def test_cross_encoder_switches_every_dropout_and_keeps_it_after_reload(tmp_path):
     model = build_cross_encoder("bert", backbone_config=TINY, multi_sample_dropout=3, cross_attention=True)
-    layers = list(model._flatten_layers())
+    layers = keras_internals.all_layers(model)
     assert not any(type(layer) is keras.layers.Dropout for layer in layers)
     switched = [layer for layer in layers if isinstance(layer, FastDropout)]
     assert len(switched) >= 2 * TINY["num_layers"] + 3  # attention + feed-forward per block, head
     path = tmp_path / "model.keras"
     model.save(path)
     loaded = keras.saving.load_model(path)
-    assert loaded.get_config()["fast_dropout"] is True
-    assert sum(isinstance(layer, FastDropout) for layer in loaded._flatten_layers()) == len(switched)
+    assert "dropout" in loaded.get_config()["kernels"]
+    assert sum(isinstance(layer, FastDropout) for layer in keras_internals.all_layers(loaded)) == len(switched)
     batch = {"token_ids": np.ones((2, 8), "int32"), "segment_ids": np.zeros((2, 8), "int32"),
              "padding_mask": np.ones((2, 8), "int32")}
     np.testing.assert_allclose(model(batch), loaded(batch), atol=1e-6)
 
 
-def test_fast_dropout_off_keeps_keras_dropout():
-    model = build_cross_encoder("bert", backbone_config=TINY, fast_dropout=False)
-    layers = list(model._flatten_layers())
+def test_dropout_kernel_off_keeps_keras_dropout():
+    model = build_cross_encoder("bert", backbone_config=TINY, kernels=("gelu", "attention", "dense", "layer_norm"))
+    layers = keras_internals.all_layers(model)
     assert not any(isinstance(layer, FastDropout) for layer in layers)
     assert any(type(layer) is keras.layers.Dropout for layer in layers)
-    assert use_fast_dropout(model) > 0 and not any(type(l) is keras.layers.Dropout for l in model._flatten_layers())
+    assert install(model, ["dropout"])["dropout"] > 0
+    assert not any(type(l) is keras.layers.Dropout for l in keras_internals.all_layers(model))

@@ -9,10 +9,11 @@ draw gives two 16-bit ones, an element is kept when its draw is >= round(rate * 
 kept elements are scaled by 65536 / (65536 - threshold), so the output's expectation equals
 the input exactly (the keep probability is within 1/131072 of 1 - rate).
 
-keras-hub builds its Dropout layers inside its transformer blocks, so `use_fast_dropout(model)`
-switches every `keras.layers.Dropout` of a model to `FastDropout` in place: a subclass with
-the same config and the same seed-generator state, so weights, checkpoints and the saved
-model's config do not change (CrossEncoder calls it again when it is rebuilt from config).
+keras-hub builds its Dropout layers inside its transformer blocks, so the "dropout" kernel
+(esci_tf.models.kernels.install) switches every `keras.layers.Dropout` of a model to
+`FastDropout` in place: a subclass with the same config and the same seed-generator state, so
+weights, checkpoints and the saved model's config do not change (CrossEncoder installs it
+again when it is rebuilt from config).
 
 >>> import numpy as np, keras
 >>> layer = FastDropout(0.25, seed=1)
@@ -23,6 +24,8 @@ model's config do not change (CrossEncoder calls it again when it is rebuilt fro
 
 import keras
 import tensorflow as tf
+
+from esci_tf.models.kernels import keras_internals
 
 RANDOM_BITS = 16
 _RANGE = 1 << RANDOM_BITS
@@ -82,12 +85,11 @@ class FastDropout(keras.layers.Dropout):
         return inputs
 
 
-def use_fast_dropout(model) -> int:
-    """Switches every plain keras.layers.Dropout inside `model` to FastDropout in place;
-    returns how many were switched. The layers keep their rate, noise shape and seed state."""
-    switched = 0
-    for layer in model._flatten_layers(include_self=True, recursive=True):
-        if type(layer) is keras.layers.Dropout:
-            layer.__class__ = FastDropout
-            switched += 1
-    return switched
+def takes(layer) -> bool:
+    """Whether `layer` gets the kernel: a plain keras.layers.Dropout (not a subclass)."""
+    return type(layer) is keras.layers.Dropout
+
+
+def install_on(layer) -> None:
+    """Switches `layer` to FastDropout in place; it keeps its rate, noise shape and seed state."""
+    keras_internals.switch_class(layer, FastDropout)

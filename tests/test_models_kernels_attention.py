@@ -1,11 +1,11 @@
-"""head_major_attention: Keras MultiHeadAttention's results from head-major matmuls."""
+"""The "attention" kernel: Keras MultiHeadAttention's results from head-major matmuls."""
 
 import numpy as np
 import keras
 import pytest
 
 from esci_tf.models import build_cross_encoder
-from esci_tf.models.fast_attention import use_fast_attention
+from esci_tf.models.kernels import install, keras_internals
 from tests.model_fixtures import TINY_BERT as TINY, tiny_bert_batch
 
 
@@ -16,7 +16,7 @@ def _layer_pair(**kwargs):
     plain(query, value)
     fast(query, value)
     fast.set_weights(plain.get_weights())
-    assert use_fast_attention(fast) == 1
+    assert install(fast, ["attention"]) == {"attention": 1}
     return plain, fast, query, value
 
 
@@ -60,15 +60,15 @@ def test_causal_attention_keeps_keras_implementation():
 @pytest.mark.parametrize("cross_attention", [False, True])
 def test_cross_encoder_scores_match_keras_attention(cross_attention, tmp_path):
     plain = build_cross_encoder("bert", backbone_config=TINY, cross_attention=cross_attention,
-                                fast_attention=False)
+                                kernels=("dropout", "gelu", "dense", "layer_norm"))
     fast = build_cross_encoder("bert", backbone_config=TINY, cross_attention=cross_attention)
     fast.set_weights(plain.get_weights())
-    switched = [l for l in fast._flatten_layers() if "_compute_attention" in l.__dict__]
+    switched = [l for l in keras_internals.all_layers(fast) if keras_internals.overrides(l, "_compute_attention")]
     assert len(switched) == TINY["num_layers"] + (2 if cross_attention else 0)
     batch = tiny_bert_batch()
     np.testing.assert_allclose(fast(batch), plain(batch), atol=1e-5)
     path = tmp_path / "model.keras"
     fast.save(path)
     loaded = keras.saving.load_model(path)
-    assert loaded.get_config()["fast_attention"] is True
+    assert "attention" in loaded.get_config()["kernels"]
     np.testing.assert_allclose(loaded(batch), fast(batch), atol=1e-6)

@@ -5,6 +5,7 @@ token-type embeddings of width `input_embedding_dim` are summed and layer-normal
 to `hidden_dim` by a dense layer, then run through post-LN transformer layers (exact GELU,
 attention scaled by 1/sqrt(head_dim)); the pooler is a tanh dense layer on the first token.
 RemBERT's `output_embedding_size` only shapes its MLM head, which this backbone does not have.
+Imported only when a RemBERT model is built or loaded (esci_tf.models.registry).
 """
 
 import keras

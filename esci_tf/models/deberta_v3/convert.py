@@ -1,35 +1,19 @@
-"""Loads a Hugging Face DeBERTa-v2/v3 checkpoint into keras-hub's DebertaV3Backbone.
+"""Hugging Face DeBERTa-v2/v3 -> keras-hub DebertaV3Backbone (keras-hub has no such converter).
 
-keras-hub 0.32 has the backbone but no Hugging Face converter for it. DebertaV3Backbone
-hard-codes the DeBERTa-v3 layout (mDeBERTa-v3, DeBERTa-v3): relative attention with
-log-bucketed positions, keys shared between content and position (share_att_key), both c2p and
-p2c terms, layer-normed relative embeddings, no absolute positions, no token types, exact GELU,
-layer-norm epsilon 1e-7. Configs outside that layout are refused with every reason named.
+DebertaV3Backbone hard-codes the DeBERTa-v3 layout (mDeBERTa-v3, DeBERTa-v3): relative
+attention with log-bucketed positions, keys shared between content and position
+(share_att_key), both c2p and p2c terms, layer-normed relative embeddings, no absolute
+positions, no token types, exact GELU, layer-norm epsilon 1e-7. Configs outside that layout
+are refused with every reason named.
 
 Padded positions: transformers zeroes the embeddings of padded tokens and masks padded query
 rows; keras-hub does neither. Outputs at real (unpadded) positions match; outputs at padded
 positions differ and must not be used (pooling reads the first token or masks padding).
 """
 
-import keras_hub
+from esci_tf.models.hf_checkpoint import ConfigError, encoder_shape
+from esci_tf.models.hf_layouts import port_dense, port_layer_norm
 
-from esci_tf.data.errors import DataError
-from esci_tf.models.hf_checkpoint import (
-    BIAS,
-    CONFIG_FILE,
-    COPY,
-    LINEAR,
-    encoder_shape,
-    hf_file_path,
-    port_weights,
-    read_hf_checkpoint,
-)
-
-DEBERTA_PREFIX = "deberta."
-# Weights of heads a DeBERTa checkpoint may carry (MLM, replaced-token detection, classifiers).
-DEBERTA_HEAD_PREFIXES = ("lm_predictions.", "mask_predictions.", "cls.", "pooler.",
-                         "classifier.", "qa_outputs.")
-DEBERTA_BUFFERS = ("embeddings.position_ids",)
 # The only layer-norm epsilon DebertaV3Backbone supports (it is not a constructor argument).
 KERAS_HUB_LAYER_NORM_EPSILON = 1e-7
 
@@ -82,13 +66,13 @@ def _unsupported_settings(hf_config):
     return problems
 
 
-def deberta_v3_backbone_config(hf_config, config_path="config.json"):
-    """DebertaV3Backbone arguments for a Hugging Face deberta-v2 config; DataError if it cannot
-    be represented."""
+def convert_backbone_config(hf_config):
+    """DebertaV3Backbone arguments for a Hugging Face deberta-v2 config; ConfigError naming
+    every reason when it cannot be represented."""
     problems = _unsupported_settings(hf_config)
     if problems:
-        raise DataError("config not representable by keras-hub DebertaV3Backbone: "
-                        + "; ".join(problems), path=config_path)
+        raise ConfigError("config not representable by keras-hub DebertaV3Backbone: "
+                          + "; ".join(problems))
     # keras-hub's log buckets use max_sequence_length where transformers uses
     # max_relative_positions (which falls back to max_position_embeddings when < 1).
     max_relative_positions = hf_config.get("max_relative_positions", -1)
@@ -102,52 +86,22 @@ def deberta_v3_backbone_config(hf_config, config_path="config.json"):
     )
 
 
-def _layer_norm(hf_name, layer):
-    return [(f"{hf_name}.weight", layer.gamma, COPY), (f"{hf_name}.bias", layer.beta, COPY)]
-
-
-def _dense(hf_name, layer):
-    return [(f"{hf_name}.weight", layer.kernel, LINEAR), (f"{hf_name}.bias", layer.bias, BIAS)]
-
-
-def deberta_v3_port_table(backbone):
-    """(HF key without "deberta.", Keras variable, layout) for every DebertaV3Backbone weight."""
+def convert_weights(backbone, loader, hf_config):
+    """Every DebertaV3Backbone weight through `loader.port_weight` (keys without "deberta.")."""
+    loader.port_weight(backbone.token_embedding.embeddings, "embeddings.word_embeddings.weight")
+    port_layer_norm(loader, backbone.get_layer("embeddings_layer_norm"), "embeddings.LayerNorm")
     relative = backbone.get_layer("rel_embedding")
-    table = [
-        ("embeddings.word_embeddings.weight", backbone.token_embedding.embeddings, COPY),
-        *_layer_norm("embeddings.LayerNorm", backbone.get_layer("embeddings_layer_norm")),
-        ("encoder.rel_embeddings.weight", relative.rel_embeddings, COPY),
-        *_layer_norm("encoder.LayerNorm", relative.layer_norm),
-    ]
+    loader.port_weight(relative.rel_embeddings, "encoder.rel_embeddings.weight")
+    port_layer_norm(loader, relative.layer_norm, "encoder.LayerNorm")
     for i in range(backbone.num_layers):
         block = backbone.get_layer(f"disentangled_attention_encoder_layer_{i}")
         attention = block._self_attention_layer
         hf = f"encoder.layer.{i}"
-        table += [
-            *_dense(f"{hf}.attention.self.query_proj", attention._query_dense),
-            *_dense(f"{hf}.attention.self.key_proj", attention._key_dense),
-            *_dense(f"{hf}.attention.self.value_proj", attention._value_dense),
-            *_dense(f"{hf}.attention.output.dense", attention._output_dense),
-            *_layer_norm(f"{hf}.attention.output.LayerNorm", block._self_attention_layer_norm),
-            *_dense(f"{hf}.intermediate.dense", block._feedforward_intermediate_dense),
-            *_dense(f"{hf}.output.dense", block._feedforward_output_dense),
-            *_layer_norm(f"{hf}.output.LayerNorm", block._feedforward_layer_norm),
-        ]
-    return table
-
-
-def load_deberta_v2(hf_dir, dtype=None, dropout=None):
-    """A keras_hub.models.DebertaV3Backbone with the weights of the HF checkpoint in `hf_dir`.
-
-    hf_dir: local or gs:// directory with config.json (model_type "deberta-v2", v3 layout) and
-    model.safetensors (keys with or without the "deberta." prefix; MLM / RTD / classifier head
-    weights are ignored and logged). dropout: overrides the config's hidden_dropout_prob.
-    """
-    config, tensors, weights_path = read_hf_checkpoint(hf_dir, DEBERTA_PREFIX)
-    backbone_config = deberta_v3_backbone_config(config, hf_file_path(hf_dir, CONFIG_FILE))
-    if dropout is not None:
-        backbone_config["dropout"] = dropout
-    backbone = keras_hub.models.DebertaV3Backbone(**backbone_config, dtype=dtype)
-    port_weights(tensors, deberta_v3_port_table(backbone), weights_path, "DebertaV3Backbone",
-                 ignored_prefixes=DEBERTA_HEAD_PREFIXES, ignored_keys=DEBERTA_BUFFERS)
-    return backbone
+        port_dense(loader, attention._query_dense, f"{hf}.attention.self.query_proj")
+        port_dense(loader, attention._key_dense, f"{hf}.attention.self.key_proj")
+        port_dense(loader, attention._value_dense, f"{hf}.attention.self.value_proj")
+        port_dense(loader, attention._output_dense, f"{hf}.attention.output.dense")
+        port_layer_norm(loader, block._self_attention_layer_norm, f"{hf}.attention.output.LayerNorm")
+        port_dense(loader, block._feedforward_intermediate_dense, f"{hf}.intermediate.dense")
+        port_dense(loader, block._feedforward_output_dense, f"{hf}.output.dense")
+        port_layer_norm(loader, block._feedforward_layer_norm, f"{hf}.output.LayerNorm")

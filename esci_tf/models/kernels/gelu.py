@@ -1,13 +1,13 @@
 """The exact (erf) GELU computed in float32: for mixed_bfloat16 models on CPU.
 
 Keras' exact GELU runs tf.nn.gelu, whose Erfc kernel has no vectorised bfloat16 path: in a
-MiniLM training step under mixed_bfloat16 on CPU, Erfc alone took ~150 ms of ~1.4 s
+MiniLM training step under mixed_bfloat16 on CPU, Erfc alone was a sizeable share of the step
 (bench/README.md has the profile). `gelu_erf` casts to float32, computes
 0.5 * x * (1 + erf(x / sqrt(2))) with TF's vectorised float32 erf and casts back, which is
 also the more accurate bfloat16 result. For float32 inputs it equals keras.activations.gelu
-to float32 round-off. `use_fast_gelu(model)` swaps it into every Dense whose activation is
-Keras' exact GELU (keras-hub's and HFBertBackbone's feed-forward layers); weights and
-saved configs do not change. The gradient is one XLA-compiled (fused) kernel: unfused it is
+to float32 round-off. The "gelu" kernel (esci_tf.models.kernels.install) swaps it into every
+Dense whose activation is Keras' exact GELU (keras-hub's and HFBertBackbone's feed-forward
+layers); weights and saved configs do not change. The gradient is one XLA-compiled (fused) kernel: unfused it is
 about ten float32 element-wise passes; the forward stays plain TF ops, so inference graphs
 and SavedModels need no XLA.
 
@@ -43,12 +43,11 @@ def _gelu_erf_gradient(x, upstream):
     return tf.cast(tf.cast(upstream, tf.float32) * derivative, x.dtype)
 
 
-def use_fast_gelu(model) -> int:
-    """Sets gelu_erf on every Dense of `model` whose activation is keras' exact GELU;
-    returns how many were switched."""
-    switched = 0
-    for layer in model._flatten_layers(include_self=True, recursive=True):
-        if isinstance(layer, keras.layers.Dense) and layer.activation is keras.activations.gelu:
-            layer.activation = gelu_erf
-            switched += 1
-    return switched
+def takes(layer) -> bool:
+    """Whether `layer` gets the kernel: a keras.layers.Dense whose activation is Keras' exact GELU."""
+    return isinstance(layer, keras.layers.Dense) and layer.activation is keras.activations.gelu
+
+
+def install_on(layer) -> None:
+    """Sets gelu_erf as `layer`'s activation."""
+    layer.activation = gelu_erf

@@ -1,4 +1,4 @@
-"""fast_dense: Dense / EinsumDense as 2-D MatMul + BiasAdd (+ GELU) give Keras' results, and
+"""The "dense" kernel: Dense / EinsumDense as 2-D MatMul + BiasAdd (+ GELU) give Keras' results, and
 Grappler's remapper fuses them into one oneDNN kernel."""
 
 import keras
@@ -7,8 +7,9 @@ import pytest
 import tensorflow as tf
 
 from esci_tf.models import build_cross_encoder
-from esci_tf.models.fast_dense import _einsum_plan, gelu_fusable, use_fast_dense
-from esci_tf.models.fast_gelu import gelu_erf
+from esci_tf.models.kernels import install, keras_internals
+from esci_tf.models.kernels.dense import _einsum_plan, gelu_fusable
+from esci_tf.models.kernels.gelu import gelu_erf
 from tests.model_fixtures import TINY_BERT as TINY, tiny_bert_batch
 
 RNG = np.random.default_rng(0)
@@ -28,7 +29,7 @@ def _pair(make, inputs):
 def test_dense_matches_keras(activation, use_bias):
     plain, fast = _pair(lambda: keras.layers.Dense(7, activation=activation, use_bias=use_bias,
                                                    bias_initializer="random_normal"), INPUTS)
-    assert use_fast_dense(fast) == 1
+    assert install(fast, ["dense"]) == {"dense": 1}
     for training in (False, True):
         np.testing.assert_allclose(fast(INPUTS, training=training), plain(INPUTS, training=training),
                                    atol=1e-5)
@@ -37,7 +38,7 @@ def test_dense_matches_keras(activation, use_bias):
 
 def test_dense_training_uses_the_layers_own_activation_and_has_gradients():
     plain, fast = _pair(lambda: keras.layers.Dense(7, activation=gelu_erf), INPUTS)
-    use_fast_dense(fast)
+    install(fast, ["dense"])
     x = tf.constant(INPUTS)
     grads = []
     for layer in (plain, fast):
@@ -62,7 +63,7 @@ def test_gelu_fusable_is_exact_gelu():
 def test_einsum_projections_match_keras(equation, bias_axes, out_shape, x):
     plain, fast = _pair(lambda: keras.layers.EinsumDense(equation, out_shape, bias_axes=bias_axes,
                                                          bias_initializer="random_normal"), x)
-    assert use_fast_dense(fast) == 1
+    assert install(fast, ["dense"]) == {"dense": 1}
     np.testing.assert_allclose(fast(x), plain(x), atol=1e-5)
 
 
@@ -75,8 +76,8 @@ def test_unsupported_einsums_keep_keras(equation, bias_axes):
     layer = keras.layers.EinsumDense(equation, (None, 3, 4) if "e" in equation else (3, None),
                                      bias_axes=bias_axes)
     layer(INPUTS)
-    assert use_fast_dense(layer) == 0
-    assert "call" not in layer.__dict__
+    assert install(layer, ["dense"]) == {"dense": 0}
+    assert not keras_internals.overrides(layer, "call")
 
 
 def test_einsum_plan():
@@ -90,14 +91,14 @@ def test_lora_layers_are_left_alone():
     layer = keras.layers.Dense(4)
     layer(INPUTS)
     layer.enable_lora(2)
-    assert use_fast_dense(layer) == 0
+    assert install(layer, ["dense"]) == {"dense": 0}
 
 
 @pytest.mark.parametrize("make", [lambda: keras.layers.Dense(4),
                                   lambda: keras.layers.EinsumDense("abc,cde->abde", (None, 2, 2), bias_axes="de")])
 def test_lora_switched_on_after_install_runs_keras_call(make):
     plain, fast = _pair(make, INPUTS)
-    assert use_fast_dense(fast) == 1
+    assert install(fast, ["dense"]) == {"dense": 1}
     for layer in (plain, fast):
         layer.enable_lora(2)
         layer.lora_kernel_b.assign(np.ones(layer.lora_kernel_b.shape, "float32"))
@@ -129,12 +130,13 @@ def test_remapper_fuses_matmul_bias_and_gelu(dtype):
 
 
 def test_cross_encoder_scores_match_keras_dense(tmp_path):
-    plain = build_cross_encoder("bert", backbone_config=TINY, fast_dense=False, pooling="weighted_layers",
+    plain = build_cross_encoder("bert", backbone_config=TINY, kernels=("dropout", "gelu", "attention", "layer_norm"),
+                                pooling="weighted_layers",
                                 num_pooled_layers=2, cross_attention=True)
     fast = build_cross_encoder("bert", backbone_config=TINY, pooling="weighted_layers",
                                num_pooled_layers=2, cross_attention=True)
     fast.set_weights(plain.get_weights())
-    switched = [layer for layer in fast._flatten_layers() if "call" in layer.__dict__]
+    switched = [layer for layer in keras_internals.all_layers(fast) if keras_internals.overrides(layer, "call")]
     # per layer: q, k, v, output, 2 feed-forward; + pooler + cross attention's 4 + head
     assert len(switched) >= TINY["num_layers"] * 6 + 1
     batch = tiny_bert_batch()
@@ -143,12 +145,12 @@ def test_cross_encoder_scores_match_keras_dense(tmp_path):
     path = tmp_path / "model.keras"
     fast.save(path)
     loaded = keras.saving.load_model(path)
-    assert loaded.fast_dense and not plain.fast_dense
+    assert "dense" in loaded.kernels and "dense" not in plain.kernels
     np.testing.assert_allclose(loaded(batch), plain(batch), atol=1e-5)
 
 
 def test_mixed_bfloat16_outputs_stay_bfloat16():
     layer = keras.layers.Dense(4, activation="gelu", dtype="mixed_bfloat16")
     layer(INPUTS)
-    use_fast_dense(layer)
+    install(layer, ["dense"])
     assert layer(INPUTS).dtype == tf.bfloat16

@@ -1,4 +1,5 @@
-"""load_deberta_v2: parity with transformers' DebertaV2Model (v3 layout) and clear errors."""
+"""The deberta_v3 family's converter (through load_hf_backbone): parity with transformers'
+DebertaV2Model (v3 layout) and clear errors."""
 
 import json
 import os
@@ -9,7 +10,7 @@ import numpy as np
 import pytest
 
 from esci_tf.data.errors import DataError
-from esci_tf.models.convert_deberta_v2 import load_deberta_v2
+from esci_tf.models import load_hf_backbone
 from tests import hf_fixtures
 
 LENGTH = 20
@@ -42,7 +43,7 @@ def _hidden_states(backbone):
 
 
 def test_parity_with_transformers_every_layer_with_padding(checkpoint, reference):
-    backbone = load_deberta_v2(checkpoint)
+    backbone = load_hf_backbone(checkpoint)
     assert isinstance(backbone, keras_hub.models.DebertaV3Backbone)
     assert backbone.bucket_size == 256 and backbone.max_sequence_length == 512
     np.testing.assert_allclose(backbone(INPUTS).numpy()[REAL], reference[-1][REAL], atol=1e-4)
@@ -58,7 +59,7 @@ def test_parity_with_log_bucketed_relative_positions(tmp_path):
     hf_fixtures.write_tiny_checkpoint("deberta-v2", directory, seed=3, position_buckets=8,
                                       max_position_embeddings=LENGTH)
     expected = hf_fixtures.reference_hidden_states(directory, TOKEN_IDS, PADDING_MASK)[-1]
-    actual = load_deberta_v2(directory)(INPUTS).numpy()
+    actual = load_hf_backbone(directory)(INPUTS).numpy()
     np.testing.assert_allclose(actual[REAL], expected[REAL], atol=1e-4)
 
 
@@ -66,7 +67,7 @@ def test_prefixed_keys_and_head_weights_load(checkpoint, reference, tmp_path):
     tensors = {f"deberta.{k}": v for k, v in hf_fixtures.read_weights(checkpoint).items()}
     tensors["lm_predictions.lm_head.bias"] = np.zeros([128], "float32")
     directory = hf_fixtures.write_variant(checkpoint, str(tmp_path), tensors)
-    actual = load_deberta_v2(directory, dropout=0.0)(INPUTS).numpy()
+    actual = load_hf_backbone(directory, dropout=0.0)(INPUTS).numpy()
     np.testing.assert_allclose(actual[REAL], reference[-1][REAL], atol=1e-4)
 
 
@@ -77,7 +78,7 @@ def test_missing_unexpected_and_misshaped_weights_are_all_named(checkpoint, tmp_
     tensors["encoder.layer.1.attention.self.query_proj.bias"] = np.zeros([16], "float32")
     directory = hf_fixtures.write_variant(checkpoint, str(tmp_path), tensors)
     with pytest.raises(DataError) as error:
-        load_deberta_v2(directory)
+        load_hf_backbone(directory)
     message = str(error.value)
     assert os.path.join(directory, "model.safetensors") in message
     assert "missing keys (1): encoder.rel_embeddings.weight" in message
@@ -95,7 +96,7 @@ def test_config_keras_hub_cannot_represent_is_refused_with_every_reason(checkpoi
     with open(os.path.join(directory, "config.json"), "w") as f:
         json.dump(config, f)
     with pytest.raises(DataError, match="config.json: config not representable") as error:
-        load_deberta_v2(directory)
+        load_hf_backbone(directory)
     message = str(error.value)
     for reason in ("share_att_key", "pos_att_type ['c2p']", "position_biased_input",
                    "type_vocab_size 2", "layer_norm_eps 1e-12"):
@@ -104,7 +105,7 @@ def test_config_keras_hub_cannot_represent_is_refused_with_every_reason(checkpoi
 
 def test_real_mdeberta_v3_base_config_is_representable():
     """microsoft/mdeberta-v3-base's config.json (pos_att_type as the "p2c|c2p" string)."""
-    from esci_tf.models.convert_deberta_v2 import deberta_v3_backbone_config
+    from esci_tf.models.deberta_v3.convert import convert_backbone_config
 
     mdeberta_v3_base = {
         "model_type": "deberta-v2", "attention_probs_dropout_prob": 0.1, "hidden_act": "gelu",
@@ -115,6 +116,6 @@ def test_real_mdeberta_v3_base_config_is_representable():
         "position_biased_input": False, "num_attention_heads": 12, "num_hidden_layers": 12,
         "type_vocab_size": 0, "vocab_size": 251000,
     }
-    assert deberta_v3_backbone_config(mdeberta_v3_base) == dict(
+    assert convert_backbone_config(mdeberta_v3_base) == dict(
         vocabulary_size=251000, num_layers=12, num_heads=12, hidden_dim=768,
         intermediate_dim=3072, dropout=0.1, max_sequence_length=512, bucket_size=256)

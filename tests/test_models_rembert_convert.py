@@ -1,4 +1,5 @@
-"""load_rembert: parity with transformers' RemBertModel and clear errors for bad checkpoints."""
+"""The rembert family's converter (through load_hf_backbone): parity with transformers'
+RemBertModel and clear errors for bad checkpoints."""
 
 import json
 import os
@@ -9,8 +10,8 @@ import pytest
 import safetensors.numpy
 
 from esci_tf.data.errors import DataError
-from esci_tf.models.convert_rembert import load_rembert
-from esci_tf.models.rembert_backbone import RemBertBackbone
+from esci_tf.models import load_hf_backbone
+from esci_tf.models.rembert.backbone import RemBertBackbone
 from tests import hf_fixtures
 
 TOKEN_IDS = np.array([[5, 17, 33, 9, 101, 64, 7, 90, 2], [5, 44, 12, 8, 2, 0, 0, 0, 0]], "int32")
@@ -40,7 +41,7 @@ def _hidden_states(backbone):
 
 
 def test_parity_with_transformers_every_layer_with_padding(checkpoint, reference):
-    backbone = load_rembert(checkpoint)
+    backbone = load_hf_backbone(checkpoint)
     assert isinstance(backbone, RemBertBackbone)
     outputs = backbone(INPUTS)
     np.testing.assert_allclose(outputs["sequence_output"].numpy(), reference[-1], atol=1e-4)
@@ -54,7 +55,7 @@ def test_pooled_output_matches_transformers_pooler(checkpoint, reference):
     weights = hf_fixtures.read_weights(checkpoint)
     expected = np.tanh(reference[-1][:, 0] @ weights["pooler.dense.weight"].T
                        + weights["pooler.dense.bias"])
-    pooled = load_rembert(checkpoint)(INPUTS)["pooled_output"].numpy()
+    pooled = load_hf_backbone(checkpoint)(INPUTS)["pooled_output"].numpy()
     np.testing.assert_allclose(pooled, expected, atol=1e-4)
 
 
@@ -62,7 +63,7 @@ def test_prefixed_keys_and_head_weights_load(checkpoint, reference, tmp_path):
     tensors = {f"rembert.{k}": v for k, v in hf_fixtures.read_weights(checkpoint).items()}
     tensors["cls.predictions.output_bias"] = np.zeros([128], "float32")
     directory = hf_fixtures.write_variant(checkpoint, str(tmp_path), tensors)
-    outputs = load_rembert(directory)(INPUTS)
+    outputs = load_hf_backbone(directory)(INPUTS)
     np.testing.assert_allclose(outputs["sequence_output"].numpy(), reference[-1], atol=1e-4)
 
 
@@ -84,7 +85,7 @@ def test_sharded_checkpoint_with_gamma_beta_layer_norm_names_loads(checkpoint, r
     index = {"weight_map": {k: name for name, shard_keys in shards.items() for k in shard_keys}}
     with open(tmp_path / "sharded" / "model.safetensors.index.json", "w") as f:
         json.dump(index, f)
-    outputs = load_rembert(str(tmp_path / "sharded"))(INPUTS)
+    outputs = load_hf_backbone(str(tmp_path / "sharded"))(INPUTS)
     np.testing.assert_allclose(outputs["sequence_output"].numpy(), reference[-1], atol=1e-4)
 
 
@@ -92,7 +93,7 @@ def test_checkpoint_without_pooler_loads_encoder(checkpoint, reference, tmp_path
     tensors = {k: v for k, v in hf_fixtures.read_weights(checkpoint).items()
                if not k.startswith("pooler.")}
     directory = hf_fixtures.write_variant(checkpoint, str(tmp_path), tensors)
-    outputs = load_rembert(directory)(INPUTS)
+    outputs = load_hf_backbone(directory)(INPUTS)
     np.testing.assert_allclose(outputs["sequence_output"].numpy(), reference[-1], atol=1e-4)
 
 
@@ -104,7 +105,7 @@ def test_missing_unexpected_and_misshaped_weights_are_all_named(checkpoint, tmp_
     tensors["encoder.layer.0.intermediate.dense.weight"] = np.zeros([32, 64], "float32")
     directory = hf_fixtures.write_variant(checkpoint, str(tmp_path), tensors)
     with pytest.raises(DataError) as error:
-        load_rembert(directory)
+        load_hf_backbone(directory)
     message = str(error.value)
     assert os.path.join(directory, "model.safetensors") in message
     assert ("missing keys (2): embeddings.LayerNorm.weight, "
@@ -122,25 +123,25 @@ def test_unsupported_config_is_refused(checkpoint, tmp_path):
     with open(os.path.join(directory, "config.json"), "w") as f:
         json.dump(config, f)
     with pytest.raises(DataError, match="config.json: unsupported RemBERT config: .*decoder") as e:
-        load_rembert(directory)
+        load_hf_backbone(directory)
     assert "hidden_act 'swish'" in str(e.value)
 
 
 def test_directory_without_weights_is_refused(checkpoint, tmp_path):
     os.makedirs(tmp_path / "empty")
     with pytest.raises(DataError, match="no config.json"):
-        load_rembert(str(tmp_path / "empty"))
+        load_hf_backbone(str(tmp_path / "empty"))
     directory = tmp_path / "config_only"
     os.makedirs(directory)
     with open(directory / "config.json", "w") as f:
         json.dump(hf_fixtures.read_config(checkpoint), f)
     with pytest.raises(DataError, match="no model.safetensors"):
-        load_rembert(str(directory))
+        load_hf_backbone(str(directory))
 
 
 def test_real_google_rembert_config_is_representable():
     """google/rembert's config.json."""
-    from esci_tf.models.convert_rembert import rembert_backbone_config
+    from esci_tf.models.rembert.convert import convert_backbone_config
 
     google_rembert = {
         "model_type": "rembert", "attention_probs_dropout_prob": 0, "hidden_act": "gelu",
@@ -150,7 +151,7 @@ def test_real_google_rembert_config_is_representable():
         "layer_norm_eps": 1e-12, "input_embedding_size": 256, "output_embedding_size": 1664,
         "pad_token_id": 0, "bos_token_id": 312, "eos_token_id": 313, "is_decoder": False,
     }
-    assert rembert_backbone_config(google_rembert) == dict(
+    assert convert_backbone_config(google_rembert) == dict(
         vocabulary_size=250300, num_layers=32, num_heads=18, hidden_dim=1152,
         intermediate_dim=4608, input_embedding_dim=256, dropout=0, max_sequence_length=512,
         num_segments=2, activation="gelu", layer_norm_epsilon=1e-12)
@@ -166,7 +167,7 @@ def test_bfloat16_checkpoint_loads(checkpoint, reference, tmp_path):
     with open(tmp_path / "bf16" / "config.json", "w") as f:
         json.dump(hf_fixtures.read_config(checkpoint), f)
     safetensors.torch.save_file(tensors, str(tmp_path / "bf16" / "model.safetensors"))
-    backbone = load_rembert(str(tmp_path / "bf16"))
+    backbone = load_hf_backbone(str(tmp_path / "bf16"))
     assert backbone.token_embedding.embeddings.dtype == "float32"
     # bfloat16 weights keep ~3 significant digits: close to, not equal to, the float32 model.
     sequence_output = backbone(INPUTS)["sequence_output"].numpy()
@@ -181,5 +182,5 @@ def test_remote_directory_loads_through_tf_gfile(checkpoint, reference):
     tf.io.gfile.makedirs(remote)
     for name in ("config.json", "model.safetensors"):
         tf.io.gfile.copy(os.path.join(checkpoint, name), f"{remote}/{name}", overwrite=True)
-    outputs = load_rembert(remote)(INPUTS)
+    outputs = load_hf_backbone(remote)(INPUTS)
     np.testing.assert_allclose(outputs["sequence_output"].numpy(), reference[-1], atol=1e-4)

@@ -11,26 +11,27 @@ tf.matmul against the kernel reshaped to 2-D, tf.nn.bias_add, and (for the feed-
 at inference) the exact GELU written as the remapper's pattern
 x * (0.5 * (1 + erf(x * 0.7071))), so bias, GELU and residual add run inside the matmul
 kernel's output loop, in float32 before rounding to bfloat16. In training the layer's own
-activation runs (gelu_erf with fast_gelu: its fused gradient; the remapper cannot fuse what
-the backward pass needs). Without oneDNN (other CPUs, TF_ENABLE_ONEDNN_OPTS=0) the inference
-GELU runs unfused in the layer's dtype.
+activation runs (gelu_erf with the "gelu" kernel: its fused gradient; the remapper cannot fuse
+what the backward pass needs). Without oneDNN (other CPUs, TF_ENABLE_ONEDNN_OPTS=0) the
+inference GELU runs unfused in the layer's dtype.
 
-MiniLM, mixed_bfloat16, one [32, 128] forward on the 2-core bench machine (profile in
-bench/README.md): the query/key/value einsums took 4-8 ms each against ~3 ms for the same
-product as a 2-D matmul; the whole forward went from 340 to 302 ms.
+In a MiniLM mixed_bfloat16 forward on CPU the query/key/value einsums took longer than the
+same products as 2-D matmuls, and the whole forward got faster with every projection in this
+form (bench/README.md has the profile and the timings).
 
-`use_fast_dense(model)` installs them on every plain Dense / EinsumDense of a model (not on
-LoRA-enabled or quantized layers, nor on einsums whose contraction is not a trailing block of
-the input); weights, variables and saved configs do not change.
+The "dense" kernel (esci_tf.models.kernels.install) puts them on every plain Dense /
+EinsumDense of a model (not on LoRA-enabled or quantized layers, nor on einsums whose
+contraction is not a trailing block of the input); weights, variables and saved configs do
+not change.
 """
 
 import math
-import types
 
 import keras
 import tensorflow as tf
 
-from esci_tf.models.fast_gelu import _INV_SQRT2, gelu_erf
+from esci_tf.models.kernels import keras_internals
+from esci_tf.models.kernels.gelu import _INV_SQRT2, gelu_erf
 
 
 def gelu_fusable(x):
@@ -67,7 +68,7 @@ def dense_2d(self, inputs, training=None):
     """keras.layers.Dense.call as a 2-D MatMul + BiasAdd (+ fusable exact GELU at inference);
     Keras' own call once the layer has LoRA or quantization switched on."""
     if not _plain(self):
-        return type(self).call(self, inputs, training=training)
+        return keras_internals.keras_call(self, inputs, training=training)
     activation = gelu_fusable if _is_exact_gelu(self.activation) and not training else self.activation
     return _project(inputs, self.kernel, self.bias, 1, activation)
 
@@ -96,7 +97,7 @@ def einsum_dense_2d(self, inputs, training=None):
     einsum projects the input's trailing axes, see _einsum_plan); Keras' own call once the
     layer has LoRA or quantization switched on."""
     if not _plain(self):
-        return type(self).call(self, inputs, training=training)
+        return keras_internals.keras_call(self, inputs, training=training)
     contracted, _ = self._fast_dense_plan
     return _project(inputs, self.kernel, self.bias, len(contracted), self.activation)
 
@@ -117,20 +118,21 @@ def _einsum_supported(layer):
     return plan
 
 
-def use_fast_dense(model) -> int:
-    """Installs dense_2d / einsum_dense_2d on every plain keras.layers.Dense / EinsumDense of
-    `model` they support; returns how many layers got one."""
-    switched = 0
-    for layer in model._flatten_layers(include_self=True, recursive=True):
-        if not _plain(layer):
-            continue
-        if isinstance(layer, keras.layers.Dense):
-            object.__setattr__(layer, "call", types.MethodType(dense_2d, layer))
-            switched += 1
-        elif isinstance(layer, keras.layers.EinsumDense) and layer.built:
-            plan = _einsum_supported(layer)
-            if plan is not None:
-                object.__setattr__(layer, "_fast_dense_plan", plan)
-                object.__setattr__(layer, "call", types.MethodType(einsum_dense_2d, layer))
-                switched += 1
-    return switched
+def takes(layer) -> bool:
+    """Whether `layer` gets the kernel: a plain (no LoRA, not quantized) keras.layers.Dense, or
+    a built plain EinsumDense whose einsum projects the input's trailing axes with a bias on
+    every kept axis or none."""
+    if not _plain(layer):
+        return False
+    if isinstance(layer, keras.layers.Dense):
+        return True
+    return isinstance(layer, keras.layers.EinsumDense) and layer.built and _einsum_supported(layer) is not None
+
+
+def install_on(layer) -> None:
+    """Runs dense_2d (Dense) or einsum_dense_2d (EinsumDense) as `layer`'s call."""
+    if isinstance(layer, keras.layers.Dense):
+        keras_internals.replace_call(layer, dense_2d)
+    else:
+        keras_internals.set_untracked(layer, "_fast_dense_plan", _einsum_supported(layer))
+        keras_internals.replace_call(layer, einsum_dense_2d)

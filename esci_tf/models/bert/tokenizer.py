@@ -7,10 +7,15 @@ normalization first (drop control, format and private-use characters, map every 
 strip accents) with TF ops, then lets keras-hub split and run WordPiece.
 """
 
+import os
+
 import keras
 import keras_hub
 import tensorflow as tf
 import tensorflow_text as tf_text
+
+from esci_tf.models.bert.entry import ENTRY
+from esci_tf.models.hf_files import read_optional_json
 
 
 @keras.saving.register_keras_serializable(package="esci_tf")
@@ -48,3 +53,30 @@ class HFBertTokenizer(keras_hub.models.BertTokenizer):
         config.update(lowercase=self.bert_lowercase, strip_accents=self.bert_strip_accents,
                       split_on_cjk=self.split_on_cjk)
         return config
+
+
+def from_hf_dir(path: str) -> HFBertTokenizer:
+    """The tokenizer of a local Hugging Face BERT directory: vocab.txt (or a fast-only
+    tokenizer.json) and the casing settings of tokenizer_config.json."""
+    config = read_optional_json(os.path.join(path, "tokenizer_config.json"))
+    lowercase = bool(config.get("do_lower_case", True))
+    strip_accents = config.get("strip_accents")
+    strip_accents = lowercase if strip_accents is None else bool(strip_accents)
+    vocab_path = os.path.join(path, ENTRY.hf_vocab_file)
+    if os.path.exists(vocab_path):
+        with open(vocab_path, encoding="utf-8") as f:
+            vocabulary = [line.rstrip("\n") for line in f]
+    else:
+        vocabulary = _vocab_from_tokenizer_json(path)
+    return HFBertTokenizer(vocabulary=vocabulary, lowercase=lowercase, strip_accents=strip_accents,
+                           split_on_cjk=bool(config.get("tokenize_chinese_chars", True)))
+
+
+def _vocab_from_tokenizer_json(path: str) -> list:
+    """A WordPiece vocabulary (id order) from a fast-only tokenizer.json."""
+    fast = read_optional_json(os.path.join(path, "tokenizer.json"))
+    vocab = fast.get("model", {}).get("vocab")
+    if not isinstance(vocab, dict):
+        raise FileNotFoundError(f"{path}: no {ENTRY.hf_vocab_file} and no WordPiece vocab in "
+                                "tokenizer.json")
+    return [token for token, _ in sorted(vocab.items(), key=lambda item: item[1])]

@@ -1,0 +1,2 @@
+"""RemBERT: a backbone built from keras-hub layers, its SentencePiece tokenizer and Hugging
+Face converter (keras-hub has none of them)."""
