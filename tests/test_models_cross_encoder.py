@@ -173,7 +173,23 @@ def test_bad_arguments_are_named():
     with pytest.raises(ValueError, match="unknown backbone 'gpt'"):
         build_cross_encoder("gpt", backbone_config=TINY)
     with pytest.raises(ValueError, match="pooling must be one of"):
-        build_cross_encoder("bert", backbone_config=TINY, pooling="mean")
+        build_cross_encoder("bert", backbone_config=TINY, pooling="max")
     with pytest.raises(ValueError, match="num_pooled_layers=3 but the backbone has 2 layers"):
         build_cross_encoder("bert", backbone_config=TINY, pooling="weighted_layers",
                             num_pooled_layers=3)
+
+
+def test_mean_pooling_averages_the_real_tokens_without_a_pooler():
+    model = build_cross_encoder("bert", backbone_config=TINY, pooling="mean")
+    assert model.pooler is None
+    batch = _batch()
+    batch["padding_mask"][1, 5:] = 0
+    sequence = model.encoder({k: batch[k] for k in ("token_ids", "segment_ids", "padding_mask")})
+    sequence = np.asarray(sequence[-1] if isinstance(sequence, (list, tuple)) else sequence)
+    mask = batch["padding_mask"][..., None].astype("float32")
+    pooled = (sequence * mask).sum(axis=1) / mask.sum(axis=1)
+    expected = pooled @ np.asarray(model.head.classifier.kernel) + np.asarray(model.head.classifier.bias)
+    np.testing.assert_allclose(np.asarray(model(batch)), expected, atol=1e-5)
+    changed = dict(batch, token_ids=batch["token_ids"].copy())
+    changed["token_ids"][1, 6] = 7  # a padded position: the logits do not move
+    np.testing.assert_allclose(np.asarray(model(changed))[1], np.asarray(model(batch))[1], atol=1e-6)

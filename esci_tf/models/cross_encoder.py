@@ -18,10 +18,10 @@ from keras import ops
 
 from esci_tf import labels, special_tokens
 from esci_tf.models import checkpoints, precision, registry, vocabulary
-from esci_tf.models.heads import MultiSampleDropout, QueryCrossAttention, WeightedLayerPooling
+from esci_tf.models.heads import MultiSampleDropout, QueryCrossAttention, WeightedLayerPooling, masked_mean
 from esci_tf.models.kernels import KERNELS, check_kernels, install as install_kernels
 
-POOLINGS = ("cls", "weighted_layers")
+POOLINGS = ("cls", "weighted_layers", "mean")
 # Configs saved before `kernels` (an on-disk format) carry one boolean per kernel instead,
 # True when absent (the default then): fast_dropout, fast_gelu, ... -> kernel name.
 LEGACY_KERNEL_SWITCHES = {f"fast_{name}": name for name in KERNELS}
@@ -37,8 +37,10 @@ class CrossEncoder(keras.Model):
         backbone: a keras-hub backbone (see registry.BACKBONES), with its vocabulary already
             grown for the special tokens.
         backbone_name: registry name; default: found from the backbone's class.
-        pooling: "cls" (last layer [CLS]) or "weighted_layers" (learned mix of the [CLS]
-            vectors of the last `num_pooled_layers` layers).
+        pooling: "cls" (last layer [CLS], through the pooler), "weighted_layers" (learned mix
+            of the [CLS] vectors of the last `num_pooled_layers` layers, through the pooler) or
+            "mean" (mean of the last layer over the real tokens, no pooler: how sentence
+            encoders such as all-MiniLM-L6-v2 were trained).
         dropout_rates: one rate per dropout mask before the classifier; more than one is
             multi-sample dropout (logits averaged in training, single pass at inference).
         cross_attention: add QueryCrossAttention; its pooled output is concatenated with
@@ -122,7 +124,7 @@ class CrossEncoder(keras.Model):
         )
         # BERT-style backbones bring a pretrained [CLS] pooler; the others get a fresh one
         # (the shape of XLMRobertaForSequenceClassification's classifier.dense).
-        self.pooler = entry.pooler_layer(backbone) or keras.layers.Dense(
+        self.pooler = None if pooling == "mean" else entry.pooler_layer(backbone) or keras.layers.Dense(
             self.hidden_dim, activation="tanh", dtype=self.dtype_policy, name="pooler",
             kernel_initializer=keras.initializers.TruncatedNormal(stddev=0.02),
         )
@@ -145,7 +147,7 @@ class CrossEncoder(keras.Model):
         hidden = self.hidden_dim
         if self.layer_pooling is not None:
             self.layer_pooling.build([(None, None, hidden)] * self.layer_pooling.num_layers)
-        if not self.pooler.built:
+        if self.pooler is not None and not self.pooler.built:
             self.pooler.build((None, hidden))
         features = hidden
         if self.query_attention is not None:
@@ -193,11 +195,12 @@ class CrossEncoder(keras.Model):
         outputs = self.encoder(self._backbone_inputs(inputs), training=training)
         if not isinstance(outputs, (list, tuple)):
             outputs = [outputs]
-        if self.layer_pooling is not None:
-            cls_vector = self.layer_pooling(list(outputs))
+        if self.pooling == "mean":
+            features = ops.cast(masked_mean(outputs[-1], inputs["padding_mask"]), outputs[-1].dtype)
+        elif self.layer_pooling is not None:
+            features = self.pooler(self.layer_pooling(list(outputs)))
         else:
-            cls_vector = outputs[-1][:, 0, :]
-        features = self.pooler(cls_vector)
+            features = self.pooler(outputs[-1][:, 0, :])
         if self.query_attention is not None:
             query, product = self._query_product_masks(inputs)
             attended = self.query_attention(

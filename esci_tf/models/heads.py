@@ -100,7 +100,7 @@ class MultiSampleDropout(keras.layers.Layer):
         return config
 
 
-def _masked_mean(values, mask):
+def masked_mean(values, mask):
     """float32 mean of values [B, L, D] over positions where mask [B, L] is true (0 if none)."""
     values = ops.cast(values, "float32")
     weights = ops.cast(mask, "float32")[:, :, None]
@@ -166,7 +166,7 @@ class QueryCrossAttention(keras.layers.Layer):
             training=training,
         )
         pooled = ops.concatenate(
-            [_masked_mean(over_product, query_mask), _masked_mean(over_sequence, query_mask)],
+            [masked_mean(over_product, query_mask), masked_mean(over_sequence, query_mask)],
             axis=-1,
         )
         return self.projection(pooled)

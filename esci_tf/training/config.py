@@ -19,16 +19,16 @@ esci_tf.training.config.ConfigError: give one data source: --examples and --prod
 import dataclasses
 from typing import Optional
 
+from esci_tf.data.reader import TASKS
+from esci_tf.models.cross_encoder import POOLINGS
+from esci_tf.models.precision import POLICIES as PRECISIONS
 from esci_tf.models.registry import names as _backbone_names
+from esci_tf.training.listwise import LISTWISE_LOSSES
+from esci_tf.training.strategy import STRATEGY_NAMES as STRATEGIES
 
 BACKBONE_NAMES = _backbone_names()
-TASKS = ("1", "2", "3", "all")
-POOLINGS = ("cls", "weighted_layers")
 ADVERSARIAL = ("none", "fgm", "awp")
 OPTIMIZERS = ("adamw", "lazy_adamw")
-LISTWISE_LOSSES = ("pairwise_logistic", "list_mle")
-PRECISIONS = ("float32", "mixed_bfloat16")
-STRATEGIES = ("auto", "cpu", "tpu", "mirrored", "multi_worker")
 
 
 class ConfigError(ValueError):
