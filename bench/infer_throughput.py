@@ -54,9 +54,7 @@ def make_requests(pairs, size: int) -> list:
 
 
 def _softmax_scores(logits) -> np.ndarray:
-    logits = np.asarray(logits, np.float32)
-    exp = np.exp(logits - logits.max(axis=1, keepdims=True))
-    return ranking_score(exp / exp.sum(axis=1, keepdims=True))
+    return ranking_score(np.asarray(logits, np.float32), from_logits=True)
 
 
 def _forward_work(spec, lengths, widths, latencies=()) -> harness.Work:

@@ -113,7 +113,8 @@ def bucketed_logits(model, inputs, buckets):
 
 @pytest.mark.parametrize("backbone", ["bert", "xlm_roberta"])
 def test_tiny_models_score_bucketed_pairs_like_fixed_length(backbone):
-    from esci_tf.models import build_cross_encoder, ranking_scores
+    from esci_tf.labels import ranking_score
+    from esci_tf.models import build_cross_encoder
 
     config = dict(json.loads(TINY_CONFIG), vocabulary_size=300, max_sequence_length=24)
     model = build_cross_encoder(backbone, backbone_config=config, cross_attention=True,
@@ -128,8 +129,8 @@ def test_tiny_models_score_bucketed_pairs_like_fixed_length(backbone):
     fixed = keras.ops.convert_to_numpy(model(inputs))
     bucketed = bucketed_logits(model, inputs, (8, 16, 24))
     np.testing.assert_allclose(bucketed, fixed, atol=1e-5)
-    np.testing.assert_allclose(keras.ops.convert_to_numpy(ranking_scores(bucketed)),
-                               keras.ops.convert_to_numpy(ranking_scores(fixed)),
+    np.testing.assert_allclose(ranking_score(bucketed, from_logits=True),
+                               ranking_score(fixed, from_logits=True),
                                atol=FP32_SCORE_TOLERANCE)
 
 
@@ -140,7 +141,8 @@ def test_real_minilm_scores_bucketed_pairs_like_fixed_length(esci_sample_dir):
 
     from esci_tf.data.reader import load_esci
     from esci_tf.data.template import format_pairs
-    from esci_tf.models import build_cross_encoder, ranking_scores
+    from esci_tf.labels import ranking_score
+    from esci_tf.models import build_cross_encoder
     from esci_tf.preprocessing.pair_preprocessor import PairPreprocessor
     from esci_tf.preprocessing.tokenizer_loader import load_tokenizer
 
@@ -156,16 +158,16 @@ def test_real_minilm_scores_bucketed_pairs_like_fixed_length(esci_sample_dir):
 
     model = build_cross_encoder("bert", checkpoint=path, seed=0)
     fixed_logits = keras.ops.convert_to_numpy(model(inputs))
-    fixed = keras.ops.convert_to_numpy(ranking_scores(fixed_logits))
+    fixed = ranking_score(fixed_logits, from_logits=True)
     fp32_logits = bucketed_logits(model, inputs, buckets)
-    fp32 = keras.ops.convert_to_numpy(ranking_scores(fp32_logits))
+    fp32 = ranking_score(fp32_logits, from_logits=True)
     np.testing.assert_allclose(fp32_logits, fixed_logits, atol=1e-4)
     np.testing.assert_allclose(fp32, fixed, atol=FP32_SCORE_TOLERANCE)
 
     bf16_model = build_cross_encoder("bert", checkpoint=path, seed=0, dtype_policy="mixed_bfloat16")
     bf16_model.set_weights(model.get_weights())
     bf16_logits = bucketed_logits(bf16_model, inputs, buckets)
-    bf16 = keras.ops.convert_to_numpy(ranking_scores(bf16_logits))
+    bf16 = ranking_score(bf16_logits, from_logits=True)
     np.testing.assert_allclose(bf16_logits, fixed_logits, atol=BF16_LOGIT_TOLERANCE)
     np.testing.assert_allclose(bf16, fixed, atol=BF16_SCORE_TOLERANCE)
     print(f"max |difference| to fp32 fixed length: fp32 buckets: logits "

@@ -239,12 +239,6 @@ class CrossEncoder(keras.Model):
         return cls(**config)
 
 
-def ranking_scores(logits):
-    """Expected gain softmax(logits) @ labels.GAINS (E 1.0, S 0.1, C 0.01, I 0) -> [B]."""
-    probs = ops.softmax(ops.cast(logits, "float32"), axis=-1)
-    return ops.matmul(probs, ops.convert_to_tensor(labels.GAINS))
-
-
 def multi_sample_dropout_rates(num_samples: int, dropout: float):
     """K evenly spaced rates from `dropout` to max(dropout, 0.5); one rate when K is 0 or 1."""
     if num_samples < 0:

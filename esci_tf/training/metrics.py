@@ -100,19 +100,22 @@ def random_ndcg(gains: np.ndarray, mask: np.ndarray | None = None) -> float:
 
 
 def classification_metrics(label_indices, probs) -> dict:
-    """4-class accuracy and micro/macro F1 (task 2) of argmax predictions."""
+    """4-class accuracy and micro/macro F1 (task 2) of argmax predictions: Keras'
+    CategoricalAccuracy and per-class F1Score; the macro mean is over the classes present in
+    the labels or the predictions (an absent class has no defined F1)."""
     labels = np.asarray(label_indices, dtype=np.int64)
-    predicted = np.asarray(probs).argmax(axis=-1)
+    probs = np.asarray(probs, dtype=np.float32)
+    y_true = np.eye(NUM_CLASSES, dtype=np.float32)[labels]
+    predicted = probs.argmax(axis=-1)
     confusion = np.zeros((NUM_CLASSES, NUM_CLASSES), np.int64)
     np.add.at(confusion, (labels, predicted), 1)
-    true_pos = np.diag(confusion).astype(np.float64)
-    support = confusion.sum(axis=1)
-    predicted_count = confusion.sum(axis=0)
-    denominator = support + predicted_count
-    f1_per_class = np.divide(2 * true_pos, denominator, out=np.zeros(NUM_CLASSES),
-                             where=denominator > 0)
-    present = denominator > 0
-    accuracy = float(true_pos.sum() / max(len(labels), 1))
+    present = (confusion.sum(axis=1) + confusion.sum(axis=0)) > 0
+    accuracy_metric = keras.metrics.CategoricalAccuracy()
+    accuracy_metric.update_state(y_true, probs)
+    f1_metric = keras.metrics.F1Score(average=None)
+    f1_metric.update_state(y_true, probs)
+    accuracy = float(accuracy_metric.result()) if len(labels) else 0.0
+    f1_per_class = np.asarray(f1_metric.result(), np.float64)
     return {
         "accuracy": accuracy,
         # Single-label multi-class: micro F1 equals accuracy.
