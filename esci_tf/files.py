@@ -1,12 +1,15 @@
-"""Small file helpers shared by the library: JSON on local or gs:// paths, written atomically.
+"""File helpers shared by the library: local or tf.io.gfile paths (gs://, ...), JSON read with
+errors that name the file and written atomically.
 
 >>> import os, tempfile
 >>> path = os.path.join(tempfile.mkdtemp(), "run", "info.json")
 >>> write_json(path, {"steps": 3})
 >>> read_json(path)
 {'steps': 3}
->>> read_json(path + ".missing") is None
+>>> read_json(path + ".missing", missing_ok=True) is None
 True
+>>> join("gs://bucket/model/", "config.json"), is_remote("gs://bucket/x"), is_remote("hf://org/model")
+('gs://bucket/model/config.json', True, False)
 """
 
 import json
@@ -15,24 +18,30 @@ import os
 import numpy as np
 import tensorflow as tf
 
+from esci_tf.data.errors import DataError
 
-def is_remote_path(path: str) -> bool:
-    """A tf.io.gfile path with a scheme (gs://, s3://, ram://, memory://, ...)."""
-    return "://" in str(path)
+
+# Model hub addresses handled by keras-hub's from_preset, not file systems.
+HUB_SCHEMES = ("kaggle://", "hf://", "modelscope://")
+
+
+def is_remote(path: str) -> bool:
+    """A tf.io.gfile file-system path that is not local (gs://, s3://, ram://, ...); model hub
+    addresses (kaggle://, hf://) are not file paths."""
+    path = str(path)
+    return "://" in path and not path.startswith(HUB_SCHEMES)
 
 
 def join(directory: str, *names: str) -> str:
     """`names` inside a local or remote directory (remote paths always use '/')."""
-    if is_remote_path(directory):
+    if "://" in str(directory):
         return "/".join([str(directory).rstrip("/"), *names])
     return os.path.join(directory, *names)
 
 
-def read_json(path: str, missing_ok: bool = True):
-    """The JSON value in `path` (local or gs://); None when absent and missing_ok.
-
-    A file that is not valid JSON raises ValueError naming it.
-    """
+def read_json(path: str, missing_ok: bool = False):
+    """The JSON value in `path` (local or gs://). A missing file is None with missing_ok (else
+    FileNotFoundError); a file that is not valid JSON raises DataError naming it."""
     if not tf.io.gfile.exists(path):
         if missing_ok:
             return None
@@ -42,7 +51,7 @@ def read_json(path: str, missing_ok: bool = True):
     try:
         return json.loads(text)
     except json.JSONDecodeError as error:
-        raise ValueError(f"{path}: not valid JSON ({error})") from error
+        raise DataError(f"not valid JSON: {error}", path=path) from error
 
 
 def write_json(path: str, value, indent: int = 2) -> None:

@@ -1,11 +1,10 @@
 """The build summary: counts per split and locale, truncation, dropped rows, settings, files."""
 
-import json
 import os
 
 import numpy as np
-import tensorflow as tf
 
+from esci_tf import files
 from esci_tf.labels import NUM_CLASSES, SHORT_LABELS
 
 SUMMARY_FILE = "summary.json"
@@ -64,15 +63,12 @@ def overall_summary(frames: dict) -> dict:
 
 def write_summary(summary: dict, output_dir: str) -> str:
     path = os.path.join(output_dir, SUMMARY_FILE)
-    with tf.io.gfile.GFile(path, "w") as stream:
-        json.dump(summary, stream, indent=2, sort_keys=False)
-        stream.write("\n")
+    files.write_json(path, summary)
     return path
 
 
 def read_summary(output_dir: str) -> dict:
-    with tf.io.gfile.GFile(os.path.join(output_dir, SUMMARY_FILE)) as stream:
-        return json.load(stream)
+    return files.read_json(os.path.join(output_dir, SUMMARY_FILE))
 
 
 def format_table(summary: dict) -> str:

@@ -33,7 +33,8 @@ from esci_tf.models.hf_checkpoint import (
     ConfigError,
     MissingWeight,
 )
-from esci_tf.models.hf_files import HUB_SCHEMES, hf_file_path, is_remote, local_copy, read_json
+from esci_tf.files import HUB_SCHEMES, is_remote, join, read_json
+from esci_tf.models.hf_files import local_copy
 
 
 def _is_checkpoint_file(name):
@@ -49,7 +50,7 @@ def checkpoint_kind(checkpoint: str) -> str:
         if is_remote(checkpoint) or os.path.sep in checkpoint or os.path.exists(checkpoint):
             raise DataError("checkpoint is not an existing directory", path=checkpoint)
         return "preset_name"
-    config_path = hf_file_path(checkpoint, CONFIG_FILE)
+    config_path = join(checkpoint, CONFIG_FILE)
     if not tf.io.gfile.exists(config_path):
         raise DataError(f"checkpoint directory has no {CONFIG_FILE}", path=checkpoint)
     if "model_type" in read_json(config_path):
@@ -72,7 +73,7 @@ def load_hf_backbone(hf_dir: str, backbone: str | None = None, dtype=None, dropo
     `backbone`, if given, must be the registry name the directory's model_type maps to.
     `dropout`, if given, replaces the config's hidden_dropout_prob.
     """
-    config_path = hf_file_path(hf_dir, CONFIG_FILE)
+    config_path = join(hf_dir, CONFIG_FILE)
     if not tf.io.gfile.exists(config_path):
         raise DataError(f"no {CONFIG_FILE}", path=hf_dir)
     hf_config = read_json(config_path)

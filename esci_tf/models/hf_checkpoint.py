@@ -18,7 +18,7 @@ from keras_hub.src.utils.transformers.safetensor_utils import SafetensorLoader
 from safetensors import safe_open
 
 from esci_tf.data.errors import DataError
-from esci_tf.models.hf_files import hf_file_path
+from esci_tf.files import join
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
@@ -82,7 +82,7 @@ class CheckedSafetensorLoader(SafetensorLoader):
         super().__init__(local_dir)
         display_dir = display_dir or local_dir
         sharded = self.safetensor_config is not None
-        self.weights_path = hf_file_path(display_dir, WEIGHTS_INDEX_FILE if sharded else WEIGHTS_FILE)
+        self.weights_path = join(display_dir, WEIGHTS_INDEX_FILE if sharded else WEIGHTS_FILE)
         self.model_prefix = prefix
         if sharded:
             stored = self.safetensor_config["weight_map"].items()

@@ -1,54 +1,20 @@
 """Files of a Hugging Face model directory, local or on a tf.io.gfile file system (gs://...).
 
->>> hf_file_path("gs://bucket/model/", "config.json")
-'gs://bucket/model/config.json'
 >>> token_name({"content": "[SEP]", "lstrip": False}, "</s>")
 '[SEP]'
 """
 
 import contextlib
-import json
 import os
 import tempfile
 
 import tensorflow as tf
 
-from esci_tf.data.errors import DataError
-
-# Model hub addresses handled by keras-hub's from_preset, not file systems.
-HUB_SCHEMES = ("kaggle://", "hf://", "modelscope://")
-
-
-def is_remote(path: str) -> bool:
-    """A tf.io.gfile file-system path that is not local (gs://, s3://, ram://, ...)."""
-    return "://" in path and not path.startswith(HUB_SCHEMES)
-
-
-def hf_file_path(directory: str, name: str) -> str:
-    """`name` inside a local or gs:// directory."""
-    if "://" in directory:
-        return directory.rstrip("/") + "/" + name
-    return os.path.join(directory, name)
-
-
-def read_json(path: str) -> dict:
-    """A JSON file (local or gs://); DataError naming the file when it is not valid JSON."""
-    try:
-        with tf.io.gfile.GFile(path) as f:
-            return json.load(f)
-    except json.JSONDecodeError as e:
-        raise DataError(f"not valid JSON: {e}", path=path) from e
-
+from esci_tf.files import is_remote, read_json
 
 def read_optional_json(path: str) -> dict:
     """A local tokenizer settings file (tokenizer_config.json, ...), {} when it is absent."""
-    if not os.path.exists(path):
-        return {}
-    with open(path, encoding="utf-8") as f:
-        try:
-            return json.load(f)
-        except json.JSONDecodeError as e:
-            raise ValueError(f"{path}: not valid JSON ({e})") from e
+    return read_json(path, missing_ok=True) or {}
 
 
 def token_name(value, default: str) -> str:

@@ -7,11 +7,9 @@ preprocessing.json (the PairPreprocessor config with its vocabulary inlined, and
 settings), which trainers.predict and trainers.export load back.
 """
 
-import json
 import os
 
-import tensorflow as tf
-
+from esci_tf import files
 from esci_tf.data.template import TemplateSettings
 from esci_tf.preprocessing.encode import encode_in_batches
 
@@ -50,11 +48,8 @@ class FrameEncoder:
     def save(self, directory: str) -> str:
         """Write <directory>/preprocessing.json; returns its path."""
         path = os.path.join(directory, PREPROCESSING_FILE)
-        tf.io.gfile.makedirs(directory)
-        with tf.io.gfile.GFile(path + ".tmp", "w") as stream:
-            json.dump({"preprocessor": self.preprocessor.get_config(), "template": self.template.to_dict()},
-                      stream)
-        tf.io.gfile.rename(path + ".tmp", path, overwrite=True)
+        files.write_json(path, {"preprocessor": self.preprocessor.get_config(), "template": self.template.to_dict()},
+                         indent=None)
         return path
 
     @classmethod
@@ -63,10 +58,9 @@ class FrameEncoder:
         from esci_tf.preprocessing.pair_preprocessor import PairPreprocessor
 
         path = os.path.join(directory, PREPROCESSING_FILE)
-        if not tf.io.gfile.exists(path):
+        saved = files.read_json(path, missing_ok=True)
+        if saved is None:
             raise FileNotFoundError(f"{path} not found: --model_dir must be the --output_dir of a "
                                     "trainers.fit run")
-        with tf.io.gfile.GFile(path) as stream:
-            saved = json.load(stream)
         return cls(PairPreprocessor.from_config(saved["preprocessor"]), TemplateSettings.from_dict(saved["template"]))
 

@@ -13,7 +13,6 @@ numpy scorer and in the TF graph the SavedModel export runs (`tf_scores`).
 """
 
 import collections
-import json
 import math
 import os
 import re
@@ -21,6 +20,7 @@ import re
 import numpy as np
 import tensorflow as tf
 
+from esci_tf import files
 from esci_tf.data.cleaning import clean_text
 
 KIND = "bm25"
@@ -106,16 +106,13 @@ class BM25Ranker:
 
     # -- saving
     def save(self, directory: str) -> None:
-        tf.io.gfile.makedirs(directory)
         state = {"kind": KIND, "k1": self.k1, "b": self.b, "num_documents": self.num_documents,
                  "mean_length": self.mean_length, "document_frequency": self.document_frequency}
-        with tf.io.gfile.GFile(os.path.join(directory, STATE_FILE), "w") as stream:
-            json.dump(state, stream)
+        files.write_json(os.path.join(directory, STATE_FILE), state, indent=None)
 
     @classmethod
     def load(cls, directory: str) -> "BM25Ranker":
-        with tf.io.gfile.GFile(os.path.join(directory, STATE_FILE)) as stream:
-            state = json.load(stream)
+        state = files.read_json(os.path.join(directory, STATE_FILE))
         return cls(state["document_frequency"], state["num_documents"], state["mean_length"], state["k1"],
                    state["b"])
 

@@ -7,12 +7,12 @@ the embedding is the mean of the last layer over the real tokens, L2-normalised.
 keeps only where its weights come from (ranker.json), so a saved ranker directory is small.
 """
 
-import json
 import os
 
 import numpy as np
 import tensorflow as tf
 
+from esci_tf import files
 from esci_tf.data.cleaning import clean_text
 
 KIND = "zero_shot"
@@ -82,14 +82,11 @@ class ZeroShotRanker:
 
     # -- saving
     def save(self, directory: str) -> None:
-        tf.io.gfile.makedirs(directory)
         state = {"kind": KIND, "backbone": self.backbone_name, "checkpoint": self.checkpoint,
                  "query_length": self.query_length, "title_length": self.title_length}
-        with tf.io.gfile.GFile(os.path.join(directory, STATE_FILE), "w") as stream:
-            json.dump(state, stream, indent=2)
+        files.write_json(os.path.join(directory, STATE_FILE), state)
 
     @classmethod
     def load(cls, directory: str, batch_size: int = 128) -> "ZeroShotRanker":
-        with tf.io.gfile.GFile(os.path.join(directory, STATE_FILE)) as stream:
-            state = json.load(stream)
+        state = files.read_json(os.path.join(directory, STATE_FILE))
         return cls(state["backbone"], state["checkpoint"], state["query_length"], state["title_length"], batch_size)

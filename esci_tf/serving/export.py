@@ -19,11 +19,11 @@ Example:
     served(query=tf.constant(["red shoes"]), product_text=tf.constant(["[L_US] color: red ..."]))
 """
 
-import json
 import os
 
 import tensorflow as tf
 
+from esci_tf import files
 from esci_tf.labels import GAINS
 
 TEMPLATE_ASSET = os.path.join("assets.extra", "template.json")
@@ -77,8 +77,5 @@ def export_saved_model(module: ScoringModule, export_dir: str, template: dict | 
         signatures={"serving_default": module.serve, "score_tokens": module.score_tokens},
     )
     if template is not None:
-        path = os.path.join(export_dir, TEMPLATE_ASSET)
-        tf.io.gfile.makedirs(os.path.dirname(path))
-        with tf.io.gfile.GFile(path, "w") as f:
-            json.dump(template, f, indent=2, sort_keys=True)
+        files.write_json(os.path.join(export_dir, TEMPLATE_ASSET), dict(sorted(template.items())))
     return export_dir

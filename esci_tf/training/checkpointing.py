@@ -10,10 +10,11 @@ The best model by eval NDCG goes to <output_dir>/best_model.keras (with best_mod
 trainers.predict loads it with the run's preprocessing.json (esci_tf.preprocessing.frame_encoder).
 """
 
-import json
 import os
 
 import tensorflow as tf
+
+from esci_tf import files
 
 BEST_MODEL = "best_model.keras"
 BEST_INFO = "best_model.json"
@@ -50,11 +51,7 @@ class TrainingCheckpoint:
 
 def read_best_info(output_dir: str) -> dict | None:
     """{"ndcg", "step", ...} of the best model saved so far, or None."""
-    path = os.path.join(output_dir, BEST_INFO)
-    if not tf.io.gfile.exists(path):
-        return None
-    with tf.io.gfile.GFile(path) as f:
-        return json.load(f)
+    return files.read_json(os.path.join(output_dir, BEST_INFO), missing_ok=True)
 
 
 def keep_if_best(model, output_dir: str, ndcg: float, step: int, extra: dict = None) -> bool:
@@ -64,6 +61,5 @@ def keep_if_best(model, output_dir: str, ndcg: float, step: int, extra: dict = N
         return False
     path = os.path.join(output_dir, BEST_MODEL)
     model.save(path)
-    with tf.io.gfile.GFile(os.path.join(output_dir, BEST_INFO), "w") as f:
-        json.dump({"ndcg": float(ndcg), "step": int(step), **(extra or {})}, f, indent=2)
+    files.write_json(os.path.join(output_dir, BEST_INFO), {"ndcg": float(ndcg), "step": int(step), **(extra or {})})
     return True

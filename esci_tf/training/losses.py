@@ -26,8 +26,6 @@ def classification_loss(label_smoothing: float = 0.0):
     [B, 4], smoothed as (1 - a) * y + a / 4, reduced to sum / batch size and, under
     tf.distribute, divided by the replicas in sync (so the summed replica gradients are the
     global batch mean). float32 whatever the logits' dtype."""
-    import keras
-
     if not 0.0 <= label_smoothing < 1.0:
         raise ValueError(f"label_smoothing must be in [0, 1), got {label_smoothing}")
     return keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=label_smoothing,

@@ -135,7 +135,7 @@ def prepare_run_data(config: RunConfig, preprocessor, frames: SplitFrames | None
     source = _source(config) if frames is None else {
         "frames": frames.fingerprint(), "max_length": data.max_length, "backbone": config.model.backbone,
         "tokenizer": config.model.tokenizer_location}
-    saved = files.read_json(info_path)
+    saved = files.read_json(info_path, missing_ok=True)
     if saved is None or saved.get("source") != source:
         frames = frames or load_split_frames(config, data_dir)
         summary = build_shards({"train": frames.train, EVAL_SPLIT_NAME: frames.eval}, data_dir,
