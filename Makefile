@@ -19,7 +19,7 @@ demo: $(STAMP)
 	$(PY) -m trainers.demo
 
 test: $(STAMP)
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q
 
 clean:
 	rm -rf $(VENV) build *.egg-info

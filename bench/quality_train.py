@@ -71,7 +71,7 @@ def recipe_run_config(base, config: RecipeConfig, train: pd.DataFrame, epochs: f
     else:
         steps = num_steps(len(train), batch_size, epochs)
     return base.replace(**dataclasses.asdict(config), steps=steps, seed=seed, output_dir=output_dir,
-                        eval_every_steps=steps, checkpoint_every_steps=max(1, min(steps, 100)))
+                        select_best=False, checkpoint_every_steps=max(1, min(steps, 100)))
 
 
 def train_recipe(base, config: RecipeConfig, train: pd.DataFrame, eval_frame: pd.DataFrame, template, epochs: float,

@@ -13,6 +13,14 @@ ESCI_SAMPLE = REPO.parent / "shared" / "data" / "esci_sample"
 
 
 @pytest.fixture(scope="session")
+def tiny_tfrecords(tmp_path_factory):
+    """Train/eval shards of generated ESCI data on the demo vocabulary (run_fixtures), once a session."""
+    from run_fixtures import write_tiny_tfrecords
+
+    return write_tiny_tfrecords(str(tmp_path_factory.mktemp("records")))
+
+
+@pytest.fixture(scope="session")
 def esci_sample_dir():
     """../shared/data/esci_sample, or skip when it is absent."""
     if not (ESCI_SAMPLE / "examples.parquet").exists():

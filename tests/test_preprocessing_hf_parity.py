@@ -13,6 +13,8 @@ from esci_tf.data.synthetic import generate_esci
 from esci_tf.preprocessing import PairPreprocessor, load_tokenizer, preprocess_pairs
 from tests import preprocessing_fixtures
 
+pytestmark = pytest.mark.slow  # real tokenizers and weights against transformers
+
 MAX_LENGTH = 64
 TRICKY_TEXT = [
     "  double  space ", "café\u00a0crème", "ＦＵＬＬ width ＡＢＣ １２３", "emoji 😀 test",

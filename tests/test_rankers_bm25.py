@@ -46,6 +46,7 @@ def test_frame_scores_clean_html_and_the_tf_graph_agrees(tmp_path):
     np.testing.assert_array_equal(BM25Ranker.load(str(tmp_path)).scores(frame), scores)
 
 
+@pytest.mark.slow
 def test_tf_graph_matches_on_the_real_sample(esci_sample_dir):
     from esci_tf.data.cleaning import clean_text
     from esci_tf.data.reader import load_esci

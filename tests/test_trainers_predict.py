@@ -10,6 +10,8 @@ import tensorflow as tf
 
 from trainers import fit, predict
 
+pytestmark = pytest.mark.slow  # trains a tiny run first
+
 TINY_CONFIG = json.dumps({"num_layers": 2, "num_heads": 2, "hidden_dim": 32,
                           "intermediate_dim": 64})
 

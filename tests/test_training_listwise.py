@@ -8,7 +8,7 @@ import tensorflow as tf
 from esci_tf.labels import GAINS
 from esci_tf.training import listwise
 from esci_tf.training.training_model import TrainingModel
-from test_trainers_fit import fit_args, tiny_tfrecords  # noqa: F401  (shard fixture)
+from run_fixtures import fit_args
 from training_fixtures import build_tiny, make_batch, weights_of
 
 
@@ -129,7 +129,8 @@ def test_listwise_predict_flattens_and_pairwise_batch_needs_weight_zero():
         TrainingModel(build_tiny(seed=3), listwise_loss_weight=-1.0)
 
 
-def test_fit_flag_switches_to_listwise_batches(tiny_tfrecords, tmp_path):  # noqa: F811
+@pytest.mark.slow
+def test_fit_flag_switches_to_listwise_batches(tiny_tfrecords, tmp_path):
     """trainers.fit --listwise_loss_weight trains on listwise batches of the tiny shards."""
     from esci_tf.training.run_data import RunData
     from esci_tf.training.task import RankingTask

@@ -72,6 +72,7 @@ MIRRORED_SCRIPT = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_mirrored_two_cpus_step_equals_single_device():
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), str(REPO / "tests")]))
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")

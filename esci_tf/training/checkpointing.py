@@ -54,6 +54,12 @@ def read_best_info(output_dir: str) -> dict | None:
     return files.read_json(os.path.join(output_dir, BEST_INFO), missing_ok=True)
 
 
+def save_final_model(model, output_dir: str, step: int) -> None:
+    """Save `model` as the run's model when the run has no eval set to choose by."""
+    model.save(os.path.join(output_dir, BEST_MODEL))
+    files.write_json(os.path.join(output_dir, BEST_INFO), {"ndcg": None, "step": int(step), "selected": "final"})
+
+
 def keep_if_best(model, output_dir: str, ndcg: float, step: int, extra: dict = None) -> bool:
     """Save `model` as best_model.keras when `ndcg` beats the saved best; True if saved."""
     best = read_best_info(output_dir)

@@ -133,6 +133,7 @@ class RuntimeConfig:
     eval_every_steps: int = 0
     checkpoint_every_steps: int = 0
     max_eval_batches: int = 0
+    select_best: bool = True
     resume: bool = True
     progress_bar: bool = True
 

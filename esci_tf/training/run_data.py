@@ -138,7 +138,8 @@ def prepare_run_data(config: RunConfig, preprocessor, frames: SplitFrames | None
     saved = files.read_json(info_path, missing_ok=True)
     if saved is None or saved.get("source") != source:
         frames = frames or load_split_frames(config, data_dir)
-        summary = build_shards({"train": frames.train, EVAL_SPLIT_NAME: frames.eval}, data_dir,
+        splits = {"train": frames.train, **({EVAL_SPLIT_NAME: frames.eval} if len(frames.eval) else {})}
+        summary = build_shards(splits, data_dir,
                                FrameEncoder(preprocessor, frames.template), num_shards=data.num_shards,
                                num_folds=1, seed=config.runtime.seed, settings=dict(source),
                                dropped=frames.info.get("dropped_rows"), show_progress=show_progress)

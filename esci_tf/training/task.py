@@ -87,9 +87,12 @@ class RankingTask:
                 raise ConfigError(f"--{name}={getattr(runtime, name)} must be a multiple of "
                                   f"--steps_per_execution={per_call}")
         # Default: once an epoch (rounded down to whole compiled calls).
-        eval_every = runtime.eval_every_steps or max(per_call, steps_per_epoch // per_call * per_call)
-        return Schedule(steps_per_epoch, total, warmup, eval_every,
-                        runtime.checkpoint_every_steps or eval_every)
+        epoch = max(per_call, steps_per_epoch // per_call * per_call)
+        eval_every = runtime.eval_every_steps or epoch
+        checkpoint_every = runtime.checkpoint_every_steps or eval_every
+        if not runtime.select_best:  # one evaluation, of the final model (the run evaluates it itself)
+            eval_every, checkpoint_every = 0, runtime.checkpoint_every_steps or epoch
+        return Schedule(steps_per_epoch, total, warmup, eval_every, checkpoint_every)
 
     def train_dataset(self, data, position: int = 0):
         """The deterministic, endless training stream over data.train_pattern, skipped to

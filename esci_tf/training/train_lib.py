@@ -181,14 +181,14 @@ def run_experiment(config: RunConfig, frames=None, callbacks=()) -> dict:
     position = _restore(checkpoint, config, schedule.total_steps)
     history = EvalHistory(output_dir).load(until_step=position)
     FrameEncoder(preprocessor, data.template).save(output_dir)
-    evaluate = Evaluator(training_model, task.eval_dataset(data), output_dir, history)
+    evaluate = Evaluator(training_model, task.eval_dataset(data), output_dir, history) if data.num_eval else None
 
     progress = ProgressBar(schedule.total_steps, config.training.batch_size, position,
                            disable=not config.runtime.progress_bar)
     fit_callbacks = [
         progress,
-        PeriodicActions(position, schedule.total_steps, schedule.checkpoint_every, schedule.eval_every,
-                        checkpoint.save, evaluate),
+        PeriodicActions(position, schedule.total_steps, schedule.checkpoint_every,
+                        schedule.eval_every if evaluate else 0, checkpoint.save, evaluate),
         ResumedTensorBoard(position, os.path.join(output_dir, LOG_DIR), update_freq=50),
         *callbacks,
     ]
@@ -202,14 +202,17 @@ def run_experiment(config: RunConfig, frames=None, callbacks=()) -> dict:
     timing.update({k: v for k, v in progress.throughput().items() if k != "seconds"})
     if checkpoint.manager.latest_checkpoint is None or int(checkpoint.position.numpy()) != schedule.total_steps:
         checkpoint.save(schedule.total_steps)
-    if not history.entries or history.entries[-1]["step"] != schedule.total_steps:
+    if evaluate is None:
+        checkpointing.save_final_model(model, output_dir, schedule.total_steps)
+    elif not history.entries or history.entries[-1]["step"] != schedule.total_steps:
         evaluate(schedule.total_steps)
     return write_metrics(output_dir, history.entries, schedule, data.info, timing)
 
 
 def write_metrics(output_dir: str, history: list, schedule, data_info: dict, timing: dict) -> dict:
-    """metrics.json: the final and best evaluations, the history, the schedule, data and timing."""
-    final = history[-1]
+    """metrics.json: the final and best evaluations (None without an eval set), the history, the
+    schedule, data and timing."""
+    final = history[-1] if history else None
     best_info = checkpointing.read_best_info(output_dir)
     best = next((h for h in history if best_info and h["step"] == best_info["step"]), final)
     metrics = {"final": final, "best": best, "history": history, "total_steps": schedule.total_steps,
@@ -221,6 +224,9 @@ def write_metrics(output_dir: str, history: list, schedule, data_info: dict, tim
 def summary_rows(metrics: dict) -> list:
     """(name, value) rows of a run's metrics for the printed summary table."""
     final, best = metrics["final"], metrics["best"]
+    if final is None:
+        return [("steps", metrics["total_steps"]), ("eval", "none (no eval set)"),
+                ("train seconds", metrics["timing"].get("train_seconds", 0.0))]
     rows = [("steps", metrics["total_steps"]), ("final NDCG", final["ndcg"]),
             ("final random-order NDCG", final["random_ndcg"]),
             ("best NDCG (step %d)" % best["step"], best["ndcg"]),

@@ -89,6 +89,8 @@ HELP = {
     "eval_every_steps": "Evaluate every N batches (0: every epoch, and at the end).",
     "checkpoint_every_steps": "Save a resumable checkpoint every N batches (0: at each evaluation).",
     "max_eval_batches": "Cap on eval batches (0: the whole eval set).",
+    "select_best": "Keep the model of the best evaluation (by eval NDCG); --noselect_best evaluates only the "
+                   "final model and keeps it (out-of-fold scoring must not choose on the eval queries).",
     "resume": "Continue from the checkpoint in --output_dir if any.",
     "progress_bar": "Show the tqdm progress bar.",
 }

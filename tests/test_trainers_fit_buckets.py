@@ -10,7 +10,7 @@ import pytest
 import tensorflow as tf
 from absl import flags
 
-from test_trainers_fit import TINY_CONFIG, Kill, checkpoint_values, fit_args, tiny_tfrecords  # noqa: F401
+from run_fixtures import TINY_CONFIG, Kill, checkpoint_values, fit_args
 from trainers import fit
 from trainers.flags import fit_flags
 
@@ -20,6 +20,7 @@ BF16_SCORE_TOLERANCE = 0.02  # bf16 bucketed vs fp32 fixed length (scores lie in
 BF16_LOGIT_TOLERANCE = 0.05  # bf16 keeps 8 mantissa bits: ~0.4% per op over 6 layers
 
 
+@pytest.mark.slow
 def test_kill_and_resume_with_buckets_reaches_the_same_weights(tiny_tfrecords, tmp_path):
     common = ("--steps=7", "--checkpoint_every_steps=2", "--eval_every_steps=4", BUCKET_FLAG)
     straight = tmp_path / "straight"
@@ -35,6 +36,7 @@ def test_kill_and_resume_with_buckets_reaches_the_same_weights(tiny_tfrecords, t
     assert "--length_buckets=8,16,24" in (straight / fit.FLAGS_FILE).read_text()
 
 
+@pytest.mark.slow
 def test_buckets_change_the_batches_fit_trains_on(tiny_tfrecords, tmp_path):
     """The same run without buckets ends at other weights (the flag is not ignored)."""
     common = ("--steps=3", "--eval_every_steps=3")
@@ -44,6 +46,7 @@ def test_buckets_change_the_batches_fit_trains_on(tiny_tfrecords, tmp_path):
     assert any(not np.array_equal(fixed[n], buckets[n]) for n in fixed if "position" not in n)
 
 
+@pytest.mark.slow
 def test_jit_train_step_is_traced_once_for_all_bucket_shapes(tiny_tfrecords, monkeypatch):
     from esci_tf.models import build_cross_encoder
     from esci_tf.preprocessing.tokenizer_loader import load_tokenizer
@@ -134,6 +137,7 @@ def test_tiny_models_score_bucketed_pairs_like_fixed_length(backbone):
                                atol=FP32_SCORE_TOLERANCE)
 
 
+@pytest.mark.slow
 def test_real_minilm_scores_bucketed_pairs_like_fixed_length(esci_sample_dir):
     """all-MiniLM-L6-v2 on 64 real sample pairs at max_length 128: buckets 32/64/128 in fp32
     match the fixed-length scores to float noise; bf16 buckets stay within the bf16 tolerance."""

@@ -9,6 +9,8 @@ import pytest
 
 from trainers import fit, predict
 
+pytestmark = pytest.mark.slow  # real weights and real data
+
 FLAGFILE = os.path.join(os.path.dirname(fit.__file__), "flags", "esci_sample_minilm.flags")
 
 
