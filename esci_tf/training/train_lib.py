@@ -66,8 +66,7 @@ class EvalHistory:
 
     def _write(self):
         with tf.io.gfile.GFile(self.path, "w") as stream:
-            for entry in self.entries:
-                stream.write(json.dumps(entry) + "\n")
+            stream.write("".join(json.dumps(entry) + "\n" for entry in self.entries))
 
 
 class Evaluator:

@@ -1,0 +1,77 @@
+"""RunConfig: flat round trip, the flags carry its defaults and choices, checks name the flag."""
+
+import dataclasses
+
+import pytest
+
+from esci_tf.training import config as config_lib
+from esci_tf.training.config import ConfigError, RunConfig
+from trainers import fit
+from trainers.flags import fit_flags
+
+VALID = {"synthetic_queries": 10, "backbone_config": {"num_layers": 2}, "output_dir": "/tmp/run"}
+
+
+def test_flat_round_trip_and_sections():
+    config = RunConfig.from_flat({**VALID, "batch_size": 8, "precision": "mixed_bfloat16"})
+    assert config.training.batch_size == 8 and config.runtime.precision == "mixed_bfloat16"
+    assert RunConfig.from_flat(config.flat()) == config
+    assert config.replace(seed=3).runtime.seed == 3 and config.runtime.seed == 42
+    names = RunConfig.field_names()
+    assert len(names) == len(config.flat()) and names["max_length"] == "data"
+    with pytest.raises(ConfigError, match="unknown setting.*batchsize"):
+        RunConfig.from_flat({"batchsize": 8})
+
+
+def test_every_setting_is_a_fit_flag_with_the_same_default():
+    defaults = RunConfig().flat()
+    for name, value in defaults.items():
+        flag = fit.FLAGS[name]
+        expected = list(value) if isinstance(value, tuple) else value
+        assert flag.default == expected, name
+    for name, choices in config_lib.CHOICES.items():
+        assert list(fit.FLAGS[name].parser.enum_values) == list(choices), name
+
+
+@pytest.mark.parametrize("change, flag", [
+    ({"batch_size": 0}, "--batch_size"),
+    ({"eval_fraction": 0.9}, "--eval_fraction"),
+    ({"pooling": "max"}, "--pooling"),
+    ({"length_buckets": (16, 8)}, "--length_buckets"),
+    ({"length_buckets": (8, 16), "listwise_loss_weight": 1.0}, "--length_buckets applies"),
+    ({"backbone_config": None}, "--checkpoint"),
+    ({"output_dir": None}, "--output_dir"),
+    ({"tpu_address": "x", "strategy": "cpu"}, "--tpu_address"),
+    ({"synthetic_queries": 0, "train_tfrecords": "a", "eval_tfrecords": "b", "entity_markers": True},
+     "--entity_markers"),
+    ({"examples": "e.parquet"}, "give one data source"),
+])
+def test_checks_name_the_flag(change, flag):
+    with pytest.raises(ConfigError, match=flag):
+        RunConfig.from_flat({**VALID, **change}).validate()
+
+
+def test_a_run_that_brings_its_frames_needs_no_data_source():
+    config = RunConfig.from_flat({"backbone_config": {}, "output_dir": "/tmp/run"})
+    with pytest.raises(ConfigError, match="data source"):
+        config.validate()
+    assert config.validate(data_source=False) is config
+
+
+def test_buckets_are_capped_at_max_length():
+    data = dataclasses.replace(config_lib.DataConfig(), max_length=48, length_buckets=(16, 32, 64, 128))
+    assert data.buckets() == (16, 32, 48)
+    assert config_lib.DataConfig().buckets() is None
+
+
+def test_flags_map_onto_the_config():
+    fit.FLAGS.unparse_flags()
+    fit.FLAGS(["fit", "--synthetic_queries=5", '--backbone_config={"num_layers": 2}', "--output_dir=/tmp/x",
+               "--length_buckets=8,16", "--nojit_compile", "--label_smoothing=0.1"])
+    config = fit_flags.run_config(fit.FLAGS)
+    assert config.data.length_buckets == (8, 16) and config.model.backbone_config == {"num_layers": 2}
+    assert config.training.label_smoothing == 0.1 and config.output_dir == "/tmp/x"
+    fit.FLAGS.unparse_flags()
+    fit.FLAGS(["fit", "--backbone_config={not json", "--output_dir=/tmp/x"])
+    with pytest.raises(ConfigError, match="--backbone_config must be a JSON object"):
+        fit_flags.run_config(fit.FLAGS)

@@ -1,0 +1,67 @@
+"""run_experiment on frames a caller brings: shards built once per content, runs without an eval set,
+one final evaluation with --noselect_best."""
+
+import json
+import os
+
+import pandas as pd
+import pytest
+
+from esci_tf.data.reader import load_esci
+from esci_tf.data.synthetic import write_esci_files
+from esci_tf.data.template import TemplateSettings
+from esci_tf.rankers import load_ranker
+from esci_tf.training.config import RunConfig
+from esci_tf.training.run_data import DATA_DIR, DATA_INFO_FILE, SplitFrames
+from esci_tf.training.train_lib import HISTORY_FILE, run_experiment
+
+pytestmark = pytest.mark.slow  # each case trains a tiny model
+
+TINY = {"num_layers": 2, "num_heads": 2, "hidden_dim": 32, "intermediate_dim": 64}
+
+
+@pytest.fixture(scope="module")
+def frame(tmp_path_factory):
+    paths = write_esci_files(12, 0, str(tmp_path_factory.mktemp("files")))
+    merged, _ = load_esci(*paths, task="all")
+    return merged
+
+
+def _config(output_dir, **changes):
+    return RunConfig.from_flat({"backbone": "xlm_roberta", "backbone_config": TINY, "max_length": 24,
+                                "batch_size": 8, "steps": 4, "learning_rate": 1e-3, "num_shards": 1,
+                                "progress_bar": False, "strategy": "cpu", "output_dir": str(output_dir),
+                                **changes})
+
+
+def _split(frame):
+    is_eval = (frame["query_id"] % 3 == 0).to_numpy()
+    return frame[~is_eval].reset_index(drop=True), frame[is_eval].reset_index(drop=True)
+
+
+def test_frames_build_once_per_content_and_evaluate_once(frame, tmp_path):
+    train, held_out = _split(frame)
+    config = _config(tmp_path, select_best=False, eval_every_steps=1)
+    metrics = run_experiment(config, frames=SplitFrames(train, held_out, TemplateSettings()))
+    assert [h["step"] for h in metrics["history"]] == [4]  # one evaluation, of the final model
+    info_path = tmp_path / DATA_DIR / DATA_INFO_FILE
+    built = json.loads(info_path.read_text())
+    assert built["info"]["num_train"] == len(train) and built["info"]["num_eval"] == len(held_out)
+    stamp = os.path.getmtime(info_path)
+    run_experiment(config.replace(steps=5), frames=SplitFrames(train, held_out, TemplateSettings()))
+    assert os.path.getmtime(info_path) == stamp  # same frames: the shards are reused
+    fewer = train.iloc[: len(train) // 2]
+    run_experiment(config.replace(steps=6, output_dir=str(tmp_path)),
+                   frames=SplitFrames(fewer, held_out, TemplateSettings()))
+    assert json.loads(info_path.read_text())["info"]["num_train"] == len(fewer)  # other content: rebuilt
+
+
+def test_a_run_without_eval_rows_keeps_its_final_model(frame, tmp_path):
+    metrics = run_experiment(_config(tmp_path), frames=SplitFrames(frame, frame.iloc[:0], TemplateSettings()))
+    assert metrics["final"] is None and metrics["history"] == []
+    assert json.loads((tmp_path / "best_model.json").read_text()) == {"ndcg": None, "step": 4, "selected": "final"}
+    assert (tmp_path / HISTORY_FILE).read_text() == ""
+    probabilities = load_ranker(str(tmp_path)).probabilities(frame.head(5))
+    assert probabilities.shape == (5, 4)
+    pd.testing.assert_series_equal(pd.Series(probabilities.sum(axis=1)), pd.Series([1.0] * 5), atol=1e-5,
+                                   check_dtype=False)
