@@ -2,11 +2,12 @@
 
     python -m trainers.predict --model_dir D --examples X --products Y --output preds.csv
 
---model_dir is a ranker directory (a trainers.fit --output_dir: its best model with the saved
-preprocessing, so pairs are encoded as the run's TFRecords were). Writes query_id, product_id,
-product_locale, score, p_E, p_S, p_C, p_I per pair (file order); with --submission, the task-1
-ranking file: query_id, product_id, sorted by score (best first) within each query, queries
-in file order, ties kept in file order.
+--model_dir is a ranker directory: a trainers.fit --output_dir (its best model with the saved
+preprocessing, so pairs are encoded as the run's TFRecords were) or a trainers.recipe R/final
+(an ensemble). Writes query_id, product_id, product_locale, score, p_E, p_S, p_C, p_I per pair
+(file order; the class probabilities are empty for rankers that do not classify); with
+--submission, the task-1 ranking file: query_id, product_id, sorted by score (best first)
+within each query, queries in file order, ties kept in file order.
 """
 
 import os
@@ -15,19 +16,18 @@ import sys
 import numpy as np
 import pandas as pd
 
-from esci_tf.labels import ranking_score
 from esci_tf.training.evaluation import PROB_COLUMNS
 
 OUTPUT_COLUMNS = ("query_id", "product_id", "product_locale", "score") + PROB_COLUMNS
 SUBMISSION_COLUMNS = ("query_id", "product_id")
 
 
-def predictions_table(frame: pd.DataFrame, probs: np.ndarray) -> pd.DataFrame:
+def predictions_table(frame: pd.DataFrame, scores: np.ndarray, probs: np.ndarray | None) -> pd.DataFrame:
     """The per-pair output table (OUTPUT_COLUMNS), in the frame's order."""
     table = frame[["query_id", "product_id", "product_locale"]].reset_index(drop=True).copy()
-    table["score"] = ranking_score(probs)
+    table["score"] = scores
     for i, column in enumerate(PROB_COLUMNS):
-        table[column] = probs[:, i]
+        table[column] = probs[:, i] if probs is not None else np.nan
     return table
 
 
@@ -44,6 +44,7 @@ def predict(cfg) -> pd.DataFrame:
     """Score the pairs of cfg.examples and write cfg.output; returns the written table."""
     from esci_tf.data.reader import load_esci
     from esci_tf.rankers import load_ranker
+    from esci_tf.rankers.base import predict as predict_frame
 
     ranker = load_ranker(cfg.model_dir, cfg.batch_size)
     frame, report = load_esci(cfg.examples, cfg.products, task=cfg.task, split=cfg.split,
@@ -53,7 +54,8 @@ def predict(cfg) -> pd.DataFrame:
     if frame.empty:
         raise ValueError(f"--examples={cfg.examples}: no pairs to score for task {cfg.task}"
                          + (f", split {cfg.split}" if cfg.split else ""))
-    table = predictions_table(frame, ranker.probabilities(frame))
+    prediction = predict_frame(ranker, frame)
+    table = predictions_table(frame, prediction.scores, prediction.probabilities)
     if cfg.submission:
         table = submission_table(table)
     directory = os.path.dirname(cfg.output)

@@ -22,9 +22,9 @@ import tensorflow as tf
 
 from esci_tf import files
 from esci_tf.data.cleaning import clean_text
+from esci_tf.rankers.base import RANKER_FILE
 
 KIND = "bm25"
-STATE_FILE = "bm25.json"
 _WORD = re.compile(r"\w+", re.UNICODE)  # Unicode letters, digits, underscore
 _TF_NOT_WORD = r"[^\p{L}\p{N}_]+"  # the same words in RE2, as the gaps between them
 
@@ -108,11 +108,11 @@ class BM25Ranker:
     def save(self, directory: str) -> None:
         state = {"kind": KIND, "k1": self.k1, "b": self.b, "num_documents": self.num_documents,
                  "mean_length": self.mean_length, "document_frequency": self.document_frequency}
-        files.write_json(os.path.join(directory, STATE_FILE), state, indent=None)
+        files.write_json(os.path.join(directory, RANKER_FILE), state, indent=None)
 
     @classmethod
     def load(cls, directory: str) -> "BM25Ranker":
-        state = files.read_json(os.path.join(directory, STATE_FILE))
+        state = files.read_json(os.path.join(directory, RANKER_FILE))
         return cls(state["document_frequency"], state["num_documents"], state["mean_length"], state["k1"],
                    state["b"])
 

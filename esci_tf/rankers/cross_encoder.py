@@ -51,8 +51,3 @@ class CrossEncoderRanker:
     def scores(self, frame) -> np.ndarray:
         """[N] ranking scores P(E) + 0.1 P(S) + 0.01 P(C)."""
         return ranking_score(self.probabilities(frame))
-
-
-def load_ranker(model_dir: str, batch_size: int = 128):
-    """The ranker saved in `model_dir`."""
-    return CrossEncoderRanker.load(model_dir, batch_size)

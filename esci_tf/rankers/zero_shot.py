@@ -14,9 +14,9 @@ import tensorflow as tf
 
 from esci_tf import files
 from esci_tf.data.cleaning import clean_text
+from esci_tf.rankers.base import RANKER_FILE
 
 KIND = "zero_shot"
-STATE_FILE = "zero_shot.json"
 
 
 class ZeroShotRanker:
@@ -84,9 +84,9 @@ class ZeroShotRanker:
     def save(self, directory: str) -> None:
         state = {"kind": KIND, "backbone": self.backbone_name, "checkpoint": self.checkpoint,
                  "query_length": self.query_length, "title_length": self.title_length}
-        files.write_json(os.path.join(directory, STATE_FILE), state)
+        files.write_json(os.path.join(directory, RANKER_FILE), state)
 
     @classmethod
     def load(cls, directory: str, batch_size: int = 128) -> "ZeroShotRanker":
-        state = files.read_json(os.path.join(directory, STATE_FILE))
+        state = files.read_json(os.path.join(directory, RANKER_FILE))
         return cls(state["backbone"], state["checkpoint"], state["query_length"], state["title_length"], batch_size)

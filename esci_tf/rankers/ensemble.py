@@ -1,0 +1,117 @@
+"""Rankers made of rankers: a bag (mean class probabilities of models trained alike, e.g. the
+fold models of a recipe stage) and a weighted ensemble of any rankers.
+
+EnsembleRanker score = sum over members m of w_m * (s_m - mean_m) / std_m, where s_m is the
+member's ranking score and mean_m, std_m standardise it (fixed numbers, measured on the
+out-of-fold scores the weights were fitted on), so one request of any size scores the same way;
+weights may differ per locale (a locale without its own weights uses the "all" weights). Its
+class probabilities, where members classify, are their weight-averaged probabilities. Members
+are saved inside the ensemble's directory (members/<name>/), so the directory is self-contained.
+
+>>> import pandas as pd
+>>> from esci_tf.rankers.bm25 import BM25Ranker
+>>> bm25 = BM25Ranker.fit(["red shoe", "blue shoe", "red cap"])
+>>> ensemble = EnsembleRanker({"bm25": bm25}, {"all": {"bm25": 1.0}}, {"bm25": (0.5, 0.25)})
+>>> frame = pd.DataFrame({"query": ["red shoe"] * 2, "product_title": ["red shoe", "red cap"],
+...                       "product_locale": ["us", "us"]})
+>>> [round(float(s), 3) for s in ensemble.scores(frame)]
+[1.76, -0.12]
+"""
+
+import os
+
+import numpy as np
+
+from esci_tf import files
+from esci_tf.labels import ranking_score
+from esci_tf.rankers.base import RANKER_FILE, Prediction, load_ranker, predict
+
+ALL_LOCALES = "all"
+
+
+class BagRanker:
+    """Mean class probabilities of several classifying rankers."""
+
+    kind = "bag"
+
+    def __init__(self, members: list):
+        if not members:
+            raise ValueError("a bag needs at least one member")
+        self.members = list(members)
+
+    def probabilities(self, frame) -> np.ndarray:
+        return np.mean([m.probabilities(frame) for m in self.members], axis=0)
+
+    def scores(self, frame) -> np.ndarray:
+        return ranking_score(self.probabilities(frame))
+
+    def save(self, directory: str, member_dirs: list) -> None:
+        """Record the bag; `member_dirs` are the members' directories relative to `directory`."""
+        files.write_json(os.path.join(directory, RANKER_FILE), {"kind": self.kind, "members": list(member_dirs)})
+
+    @classmethod
+    def load(cls, directory: str, batch_size: int = 128) -> "BagRanker":
+        saved = files.read_json(os.path.join(directory, RANKER_FILE))
+        return cls([load_ranker(os.path.join(directory, d), batch_size) for d in saved["members"]])
+
+
+class EnsembleRanker:
+    """Weighted sum of standardised member scores (see the module docstring)."""
+
+    kind = "ensemble"
+
+    def __init__(self, members: dict, weights: dict, normalization: dict):
+        """members {name: ranker}; weights {locale or "all": {name: weight}}; normalization
+        {name: (mean, std)}."""
+        if ALL_LOCALES not in weights:
+            raise ValueError(f'ensemble weights need an "{ALL_LOCALES}" entry, got {sorted(weights)}')
+        unknown = {n for w in weights.values() for n in w} - set(members)
+        if unknown:
+            raise ValueError(f"ensemble weights name unknown members {sorted(unknown)}")
+        self.members = dict(members)
+        self.weights = {locale: dict(w) for locale, w in weights.items()}
+        self.normalization = {name: (float(m), float(s) or 1.0) for name, (m, s) in normalization.items()}
+
+    def used_members(self) -> list:
+        return [n for n in self.members if any(w.get(n, 0.0) for w in self.weights.values())]
+
+    def member_predictions(self, frame) -> dict:
+        return {name: predict(self.members[name], frame) for name in self.used_members()}
+
+    def combine(self, frame, predictions: dict) -> Prediction:
+        """The ensemble's output from its members' outputs on `frame`."""
+        locales = frame["product_locale"].to_numpy() if "product_locale" in frame else np.full(len(frame), "")
+        scores = np.zeros(len(frame), np.float64)
+        probabilities, total = np.zeros((len(frame), 4), np.float64), np.zeros((len(frame), 1), np.float64)
+        for locale in np.unique(locales):
+            rows = locales == locale
+            weights = self.weights.get(str(locale), self.weights[ALL_LOCALES])
+            for name, weight in weights.items():
+                if not weight:
+                    continue
+                mean, std = self.normalization[name]
+                scores[rows] += weight * (predictions[name].scores[rows] - mean) / std
+                if predictions[name].probabilities is not None:
+                    probabilities[rows] += abs(weight) * predictions[name].probabilities[rows]
+                    total[rows] += abs(weight)
+        classified = total[:, 0] > 0
+        return Prediction(scores, (probabilities / np.maximum(total, 1e-12)) if classified.all() else None)
+
+    def predict(self, frame) -> Prediction:
+        return self.combine(frame, self.member_predictions(frame))
+
+    def scores(self, frame) -> np.ndarray:
+        return self.predict(frame).scores
+
+    def save(self, directory: str, member_dirs: dict) -> None:
+        """Record the ensemble; `member_dirs` {name: directory relative to `directory`}."""
+        files.write_json(os.path.join(directory, RANKER_FILE), {
+            "kind": self.kind, "members": dict(member_dirs), "weights": self.weights,
+            "normalization": {n: list(v) for n, v in self.normalization.items()}})
+
+    @classmethod
+    def load(cls, directory: str, batch_size: int = 128) -> "EnsembleRanker":
+        saved = files.read_json(os.path.join(directory, RANKER_FILE))
+        members = {name: load_ranker(os.path.join(directory, path), batch_size)
+                   for name, path in saved["members"].items()}
+        return cls(members, saved["weights"], {n: tuple(v) for n, v in saved["normalization"].items()})
