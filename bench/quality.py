@@ -156,7 +156,7 @@ def cross_validate(data, seed, score_fold, name, log=log, cache=None) -> dict:
     """{query_id: NDCG} of one seed: every fold's eval queries scored by score_fold(train, eval)
     (or read from `cache`, a ScoreCache, when this fine-tune already ran)."""
     from bench.quality_data import fold_rows
-    from bench.quality_stats import per_query_ndcg
+    from esci_tf.training.query_stats import per_query_ndcg
 
     result = {}
     for fold in range(data.num_folds):
@@ -183,7 +183,7 @@ def run_methods(data, methods, configs, seeds, log=log, cache=None) -> dict:
     """{name: [per-seed {query_id: NDCG}]} of the baselines and every recipe config."""
     from bench import quality_train
     from bench.quality_data import take
-    from bench.quality_stats import per_query_ndcg, per_query_random_ndcg
+    from esci_tf.training.query_stats import per_query_ndcg, per_query_random_ndcg
     from esci_tf.rankers.bm25 import BM25Ranker
     from esci_tf.rankers.zero_shot import ZeroShotRanker
 
@@ -219,7 +219,7 @@ def run_methods(data, methods, configs, seeds, log=log, cache=None) -> dict:
 
 def summarize(results: dict, method_names: dict, ablations: dict, log=log) -> dict:
     """Means with intervals per method, per-seed means, ablation deltas and the target deltas."""
-    from bench.quality_stats import bootstrap_interval, mean_over_seeds, paired_delta
+    from esci_tf.training.query_stats import bootstrap_interval, mean_over_seeds, paired_delta
 
     per_query = {name: mean_over_seeds(per_seed) for name, per_seed in results.items()}
     boot = dict(num_samples=FLAGS.bootstrap_samples)

@@ -1,43 +1,25 @@
-"""bench/quality helpers: long-list folds, bootstrap intervals and paired deltas."""
+"""Per-query NDCG (numpy, equal to the keras-rs metric), bootstrap intervals, paired deltas."""
 
 import numpy as np
-import pandas as pd
 import pytest
 
-from bench.quality_data import fold_rows, long_list_folds
-from bench.quality_stats import (bootstrap_interval, mean_over_seeds, paired_delta, per_query_ndcg,
-                                 per_query_random_ndcg)
+from esci_tf.training import metrics
+from esci_tf.training.query_stats import (bootstrap_interval, mean_over_seeds, paired_delta, per_query_ndcg,
+                                          per_query_random_ndcg)
 
 
-def _frame(list_sizes):
-    query_ids = np.repeat(np.arange(len(list_sizes)), list_sizes)
-    return pd.DataFrame({"query_id": query_ids, "product_locale": "us"})
-
-
-def test_long_list_folds_evaluate_each_long_query_once_grouped():
-    sizes = [25, 3, 20, 1, 40, 19, 22, 30, 2, 21]
-    frame = _frame(sizes)
-    folds = long_list_folds(frame, num_folds=3, seed=0, min_list_size=20)
-    long_queries = {q for q, n in enumerate(sizes) if n >= 20}
-    # Short-list rows never evaluated; each query's rows share one fold.
-    assert set(frame.loc[folds == -1, "query_id"]) == set(range(len(sizes))) - long_queries
-    assert (frame.assign(f=folds).groupby("query_id")["f"].nunique() == 1).all()
-    seen = []
-    for fold in range(3):
-        train, evaluated = fold_rows(folds, fold)
-        assert len(np.intersect1d(train, evaluated)) == 0
-        assert len(train) + len(evaluated) == len(frame)
-        eval_queries = set(frame["query_id"].iloc[evaluated])
-        assert eval_queries and eval_queries <= long_queries
-        assert not eval_queries & set(frame["query_id"].iloc[train])  # grouped: no leakage
-        assert set(frame.loc[folds == -1, "query_id"]) <= set(frame["query_id"].iloc[train])
-        seen.extend(eval_queries)
-    assert sorted(seen) == sorted(long_queries)  # every long query exactly once
-
-
-def test_long_list_folds_need_enough_queries():
-    with pytest.raises(ValueError, match="only 1 queries"):
-        long_list_folds(_frame([25, 3]), num_folds=2, seed=0)
+def test_numpy_ndcg_per_list_equals_the_keras_rs_metric():
+    rng = np.random.default_rng(5)
+    for _ in range(20):
+        size = int(rng.integers(1, 40))
+        gains = np.array([1.0, 0.1, 0.01, 0.0])[rng.integers(0, 4, size)][None, :]
+        scores = np.round(rng.random((1, size)), 1)  # rounded: ties happen
+        expected = metrics.ndcg(gains, scores)["ndcg"]
+        got = metrics.ndcg_per_list(gains, scores)[0]
+        if np.isnan(expected):
+            assert np.isnan(got)
+        else:
+            assert got == pytest.approx(expected, abs=1e-6)
 
 
 def test_bootstrap_interval_covers_mean_and_shrinks_with_more_queries():

@@ -1,4 +1,13 @@
-"""Per-query NDCG and bootstrap intervals over queries for bench/quality.py."""
+"""Per-query NDCG, intervals over queries and paired differences: how the recipe's report and
+bench/quality.py compare rankers.
+
+Per-query NDCG follows esci_tf.training.metrics (ESCI gains over the whole list, ties broken by
+row order, queries without a positive gain left out). Intervals are percentile bootstraps over
+queries; a difference of two rankers resamples the same queries for both (paired).
+
+>>> per_query_ndcg([1.0, 0.0, 0.1, 0.0], [0.2, 0.9, 0.5, 0.1], ["q1", "q1", "q2", "q2"])
+{'q1': 0.6309297535714575, 'q2': 1.0}
+"""
 
 import math
 
@@ -7,20 +16,38 @@ import numpy as np
 from esci_tf.training import metrics
 
 
+def query_lists(query_ids):
+    """(query ids in first-seen order, [Q, N] row index per list position, [Q, N] mask)."""
+    query_ids = np.asarray(query_ids)
+    codes, uniques = _first_seen_codes(query_ids)
+    counts = np.bincount(codes, minlength=len(uniques))
+    order = np.argsort(codes, kind="stable")
+    rows = np.zeros((len(uniques), counts.max() if len(counts) else 0), np.int64)
+    mask = np.zeros(rows.shape, bool)
+    position = np.arange(len(order)) - np.repeat(np.cumsum(counts) - counts, counts)
+    rows[codes[order], position] = order
+    mask[codes[order], position] = True
+    return uniques, rows, mask
+
+
+def _first_seen_codes(values):
+    _, first, inverse = np.unique(values, return_index=True, return_inverse=True)
+    rank = np.argsort(np.argsort(first))
+    return rank[inverse], values[np.sort(first)]
+
 
 def per_query_ndcg(gains, scores, query_ids) -> dict:
-    """{query_id: NDCG of that query's whole list} (keras-rs via esci_tf.training.metrics.ndcg;
-    ties broken by row order). Queries with no positive gain are left out, as in metrics.ndcg."""
-    gains, scores, query_ids = np.asarray(gains), np.asarray(scores), np.asarray(query_ids)
+    """{query_id: NDCG of that query's whole list} (metrics.ndcg_per_list, which equals the
+    keras-rs metric of metrics.ndcg per list; ties broken by row order). Queries with no
+    positive gain are left out."""
+    gains, scores, query_ids = np.asarray(gains, np.float64), np.asarray(scores, np.float64), np.asarray(query_ids)
     if not len(gains) == len(scores) == len(query_ids):
         raise ValueError(f"{len(gains)} gains, {len(scores)} scores and {len(query_ids)} query ids")
-    result = {}
-    for query_id in dict.fromkeys(query_ids.tolist()):
-        rows = query_ids == query_id
-        value = metrics.ndcg(gains[rows][None, :], scores[rows][None, :])["ndcg"]
-        if not math.isnan(value):
-            result[query_id] = value
-    return result
+    if not len(gains):
+        return {}
+    uniques, rows, mask = query_lists(query_ids)
+    values = metrics.ndcg_per_list(gains[rows], scores[rows], mask)
+    return {q.item() if hasattr(q, "item") else q: float(v) for q, v in zip(uniques, values) if not math.isnan(v)}
 
 
 def per_query_random_ndcg(gains, query_ids) -> dict:
