@@ -21,6 +21,7 @@ INSTALL_REQUIRES = [
     "emoji==2.16.0",
     "tqdm==4.70.1",
     "google-crc32c==1.9.0",  # TFRecord shard checksums (tfrecords/shards.py)
+    "matplotlib==3.11.2",  # trainers.recipe's report.png, bench/quality.py's plot
 ]
 
 EXTRAS_REQUIRE = {
@@ -28,8 +29,6 @@ EXTRAS_REQUIRE = {
     # --no-deps (it pins an unrelated stack); `make test` does that, see Makefile.
     "test": ["pytest==9.2.0", "torch==2.13.0"],
     "tpu": [f"tensorflow-tpu=={TF_VERSION}"],
-    # bench/quality.py's plot; everything else in bench/ needs only the test extra.
-    "bench": ["matplotlib==3.11.2"],
 }
 
 setup(

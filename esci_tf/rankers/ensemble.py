@@ -45,9 +45,10 @@ class BagRanker:
     def scores(self, frame) -> np.ndarray:
         return ranking_score(self.probabilities(frame))
 
-    def save(self, directory: str, member_dirs: list) -> None:
-        """Record the bag; `member_dirs` are the members' directories relative to `directory`."""
-        files.write_json(os.path.join(directory, RANKER_FILE), {"kind": self.kind, "members": list(member_dirs)})
+    @staticmethod
+    def save(directory: str, member_dirs: list) -> None:
+        """Record a bag of the rankers in `member_dirs` (relative to `directory`)."""
+        files.write_json(os.path.join(directory, RANKER_FILE), {"kind": BagRanker.kind, "members": list(member_dirs)})
 
     @classmethod
     def load(cls, directory: str, batch_size: int = 128) -> "BagRanker":
@@ -103,11 +104,13 @@ class EnsembleRanker:
     def scores(self, frame) -> np.ndarray:
         return self.predict(frame).scores
 
-    def save(self, directory: str, member_dirs: dict) -> None:
-        """Record the ensemble; `member_dirs` {name: directory relative to `directory`}."""
+    @staticmethod
+    def save(directory: str, member_dirs: dict, weights: dict, normalization: dict) -> None:
+        """Record an ensemble of the rankers in `member_dirs` ({name: directory relative to
+        `directory`}) with these weights and normalization."""
         files.write_json(os.path.join(directory, RANKER_FILE), {
-            "kind": self.kind, "members": dict(member_dirs), "weights": self.weights,
-            "normalization": {n: list(v) for n, v in self.normalization.items()}})
+            "kind": EnsembleRanker.kind, "members": dict(member_dirs), "weights": weights,
+            "normalization": {n: list(v) for n, v in normalization.items()}})
 
     @classmethod
     def load(cls, directory: str, batch_size: int = 128) -> "EnsembleRanker":

@@ -1,0 +1,90 @@
+"""RecipeConfig: the paper's multi-stage recipe around one fine-tune configuration.
+
+`run` is the RunConfig every fine-tune of the recipe starts from (its --examples/--products are
+the training data; its output_dir is ignored: each fine-tune gets its own directory under the
+recipe's). The recipe's own settings say how many folds, which stages run and how the ensemble
+is fitted; every field has the name of its trainers.recipe flag.
+"""
+
+import dataclasses
+from typing import Optional
+
+from esci_tf.training.config import ConfigError, RunConfig
+
+STAGE_MODES = ("all", "folds")
+BUILTIN_MEMBERS = ("cross_encoder", "bm25", "zero_shot")
+EXTERNAL_PREFIX = "dir:"
+
+
+@dataclasses.dataclass
+class RecipeConfig:
+    """The recipe's settings (see trainers/flags/recipe_flags.py for each one's meaning)."""
+
+    run: RunConfig
+    output_dir: Optional[str] = None
+    num_folds: int = 3
+    train_folds: tuple = ()
+    fold_seed: int = 0
+    distill: bool = True
+    distill_on: str = "all"
+    hard_label_weight: float = 0.7
+    pseudo_examples: Optional[str] = None
+    pseudo_products: Optional[str] = None
+    pseudo_threshold: float = 0.7
+    pseudo_on: str = "all"
+    members: tuple = BUILTIN_MEMBERS
+    check_fraction: float = 0.3
+    per_locale_weights: bool = False
+    correlation_limit: float = 0.98
+    weight_step: float = 0.1
+    min_list_size: int = 20
+    bootstrap_samples: int = 1000
+
+    @property
+    def folds_to_train(self) -> tuple:
+        return tuple(self.train_folds) or tuple(range(self.num_folds))
+
+    @property
+    def pseudo(self) -> bool:
+        return self.pseudo_examples is not None
+
+    def validate(self) -> "RecipeConfig":
+        """ConfigError naming the flag of a setting that cannot work; returns self."""
+        self.run.validate(data_source=False)
+        data = self.run.data
+        if data.examples is None or data.products is None:
+            raise ConfigError("the recipe trains on files: give --examples and --products")
+        if not self.output_dir:
+            raise ConfigError("--output_dir is required")
+        if self.num_folds < 2:
+            raise ConfigError(f"--num_folds={self.num_folds}: the recipe needs at least 2 folds")
+        bad = [f for f in self.train_folds if not 0 <= int(f) < self.num_folds]
+        if bad or len(set(self.train_folds)) != len(self.train_folds):
+            raise ConfigError(f"--train_folds={','.join(map(str, self.train_folds))}: distinct folds in "
+                              f"0..{self.num_folds - 1}")
+        for name in ("distill_on", "pseudo_on"):
+            if getattr(self, name) not in STAGE_MODES:
+                raise ConfigError(f"--{name}={getattr(self, name)!r}: expected one of {', '.join(STAGE_MODES)}")
+        if (self.distill_on == "folds" or self.pseudo_on == "folds") and len(self.folds_to_train) != self.num_folds:
+            raise ConfigError("--distill_on=folds / --pseudo_on=folds retrain every fold: leave --train_folds empty")
+        if not 0.0 <= self.hard_label_weight <= 1.0:
+            raise ConfigError(f"--hard_label_weight={self.hard_label_weight}: must be in [0, 1]")
+        if (self.pseudo_examples is None) != (self.pseudo_products is None):
+            raise ConfigError("give both --pseudo_examples and --pseudo_products, or neither")
+        if not 0.0 < self.pseudo_threshold < 1.0:
+            raise ConfigError(f"--pseudo_threshold={self.pseudo_threshold}: must be in (0, 1)")
+        unknown = [m for m in self.members if m not in BUILTIN_MEMBERS and not m.startswith(EXTERNAL_PREFIX)]
+        if unknown or not self.members or len(set(self.members)) != len(self.members):
+            raise ConfigError(f"--members={','.join(self.members)}: distinct names of {', '.join(BUILTIN_MEMBERS)} "
+                              f"or {EXTERNAL_PREFIX}MODEL_DIR")
+        if not 0.0 < self.check_fraction < 1.0:
+            raise ConfigError(f"--check_fraction={self.check_fraction}: must be in (0, 1)")
+        if not 0.0 < self.correlation_limit <= 1.0:
+            raise ConfigError(f"--correlation_limit={self.correlation_limit}: must be in (0, 1]")
+        if not 0.0 < self.weight_step <= 0.5:
+            raise ConfigError(f"--weight_step={self.weight_step}: must be in (0, 0.5]")
+        return self
+
+    def settings(self) -> dict:
+        """Every recipe setting but `run`, by name."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "run"}
