@@ -94,7 +94,7 @@ def best_weights(standardized: dict, names: list, gains, query_ids, step: float)
         value = lists.mean_ndcg(matrix @ grid[index])
         if value > best_value + 1e-12:
             best, best_value = grid[index], value
-    return {n: float(w) for n, w in zip(names, best)}, best_value
+    return {n: float(w) for n, w in zip(names, best) if w > 0}, best_value
 
 
 def split_queries(query_ids, check_fraction: float, seed: int) -> np.ndarray:

@@ -54,9 +54,16 @@ def read_best_info(output_dir: str) -> dict | None:
     return files.read_json(os.path.join(output_dir, BEST_INFO), missing_ok=True)
 
 
+def save_model(model, path: str) -> None:
+    """model.save under a temporary name, then renamed: a kill never leaves a half-written file."""
+    temporary = path[: -len(".keras")] + ".tmp.keras"
+    model.save(temporary)
+    tf.io.gfile.rename(temporary, path, overwrite=True)
+
+
 def save_final_model(model, output_dir: str, step: int) -> None:
     """Save `model` as the run's model when the run has no eval set to choose by."""
-    model.save(os.path.join(output_dir, BEST_MODEL))
+    save_model(model, os.path.join(output_dir, BEST_MODEL))
     files.write_json(os.path.join(output_dir, BEST_INFO), {"ndcg": None, "step": int(step), "selected": "final"})
 
 
@@ -65,7 +72,6 @@ def keep_if_best(model, output_dir: str, ndcg: float, step: int, extra: dict = N
     best = read_best_info(output_dir)
     if best is not None and not ndcg > best["ndcg"]:
         return False
-    path = os.path.join(output_dir, BEST_MODEL)
-    model.save(path)
+    save_model(model, os.path.join(output_dir, BEST_MODEL))
     files.write_json(os.path.join(output_dir, BEST_INFO), {"ndcg": float(ndcg), "step": int(step), **(extra or {})})
     return True

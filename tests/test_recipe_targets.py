@@ -1,0 +1,52 @@
+"""Recipe arithmetic: query-grouped folds (translations and repeated texts stay together), the
+self-distillation targets against a hand computation, the pseudo-label threshold."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from esci_tf.recipe import targets
+
+
+def _frame():
+    return pd.DataFrame({
+        "query_id": [1, 1, 2, 3, 3, 4, 5, 6, 7, 8],
+        "query": ["red shoe", "red shoe", "zapato rojo", "Red  Shoe", "Red  Shoe", "cap", "hat", "bag", "bag ", "pen"],
+        "original_query_id": [None, None, 1, None, None, None, None, None, None, None],
+        "product_locale": ["us", "us", "es", "us", "us", "us", "us", "us", "us", "us"],
+    })
+
+
+def test_translations_and_repeated_texts_share_a_group_and_a_fold():
+    frame = _frame()
+    groups = targets.query_groups(frame)
+    # Query 2 translates query 1; query 3 repeats query 1's text; queries 6 and 7 repeat a text.
+    assert groups.tolist() == [1, 1, 1, 1, 1, 4, 5, 6, 6, 8]
+    folds = targets.assign_recipe_folds(frame, 3, seed=0)
+    for group in set(groups.tolist()):
+        assert len(set(folds[groups == group].tolist())) == 1
+    assert set(folds.tolist()) == {0, 1, 2}
+
+
+def test_distill_targets_match_a_hand_computation():
+    oof = np.array([[0.6, 0.2, 0.1, 0.1], [np.nan] * 4, [0.25, 0.25, 0.25, 0.25]])
+    got = targets.distill_targets([0, 2, 3], oof, hard_label_weight=0.7, label_smoothing=0.2)
+    smooth = lambda k: np.eye(4)[k] * 0.8 + 0.05  # noqa: E731
+    expected = np.stack([0.7 * smooth(0) + 0.3 * oof[0], smooth(2), 0.7 * smooth(3) + 0.3 * oof[2]])
+    np.testing.assert_allclose(got, expected, rtol=1e-6)
+    np.testing.assert_allclose(got.sum(axis=1), 1.0, rtol=1e-6)
+    with pytest.raises(ValueError, match="hard_label_weight"):
+        targets.distill_targets([0], oof[:1], 1.5)
+    with pytest.raises(ValueError, match="1 out-of-fold rows for 3 labels"):
+        targets.distill_targets([0, 1, 2], oof[:1], 0.7)
+
+
+def test_pseudo_labels_keep_confident_pairs_with_soft_targets():
+    frame = pd.DataFrame({"example_id": [10, 11, 12, 13], "query_id": [1, 1, 2, 2], "label": [-1] * 4})
+    probabilities = np.array([[0.8, 0.1, 0.05, 0.05], [0.7, 0.1, 0.1, 0.1], [0.1, 0.1, 0.1, 0.71], [0.4] * 4])
+    kept = targets.pseudo_labels(frame, probabilities, threshold=0.7)
+    assert kept["example_id"].tolist() == [10, 12]  # 0.7 itself is not above the threshold
+    assert kept["label"].tolist() == [0, 3] and kept["pseudo"].all()
+    np.testing.assert_allclose(kept[list(targets.TARGET_COLUMNS)].to_numpy(), probabilities[[0, 2]], rtol=1e-6)
+    with pytest.raises(ValueError, match="threshold"):
+        targets.pseudo_labels(frame, probabilities, threshold=1.0)
