@@ -50,3 +50,11 @@ def test_pseudo_labels_keep_confident_pairs_with_soft_targets():
     np.testing.assert_allclose(kept[list(targets.TARGET_COLUMNS)].to_numpy(), probabilities[[0, 2]], rtol=1e-6)
     with pytest.raises(ValueError, match="threshold"):
         targets.pseudo_labels(frame, probabilities, threshold=1.0)
+
+
+def test_extra_rows_get_ids_past_the_training_frame():
+    frame = pd.DataFrame({"example_id": [0, 1, 5], "query_id": [3, 3, 9]})
+    extra = pd.DataFrame({"example_id": [0, 1, 2], "query_id": [3, 4, 3]})
+    moved = targets.disjoint_ids(extra, frame)
+    assert moved["example_id"].tolist() == [6, 7, 8] and moved["source_example_id"].tolist() == [0, 1, 2]
+    assert moved["query_id"].tolist() == [10, 11, 10]  # still one query per original query

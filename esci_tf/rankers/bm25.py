@@ -87,13 +87,18 @@ class BM25Ranker:
         return self.score_texts(queries, titles)
 
     # -- the same score in TF ops (for the exported SavedModel)
-    def tf_scores(self, queries, titles):
-        """float32 [B] BM25 of string tensors [B] of cleaned queries and titles."""
+    def idf_table(self):
+        """The IDF of every corpus word as a TF lookup table (unknown words: the IDF of df 0)."""
         vocabulary = sorted(self.document_frequency)
-        idf = tf.lookup.StaticHashTable(
+        return tf.lookup.StaticHashTable(
             tf.lookup.KeyValueTensorInitializer(tf.constant(vocabulary or [""], tf.string),
                                                 tf.constant([self.idf(w) for w in vocabulary] or [0.0], tf.float32)),
             default_value=tf.constant(self.idf(""), tf.float32))
+
+    def tf_scores(self, queries, titles, idf_table=None):
+        """float32 [B] BM25 of string tensors [B] of cleaned queries and titles (`idf_table`: an
+        idf_table() to reuse, e.g. the one a SavedModel tracks)."""
+        idf = idf_table if idf_table is not None else self.idf_table()
         query_words = _tf_words(queries)
         title_words = _tf_words(titles)
         matches = tf.cast(tf.equal(query_words.to_tensor("\x00q")[:, :, None],

@@ -37,29 +37,38 @@ class ZeroShotRanker:
         from esci_tf.training.task import resolve_location
 
         location = resolve_location(self.checkpoint)
-        preprocessor = PairPreprocessor(load_tokenizer(self.backbone_name, location), self.backbone_name,
-                                        max(self.query_length, self.title_length))
-        backbone = load_backbone(self.backbone_name, location, dtype="float32")
-        layout = preprocessor.layout
-        uses_segments = "segment_ids" in backbone.input
-
-        def embed(texts, length):
-            packer = keras_hub.layers.MultiSegmentPacker(sequence_length=length, start_value=layout.start,
-                                                         end_value=layout.end, pad_value=layout.pad)
-            token_ids, _ = packer(preprocessor.tokenize(texts))
-            token_ids = tf.cast(token_ids, tf.int32)
-            mask = tf.cast(token_ids != layout.pad, tf.int32)
-            inputs = {"token_ids": token_ids, "padding_mask": mask}
-            if uses_segments:
-                inputs["segment_ids"] = tf.zeros_like(token_ids)
-            hidden = tf.cast(backbone(inputs)["sequence_output"], tf.float32)
-            weights = tf.cast(mask, tf.float32)[..., None]
-            pooled = tf.reduce_sum(hidden * weights, 1) / tf.maximum(tf.reduce_sum(weights, 1), 1.0)
-            return tf.math.l2_normalize(pooled, axis=-1)
-
+        self.preprocessor = PairPreprocessor(load_tokenizer(self.backbone_name, location), self.backbone_name,
+                                             max(self.query_length, self.title_length))
+        self.backbone = load_backbone(self.backbone_name, location, dtype="float32")
+        layout = self.preprocessor.layout
+        self._packers = {length: keras_hub.layers.MultiSegmentPacker(
+            sequence_length=length, start_value=layout.start, end_value=layout.end, pad_value=layout.pad)
+            for length in {self.query_length, self.title_length}}
         spec = tf.TensorSpec([None], tf.string)
-        self._encoder = {length: tf.function(lambda texts, length=length: embed(texts, length), input_signature=[spec])
-                         for length in {self.query_length, self.title_length}}
+        self._encoder = {length: tf.function(lambda texts, length=length: self.tf_embed(texts, length),
+                                             input_signature=[spec]) for length in self._packers}
+
+    def tf_embed(self, texts, length: int):
+        """float32 [B, hidden] unit-norm embeddings of a string tensor [B] of cleaned texts (TF ops:
+        the export runs them in the SavedModel)."""
+        if self._encoder is None:
+            self._build()
+        pad = self.preprocessor.layout.pad
+        token_ids, _ = self._packers[length](self.preprocessor.tokenize(texts))
+        token_ids = tf.cast(token_ids, tf.int32)
+        mask = tf.cast(token_ids != pad, tf.int32)
+        inputs = {"token_ids": token_ids, "padding_mask": mask}
+        if "segment_ids" in self.backbone.input:
+            inputs["segment_ids"] = tf.zeros_like(token_ids)
+        hidden = tf.cast(self.backbone(inputs)["sequence_output"], tf.float32)
+        weights = tf.cast(mask, tf.float32)[..., None]
+        pooled = tf.reduce_sum(hidden * weights, 1) / tf.maximum(tf.reduce_sum(weights, 1), 1.0)
+        return tf.math.l2_normalize(pooled, axis=-1)
+
+    def tf_scores(self, queries, titles):
+        """float32 [B] cosine of cleaned query and title string tensors [B], in TF ops."""
+        return tf.reduce_sum(self.tf_embed(queries, self.query_length) * self.tf_embed(titles, self.title_length),
+                             axis=-1)
 
     def embed(self, texts, length: int) -> np.ndarray:
         """[N, hidden] unit-norm embeddings of cleaned texts."""

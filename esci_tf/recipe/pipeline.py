@@ -175,6 +175,7 @@ def run_recipe(config: RecipeConfig) -> dict:
                  f"{config.pseudo_threshold}")
             _write_csv(pseudo[["example_id", "query_id", "product_id", *targets_lib.TARGET_COLUMNS]],
                        stage.path("pseudo_labels.csv"))
+            pseudo = targets_lib.disjoint_ids(pseudo, frame)
             labeled = targets_lib.with_targets(frame, train_targets)
             if config.pseudo_on == "all":
                 model_set = tuning.train_all(soft_base, pd.concat([labeled, pseudo], ignore_index=True), template,

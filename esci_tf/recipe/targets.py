@@ -82,6 +82,18 @@ def with_targets(frame: pd.DataFrame, targets: np.ndarray) -> pd.DataFrame:
     return frame.assign(**{column: targets[:, i] for i, column in enumerate(TARGET_COLUMNS)})
 
 
+def disjoint_ids(extra: pd.DataFrame, frame: pd.DataFrame) -> pd.DataFrame:
+    """`extra` rows (e.g. pseudo labels of another file) with example and query ids moved past
+    frame's, so training data never mixes two pairs or two queries under one id (their own ids
+    stay in `source_example_id`)."""
+    example_start = int(frame["example_id"].max()) + 1 if len(frame) else 0
+    query_start = int(frame["query_id"].max()) + 1 if len(frame) else 0
+    query_codes = pd.factorize(extra["query_id"])[0]
+    return extra.assign(source_example_id=extra["example_id"].to_numpy(),
+                        example_id=example_start + np.arange(len(extra), dtype=np.int64),
+                        query_id=query_start + query_codes.astype(np.int64))
+
+
 def pseudo_labels(frame: pd.DataFrame, probabilities: np.ndarray, threshold: float) -> pd.DataFrame:
     """The rows whose largest class probability exceeds `threshold`, with their probabilities as
     soft targets, the argmax as their label, and `pseudo` = True."""
