@@ -4,7 +4,7 @@ A ranker scores the (query, product) pairs of a merged ESCI frame (esci_tf.data.
 `scores(frame)` -> [N] (higher ranks first), and `probabilities(frame)` -> [N, 4] for rankers that
 classify. A trainers.fit --output_dir is a cross-encoder ranker (best_model.keras +
 preprocessing.json); every other ranker directory holds a ranker.json whose "kind" names its class
-(bm25, zero_shot, bag, ensemble), so trainers.predict and trainers.export take any of them.
+(bm25, zero_shot, bi_encoder, bag, ensemble), so trainers.predict and trainers.export take any of them.
 """
 
 import dataclasses
@@ -28,7 +28,7 @@ class Prediction:
 
 def predict(ranker, frame) -> Prediction:
     """Scores and (if any) class probabilities of any ranker."""
-    if hasattr(ranker, "predict"):
+    if hasattr(ranker, "predict"):  # bags and ensembles
         return ranker.predict(frame)
     if hasattr(ranker, "probabilities"):
         probabilities = ranker.probabilities(frame)
@@ -57,6 +57,10 @@ def load_ranker(directory: str, batch_size: int = 128):
         from esci_tf.rankers.zero_shot import ZeroShotRanker
 
         return ZeroShotRanker.load(directory, batch_size)
+    if kind == "bi_encoder":
+        from esci_tf.rankers.bi_encoder import BiEncoderRanker
+
+        return BiEncoderRanker.load(directory, batch_size)
     if kind in ("bag", "ensemble"):
         from esci_tf.rankers.ensemble import BagRanker, EnsembleRanker
 

@@ -30,7 +30,8 @@ ALL_LOCALES = "all"
 
 
 class BagRanker:
-    """Mean class probabilities of several classifying rankers."""
+    """Rankers trained alike (e.g. one per fold): the mean of their class probabilities when
+    they classify (the score is then its ranking score), else the mean of their scores."""
 
     kind = "bag"
 
@@ -38,12 +39,16 @@ class BagRanker:
         if not members:
             raise ValueError("a bag needs at least one member")
         self.members = list(members)
+        self.classifies = all(hasattr(m, "probabilities") for m in self.members)
 
-    def probabilities(self, frame) -> np.ndarray:
-        return np.mean([m.probabilities(frame) for m in self.members], axis=0)
+    def predict(self, frame) -> Prediction:
+        if self.classifies:
+            probabilities = np.mean([m.probabilities(frame) for m in self.members], axis=0)
+            return Prediction(ranking_score(probabilities), probabilities)
+        return Prediction(np.mean([np.asarray(m.scores(frame), np.float64) for m in self.members], axis=0))
 
     def scores(self, frame) -> np.ndarray:
-        return ranking_score(self.probabilities(frame))
+        return self.predict(frame).scores
 
     @staticmethod
     def save(directory: str, member_dirs: list) -> None:

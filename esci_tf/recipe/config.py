@@ -12,7 +12,7 @@ from typing import Optional
 from esci_tf.training.config import ConfigError, RunConfig
 
 STAGE_MODES = ("all", "folds")
-BUILTIN_MEMBERS = ("cross_encoder", "bm25", "zero_shot")
+BUILTIN_MEMBERS = ("cross_encoder", "bi_encoder", "bm25", "zero_shot")
 EXTERNAL_PREFIX = "dir:"
 
 
@@ -32,7 +32,11 @@ class RecipeConfig:
     pseudo_products: Optional[str] = None
     pseudo_threshold: float = 0.7
     pseudo_on: str = "all"
-    members: tuple = BUILTIN_MEMBERS
+    members: tuple = ("cross_encoder", "bm25", "zero_shot")
+    bi_encoder_epochs: int = 4
+    bi_encoder_learning_rate: float = 3e-5
+    bi_encoder_list_size: int = 16
+    bi_encoder_lists_per_batch: int = 4
     check_fraction: float = 0.3
     per_locale_weights: bool = False
     correlation_limit: float = 0.98
@@ -84,6 +88,14 @@ class RecipeConfig:
         if not 0.0 < self.weight_step <= 0.5:
             raise ConfigError(f"--weight_step={self.weight_step}: must be in (0, 0.5]")
         return self
+
+    def bi_encoder_settings(self):
+        """How the bi_encoder member's fold models fine-tune."""
+        from esci_tf.rankers.bi_encoder import BiEncoderSettings
+
+        return BiEncoderSettings(epochs=self.bi_encoder_epochs, learning_rate=self.bi_encoder_learning_rate,
+                                 list_size=self.bi_encoder_list_size, lists_per_batch=self.bi_encoder_lists_per_batch,
+                                 precision=self.run.runtime.precision, seed=self.run.runtime.seed)
 
     def settings(self) -> dict:
         """Every recipe setting but `run`, by name."""

@@ -139,9 +139,21 @@ def run_recipe(config: RecipeConfig) -> dict:
         _write_csv(frame[["example_id"]].assign(fold=folds), stage.path("folds.csv"))
         _finish(stage, model_set)
     timing["folds"] = time.perf_counter() - stage_start
-    stages = {"folds": (stage, _load_model_set(stage))}
+    stages = {"folds": (stage, _load_model_set(stage))}  # the cross-encoder's training stages
+    member_stages = {}  # stages that train other ensemble members
     previous = "folds"
     train_targets = one_hot(labels, smoothing)
+
+    # 1b. bi-encoder fold models (an ensemble member of their own)
+    if "bi_encoder" in config.members:
+        stage = Stage(root, "bi_encoder", {"data": _frame_fingerprint(frame), "folds": stages["folds"][0].settings,
+                                           "settings": vars(config.bi_encoder_settings()),
+                                           "backbone": run.model.backbone, "checkpoint": run.model.checkpoint})
+        stage_start = time.perf_counter()
+        if _prepare(stage):
+            train_bi_encoders(config, frame, folds, stage)
+        timing["bi_encoder"] = time.perf_counter() - stage_start
+        member_stages["bi_encoder"] = (stage, _load_model_set(stage))
 
     # 2. distill
     if config.distill:
@@ -189,14 +201,15 @@ def run_recipe(config: RecipeConfig) -> dict:
         previous = "pseudo"
 
     # 4. ensemble and R/final
-    stage = Stage(root, "ensemble", {"upstream": {n: s.fingerprint for n, (s, _) in stages.items()},
+    stage = Stage(root, "ensemble", {"upstream": {n: s.fingerprint for n, (s, _) in {**stages, **member_stages}.items()},
                                      "members": list(config.members), "check_fraction": config.check_fraction,
                                      "per_locale_weights": config.per_locale_weights,
                                      "correlation_limit": config.correlation_limit, "weight_step": config.weight_step,
                                      "unlabeled": _frame_fingerprint(pseudo_frame) if config.pseudo else None})
     stage_start = time.perf_counter()
     if _prepare(stage):
-        member_scores, rankers = member_oof_scores(config, frame, products_table, pseudo_frame, stages, previous)
+        member_scores, rankers = member_oof_scores(config, frame, products_table, pseudo_frame, stages, previous,
+                                                   member_stages)
         usable = np.all([~np.isnan(s) for s in member_scores.values()], axis=0)
         fitted = ensemble_fit.fit_ensemble(
             {n: s[usable] for n, s in member_scores.items()}, GAINS[labels[usable]],
@@ -205,7 +218,7 @@ def run_recipe(config: RecipeConfig) -> dict:
             config.fold_seed, config.bootstrap_samples)
         _write_csv(frame[["example_id", "query_id", "product_locale"]].assign(
             **{f"score_{n}": s for n, s in member_scores.items()}), stage.path("member_scores.csv"))
-        save_final(root, fitted, rankers, stages, previous)
+        save_final(root, fitted, rankers, {**stages, **member_stages})
         stage.finish({"weights": fitted.weights, "normalization": {k: list(v) for k, v in fitted.normalization.items()},
                       "member_ndcg": fitted.member_ndcg, "dropped": {k: list(v) for k, v in fitted.dropped.items()},
                       "fit_weights": fitted.fit_weights, "check": fitted.check, "chosen": fitted.chosen})
@@ -214,7 +227,29 @@ def run_recipe(config: RecipeConfig) -> dict:
     return report_lib.write_report(config, frame, folds, stages, stage, timing)
 
 
-def member_oof_scores(config, frame, products_table, pseudo_frame, stages, last_stage):
+def train_bi_encoders(config, frame, folds, stage) -> tuning.ModelSet:
+    """One BiEncoderRanker per trained fold (saved as fold_<k>) and its out-of-fold scores."""
+    from esci_tf.rankers.bi_encoder import BiEncoderRanker
+
+    run, settings = config.run, config.bi_encoder_settings()
+    directories, oof = [], []
+    for fold in config.folds_to_train:
+        start = time.perf_counter()
+        ranker = BiEncoderRanker.train(frame[folds != fold], run.model.backbone, run.model.checkpoint, settings,
+                                       backbone_config=run.model.backbone_config)
+        held_out = frame[folds == fold]
+        directory = f"fold_{fold}"
+        ranker.save(stage.path(directory))
+        directories.append(directory)
+        oof.append(pd.DataFrame({"example_id": held_out["example_id"].to_numpy(), "fold": fold,
+                                 "score": ranker.scores(held_out)}))
+        _log(f"recipe: stage bi_encoder, fold {fold} done in {time.perf_counter() - start:.0f} s")
+    model_set = tuning.ModelSet(directories, pd.concat(oof, ignore_index=True))
+    _finish(stage, model_set)
+    return model_set
+
+
+def member_oof_scores(config, frame, products_table, pseudo_frame, stages, last_stage, member_stages):
     """({member: out-of-fold scores [N] on the training pairs, NaN where none}, {member: ranker
     to save in R/final or a callable building it})."""
     from esci_tf.rankers.bm25 import BM25Ranker
@@ -230,6 +265,10 @@ def member_oof_scores(config, frame, products_table, pseudo_frame, stages, last_
                                       ranking_score(np.nan_to_num(probabilities)))
             rankers[member] = ("stage", last_stage)
             _log(f"recipe stage ensemble: cross_encoder weighted by the out-of-fold scores of stage {oof_stage}")
+        elif member == "bi_encoder":
+            oof = member_stages["bi_encoder"][1].oof.set_index("example_id")["score"]
+            scores[member] = frame["example_id"].map(oof).to_numpy(np.float64)
+            rankers[member] = ("stage", "bi_encoder")
         elif member == "bm25":
             catalogs = [products_table] + ([pseudo_frame] if pseudo_frame is not None else [])
             ranker = BM25Ranker.fit_catalog(pd.concat([c[["product_id", "product_locale", "product_title"]]
@@ -258,7 +297,7 @@ def _copy_tree(source: str, target: str) -> None:
             tf.io.gfile.copy(path, os.path.join(target, name), overwrite=True)
 
 
-def save_final(root, fitted, rankers, stages, last_stage) -> str:
+def save_final(root, fitted, rankers, stages) -> str:
     """R/final/: the fitted ensemble with copies of the members it weights."""
     final = os.path.join(root, FINAL_DIR)
     if tf.io.gfile.exists(final):

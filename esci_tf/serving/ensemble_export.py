@@ -1,12 +1,14 @@
 """One SavedModel for a bag or an ensemble of rankers (a trainers.recipe R/final): every member
 runs in the graph and their scores are combined as EnsembleRanker combines them.
 
-Signature `serving_default(query_text, product_text, query, product_title, product_locale)`,
+Signature `serving_default(query_text, product_text, query, product_title, brand_title,
+product_locale)`,
 string tensors [B]:
 - query_text, product_text: the cross-encoder template's pair (FrameEncoder.format: cleaned,
   language token, fields, entity markers when the run used them);
 - query, product_title: the cleaned query and title (esci_tf.data.cleaning.clean_text), what
-  BM25 and the zero-shot cosine read;
+  BM25 and the zero-shot cosine read; brand_title: the cleaned brand and title, what a
+  fine-tuned bi-encoder reads (esci_tf.rankers.bi_encoder.texts);
 - product_locale: "us", "es", "jp" (per-locale weights; other values use the "all" weights).
 Outputs: score [B] and, when members classify, probabilities [B, 4]; each member's own score
 as score_<member>. `serving_inputs(frame, template)` builds these from a merged frame.
@@ -18,35 +20,43 @@ import numpy as np
 import tensorflow as tf
 
 from esci_tf import files
-from esci_tf.data.cleaning import clean_text
 from esci_tf.labels import GAINS
 from esci_tf.rankers.bm25 import BM25Ranker
+from esci_tf.rankers.cross_encoder import CrossEncoderRanker
 from esci_tf.rankers.ensemble import ALL_LOCALES, BagRanker, EnsembleRanker
-from esci_tf.rankers.zero_shot import ZeroShotRanker
+from esci_tf.rankers.bi_encoder import BiEncoderRanker, texts as bi_encoder_texts
 from esci_tf.serving.export import TEMPLATE_ASSET
 
-INPUT_NAMES = ("query_text", "product_text", "query", "product_title", "product_locale")
+INPUT_NAMES = ("query_text", "product_text", "query", "product_title", "brand_title", "product_locale")
 
 
 def serving_inputs(frame, template) -> dict:
     """The signature's string inputs for every row of a merged frame (numpy object arrays)."""
     query_text, product_text = template.format(frame)
+    queries, titles = bi_encoder_texts(frame, "title")
     return {"query_text": np.array(query_text, object), "product_text": np.array(product_text, object),
-            "query": np.array([clean_text(q) for q in frame["query"]], object),
-            "product_title": np.array([clean_text(t) for t in frame["product_title"].fillna("")], object),
+            "query": np.array(queries, object), "product_title": np.array(titles, object),
+            "brand_title": np.array(bi_encoder_texts(frame, "brand_title")[1], object),
             "product_locale": frame["product_locale"].astype(str).to_numpy(object)}
 
 
 class _Bag(tf.Module):
-    """Mean softmax of the bagged CrossEncoders, each with its own PairPreprocessor."""
+    """Mean softmax of bagged CrossEncoders (each with its own PairPreprocessor), or the mean
+    score of other bagged rankers."""
 
     def __init__(self, bag: BagRanker):
         super().__init__()
-        self.models = [m.model for m in bag.members]
-        self.preprocessors = [m.encoder.preprocessor for m in bag.members]
-        self.gains = tf.constant(GAINS)
+        self.classifies = all(isinstance(m, CrossEncoderRanker) for m in bag.members)
+        if self.classifies:
+            self.models = [m.model for m in bag.members]
+            self.preprocessors = [m.encoder.preprocessor for m in bag.members]
+            self.gains = tf.constant(GAINS)
+        else:
+            self.parts = [_graph_member(m) for m in bag.members]
 
     def __call__(self, inputs):
+        if not self.classifies:
+            return tf.add_n([part(inputs)[0] for part in self.parts]) / len(self.parts), None
         probabilities = tf.add_n([
             tf.nn.softmax(tf.cast(model(preprocessor(inputs["query_text"], inputs["product_text"]), training=False),
                                   tf.float32), axis=-1)
@@ -65,13 +75,16 @@ class _Lexical(tf.Module):
 
 
 class _Cosine(tf.Module):
-    def __init__(self, ranker: ZeroShotRanker):
+    """A zero-shot or fine-tuned bi-encoder: the cosine of the query and the product text."""
+
+    def __init__(self, ranker: BiEncoderRanker):
         super().__init__()
-        ranker.tf_embed(tf.constant([""]), ranker.query_length)  # builds the backbone and tokenizer
-        self.ranker, self.backbone, self.preprocessor = ranker, ranker.backbone, ranker.preprocessor
+        ranker.ready()  # a zero-shot ranker loads its weights here
+        self.ranker, self.model, self.preprocessor = ranker, ranker.model, ranker.preprocessor
 
     def __call__(self, inputs):
-        return self.ranker.tf_scores(inputs["query"], inputs["product_title"]), None
+        products = inputs["product_title"] if self.ranker.product_text == "title" else inputs["brand_title"]
+        return self.ranker.tf_scores(inputs["query"], products), None
 
 
 def _graph_member(ranker):
@@ -79,7 +92,7 @@ def _graph_member(ranker):
         return _Bag(ranker)
     if isinstance(ranker, BM25Ranker):
         return _Lexical(ranker)
-    if isinstance(ranker, ZeroShotRanker):
+    if isinstance(ranker, BiEncoderRanker):
         return _Cosine(ranker)
     raise TypeError(f"{type(ranker).__name__} cannot run inside an ensemble SavedModel")
 
@@ -106,8 +119,8 @@ class EnsembleModule(tf.Module):
         self.serve = tf.function(self._serve, input_signature=[
             tf.TensorSpec([None], tf.string, name=name) for name in INPUT_NAMES])
 
-    def _serve(self, query_text, product_text, query, product_title, product_locale):
-        inputs = dict(zip(INPUT_NAMES, (query_text, product_text, query, product_title, product_locale)))
+    def _serve(self, query_text, product_text, query, product_title, brand_title, product_locale):
+        inputs = dict(zip(INPUT_NAMES, (query_text, product_text, query, product_title, brand_title, product_locale)))
         outputs = [member(inputs) for member in self.members]
         raw = tf.stack([tf.cast(s, tf.float32) for s, _ in outputs], axis=1)  # [B, M]
         weights = tf.gather(self.weights, self.locale_index.lookup(product_locale))  # [B, M]

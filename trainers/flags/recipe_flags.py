@@ -23,7 +23,12 @@ HELP = {
     "pseudo_products": "Products of --pseudo_examples.",
     "pseudo_threshold": "Pseudo pairs kept: largest class probability above this (soft labels).",
     "pseudo_on": "all: one fine-tune on training + pseudo pairs; folds: one per fold.",
-    "members": "Ensemble members: cross_encoder (the last stage's models), bm25, zero_shot, dir:MODEL_DIR.",
+    "members": "Ensemble members: cross_encoder (the last stage's models), bi_encoder (a fine-tuned "
+               "sentence encoder, one per fold, bagged), bm25, zero_shot, dir:MODEL_DIR.",
+    "bi_encoder_epochs": "Passes over the query lists of each bi_encoder fold model.",
+    "bi_encoder_learning_rate": "Peak AdamW learning rate of the bi_encoder fold models.",
+    "bi_encoder_list_size": "Products per bi_encoder training list (longer lists are cut).",
+    "bi_encoder_lists_per_batch": "Query lists per bi_encoder training batch.",
     "check_fraction": "Share of the out-of-fold queries held out to check the fitted weights.",
     "per_locale_weights": "Fit weights per locale (locales with 30+ queries).",
     "correlation_limit": "A member correlating this much with a stronger member gets weight 0.",
