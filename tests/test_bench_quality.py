@@ -7,7 +7,7 @@ from bench import quality
 
 TRICK_FIELDS = {
     "label_smoothing": {"label_smoothing"}, "fgm": {"adversarial"}, "awp": {"adversarial"},
-    "multi_sample_dropout": {"multi_sample_dropout"}, "weighted_layers": {"pooling"},
+    "multi_sample_dropout": {"multi_sample_dropout"}, "weighted_layers": {"pooling"}, "mean_pooling": {"pooling"},
     "cross_attention": {"cross_attention"}, "entity_markers": {"entity_markers"},
     "listwise": {"listwise_loss_weight"},
 }
