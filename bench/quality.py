@@ -36,7 +36,8 @@ from absl import app, flags
 from bench import report, sample
 
 FLAGS = flags.FLAGS
-METHODS = ("random", "bm25", "zero_shot", "peer", "recipe")
+METHODS = ("random", "bm25", "zero_shot", "peer", "recipe", "pipeline")
+DEFAULT_PIPELINE_FLAGS = str(sample.REPO / "trainers" / "flags" / "esci_sample_minilm_recipe.flags")
 log = functools.partial(print, flush=True)  # progress shows up at once in redirected output
 
 
@@ -64,6 +65,11 @@ def define_flags():
     flags.DEFINE_integer("bootstrap_samples", 2000, "Bootstrap resamples of the queries.", lower_bound=100)
     flags.DEFINE_bool("plot", True, "Write quality.png (needs matplotlib).")
     flags.DEFINE_string("label", "", "Free text stored in the JSON (e.g. 'smoke run').")
+    flags.DEFINE_string("pipeline_flagfile", DEFAULT_PIPELINE_FLAGS, "The trainers.recipe flagfile the "
+                        "pipeline method runs inside each fold (its unlabeled set: the fold's own pairs, "
+                        "labels hidden, as the recipe is judged).")
+    flags.DEFINE_bool("pipeline_pseudo", True, "The pipeline pseudo-labels each fold's own eval pairs "
+                      "(labels hidden); --nopipeline_pseudo runs it without the pseudo stage.")
     flags.DEFINE_string("cache_dir", None, "Where each fine-tune's eval scores are kept (default "
                         "<results_dir>/quality_cache; '' disables): a rerun with the same settings "
                         "reuses them, so a long run resumes and can be split over invocations.")
@@ -75,7 +81,8 @@ CACHE_SETTINGS = ("folds", "fold_seed", "min_list_size", "max_length", "epochs",
                   "batch_size", "data_dir")
 PEER_SETTINGS = ("peer_learning_rate",)
 RECIPE_SETTINGS = ("learning_rate", "list_size")
-ALL_CACHE_SETTINGS = CACHE_SETTINGS + PEER_SETTINGS + RECIPE_SETTINGS
+PIPELINE_SETTINGS = ("folds", "fold_seed", "min_list_size", "max_train_pairs", "data_dir", "pipeline_pseudo")
+ALL_CACHE_SETTINGS = CACHE_SETTINGS + PEER_SETTINGS + RECIPE_SETTINGS + ("pipeline_pseudo",)
 
 
 class ScoreCache:
@@ -83,15 +90,18 @@ class ScoreCache:
     settings that change them (CACHE_SETTINGS and its side's PEER_ or RECIPE_SETTINGS) and the eval
     rows; None directory = no cache."""
 
-    def __init__(self, directory, settings: dict):
+    def __init__(self, directory, settings: dict, pipeline_flags: str = ""):
         self.directory = pathlib.Path(directory) if directory else None
         self.peer_hash = _settings_hash(settings, CACHE_SETTINGS + PEER_SETTINGS)
         self.recipe_hash = _settings_hash(settings, CACHE_SETTINGS + RECIPE_SETTINGS)
+        # The pipeline's fine-tunes take their settings from its flagfile, not from the bench's flags.
+        self.pipeline_hash = _settings_hash({**settings, "flagfile": pipeline_flags},
+                                            PIPELINE_SETTINGS + ("flagfile",))
 
     def path(self, name: str, seed: int, fold: int, eval_rows) -> pathlib.Path:
         """The file of fine-tune `name` ("peer" or a recipe configuration's key)."""
         rows = hashlib.sha256(np.asarray(eval_rows, np.int64).tobytes()).hexdigest()[:8]
-        settings_hash = self.peer_hash if name == "peer" else self.recipe_hash
+        settings_hash = {"peer": self.peer_hash, "pipeline": self.pipeline_hash}.get(name, self.recipe_hash)
         return self.directory / f"{name}-seed{seed}-fold{fold}-{settings_hash}-{rows}.npy"
 
     def get(self, name, seed, fold, eval_rows):
@@ -214,7 +224,13 @@ def run_methods(data, methods, configs, seeds, log=log, cache=None) -> dict:
             take(plain, tr), labels[tr], take(plain, ev), seed, FLAGS.epochs, FLAGS.max_length,
             FLAGS.batch_size, FLAGS.peer_learning_rate, log=log), "peer", log, cache) for seed in seeds]
     base = quality_train.base_run_config(FLAGS.max_length, FLAGS.batch_size, FLAGS.learning_rate, FLAGS.list_size)
-    runs_dir = pathlib.Path(cache.directory or FLAGS.results_dir) / "runs"
+    runs_dir = pathlib.Path(getattr(cache, "directory", None) or FLAGS.results_dir) / "runs"
+    if "pipeline" in methods:
+        recipe = quality_train.pipeline_config(FLAGS.pipeline_flagfile)
+        results["pipeline"] = [cross_validate(data, seed, lambda tr, ev, seed=seed: quality_train.train_pipeline(
+            recipe, data, tr, ev, seed, str(runs_dir / f"pipeline-seed{seed}"), FLAGS.pipeline_pseudo, log=log),
+            "pipeline", log, cache)
+            for seed in seeds]
     for key, config in configs.items():
         template = data.templates[config.template]
         results[key] = [cross_validate(data, seed, lambda tr, ev, seed=seed, config=config: quality_train.train_recipe(
@@ -323,7 +339,8 @@ def main(argv):
           f"long-list queries in {FLAGS.folds} folds; {len(configs)} recipe configs x {len(seeds)} seeds")
     cache_dir = (pathlib.Path(FLAGS.results_dir) / "quality_cache" if FLAGS.cache_dir is None
                  else FLAGS.cache_dir)
-    cache = ScoreCache(cache_dir, {name: FLAGS[name].value for name in ALL_CACHE_SETTINGS})
+    pipeline_flags = pathlib.Path(FLAGS.pipeline_flagfile).read_text() if "pipeline" in methods else ""
+    cache = ScoreCache(cache_dir, {name: FLAGS[name].value for name in ALL_CACHE_SETTINGS}, pipeline_flags)
     results = run_methods(data, methods, configs, seeds, cache=cache)
     method_names = {m: m for m in methods if m != "recipe"}
     if recipe_key:

@@ -17,6 +17,7 @@ class QualityData:
     num_folds: int
     templates: dict  # name ("plain" / "entities") -> esci_tf.data.template.TemplateSettings
     encoded: dict  # "plain" -> {token_ids, segment_ids, padding_mask} (the peer reads these ids)
+    products: pd.DataFrame = None  # the sample's products table
 
     @property
     def gains(self) -> np.ndarray:
@@ -71,7 +72,7 @@ def load_quality_data(data_dir, num_folds: int, fold_seed: int, max_length: int,
             raise ValueError(f"unknown template {name!r}")
         settings[name] = TemplateSettings.for_catalog(products_table, entity_markers=name == "entities")
     plain = FrameEncoder(ours_preprocessor(max_length), settings.get("plain", TemplateSettings()))
-    return QualityData(frame, folds, num_folds, settings, {"plain": plain.features(frame)})
+    return QualityData(frame, folds, num_folds, settings, {"plain": plain.features(frame)}, products_table)
 
 
 def take(features: dict, rows) -> dict:

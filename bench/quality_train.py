@@ -91,6 +91,44 @@ def train_recipe(base, config: RecipeConfig, train: pd.DataFrame, eval_frame: pd
     return scores
 
 
+def pipeline_config(flagfile: str):
+    """The RecipeConfig of a trainers.recipe flagfile (its own flag namespace: the bench's flags
+    stay as they are)."""
+    from absl import flags
+
+    from trainers.flags import recipe_flags
+
+    flag_values = flags.FlagValues()
+    recipe_flags.define_flags(flag_values)
+    flag_values(["pipeline", f"--flagfile={flagfile}", "--output_dir=unset"])
+    return recipe_flags.recipe_config(flag_values)
+
+
+def train_pipeline(recipe, data, train_rows, eval_rows, seed: int, run_dir: str, pseudo: bool = True,
+                   log=print) -> np.ndarray:
+    """The whole trainers.recipe run on the fold's training rows, its unlabeled set (pseudo) the
+    fold's eval rows with their labels hidden (how the recipe is judged); R/final's scores of
+    the eval rows. The fine-tunes' seed is `seed`."""
+    from esci_tf.data.template import TemplateSettings
+    from esci_tf.rankers import load_ranker
+    from esci_tf.rankers.base import predict
+    from esci_tf.recipe.pipeline import RecipeData, run_recipe
+
+    frame = data.frame
+    held_out = frame.iloc[eval_rows].reset_index(drop=True)
+    unlabeled = held_out.drop(columns=["esci_label"]).assign(label=-1)
+    run = recipe.run.replace(seed=seed)
+    template = TemplateSettings.for_catalog(data.products, run.data.field_style, run.data.prompt_tokens,
+                                            run.data.entity_markers)
+    config = dataclasses.replace(recipe, run=run, output_dir=run_dir, pseudo_examples=None, pseudo_products=None)
+    report = run_recipe(config, RecipeData(frame.iloc[train_rows].reset_index(drop=True), data.products, template,
+                                           unlabeled if pseudo else None))
+    scores = predict(load_ranker(f"{run_dir}/final"), held_out).scores
+    log(f"    pipeline seed {seed}: final ranker {report['ensemble']['chosen']}, weights {report['ensemble']['weights']}")
+    shutil.rmtree(run_dir, ignore_errors=True)
+    return np.asarray(scores, np.float64)
+
+
 def train_peer(train: dict, train_labels: np.ndarray, eval_features: dict, seed: int, epochs: float,
                max_length: int, batch_size: int = 32, learning_rate: float = 5e-5, log=print) -> np.ndarray:
     """The peer's plain fine-tune: transformers AutoModelForSequenceClassification on MiniLM,

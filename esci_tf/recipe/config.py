@@ -52,11 +52,12 @@ class RecipeConfig:
     def pseudo(self) -> bool:
         return self.pseudo_examples is not None
 
-    def validate(self) -> "RecipeConfig":
-        """ConfigError naming the flag of a setting that cannot work; returns self."""
+    def validate(self, files: bool = True) -> "RecipeConfig":
+        """ConfigError naming the flag of a setting that cannot work; returns self. files False:
+        the caller brings the data (run_recipe(config, data=...))."""
         self.run.validate(data_source=False)
         data = self.run.data
-        if data.examples is None or data.products is None:
+        if files and (data.examples is None or data.products is None):
             raise ConfigError("the recipe trains on files: give --examples and --products")
         if not self.output_dir:
             raise ConfigError("--output_dir is required")

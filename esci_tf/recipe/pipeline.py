@@ -15,6 +15,7 @@ Killed anywhere, a rerun continues: finished stages are skipped, the running one
 fine-tunes from their checkpoints.
 """
 
+import dataclasses
 import os
 import time
 
@@ -93,8 +94,19 @@ def _finish(stage: Stage, model_set: tuning.ModelSet, extra: dict | None = None)
     stage.finish({**model_set.to_dict(), "oof": model_set.oof is not None, **(extra or {})})
 
 
-def load_training_data(config: RecipeConfig):
-    """(merged training frame, products table, template) of the recipe's files."""
+@dataclasses.dataclass
+class RecipeData:
+    """What the recipe trains on: the labeled pairs (a merged frame), their products table (BM25
+    statistics, entity gazetteers), the template, and the unlabeled pairs for pseudo labels."""
+
+    frame: pd.DataFrame
+    products_table: pd.DataFrame
+    template: TemplateSettings
+    pseudo_frame: pd.DataFrame | None = None
+
+
+def load_recipe_data(config: RecipeConfig) -> RecipeData:
+    """The recipe's files, read and validated once."""
     data = config.run.data
     products_table = read_table(data.products)
     frame, report = load_esci(data.examples, data.products, task=data.task, on_bad_rows=data.on_bad_rows,
@@ -103,25 +115,28 @@ def load_training_data(config: RecipeConfig):
         _log(f"recipe: dropped rows of the training files: {report.to_dict()['counts']}")
     template = TemplateSettings.for_catalog(products_table, data.field_style, data.prompt_tokens,
                                             data.entity_markers)
-    return frame.reset_index(drop=True), products_table, template
+    pseudo_frame = None
+    if config.pseudo:
+        pseudo_frame, _ = load_esci(config.pseudo_examples, config.pseudo_products, task=data.task,
+                                    on_bad_rows=data.on_bad_rows, require_labels=False)
+    return RecipeData(frame.reset_index(drop=True), products_table, template, pseudo_frame)
 
 
-def run_recipe(config: RecipeConfig) -> dict:
-    """Run (or continue) every stage; returns the report (also R/report.json)."""
-    config.validate()
+def run_recipe(config: RecipeConfig, data: RecipeData | None = None) -> dict:
+    """Run (or continue) every stage on the config's files (or on `data`); returns the report
+    (also R/report.json)."""
+    config.validate(files=data is None)
+    data = data or load_recipe_data(config)
+    frame, products_table, template, pseudo_frame = data.frame, data.products_table, data.template, data.pseudo_frame
+    use_pseudo = pseudo_frame is not None
     root, run = config.output_dir, config.run
     tf.io.gfile.makedirs(root)
     start = time.perf_counter()
-    frame, products_table, template = load_training_data(config)
     base = run.replace(progress_bar=False, select_best=False, output_dir=root)
     labels = frame["label"].to_numpy()
     smoothing = run.training.label_smoothing
     soft_base = base.replace(label_smoothing=0.0)  # soft targets carry their smoothing already
-    pseudo_frame = None
-    if config.pseudo:
-        pseudo_frame, _ = load_esci(config.pseudo_examples, config.pseudo_products, task=run.data.task,
-                                    on_bad_rows=run.data.on_bad_rows, require_labels=False)
-    num_train_stages = 1 + config.distill + config.pseudo
+    num_train_stages = 1 + config.distill + use_pseudo
     per_fold = len(config.folds_to_train) * len(frame) * (config.num_folds - 1) / config.num_folds
     progress = tuning.Progress(per_fold * max(run.training.epochs, 1) * num_train_stages)
     timing = {}
@@ -175,7 +190,7 @@ def run_recipe(config: RecipeConfig) -> dict:
         previous = "distill"
 
     # 3. pseudo
-    if config.pseudo:
+    if use_pseudo:
         stage = Stage(root, "pseudo", {"upstream": stages[previous][0].fingerprint, "mode": config.pseudo_on,
                                        "unlabeled": _frame_fingerprint(pseudo_frame),
                                        "threshold": config.pseudo_threshold})
@@ -205,7 +220,7 @@ def run_recipe(config: RecipeConfig) -> dict:
                                      "members": list(config.members), "check_fraction": config.check_fraction,
                                      "per_locale_weights": config.per_locale_weights,
                                      "correlation_limit": config.correlation_limit, "weight_step": config.weight_step,
-                                     "unlabeled": _frame_fingerprint(pseudo_frame) if config.pseudo else None})
+                                     "unlabeled": _frame_fingerprint(pseudo_frame) if use_pseudo else None})
     stage_start = time.perf_counter()
     if _prepare(stage):
         member_scores, rankers = member_oof_scores(config, frame, products_table, pseudo_frame, stages, previous,
