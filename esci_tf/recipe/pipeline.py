@@ -197,7 +197,8 @@ def run_recipe(config: RecipeConfig, data: RecipeData | None = None) -> dict:
         stage_start = time.perf_counter()
         if _prepare(stage):
             teacher = _bag(*stages[previous], run.training.eval_batch_size or 128)
-            pseudo = targets_lib.pseudo_labels(pseudo_frame, teacher.probabilities(pseudo_frame), config.pseudo_threshold)
+            pseudo = targets_lib.pseudo_labels(pseudo_frame, teacher.predict(pseudo_frame).probabilities,
+                                               config.pseudo_threshold)
             _log(f"recipe stage pseudo: {len(pseudo)} of {len(pseudo_frame)} unlabeled pairs above "
                  f"{config.pseudo_threshold}")
             _write_csv(pseudo[["example_id", "query_id", "product_id", *targets_lib.TARGET_COLUMNS]],
