@@ -16,7 +16,6 @@ fine-tunes from their checkpoints.
 """
 
 import dataclasses
-import os
 import time
 
 import numpy as np
@@ -26,14 +25,13 @@ from absl import logging
 
 from esci_tf.data.reader import load_esci, read_table
 from esci_tf.data.template import TemplateSettings
-from esci_tf.labels import GAINS, one_hot, ranking_score
+from esci_tf.labels import GAINS, one_hot
 from esci_tf.recipe import ensemble_fit, fine_tune as tuning, report as report_lib, targets as targets_lib
-from esci_tf.recipe.config import EXTERNAL_PREFIX, RecipeConfig
+from esci_tf.recipe.config import RecipeConfig
+from esci_tf.recipe.members import member_oof_scores, save_final
 from esci_tf.recipe.stages import Stage, fingerprint
-from esci_tf.rankers.base import load_ranker
-from esci_tf.rankers.ensemble import BagRanker, EnsembleRanker
+from esci_tf.rankers.ensemble import BagRanker
 
-FINAL_DIR = "final"
 OOF_FILE = "oof.csv"
 
 
@@ -122,111 +120,155 @@ def load_recipe_data(config: RecipeConfig) -> RecipeData:
     return RecipeData(frame.reset_index(drop=True), products_table, template, pseudo_frame)
 
 
+@dataclasses.dataclass
+class _Run:
+    """One recipe run's state as its stages fill it in."""
+
+    config: RecipeConfig
+    data: RecipeData
+    folds: np.ndarray
+    progress: tuning.Progress
+    stages: dict = dataclasses.field(default_factory=dict)  # the cross-encoder's training stages
+    member_stages: dict = dataclasses.field(default_factory=dict)  # stages training other members
+    previous: str = "folds"  # the last cross-encoder stage so far
+    targets: np.ndarray | None = None  # the labeled pairs' training targets so far
+    timing: dict = dataclasses.field(default_factory=dict)
+
+    @property
+    def root(self) -> str:
+        return self.config.output_dir
+
+    @property
+    def base(self):
+        """The fine-tunes' RunConfig: one final evaluation, no selection on the eval fold."""
+        return self.config.run.replace(progress_bar=False, select_best=False, output_dir=self.root)
+
+    @property
+    def soft_base(self):
+        """For soft targets, which carry their label smoothing already."""
+        return self.base.replace(label_smoothing=0.0)
+
+    def run_stage(self, name: str, settings: dict, body) -> Stage:
+        """Stage `name`: skipped when done with these settings, else body(stage); timed."""
+        stage = Stage(self.root, name, settings)
+        start = time.perf_counter()
+        if _prepare(stage):
+            body(stage)
+        self.timing[name] = time.perf_counter() - start
+        return stage
+
+
 def run_recipe(config: RecipeConfig, data: RecipeData | None = None) -> dict:
     """Run (or continue) every stage on the config's files (or on `data`); returns the report
     (also R/report.json)."""
     config.validate(files=data is None)
     data = data or load_recipe_data(config)
-    frame, products_table, template, pseudo_frame = data.frame, data.products_table, data.template, data.pseudo_frame
-    use_pseudo = pseudo_frame is not None
-    root, run = config.output_dir, config.run
-    tf.io.gfile.makedirs(root)
+    tf.io.gfile.makedirs(config.output_dir)
     start = time.perf_counter()
-    base = run.replace(progress_bar=False, select_best=False, output_dir=root)
-    labels = frame["label"].to_numpy()
-    smoothing = run.training.label_smoothing
-    soft_base = base.replace(label_smoothing=0.0)  # soft targets carry their smoothing already
-    num_train_stages = 1 + config.distill + use_pseudo
+    frame = data.frame
+    num_train_stages = 1 + config.distill + (data.pseudo_frame is not None)
     per_fold = len(config.folds_to_train) * len(frame) * (config.num_folds - 1) / config.num_folds
-    progress = tuning.Progress(per_fold * max(run.training.epochs, 1) * num_train_stages)
-    timing = {}
-
-    # 1. folds
-    folds = targets_lib.assign_recipe_folds(frame, config.num_folds, config.fold_seed)
-    stage = Stage(root, "folds", {"data": _frame_fingerprint(frame), "run": _run_settings(config),
-                                  "num_folds": config.num_folds, "fold_seed": config.fold_seed,
-                                  "train_folds": list(config.folds_to_train), "template": template.to_dict()})
-    stage_start = time.perf_counter()
-    if _prepare(stage):
-        _log(f"recipe stage folds: {len(config.folds_to_train)} of {config.num_folds} folds")
-        model_set = tuning.train_folds(base, frame, folds, config.folds_to_train, template, stage.directory,
-                                       progress=progress, stage="folds")
-        _write_csv(frame[["example_id"]].assign(fold=folds), stage.path("folds.csv"))
-        _finish(stage, model_set)
-    timing["folds"] = time.perf_counter() - stage_start
-    stages = {"folds": (stage, _load_model_set(stage))}  # the cross-encoder's training stages
-    member_stages = {}  # stages that train other ensemble members
-    previous = "folds"
-    train_targets = one_hot(labels, smoothing)
-
-    # 1b. bi-encoder fold models (an ensemble member of their own)
+    run = _Run(config, data, targets_lib.assign_recipe_folds(frame, config.num_folds, config.fold_seed),
+               tuning.Progress(per_fold * max(config.run.training.epochs, 1) * num_train_stages),
+               targets=one_hot(frame["label"].to_numpy(), config.run.training.label_smoothing))
+    _stage_folds(run)
     if "bi_encoder" in config.members:
-        stage = Stage(root, "bi_encoder", {"data": _frame_fingerprint(frame), "folds": stages["folds"][0].settings,
-                                           "settings": vars(config.bi_encoder_settings()),
-                                           "backbone": run.model.backbone, "checkpoint": run.model.checkpoint})
-        stage_start = time.perf_counter()
-        if _prepare(stage):
-            train_bi_encoders(config, frame, folds, stage)
-        timing["bi_encoder"] = time.perf_counter() - stage_start
-        member_stages["bi_encoder"] = (stage, _load_model_set(stage))
-
-    # 2. distill
+        _stage_bi_encoder(run)
     if config.distill:
-        fold_oof = tuning.oof_probabilities(frame, stages["folds"][1].oof)
-        train_targets = targets_lib.distill_targets(labels, fold_oof, config.hard_label_weight, smoothing)
-        stage = Stage(root, "distill", {"upstream": stages["folds"][0].fingerprint, "mode": config.distill_on,
-                                        "hard_label_weight": config.hard_label_weight})
-        stage_start = time.perf_counter()
-        if _prepare(stage):
-            distill_frame = targets_lib.with_targets(frame, train_targets)
-            if config.distill_on == "all":
-                model_set = tuning.train_all(soft_base, distill_frame, template, stage.directory, progress, "distill")
-            else:
-                model_set = tuning.train_folds(soft_base, distill_frame, folds, config.folds_to_train, template,
-                                               stage.directory, progress=progress, stage="distill")
-            _finish(stage, model_set)
-        timing["distill"] = time.perf_counter() - stage_start
-        stages["distill"] = (stage, _load_model_set(stage))
-        previous = "distill"
+        _stage_distill(run)
+    if data.pseudo_frame is not None:
+        _stage_pseudo(run)
+    ensemble = _stage_ensemble(run)
+    run.timing["total"] = time.perf_counter() - start
+    return report_lib.write_report(config, frame, run.folds, run.stages, ensemble, run.timing)
 
-    # 3. pseudo
-    if use_pseudo:
-        stage = Stage(root, "pseudo", {"upstream": stages[previous][0].fingerprint, "mode": config.pseudo_on,
-                                       "unlabeled": _frame_fingerprint(pseudo_frame),
-                                       "threshold": config.pseudo_threshold})
-        stage_start = time.perf_counter()
-        if _prepare(stage):
-            teacher = _bag(*stages[previous], run.training.eval_batch_size or 128)
-            pseudo = targets_lib.pseudo_labels(pseudo_frame, teacher.predict(pseudo_frame).probabilities,
-                                               config.pseudo_threshold)
-            _log(f"recipe stage pseudo: {len(pseudo)} of {len(pseudo_frame)} unlabeled pairs above "
-                 f"{config.pseudo_threshold}")
-            _write_csv(pseudo[["example_id", "query_id", "product_id", *targets_lib.TARGET_COLUMNS]],
-                       stage.path("pseudo_labels.csv"))
-            pseudo = targets_lib.disjoint_ids(pseudo, frame)
-            labeled = targets_lib.with_targets(frame, train_targets)
-            if config.pseudo_on == "all":
-                model_set = tuning.train_all(soft_base, pd.concat([labeled, pseudo], ignore_index=True), template,
-                                             stage.directory, progress, "pseudo")
-            else:
-                model_set = tuning.train_folds(soft_base, labeled, folds, config.folds_to_train, template,
-                                               stage.directory, extra_train=pseudo, progress=progress, stage="pseudo")
-            _finish(stage, model_set, {"pseudo_pairs": len(pseudo), "unlabeled_pairs": len(pseudo_frame)})
-        timing["pseudo"] = time.perf_counter() - stage_start
-        stages["pseudo"] = (stage, _load_model_set(stage))
-        previous = "pseudo"
 
-    # 4. ensemble and R/final
-    stage = Stage(root, "ensemble", {"upstream": {n: s.fingerprint for n, (s, _) in {**stages, **member_stages}.items()},
-                                     "members": list(config.members), "check_fraction": config.check_fraction,
-                                     "per_locale_weights": config.per_locale_weights,
-                                     "correlation_limit": config.correlation_limit, "weight_step": config.weight_step,
-                                     "unlabeled": _frame_fingerprint(pseudo_frame) if use_pseudo else None})
-    stage_start = time.perf_counter()
-    if _prepare(stage):
-        member_scores, rankers = member_oof_scores(config, frame, products_table, pseudo_frame, stages, previous,
-                                                   member_stages)
+def _stage_folds(run: _Run) -> None:
+    """1. One fine-tune per trained fold; the out-of-fold probabilities."""
+    config, frame = run.config, run.data.frame
+
+    def body(stage):
+        _log(f"recipe stage folds: {len(config.folds_to_train)} of {config.num_folds} folds")
+        model_set = tuning.train_folds(run.base, frame, run.folds, config.folds_to_train, run.data.template,
+                                       stage.directory, progress=run.progress, stage="folds")
+        _write_csv(frame[["example_id"]].assign(fold=run.folds), stage.path("folds.csv"))
+        _finish(stage, model_set)
+
+    stage = run.run_stage("folds", {"data": _frame_fingerprint(frame), "run": _run_settings(config),
+                                    "num_folds": config.num_folds, "fold_seed": config.fold_seed,
+                                    "train_folds": list(config.folds_to_train),
+                                    "template": run.data.template.to_dict()}, body)
+    run.stages["folds"] = (stage, _load_model_set(stage))
+
+
+def _stage_bi_encoder(run: _Run) -> None:
+    """1b. The bi-encoder member's fold models (bagged in R/final) and their out-of-fold scores."""
+    config, model = run.config, run.config.run.model
+    stage = run.run_stage("bi_encoder", {"data": _frame_fingerprint(run.data.frame),
+                                         "folds": run.stages["folds"][0].settings,
+                                         "settings": vars(config.bi_encoder_settings()), "backbone": model.backbone,
+                                         "checkpoint": model.checkpoint},
+                          lambda stage: train_bi_encoders(config, run.data.frame, run.folds, stage))
+    run.member_stages["bi_encoder"] = (stage, _load_model_set(stage))
+
+
+def _retrain(run: _Run, stage: Stage, labeled: pd.DataFrame, mode: str, name: str, extra=None) -> tuning.ModelSet:
+    """A soft-target fine-tune on every pair (mode "all") or one per fold (mode "folds")."""
+    if mode == "all":
+        train = labeled if extra is None else pd.concat([labeled, extra], ignore_index=True)
+        return tuning.train_all(run.soft_base, train, run.data.template, stage.directory, run.progress, name)
+    return tuning.train_folds(run.soft_base, labeled, run.folds, run.config.folds_to_train, run.data.template,
+                              stage.directory, extra_train=extra, progress=run.progress, stage=name)
+
+
+def _stage_distill(run: _Run) -> None:
+    """2. Self-distillation: targets mix the (smoothed) label with out-of-fold probabilities."""
+    config, frame = run.config, run.data.frame
+    oof = tuning.oof_probabilities(frame, run.stages["folds"][1].oof)
+    run.targets = targets_lib.distill_targets(frame["label"].to_numpy(), oof, config.hard_label_weight,
+                                              config.run.training.label_smoothing)
+
+    def body(stage):
+        model_set = _retrain(run, stage, targets_lib.with_targets(frame, run.targets), config.distill_on, "distill")
+        _finish(stage, model_set)
+
+    stage = run.run_stage("distill", {"upstream": run.stages["folds"][0].fingerprint, "mode": config.distill_on,
+                                      "hard_label_weight": config.hard_label_weight}, body)
+    run.stages["distill"] = (stage, _load_model_set(stage))
+    run.previous = "distill"
+
+
+def _stage_pseudo(run: _Run) -> None:
+    """3. Pseudo labels: the previous stage's models label the unlabeled pairs; retrain on both."""
+    config, frame, unlabeled = run.config, run.data.frame, run.data.pseudo_frame
+
+    def body(stage):
+        teacher = _bag(*run.stages[run.previous], config.run.training.eval_batch_size or 128)
+        pseudo = targets_lib.pseudo_labels(unlabeled, teacher.predict(unlabeled).probabilities, config.pseudo_threshold)
+        _log(f"recipe stage pseudo: {len(pseudo)} of {len(unlabeled)} unlabeled pairs above {config.pseudo_threshold}")
+        _write_csv(pseudo[["example_id", "query_id", "product_id", *targets_lib.TARGET_COLUMNS]],
+                   stage.path("pseudo_labels.csv"))
+        model_set = _retrain(run, stage, targets_lib.with_targets(frame, run.targets), config.pseudo_on, "pseudo",
+                             extra=targets_lib.disjoint_ids(pseudo, frame))
+        _finish(stage, model_set, {"pseudo_pairs": len(pseudo), "unlabeled_pairs": len(unlabeled)})
+
+    stage = run.run_stage("pseudo", {"upstream": run.stages[run.previous][0].fingerprint, "mode": config.pseudo_on,
+                                     "unlabeled": _frame_fingerprint(unlabeled),
+                                     "threshold": config.pseudo_threshold}, body)
+    run.stages["pseudo"] = (stage, _load_model_set(stage))
+    run.previous = "pseudo"
+
+
+def _stage_ensemble(run: _Run) -> Stage:
+    """4. The members' out-of-fold scores, the fitted weights, R/final."""
+    config, frame, unlabeled = run.config, run.data.frame, run.data.pseudo_frame
+    every_stage = {**run.stages, **run.member_stages}
+
+    def body(stage):
+        member_scores, rankers = member_oof_scores(config, frame, run.data.products_table, unlabeled, run.stages,
+                                                   run.previous, run.member_stages)
         usable = np.all([~np.isnan(s) for s in member_scores.values()], axis=0)
+        labels = frame["label"].to_numpy()
         fitted = ensemble_fit.fit_ensemble(
             {n: s[usable] for n, s in member_scores.items()}, GAINS[labels[usable]],
             frame["query_id"].to_numpy()[usable], frame["product_locale"].to_numpy()[usable],
@@ -234,13 +276,16 @@ def run_recipe(config: RecipeConfig, data: RecipeData | None = None) -> dict:
             config.fold_seed, config.bootstrap_samples)
         _write_csv(frame[["example_id", "query_id", "product_locale"]].assign(
             **{f"score_{n}": s for n, s in member_scores.items()}), stage.path("member_scores.csv"))
-        save_final(root, fitted, rankers, {**stages, **member_stages})
+        save_final(run.root, fitted, rankers, every_stage)
         stage.finish({"weights": fitted.weights, "normalization": {k: list(v) for k, v in fitted.normalization.items()},
                       "member_ndcg": fitted.member_ndcg, "dropped": {k: list(v) for k, v in fitted.dropped.items()},
                       "fit_weights": fitted.fit_weights, "check": fitted.check, "chosen": fitted.chosen})
-    timing["ensemble"] = time.perf_counter() - stage_start
-    timing["total"] = time.perf_counter() - start
-    return report_lib.write_report(config, frame, folds, stages, stage, timing)
+
+    return run.run_stage("ensemble", {
+        "upstream": {n: s.fingerprint for n, (s, _) in every_stage.items()}, "members": list(config.members),
+        "check_fraction": config.check_fraction, "per_locale_weights": config.per_locale_weights,
+        "correlation_limit": config.correlation_limit, "weight_step": config.weight_step,
+        "unlabeled": _frame_fingerprint(unlabeled) if unlabeled is not None else None}, body)
 
 
 def train_bi_encoders(config, frame, folds, stage) -> tuning.ModelSet:
@@ -263,76 +308,3 @@ def train_bi_encoders(config, frame, folds, stage) -> tuning.ModelSet:
     model_set = tuning.ModelSet(directories, pd.concat(oof, ignore_index=True))
     _finish(stage, model_set)
     return model_set
-
-
-def member_oof_scores(config, frame, products_table, pseudo_frame, stages, last_stage, member_stages):
-    """({member: out-of-fold scores [N] on the training pairs, NaN where none}, {member: ranker
-    to save in R/final or a callable building it})."""
-    from esci_tf.rankers.bm25 import BM25Ranker
-    from esci_tf.rankers.zero_shot import ZeroShotRanker
-
-    scores, rankers = {}, {}
-    for member in config.members:
-        if member == "cross_encoder":
-            oof_stage = next(name for name in (last_stage, "pseudo", "distill", "folds")
-                             if name in stages and stages[name][1].oof is not None)
-            probabilities = tuning.oof_probabilities(frame, stages[oof_stage][1].oof)
-            scores[member] = np.where(np.isnan(probabilities).any(axis=1), np.nan,
-                                      ranking_score(np.nan_to_num(probabilities)))
-            rankers[member] = ("stage", last_stage)
-            _log(f"recipe stage ensemble: cross_encoder weighted by the out-of-fold scores of stage {oof_stage}")
-        elif member == "bi_encoder":
-            oof = member_stages["bi_encoder"][1].oof.set_index("example_id")["score"]
-            scores[member] = frame["example_id"].map(oof).to_numpy(np.float64)
-            rankers[member] = ("stage", "bi_encoder")
-        elif member == "bm25":
-            catalogs = [products_table] + ([pseudo_frame] if pseudo_frame is not None else [])
-            ranker = BM25Ranker.fit_catalog(pd.concat([c[["product_id", "product_locale", "product_title"]]
-                                                       for c in catalogs], ignore_index=True))
-            scores[member], rankers[member] = ranker.scores(frame), ranker
-        elif member == "zero_shot":
-            ranker = ZeroShotRanker(config.run.model.backbone, config.run.model.checkpoint)
-            scores[member], rankers[member] = ranker.scores(frame), ranker
-        else:  # dir:PATH, a ranker trained on other data (its scores here count as out-of-fold)
-            path = member[len(EXTERNAL_PREFIX):]
-            ranker = load_ranker(path)
-            scores[member], rankers[member] = np.asarray(ranker.scores(frame), np.float64), ("dir", path)
-    return scores, rankers
-
-
-def _copy_tree(source: str, target: str) -> None:
-    tf.io.gfile.makedirs(target)
-    for name in tf.io.gfile.listdir(source):
-        name = name.rstrip("/")
-        if name in ("checkpoints", "data", "logs"):
-            continue
-        path = os.path.join(source, name)
-        if tf.io.gfile.isdir(path):
-            _copy_tree(path, os.path.join(target, name))
-        else:
-            tf.io.gfile.copy(path, os.path.join(target, name), overwrite=True)
-
-
-def save_final(root, fitted, rankers, stages) -> str:
-    """R/final/: the fitted ensemble with copies of the members it weights."""
-    final = os.path.join(root, FINAL_DIR)
-    if tf.io.gfile.exists(final):
-        tf.io.gfile.rmtree(final)
-    used = sorted({n for w in fitted.weights.values() for n, v in w.items() if v})
-    member_dirs = {}
-    for name in used:
-        target = os.path.join(final, "members", name.replace(":", "_").replace("/", "_"))
-        member_dirs[name] = os.path.relpath(target, final)
-        ranker = rankers[name]
-        if isinstance(ranker, tuple) and ranker[0] == "stage":  # the stage's models, bagged
-            stage, model_set = stages[ranker[1]]
-            for directory in model_set.directories:
-                _copy_tree(stage.path(directory), os.path.join(target, directory))
-            BagRanker.save(target, model_set.directories)
-        elif isinstance(ranker, tuple):  # another run's directory
-            _copy_tree(ranker[1], target)
-        else:
-            ranker.save(target)
-    weights = {locale: {n: v for n, v in w.items() if v} for locale, w in fitted.weights.items()}
-    EnsembleRanker.save(final, member_dirs, weights, {n: fitted.normalization[n] for n in used})
-    return final
