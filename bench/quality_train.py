@@ -125,8 +125,30 @@ def train_pipeline(recipe, data, train_rows, eval_rows, seed: int, run_dir: str,
                                            unlabeled if pseudo else None))
     scores = predict(load_ranker(f"{run_dir}/final"), held_out).scores
     log(f"    pipeline seed {seed}: final ranker {report['ensemble']['chosen']}, weights {report['ensemble']['weights']}")
+    components = {"final": np.asarray(scores, np.float64), **stage_scores(run_dir, held_out)}
+    np.savez(f"{run_dir}-components-{len(eval_rows)}-{int(np.sum(eval_rows))}.npz",
+             example_id=held_out["example_id"].to_numpy(), **components)
     shutil.rmtree(run_dir, ignore_errors=True)
     return np.asarray(scores, np.float64)
+
+
+def stage_scores(run_dir: str, frame) -> dict:
+    """Scores of `frame` by each stage's models of a recipe run (bagged), what each stage adds
+    measured on pairs no stage trained on."""
+    import os
+
+    from esci_tf.rankers.base import load_ranker
+    from esci_tf.rankers.ensemble import BagRanker
+    from esci_tf.recipe.stages import Stage
+
+    result = {}
+    for name in ("folds", "bi_encoder", "distill", "pseudo"):
+        stage = Stage(run_dir, name, {})
+        if not os.path.exists(stage.path("stage.json")):
+            continue
+        bag = BagRanker([load_ranker(stage.path(d)) for d in stage.outputs["directories"]])
+        result[f"stage_{name}"] = np.asarray(bag.scores(frame), np.float64)
+    return result
 
 
 def train_peer(train: dict, train_labels: np.ndarray, eval_features: dict, seed: int, epochs: float,
