@@ -44,6 +44,7 @@ class BiEncoder(keras.Model):
 
     def embed(self, token_ids, padding_mask, training=None):
         """float32 [B, hidden] unit-norm mean-pooled embeddings of packed single texts."""
+        token_ids, padding_mask = ops.convert_to_tensor(token_ids), ops.convert_to_tensor(padding_mask)
         inputs = {"token_ids": token_ids, "padding_mask": padding_mask}
         if self.uses_segment_ids:
             inputs["segment_ids"] = ops.zeros_like(token_ids)

@@ -53,7 +53,7 @@ class BiEncoderTrainer(keras.Model):
         return tf.scatter_nd(positions, cosine * self.scale, tf.shape(mask, out_type=tf.int64))
 
     def train_step(self, data):
-        x, gains = data
+        x, gains, _ = keras.utils.unpack_x_y_sample_weight(data)
         mask = tf.cast(x[LIST_MASK], tf.bool)
         with tf.GradientTape() as tape:
             scores = self.list_scores(x, training=True)
