@@ -107,7 +107,7 @@ def _source(config: RunConfig) -> dict:
             "task": data.task, "eval_split": data.eval_split, "eval_fraction": data.eval_fraction,
             "seed": config.runtime.seed, "max_length": data.max_length, "backbone": model.backbone,
             "tokenizer": model.tokenizer_location, "field_style": data.field_style,
-            "prompt_tokens": data.prompt_tokens, "entity_markers": data.entity_markers}
+            "prompt_tokens": data.prompt_tokens, "entity_markers": data.entity_markers, "num_shards": data.num_shards}
 
 
 def _count_records(pattern: str) -> int:
@@ -134,7 +134,7 @@ def prepare_run_data(config: RunConfig, preprocessor, frames: SplitFrames | None
     info_path = os.path.join(data_dir, DATA_INFO_FILE)
     source = _source(config) if frames is None else {
         "frames": frames.fingerprint(), "max_length": data.max_length, "backbone": config.model.backbone,
-        "tokenizer": config.model.tokenizer_location}
+        "tokenizer": config.model.tokenizer_location, "num_shards": data.num_shards}
     saved = files.read_json(info_path, missing_ok=True)
     if saved is None or saved.get("source") != source:
         frames = frames or load_split_frames(config, data_dir)
