@@ -16,6 +16,7 @@ from absl import app, flags
 from trainers.flags import fit_flags
 
 fit_flags.define_flags()
+flags.adopt_module_key_flags(fit_flags)  # --help lists the fit flags
 FLAGS = flags.FLAGS
 
 # Output names of a run directory, for callers and tests.

@@ -14,6 +14,8 @@ from absl import app, flags
 from trainers.flags import recipe_flags
 
 recipe_flags.define_flags()
+flags.adopt_module_key_flags(recipe_flags)  # --help lists the recipe's flags and the fine-tunes'
+flags.adopt_module_key_flags(recipe_flags.fit_flags)
 FLAGS = flags.FLAGS
 
 
@@ -39,9 +41,11 @@ def run_with_args(argv) -> dict:
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    from esci_tf.data.errors import DataError
+
     try:
         report = run(FLAGS)
-    except flags.Error as error:
+    except (flags.Error, DataError, FileNotFoundError) as error:  # bad flag or input: one line naming it
         sys.exit(f"trainers.recipe: {error}")
     chosen = report["ensemble"]["chosen"]
     print(f"recipe finished: final ranker ({chosen}) in {FLAGS.output_dir}/final; report {FLAGS.output_dir}/report.json")
