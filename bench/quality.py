@@ -36,7 +36,7 @@ from absl import app, flags
 from bench import report, sample
 
 FLAGS = flags.FLAGS
-METHODS = ("random", "bm25", "zero_shot", "peer", "recipe", "pipeline")
+METHODS = ("random", "bm25", "zero_shot", "peer", "recipe", "bi_encoder", "pipeline")
 DEFAULT_PIPELINE_FLAGS = str(sample.REPO / "trainers" / "flags" / "esci_sample_minilm_recipe.flags")
 log = functools.partial(print, flush=True)  # progress shows up at once in redirected output
 
@@ -65,6 +65,9 @@ def define_flags():
     flags.DEFINE_integer("bootstrap_samples", 2000, "Bootstrap resamples of the queries.", lower_bound=100)
     flags.DEFINE_bool("plot", True, "Write quality.png (needs matplotlib).")
     flags.DEFINE_string("label", "", "Free text stored in the JSON (e.g. 'smoke run').")
+    flags.DEFINE_integer("bi_encoder_epochs", 4, "Epochs of the bi_encoder method's fine-tunes.", lower_bound=1)
+    flags.DEFINE_float("bi_encoder_learning_rate", 3e-5, "Learning rate of the bi_encoder method's fine-tunes.",
+                       lower_bound=0.0)
     flags.DEFINE_string("pipeline_flagfile", DEFAULT_PIPELINE_FLAGS, "The trainers.recipe flagfile the "
                         "pipeline method runs inside each fold (its unlabeled set: the fold's own pairs, "
                         "labels hidden, as the recipe is judged).")
@@ -82,7 +85,8 @@ CACHE_SETTINGS = ("folds", "fold_seed", "min_list_size", "max_length", "epochs",
 PEER_SETTINGS = ("peer_learning_rate",)
 RECIPE_SETTINGS = ("learning_rate", "list_size")
 PIPELINE_SETTINGS = ("folds", "fold_seed", "min_list_size", "max_train_pairs", "data_dir", "pipeline_pseudo")
-ALL_CACHE_SETTINGS = CACHE_SETTINGS + PEER_SETTINGS + RECIPE_SETTINGS + ("pipeline_pseudo",)
+BI_ENCODER_SETTINGS = ("bi_encoder_epochs", "bi_encoder_learning_rate")
+ALL_CACHE_SETTINGS = CACHE_SETTINGS + PEER_SETTINGS + RECIPE_SETTINGS + BI_ENCODER_SETTINGS + ("pipeline_pseudo",)
 
 
 class ScoreCache:
@@ -97,11 +101,13 @@ class ScoreCache:
         # The pipeline's fine-tunes take their settings from its flagfile, not from the bench's flags.
         self.pipeline_hash = _settings_hash({**settings, "flagfile": pipeline_flags},
                                             PIPELINE_SETTINGS + ("flagfile",))
+        self.bi_encoder_hash = _settings_hash(settings, PIPELINE_SETTINGS[:-1] + BI_ENCODER_SETTINGS)
 
     def path(self, name: str, seed: int, fold: int, eval_rows) -> pathlib.Path:
         """The file of fine-tune `name` ("peer" or a recipe configuration's key)."""
         rows = hashlib.sha256(np.asarray(eval_rows, np.int64).tobytes()).hexdigest()[:8]
-        settings_hash = {"peer": self.peer_hash, "pipeline": self.pipeline_hash}.get(name, self.recipe_hash)
+        settings_hash = {"peer": self.peer_hash, "pipeline": self.pipeline_hash,
+                         "bi_encoder": self.bi_encoder_hash}.get(name, self.recipe_hash)
         return self.directory / f"{name}-seed{seed}-fold{fold}-{settings_hash}-{rows}.npy"
 
     def get(self, name, seed, fold, eval_rows):
@@ -225,6 +231,10 @@ def run_methods(data, methods, configs, seeds, log=log, cache=None) -> dict:
             FLAGS.batch_size, FLAGS.peer_learning_rate, log=log), "peer", log, cache) for seed in seeds]
     base = quality_train.base_run_config(FLAGS.max_length, FLAGS.batch_size, FLAGS.learning_rate, FLAGS.list_size)
     runs_dir = pathlib.Path(getattr(cache, "directory", None) or FLAGS.results_dir) / "runs"
+    if "bi_encoder" in methods:
+        results["bi_encoder"] = [cross_validate(data, seed, lambda tr, ev, seed=seed: quality_train.train_bi_encoder(
+            frame, tr, ev, seed, FLAGS.bi_encoder_epochs, FLAGS.bi_encoder_learning_rate, log=log), "bi_encoder", log,
+            cache) for seed in seeds]
     if "pipeline" in methods:
         recipe = quality_train.pipeline_config(FLAGS.pipeline_flagfile)
         results["pipeline"] = [cross_validate(data, seed, lambda tr, ev, seed=seed: quality_train.train_pipeline(
@@ -256,10 +266,12 @@ def summarize(results: dict, method_names: dict, ablations: dict, log=log) -> di
         deltas[name] = dict(paired_delta(per_query[with_key], per_query[without_key], **boot),
                             with_config=with_key, without_config=without_key)
     targets = {}
-    if "recipe" in methods:
-        for other in ("peer", "zero_shot", "bm25", "random"):
-            if other in methods:
-                targets[f"recipe - {other}"] = paired_delta(per_query[method_names["recipe"]],
+    for lead in ("pipeline", "recipe", "bi_encoder"):
+        if lead not in methods:
+            continue
+        for other in ("recipe", "bi_encoder", "peer", "zero_shot", "bm25", "random"):
+            if other in methods and other != lead and f"{other} - {lead}" not in targets:
+                targets[f"{lead} - {other}"] = paired_delta(per_query[method_names[lead]],
                                                            per_query[method_names[other]], **boot)
     log("\nNDCG (long-list queries, mean over seeds; 95% bootstrap interval over queries)")
     for label, s in methods.items():
@@ -267,7 +279,7 @@ def summarize(results: dict, method_names: dict, ablations: dict, log=log) -> di
             + (f"  per seed {', '.join(f'{v:.4f}' for v in s['per_seed'])}" if len(s["per_seed"]) > 1 else ""))
     for title, table, words in (
             ("Ablations: NDCG(with trick) - NDCG(without)", deltas, ("helps", "hurts", "no clear effect")),
-            ("Recipe against the baselines", targets, ("recipe higher", "recipe lower", "no clear difference"))):
+            ("Against the baselines", targets, ("higher", "lower", "no clear difference"))):
         if table:
             log(f"\n{title} (paired bootstrap)")
             for name, d in table.items():

@@ -91,6 +91,18 @@ def train_recipe(base, config: RecipeConfig, train: pd.DataFrame, eval_frame: pd
     return scores
 
 
+def train_bi_encoder(frame, train_rows, eval_rows, seed: int, epochs: int, learning_rate: float,
+                     log=print) -> np.ndarray:
+    """The recipe's bi-encoder member (esci_tf.rankers.bi_encoder) fine-tuned on the fold's training
+    rows; its cosine for the eval rows."""
+    from esci_tf.rankers.bi_encoder import BiEncoderRanker, BiEncoderSettings
+
+    settings = BiEncoderSettings(epochs=epochs, learning_rate=learning_rate, seed=seed)
+    ranker = BiEncoderRanker.train(frame.iloc[train_rows], "bert", RECIPE_CHECKPOINT, settings)
+    log(f"    bi_encoder seed {seed}: {epochs} epochs at lr {learning_rate:g}")
+    return np.asarray(ranker.scores(frame.iloc[eval_rows]), np.float64)
+
+
 def pipeline_config(flagfile: str):
     """The RecipeConfig of a trainers.recipe flagfile (its own flag namespace: the bench's flags
     stay as they are)."""
