@@ -14,6 +14,16 @@ TINY_CONFIG = json.dumps({"num_layers": 2, "num_heads": 2, "hidden_dim": 32,
                           "intermediate_dim": 64})
 
 
+def loaded_synthetic_frame(num_queries: int, seed: int, directory: str):
+    """Generated ESCI files written to `directory` and read back through load_esci: the merged,
+    validated frame a user's files give."""
+    from esci_tf.data.reader import load_esci
+    from esci_tf.data.synthetic import write_esci_files
+
+    merged, _ = load_esci(*write_esci_files(num_queries, seed, directory), task="all")
+    return merged
+
+
 def write_tiny_tfrecords(directory: str) -> str:
     """Train/eval shards of generated ESCI data, tokenized with the demo vocabulary."""
     from esci_tf.data.synthetic import generate_esci

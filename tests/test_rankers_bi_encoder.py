@@ -4,19 +4,17 @@ that scores, saves and loads back to the same scores."""
 import numpy as np
 import pytest
 
-from esci_tf.data.reader import load_esci
-from esci_tf.data.synthetic import write_esci_files
 from esci_tf.rankers import load_ranker
 from esci_tf.rankers.bi_encoder import BiEncoderRanker, BiEncoderSettings, texts
+
+from run_fixtures import loaded_synthetic_frame
 
 TINY = {"num_layers": 2, "num_heads": 2, "hidden_dim": 16, "intermediate_dim": 32}
 
 
 @pytest.fixture(scope="module")
 def frame(tmp_path_factory):
-    paths = write_esci_files(6, 2, str(tmp_path_factory.mktemp("files")))
-    merged, _ = load_esci(*paths, task="all")
-    return merged
+    return loaded_synthetic_frame(6, 2, str(tmp_path_factory.mktemp("files")))
 
 
 def test_product_texts_are_cleaned_brand_and_title():

@@ -7,13 +7,13 @@ import os
 import pandas as pd
 import pytest
 
-from esci_tf.data.reader import load_esci
-from esci_tf.data.synthetic import write_esci_files
 from esci_tf.data.template import TemplateSettings
 from esci_tf.rankers import load_ranker
 from esci_tf.training.config import RunConfig
 from esci_tf.training.run_data import DATA_DIR, DATA_INFO_FILE, SplitFrames
 from esci_tf.training.train_lib import HISTORY_FILE, run_experiment
+
+from run_fixtures import loaded_synthetic_frame
 
 pytestmark = pytest.mark.slow  # each case trains a tiny model
 
@@ -22,9 +22,7 @@ TINY = {"num_layers": 2, "num_heads": 2, "hidden_dim": 32, "intermediate_dim": 6
 
 @pytest.fixture(scope="module")
 def frame(tmp_path_factory):
-    paths = write_esci_files(12, 0, str(tmp_path_factory.mktemp("files")))
-    merged, _ = load_esci(*paths, task="all")
-    return merged
+    return loaded_synthetic_frame(12, 0, str(tmp_path_factory.mktemp("files")))
 
 
 def _config(output_dir, **changes):
