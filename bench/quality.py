@@ -241,12 +241,54 @@ def run_methods(data, methods, configs, seeds, log=log, cache=None) -> dict:
             recipe, data, tr, ev, seed, str(runs_dir / f"pipeline-seed{seed}"), FLAGS.pipeline_pseudo, log=log),
             "pipeline", log, cache)
             for seed in seeds]
+        results.update(pipeline_stage_results(data, runs_dir, seeds, cache))
     for key, config in configs.items():
         template = data.templates[config.template]
         results[key] = [cross_validate(data, seed, lambda tr, ev, seed=seed, config=config: quality_train.train_recipe(
             base, config, frame.iloc[tr], frame.iloc[ev], template, FLAGS.epochs, seed,
             str(runs_dir / f"{config.key()}-seed{seed}"), log=log), key, log, cache) for seed in seeds]
     return results
+
+
+# What each stage of the pipeline adds: (name, the stage with it, the one before).
+STAGE_STEPS = (("distill", "pipeline stage_distill", "pipeline stage_folds"),
+               ("pseudo", "pipeline stage_pseudo", "pipeline stage_distill"),
+               ("ensemble vs its cross-encoder", "pipeline", "pipeline stage_pseudo"),
+               ("ensemble vs its bi-encoder", "pipeline", "pipeline stage_bi_encoder"))
+
+
+def pipeline_stage_results(data, runs_dir, seeds, cache) -> dict:
+    """{"pipeline <stage>": [per-seed {query_id: NDCG}]}: the eval pairs scored by each stage's
+    bagged models, from the components each pipeline fold saved (quality_train.train_pipeline).
+    A fold's file counts only if its final scores are the cached pipeline scores of that fold
+    (so a file from other settings is never mixed in); a stage missing in any fold is left out."""
+    from bench.quality_data import fold_rows
+    from bench.quality_train import components_path
+    from esci_tf.training.query_stats import per_query_ndcg
+
+    found = {}
+    for seed in seeds:
+        per_stage = {}
+        for fold in range(data.num_folds):
+            eval_rows = fold_rows(data.folds, fold)[1]
+            path = pathlib.Path(components_path(str(pathlib.Path(runs_dir) / f"pipeline-seed{seed}"), eval_rows))
+            final = cache.get("pipeline", seed, fold, eval_rows) if cache is not None else None
+            if not path.exists() or final is None:
+                continue
+            with np.load(path) as saved:
+                same_rows = np.array_equal(saved["example_id"], data.frame["example_id"].to_numpy()[eval_rows])
+                if not same_rows or not np.allclose(saved["final"], final):
+                    log(f"  {path.name}: not this run's pipeline scores; its stages are left out")
+                    continue
+                for name in saved.files:
+                    if name.startswith("stage_"):
+                        per_stage.setdefault(name, {})[fold] = per_query_ndcg(
+                            data.gains[eval_rows], saved[name], data.query_ids[eval_rows])
+        for name, by_fold in per_stage.items():
+            if len(by_fold) == data.num_folds:
+                found.setdefault(f"pipeline {name}", []).append(
+                    {q: v for values in by_fold.values() for q, v in values.items()})
+    return {name: per_seed for name, per_seed in found.items() if len(per_seed) == len(seeds)}
 
 
 def summarize(results: dict, method_names: dict, ablations: dict, log=log) -> dict:
@@ -273,20 +315,24 @@ def summarize(results: dict, method_names: dict, ablations: dict, log=log) -> di
             if other in methods and other != lead and f"{other} - {lead}" not in targets:
                 targets[f"{lead} - {other}"] = paired_delta(per_query[method_names[lead]],
                                                            per_query[method_names[other]], **boot)
+    stages = {name: paired_delta(per_query[method_names[with_key]], per_query[method_names[without_key]], **boot)
+              for name, with_key, without_key in STAGE_STEPS
+              if with_key in method_names and without_key in method_names}
     log("\nNDCG (long-list queries, mean over seeds; 95% bootstrap interval over queries)")
     for label, s in methods.items():
         log(f"  {label:<12} {s['mean']:.4f}  [{s['low']:.4f}, {s['high']:.4f}]  n={s['num_queries']}"
             + (f"  per seed {', '.join(f'{v:.4f}' for v in s['per_seed'])}" if len(s["per_seed"]) > 1 else ""))
     for title, table, words in (
             ("Ablations: NDCG(with trick) - NDCG(without)", deltas, ("helps", "hurts", "no clear effect")),
-            ("Against the baselines", targets, ("higher", "lower", "no clear difference"))):
+            ("Against the baselines", targets, ("higher", "lower", "no clear difference")),
+            ("What each pipeline stage adds", stages, ("helps", "hurts", "no clear effect"))):
         if table:
             log(f"\n{title} (paired bootstrap)")
             for name, d in table.items():
                 verdict = words[0] if d["low"] > 0 else words[1] if d["high"] < 0 else words[2]
                 log(f"  {name:<22} {d['mean']:+.4f}  [{d['low']:+.4f}, {d['high']:+.4f}]  {verdict}")
     return {"methods": methods, "ablations": deltas, "recipe_vs_baselines": targets,
-            "per_query": per_query}
+            "pipeline_stages": stages, "per_query": per_query}
 
 
 def plot(summary: dict, path) -> bool:
@@ -355,6 +401,7 @@ def main(argv):
     cache = ScoreCache(cache_dir, {name: FLAGS[name].value for name in ALL_CACHE_SETTINGS}, pipeline_flags)
     results = run_methods(data, methods, configs, seeds, cache=cache)
     method_names = {m: m for m in methods if m != "recipe"}
+    method_names.update({name: name for name in results if name.startswith("pipeline ")})
     if recipe_key:
         method_names["recipe"] = recipe_key
     ablations = {name: (table[name][0].key(), table[name][1].key()) for name in ablation_names}

@@ -138,10 +138,14 @@ def train_pipeline(recipe, data, train_rows, eval_rows, seed: int, run_dir: str,
     scores = predict(load_ranker(f"{run_dir}/final"), held_out).scores
     log(f"    pipeline seed {seed}: final ranker {report['ensemble']['chosen']}, weights {report['ensemble']['weights']}")
     components = {"final": np.asarray(scores, np.float64), **stage_scores(run_dir, held_out)}
-    np.savez(f"{run_dir}-components-{len(eval_rows)}-{int(np.sum(eval_rows))}.npz",
-             example_id=held_out["example_id"].to_numpy(), **components)
+    np.savez(components_path(run_dir, eval_rows), example_id=held_out["example_id"].to_numpy(), **components)
     shutil.rmtree(run_dir, ignore_errors=True)
     return np.asarray(scores, np.float64)
+
+
+def components_path(run_dir: str, eval_rows) -> str:
+    """Where train_pipeline keeps a fold's eval scores by R/final and by each stage (.npz)."""
+    return f"{run_dir}-components-{len(eval_rows)}-{int(np.sum(eval_rows))}.npz"
 
 
 def stage_scores(run_dir: str, frame) -> dict:

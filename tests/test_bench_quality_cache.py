@@ -65,3 +65,31 @@ def test_cross_validate_reads_the_cache_instead_of_training(tmp_path, monkeypatc
     first = quality.cross_validate(Data, 0, score_fold, "peer", log=lambda *a: None, cache=cache)
     second = quality.cross_validate(Data, 0, score_fold, "peer", log=lambda *a: None, cache=cache)
     assert calls == [[0, 1], [2, 3]] and first == second
+
+
+def test_pipeline_stages_come_only_from_files_matching_the_cached_scores(tmp_path):
+    import pandas as pd
+    from bench.quality_train import components_path
+
+    class Data:
+        num_folds = 2
+        folds = np.array([0, 0, 1, 1, -1])
+        gains = np.array([1.0, 0.0, 0.1, 1.0, 0.0])
+        query_ids = np.array([7, 7, 8, 8, 9])
+        frame = pd.DataFrame({"example_id": [10, 11, 12, 13, 14]})
+
+    cache = quality.ScoreCache(tmp_path, SETTINGS)
+    run_dir = str(tmp_path / "pipeline-seed0")
+    for fold, rows in ((0, np.array([0, 1])), (1, np.array([2, 3]))):
+        final = np.array([0.2, 0.9])
+        cache.put("pipeline", 0, fold, rows, final)
+        np.savez(components_path(run_dir, rows), example_id=Data.frame["example_id"].to_numpy()[rows],
+                 final=final, stage_folds=np.array([0.9, 0.2]), **({"stage_pseudo": final} if fold else {}))
+    stages = quality.pipeline_stage_results(Data, tmp_path, [0], cache)
+    # Fold 0 ranks the exact product (gain 1) first, fold 1 ranks it second; stage_pseudo is missing
+    # in fold 0, so it is left out rather than reported on half the queries.
+    assert list(stages) == ["pipeline stage_folds"]
+    assert stages["pipeline stage_folds"][0][7] == pytest.approx(1.0)
+    assert stages["pipeline stage_folds"][0][8] < 1.0
+    cache.put("pipeline", 0, 1, np.array([2, 3]), np.array([0.5, 0.1]))  # another run's scores
+    assert quality.pipeline_stage_results(Data, tmp_path, [0], cache) == {}
