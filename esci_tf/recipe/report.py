@@ -115,7 +115,7 @@ def plot(report: dict, path: str) -> bool:
             for n, e in report["stages"].items() if isinstance(e["ndcg"], dict)]
     rows += [(f"member {n}", s.get("long_lists") or s.get("all")) for n, s in report["members"].items()]
     deltas = [(n, d.get("long_lists") or d["all"]) for n, d in report["added"].items()]
-    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.5))
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 5.2))
     for axis, table, title in ((left, rows, "NDCG, long lists (95% CI)"), (right, deltas, "added (paired, 95% CI)")):
         names = [n for n, _ in table]
         means = np.array([s["mean"] for _, s in table]) if table else np.zeros(0)
@@ -127,8 +127,27 @@ def plot(report: dict, path: str) -> bool:
             axis.axvline(0.0, color="black", linewidth=0.8)
         elif table:
             axis.set_xlim(max(0.0, float((means - errors[0]).min()) - 0.02), 1.0)
-    fig.tight_layout()
+    fig.text(0.01, 0.01, "\n".join(_caption(report)), fontsize=8, va="bottom")
+    fig.tight_layout(rect=(0, 0.12, 1, 1))
     with tf.io.gfile.GFile(path, "wb") as stream:
         fig.savefig(stream, format="png", dpi=110)
     plt.close(fig)
     return True
+
+
+def _caption(report: dict) -> list:
+    """The lines under the plot: stages without out-of-fold numbers, what R/final is, the minutes."""
+    lines = []
+    unscored = [n for n, e in report["stages"].items() if not isinstance(e["ndcg"], dict)]
+    if unscored:
+        lines.append(f"stages {', '.join(unscored)}: trained on every pair (no out-of-fold score; "
+                     "what they add is measured by bench/quality.py's pipeline method)")
+    ensemble = report["ensemble"]
+    if ensemble.get("weights"):
+        weights = "; ".join(f"{group}: " + ", ".join(f"{m} {w:g}" for m, w in members.items())
+                            for group, members in ensemble["weights"].items())
+        lines.append(f"R/final: {ensemble.get('chosen') or 'ensemble'} ({weights})")
+    timing = report.get("timing_seconds") or {}
+    if timing:
+        lines.append("minutes: " + ", ".join(f"{n} {s / 60:.1f}" for n, s in timing.items()))
+    return lines
