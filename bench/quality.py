@@ -318,9 +318,10 @@ def summarize(results: dict, method_names: dict, ablations: dict, log=log) -> di
     stages = {name: paired_delta(per_query[method_names[with_key]], per_query[method_names[without_key]], **boot)
               for name, with_key, without_key in STAGE_STEPS
               if with_key in method_names and without_key in method_names}
+    width = max([12] + [len(label) for label in methods])
     log("\nNDCG (long-list queries, mean over seeds; 95% bootstrap interval over queries)")
     for label, s in methods.items():
-        log(f"  {label:<12} {s['mean']:.4f}  [{s['low']:.4f}, {s['high']:.4f}]  n={s['num_queries']}"
+        log(f"  {label:<{width}} {s['mean']:.4f}  [{s['low']:.4f}, {s['high']:.4f}]  n={s['num_queries']}"
             + (f"  per seed {', '.join(f'{v:.4f}' for v in s['per_seed'])}" if len(s["per_seed"]) > 1 else ""))
     for title, table, words in (
             ("Ablations: NDCG(with trick) - NDCG(without)", deltas, ("helps", "hurts", "no clear effect")),
@@ -330,7 +331,7 @@ def summarize(results: dict, method_names: dict, ablations: dict, log=log) -> di
             log(f"\n{title} (paired bootstrap)")
             for name, d in table.items():
                 verdict = words[0] if d["low"] > 0 else words[1] if d["high"] < 0 else words[2]
-                log(f"  {name:<22} {d['mean']:+.4f}  [{d['low']:+.4f}, {d['high']:+.4f}]  {verdict}")
+                log(f"  {name:<30} {d['mean']:+.4f}  [{d['low']:+.4f}, {d['high']:+.4f}]  {verdict}")
     return {"methods": methods, "ablations": deltas, "recipe_vs_baselines": targets,
             "pipeline_stages": stages, "per_query": per_query}
 
