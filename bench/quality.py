@@ -84,7 +84,8 @@ CACHE_SETTINGS = ("folds", "fold_seed", "min_list_size", "max_length", "epochs",
                   "batch_size", "data_dir")
 PEER_SETTINGS = ("peer_learning_rate",)
 RECIPE_SETTINGS = ("learning_rate", "list_size")
-PIPELINE_SETTINGS = ("folds", "fold_seed", "min_list_size", "max_train_pairs", "data_dir", "pipeline_pseudo")
+SPLIT_SETTINGS = ("folds", "fold_seed", "min_list_size", "max_train_pairs", "data_dir")
+PIPELINE_SETTINGS = SPLIT_SETTINGS + ("pipeline_pseudo",)
 BI_ENCODER_SETTINGS = ("bi_encoder_epochs", "bi_encoder_learning_rate")
 ALL_CACHE_SETTINGS = CACHE_SETTINGS + PEER_SETTINGS + RECIPE_SETTINGS + BI_ENCODER_SETTINGS + ("pipeline_pseudo",)
 
@@ -101,7 +102,7 @@ class ScoreCache:
         # The pipeline's fine-tunes take their settings from its flagfile, not from the bench's flags.
         self.pipeline_hash = _settings_hash({**settings, "flagfile": pipeline_flags},
                                             PIPELINE_SETTINGS + ("flagfile",))
-        self.bi_encoder_hash = _settings_hash(settings, PIPELINE_SETTINGS[:-1] + BI_ENCODER_SETTINGS)
+        self.bi_encoder_hash = _settings_hash(settings, SPLIT_SETTINGS + BI_ENCODER_SETTINGS)
 
     def path(self, name: str, seed: int, fold: int, eval_rows) -> pathlib.Path:
         """The file of fine-tune `name` ("peer" or a recipe configuration's key)."""

@@ -151,20 +151,10 @@ def components_path(run_dir: str, eval_rows) -> str:
 def stage_scores(run_dir: str, frame) -> dict:
     """Scores of `frame` by each stage's models of a recipe run (bagged), what each stage adds
     measured on pairs no stage trained on."""
-    import os
+    from esci_tf.recipe.pipeline import TRAINING_STAGES, stage_bag
 
-    from esci_tf.rankers.base import load_ranker
-    from esci_tf.rankers.ensemble import BagRanker
-    from esci_tf.recipe.stages import Stage
-
-    result = {}
-    for name in ("folds", "bi_encoder", "distill", "pseudo"):
-        stage = Stage(run_dir, name, {})
-        if not os.path.exists(stage.path("stage.json")):
-            continue
-        bag = BagRanker([load_ranker(stage.path(d)) for d in stage.outputs["directories"]])
-        result[f"stage_{name}"] = np.asarray(bag.scores(frame), np.float64)
-    return result
+    bags = {name: stage_bag(run_dir, name) for name in TRAINING_STAGES}
+    return {f"stage_{name}": np.asarray(bag.scores(frame), np.float64) for name, bag in bags.items() if bag}
 
 
 def train_peer(train: dict, train_labels: np.ndarray, eval_features: dict, seed: int, epochs: float,

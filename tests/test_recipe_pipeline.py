@@ -124,6 +124,13 @@ def test_final_ranker_scores_the_same_through_predict_and_export(files, tmp_path
         np.testing.assert_allclose(out[f"score_{name}"].numpy(), member.scores, rtol=1e-5, atol=1e-6)
     # The combination divides by each member's spread (tiny for this barely trained model).
     np.testing.assert_allclose(out["score"].numpy(), expected.scores, atol=5e-4)
+    # Each training stage as one bagged ranker (what bench/quality's pipeline method scores).
+    from esci_tf.recipe.pipeline import stage_bag
+
+    assert stage_bag(str(root), "distill") is None  # --nodistill
+    bag = stage_bag(str(root), "bi_encoder")
+    singles = [load_ranker(str(root / "bi_encoder" / f"fold_{k}")).scores(frame) for k in range(3)]
+    np.testing.assert_allclose(bag.scores(frame), np.mean(singles, axis=0), rtol=1e-5, atol=1e-6)
 
 
 def test_out_of_fold_rows_come_from_the_model_that_did_not_see_them(files, tmp_path):

@@ -33,6 +33,7 @@ from esci_tf.recipe.stages import Stage, fingerprint
 from esci_tf.rankers.ensemble import BagRanker
 
 OOF_FILE = "oof.csv"
+TRAINING_STAGES = ("folds", "bi_encoder", "distill", "pseudo")  # the stages that train models, in order
 
 
 def _log(message: str) -> None:
@@ -83,6 +84,17 @@ def _bag(stage: Stage, model_set: tuning.ModelSet, batch_size: int):
     from esci_tf.rankers.cross_encoder import CrossEncoderRanker
 
     return BagRanker([CrossEncoderRanker.load(stage.path(d), batch_size) for d in model_set.directories])
+
+
+def stage_bag(root: str, name: str) -> BagRanker | None:
+    """The finished stage `name` of the recipe run in `root` as one ranker (its models, bagged);
+    None when that stage has not finished."""
+    from esci_tf.rankers.base import load_ranker
+
+    stage = Stage(root, name, {})
+    if not tf.io.gfile.exists(stage.path("stage.json")):
+        return None
+    return BagRanker([load_ranker(stage.path(d)) for d in _load_model_set(stage).directories])
 
 
 def _finish(stage: Stage, model_set: tuning.ModelSet, extra: dict | None = None) -> None:
