@@ -21,8 +21,12 @@ class FrameEncoder:
     """Formats and tokenizes the rows of a merged ESCI frame (see esci_tf.data.reader.load_esci)."""
 
     def __init__(self, preprocessor, template: TemplateSettings | None = None):
+        from esci_tf.preprocessing.fields_preprocessor import FieldsPreprocessor
+
         self.preprocessor = preprocessor
         self.template = template or TemplateSettings()
+        # Raw fields -> token ids: cleaning, template and tokenization in one layer.
+        self.fields_preprocessor = FieldsPreprocessor(preprocessor, self.template)
 
     @property
     def max_length(self) -> int:
