@@ -13,7 +13,7 @@ import re
 
 import pandas as pd
 
-from esci_tf.data.cleaning import clean_text
+from esci_tf.data.cleaning import clean_texts
 from esci_tf.special_tokens import ENTITY_TOKENS
 
 # A Latin-script letter or digit: what a Latin-script match must not touch on either side.
@@ -146,14 +146,14 @@ def _size_regex() -> str:
     return "|".join(patterns)
 
 
-def _gazetteer_key(value) -> str:
-    return " ".join(clean_text(value).lower().split())
+def _gazetteer_keys(values) -> list:
+    return [" ".join(text.lower().split()) for text in clean_texts(values)]
 
 
 def build_gazetteer(values, min_count: int = 2, min_length: int = 2, max_words: int = 4,
                     max_chars: int = 40, junk=frozenset(), allow_digits: bool = True) -> set:
     """Normalised catalogue values seen at least min_count times, without junk entries."""
-    counts = collections.Counter(map(_gazetteer_key, values))
+    counts = collections.Counter(_gazetteer_keys(values))
     kept = set()
     for value, n in counts.items():
         if n < min_count or len(value) < min_length or len(value) > max_chars:
@@ -174,8 +174,8 @@ class CatalogEntityTagger(EntityTagger):
     def __init__(self, brands=(), colors=(), tag_sizes: bool = True, tag_models: bool = True):
         """brands/colors: gazetteer entries (normalised here: cleaned, lowercased)."""
         # A value that is both a brand and a color ("black") is tagged as a color.
-        self.colors = frozenset(filter(None, map(_gazetteer_key, colors)))
-        self.brands = frozenset(filter(None, map(_gazetteer_key, brands))) - self.colors
+        self.colors = frozenset(filter(None, _gazetteer_keys(list(colors))))
+        self.brands = frozenset(filter(None, _gazetteer_keys(list(brands)))) - self.colors
         # (entity type, compiled regex, runs on the lowercased text), in tie-break order.
         # Lowercase patterns on lowercased text are several times faster than re.IGNORECASE.
         self._matchers = []

@@ -8,7 +8,7 @@ text repeats under different ids.
 import numpy as np
 import pandas as pd
 
-from esci_tf.data.cleaning import normalize_key
+from esci_tf.data.cleaning import normalize_keys
 from esci_tf.data.errors import DataError
 
 MAX_LISTED = 10
@@ -55,7 +55,7 @@ def assign_folds(df: pd.DataFrame, num_folds: int, seed: int) -> np.ndarray:
 
 def _query_keys(df: pd.DataFrame) -> pd.Series:
     unique = df["query"].unique()
-    return df["query"].map(dict(zip(unique, (normalize_key(q) for q in unique))))
+    return df["query"].map(dict(zip(unique, normalize_keys(unique))))
 
 
 def leaked_rows(train_df: pd.DataFrame, eval_df: pd.DataFrame) -> np.ndarray:

@@ -9,7 +9,7 @@ when there is one), and so is the joined description.
 
 Two steps, so that an entity tagger (Python, see esci_tf.data.entities) can run between them:
 `clean_fields` (raw fields -> cleaned query, color, brand, description) and `assemble`
-(cleaned fields -> the two segments).
+(cleaned fields -> the two segments); `FieldFormatter` is both with the settings of a run.
 
 >>> import tensorflow as tf
 >>> fields = {"query": tf.constant(["<b>red</b> shoes"]), "product_locale": tf.constant(["us"]),
@@ -21,7 +21,7 @@ Two steps, so that an entity tagger (Python, see esci_tf.data.entities) can run 
 
 import tensorflow as tf
 
-from esci_tf.preprocessing.clean_ops import clean_strings
+from esci_tf.preprocessing.clean_ops import TextCleaner, clean_strings
 from esci_tf.special_tokens import FIELD_TOKENS, LANGUAGE_TOKENS, PROMPT_TOKENS
 
 FIELD_STYLES = ("text", "tokens")
@@ -109,3 +109,76 @@ def assemble(cleaned: dict, field_style: str = "text", prompt_tokens: int = 0) -
         text = cleaned[name]
         parts.append(tf.where(text != "", labels[name] + " " + text, ""))
     return cleaned["query"], _join_nonempty(parts)
+
+
+def string_fields(fields) -> dict:
+    """The raw fields of a dict as string tensors [B] (lists are converted); "query" and
+    "product_locale" are required, other keys than RAW_FIELDS (and "example_id") are an error."""
+    if not isinstance(fields, dict):
+        raise ValueError(f"raw fields must be a dict keyed by {', '.join(RAW_FIELDS)}, got {type(fields).__name__}")
+    unknown = sorted(set(fields) - set(RAW_FIELDS) - {"example_id"})
+    if unknown:
+        raise ValueError(f"unknown field(s) {', '.join(unknown)}; the raw fields are {', '.join(RAW_FIELDS)}")
+    missing = [name for name in ("query", "product_locale") if name not in fields]
+    if missing:
+        raise ValueError(f"the raw fields lack {', '.join(missing)}")
+    out = {}
+    for name in RAW_FIELDS:
+        if name in fields:
+            value = fields[name]
+            value = value if isinstance(value, tf.Tensor) else tf.convert_to_tensor(value, tf.string)
+            if value.dtype != tf.string:
+                raise ValueError(f"field {name} must be strings, got {value.dtype.name}")
+            out[name] = tf.reshape(value, [-1])
+    return out
+
+
+class FieldFormatter(tf.Module):
+    """A run's template as ops: raw fields dict -> (query texts, product texts), string [B].
+
+    Without an entity tagger the whole formatting is TF ops (what a SavedModel holds). With one
+    (esci_tf.data.entities, Python), `__call__` runs eagerly: cleaning as ops, the tagger on the
+    cleaned query and description (and brand and color marked whole), then the template as ops.
+    """
+
+    def __init__(self, field_style: str = "text", prompt_tokens: int = 0, tagger=None,
+                 max_field_chars: int | None = MAX_FIELD_CHARS):
+        super().__init__(name="field_formatter")
+        field_labels(field_style)
+        if not 0 <= prompt_tokens <= len(PROMPT_TOKENS):
+            raise ValueError(f"prompt_tokens must be in [0, {len(PROMPT_TOKENS)}], got {prompt_tokens}")
+        self.field_style, self.prompt_tokens, self.max_field_chars = field_style, int(prompt_tokens), max_field_chars
+        self.tagger = tagger
+        with tf.init_scope():  # the cleaner's tables live outside any traced graph
+            self.cleaner = TextCleaner()
+        traced = dict(reduce_retracing=True, autograph=False)  # plain ops: nothing for autograph to convert
+        self._format_traced = tf.function(self._format, **traced)
+        self._clean_traced = tf.function(self.clean, **traced)
+        self._assemble_traced = tf.function(self.assemble, **traced)
+
+    def clean(self, fields: dict) -> dict:
+        return clean_fields(fields, self.cleaner, self.max_field_chars)
+
+    def assemble(self, cleaned: dict) -> tuple:
+        return assemble(cleaned, self.field_style, self.prompt_tokens)
+
+    def _format(self, fields):
+        return self.assemble(self.clean(fields))
+
+    def __call__(self, fields) -> tuple:
+        fields = string_fields(fields)
+        if self.tagger is None:
+            return self._format_traced(fields) if tf.executing_eagerly() else self._format(fields)
+        if not tf.executing_eagerly():
+            raise ValueError("entity markers (--entity_markers) are tagged in Python: a template with them "
+                             "cannot run inside a traced graph such as a SavedModel")
+        cleaned = {k: [v.decode("utf-8") for v in t.numpy()] for k, t in self._clean_traced(fields).items()}
+        tag, wrap, locales = self.tagger.tag, self.tagger.wrap, cleaned["locale"]
+        tagged = {
+            "query": [tag(q, loc) if q else q for q, loc in zip(cleaned["query"], locales)],
+            "description": [tag(d, loc) if d else d for d, loc in zip(cleaned["description"], locales)],
+            "color": [wrap(c, "COLOR") for c in cleaned["color"]],
+            "brand": [wrap(b, "BRAND") for b in cleaned["brand"]],
+            "locale": locales,
+        }
+        return self._assemble_traced({k: tf.constant(v, tf.string, shape=[len(v)]) for k, v in tagged.items()})

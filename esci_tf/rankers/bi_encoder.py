@@ -14,7 +14,7 @@ import numpy as np
 import tensorflow as tf
 
 from esci_tf import files
-from esci_tf.data.cleaning import clean_text
+from esci_tf.data.cleaning import clean_texts
 from esci_tf.labels import GAINS
 from esci_tf.rankers.base import RANKER_FILE
 
@@ -45,12 +45,12 @@ def texts(frame, product_text: str = "brand_title") -> tuple:
     ("brand_title") or the title alone ("title")."""
     if product_text not in PRODUCT_TEXTS:
         raise ValueError(f"product_text must be one of {PRODUCT_TEXTS}, got {product_text!r}")
-    queries = [clean_text(q) for q in frame["query"].tolist()]
-    titles = [clean_text(t) for t in frame["product_title"].fillna("").tolist()]
+    queries = clean_texts(frame["query"].tolist())
+    titles = clean_texts(frame["product_title"].tolist())
     if product_text == "title":
         return queries, titles
-    brands = frame["product_brand"].fillna("").tolist() if "product_brand" in frame else [""] * len(frame)
-    return queries, [" ".join(t for t in (clean_text(b), title) if t) for b, title in zip(brands, titles)]
+    brands = clean_texts(frame["product_brand"].tolist()) if "product_brand" in frame else [""] * len(frame)
+    return queries, [" ".join(t for t in (brand, title) if t) for brand, title in zip(brands, titles)]
 
 
 class BiEncoderRanker:

@@ -21,7 +21,7 @@ import numpy as np
 import tensorflow as tf
 
 from esci_tf import files
-from esci_tf.data.cleaning import clean_text
+from esci_tf.data.cleaning import clean_texts
 from esci_tf.rankers.base import RANKER_FILE
 
 KIND = "bm25"
@@ -49,7 +49,7 @@ class BM25Ranker:
     @classmethod
     def fit(cls, titles, k1: float = 1.5, b: float = 0.75) -> "BM25Ranker":
         """Statistics of a corpus of (raw) titles, one per product."""
-        documents = [words(clean_text(t)) for t in titles]
+        documents = [words(t) for t in clean_texts(titles)]
         frequency = collections.Counter(w for document in documents for w in set(document))
         mean_length = np.mean([len(d) for d in documents]) if documents else 0.0
         return cls(frequency, len(documents), mean_length, k1, b)
@@ -82,8 +82,8 @@ class BM25Ranker:
 
     def scores(self, frame) -> np.ndarray:
         """[N] BM25 scores of a merged frame's (query, product_title) pairs."""
-        queries = [clean_text(q) for q in frame["query"].tolist()]
-        titles = [clean_text(t) for t in frame["product_title"].fillna("").tolist()]
+        queries = clean_texts(frame["query"].tolist())
+        titles = clean_texts(frame["product_title"].tolist())
         return self.score_texts(queries, titles)
 
     # -- the same score in TF ops (for the exported SavedModel)

@@ -22,7 +22,7 @@ array([[0.85, 0.09, 0.03, 0.03],
 import numpy as np
 import pandas as pd
 
-from esci_tf.data.cleaning import normalize_key
+from esci_tf.data.cleaning import normalize_keys
 from esci_tf.data.splits import assign_folds
 from esci_tf.labels import one_hot
 from tfrecords.builder import TARGET_COLUMNS
@@ -46,7 +46,7 @@ def query_groups(frame: pd.DataFrame) -> np.ndarray:
         return g
 
     owner = {}
-    for group, text in zip(groups.tolist(), frame["query"].map(normalize_key).tolist()):
+    for group, text in zip(groups.tolist(), normalize_keys(frame["query"].tolist())):
         if not text:
             continue
         other = owner.setdefault(text, group)
