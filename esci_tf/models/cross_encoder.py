@@ -60,6 +60,14 @@ class CrossEncoder(keras.Model):
             inference, that oneDNN fuses into one kernel), "layer_norm" (last-axis layer norm
             in fewer float32 passes, fused gradient). Default: all of kernels.KERNELS; () keeps
             Keras' own kernels everywhere. Kept as `self.kernels` in KERNELS order.
+        preprocessor: the FieldsPreprocessor of raw ESCI fields (optional, as keras-hub's
+            TextClassifier takes one): with it, `predict` takes a dict of raw string fields
+            (esci_tf.preprocessing.fields_preprocessor.RAW_FIELDS) and tokenizes them in the
+            tf.data pipeline. Saved in the model's config.
+
+    Prediction carries ids: when the predicted inputs hold an "example_id" (int), each batch's
+    output is {"logits", "example_id"}, so callers place results by id, not by the order batches
+    come back in (which distributed prediction does not keep).
     """
 
     def __init__(
@@ -74,10 +82,15 @@ class CrossEncoder(keras.Model):
         query_segment_from=None,
         separator_token_id=None,
         kernels=KERNELS,
+        preprocessor=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
         kernels = check_kernels(kernels)
+        if isinstance(preprocessor, dict):
+            import esci_tf.preprocessing.fields_preprocessor  # noqa: F401  (registers the class)
+
+            preprocessor = keras.saving.deserialize_keras_object(preprocessor)
         entry = (
             registry.get_entry(backbone_name) if backbone_name
             else registry.entry_for_backbone(backbone)
@@ -142,6 +155,7 @@ class CrossEncoder(keras.Model):
         self._build_heads()
         self.kernels = kernels
         install_kernels(self, kernels)
+        self.preprocessor = preprocessor
 
     def _build_heads(self):
         hidden = self.hidden_dim
@@ -209,6 +223,40 @@ class CrossEncoder(keras.Model):
             features = ops.concatenate([features, ops.cast(attended, features.dtype)], axis=-1)
         return ops.cast(self.head(features, training=training), "float32")
 
+    def predict_step(self, data):
+        x = data[0] if isinstance(data, tuple) else data
+        if isinstance(x, dict) and "example_id" in x:
+            features = {k: v for k, v in x.items() if k != "example_id"}
+            return {"logits": self(features, training=False), "example_id": x["example_id"]}
+        return super().predict_step(data)
+
+    def predict(self, x=None, batch_size=None, verbose="auto", steps=None, callbacks=None):
+        """keras.Model.predict; with a preprocessor, `x` may be a dict of raw string fields (and an
+        optional "example_id"), tokenized batch by batch in the input pipeline."""
+        if self.preprocessor is not None and isinstance(x, dict) and "query" in x:
+            x = self.raw_fields_dataset(x, batch_size or 32)
+            batch_size = None
+        return super().predict(x, batch_size=batch_size, verbose=verbose, steps=steps, callbacks=callbacks)
+
+    def raw_fields_dataset(self, fields: dict, batch_size: int, encode_batch: int = 1024):
+        """tf.data batches of model inputs (plus "example_id" when given) from raw string fields.
+
+        The preprocessor runs on the host, `encode_batch` rows at a time, through its traced
+        functions (traced once per process, not once per dataset)."""
+        import tensorflow as tf
+
+        columns = {k: np.asarray(v, dtype=np.int64 if k == "example_id" else object) for k, v in fields.items()}
+        num_rows = len(next(iter(columns.values())))
+        parts = []
+        for start in range(0, num_rows, encode_batch):
+            batch = {k: v[start:start + encode_batch] for k, v in columns.items()}
+            ids = batch.pop("example_id", None)
+            features = {k: keras.ops.convert_to_numpy(v) for k, v in self.preprocessor(batch).items()}
+            parts.append(features if ids is None else {**features, "example_id": ids})
+        if not parts:
+            raise ValueError("no rows to predict")
+        return tf.data.Dataset.from_tensor_slices(_concat_batches(parts)).batch(batch_size)
+
     def get_config(self):
         config = super().get_config()
         config.update({
@@ -223,6 +271,8 @@ class CrossEncoder(keras.Model):
             "separator_token_id": self.separator_token_id,
             "kernels": list(self.kernels),
         })
+        if self.preprocessor is not None:
+            config["preprocessor"] = keras.saving.serialize_keras_object(self.preprocessor)
         return config
 
     @classmethod
@@ -237,6 +287,10 @@ class CrossEncoder(keras.Model):
         registry.get_entry(config["backbone_name"]).backbone_class
         config["backbone"] = keras.saving.deserialize_keras_object(config["backbone"])
         return cls(**config)
+
+
+def _concat_batches(batches: list) -> dict:
+    return {k: np.concatenate([np.asarray(b[k]) for b in batches]) for k in batches[0]}
 
 
 def multi_sample_dropout_rates(num_samples: int, dropout: float):
@@ -264,6 +318,7 @@ def build_cross_encoder(
     embedding_noise_stddev: float = 0.0,
     seed: int = 0,
     kernels=KERNELS,
+    preprocessor=None,
 ) -> CrossEncoder:
     """A CrossEncoder on a pretrained (`checkpoint`) or random (`backbone_config`) backbone.
 
@@ -275,7 +330,7 @@ def build_cross_encoder(
     policy); logits are float32 either way. `separator_token_id`: the preprocessor's
     (`PairPreprocessor.separator_token_id`), needed for `cross_attention` on a backbone without
     segment ids. `kernels` (names from kernels.KERNELS, () for
-    Keras' own): see CrossEncoder.
+    Keras' own) and `preprocessor`: see CrossEncoder.
     """
     if (checkpoint is None) == (backbone_config is None):
         raise ValueError("give exactly one of checkpoint (pretrained) and backbone_config (random)")
@@ -300,5 +355,6 @@ def build_cross_encoder(
         cross_attention=cross_attention,
         separator_token_id=separator_token_id,
         kernels=kernels,
+        preprocessor=preprocessor,
         dtype=dtype_policy,
     )

@@ -1,7 +1,9 @@
 """CrossEncoderRanker: a trained CrossEncoder with its FrameEncoder, scoring merged ESCI frames.
 
 It loads from a trainers.fit output directory (best_model.keras + preprocessing.json), so
-prediction uses exactly the preprocessing the run's TFRecords were built with.
+prediction uses exactly the preprocessing the run's TFRecords were built with: the model gets
+the run's FieldsPreprocessor and predicts from the raw fields of each row, placing every output
+by the row's id (not by batch order).
 """
 
 import os
@@ -10,9 +12,18 @@ import numpy as np
 
 from esci_tf.labels import ranking_score
 from esci_tf.preprocessing.frame_encoder import FrameEncoder
+from esci_tf.preprocessing.template_ops import RAW_FIELDS
 from esci_tf.training.checkpointing import BEST_MODEL
 
-ENCODE_CHUNK = 8192  # pairs tokenized at a time (bounds memory on large files)
+ENCODE_CHUNK = 8192  # pairs predicted per call (bounds memory on large files)
+
+
+def raw_fields(frame) -> dict:
+    """The raw string fields of a merged frame's rows (FieldsPreprocessor's inputs), "" for missing."""
+    from esci_tf.data.cleaning import as_text
+
+    return {name: np.array([as_text(v) for v in frame[name].tolist()], object)
+            for name in RAW_FIELDS if name in frame.columns}
 
 
 class CrossEncoderRanker:
@@ -22,6 +33,8 @@ class CrossEncoderRanker:
         self.model = model
         self.encoder = encoder
         self.batch_size = batch_size
+        if getattr(model, "preprocessor", None) is None:
+            model.preprocessor = encoder.fields_preprocessor
 
     @classmethod
     def load(cls, model_dir: str, batch_size: int = 128) -> "CrossEncoderRanker":
@@ -41,12 +54,17 @@ class CrossEncoderRanker:
         """[N, 4] class probabilities (E, S, C, I) of every row of `frame`, in order."""
         import keras
 
-        chunks = []
+        probabilities = np.full((len(frame), 4), np.nan, np.float32)
         for start in range(0, len(frame), ENCODE_CHUNK):
-            features = self.encoder.features(frame.iloc[start:start + ENCODE_CHUNK])
-            logits = self.model.predict(features, batch_size=self.batch_size, verbose=0)
-            chunks.append(keras.ops.convert_to_numpy(keras.ops.softmax(keras.ops.cast(logits, "float32"), axis=-1)))
-        return np.concatenate(chunks) if chunks else np.zeros((0, 4), np.float32)
+            rows = frame.iloc[start:start + ENCODE_CHUNK]
+            fields = raw_fields(rows)
+            fields["example_id"] = np.arange(start, start + len(rows), dtype=np.int64)
+            out = self.model.predict(fields, batch_size=self.batch_size, verbose=0)
+            logits = keras.ops.cast(out["logits"], "float32")
+            probabilities[np.asarray(out["example_id"])] = keras.ops.convert_to_numpy(keras.ops.softmax(logits, axis=-1))
+        if np.isnan(probabilities).any():
+            raise RuntimeError(f"prediction returned no output for {int(np.isnan(probabilities[:, 0]).sum())} rows")
+        return probabilities
 
     def scores(self, frame) -> np.ndarray:
         """[N] ranking scores P(E) + 0.1 P(S) + 0.01 P(C)."""
