@@ -55,12 +55,11 @@ def format_pairs(df: pd.DataFrame, tagger: EntityTagger | None = None, field_sty
     return _format_frame(df, FieldFormatter(field_style, prompt_tokens, tagger, max_field_chars))
 
 
-def _format_frame(df: pd.DataFrame, formatter) -> tuple[list, list]:
+def check_frame(df: pd.DataFrame) -> None:
+    """DataError unless the frame has the template's columns and only known locales (naming rows)."""
     missing = [c for c in REQUIRED_COLUMNS if c not in df.columns]
     if missing:
         raise DataError(f"frame to format lacks column(s) {', '.join(missing)}")
-    if len(df) == 0:
-        return [], []
     unknown = ~df["product_locale"].isin(list(LANGUAGE_TOKENS)).to_numpy()
     if unknown.any():
         rows = df.index[unknown]
@@ -69,11 +68,19 @@ def _format_frame(df: pd.DataFrame, formatter) -> tuple[list, list]:
             f"{', '.join(map(str, rows[:5]))}; expected one of {', '.join(LANGUAGE_TOKENS)}",
             row=int(rows[0]),
         )
-    columns = {name: [as_text(v) for v in df[name].tolist()] for name in REQUIRED_COLUMNS}
+
+
+def frame_fields(df: pd.DataFrame) -> dict:
+    """The raw string fields of a frame's rows, as the template's ops take them ("" for missing)."""
+    return {name: np.array([as_text(v) for v in df[name].tolist()], object) for name in REQUIRED_COLUMNS
+            if name in df.columns}
+
+
+def _format_frame(df: pd.DataFrame, formatter) -> tuple[list, list]:
+    check_frame(df)
     queries, products = [], []
     for start in range(0, len(df), FORMAT_BATCH):
-        batch = {name: np.array(values[start:start + FORMAT_BATCH], object) for name, values in columns.items()}
-        query_texts, product_texts = formatter(batch)
+        query_texts, product_texts = formatter(frame_fields(df.iloc[start:start + FORMAT_BATCH]))
         queries += [t.decode("utf-8") for t in query_texts.numpy()]
         products += [t.decode("utf-8") for t in product_texts.numpy()]
     return queries, products

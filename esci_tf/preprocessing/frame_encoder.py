@@ -1,17 +1,20 @@
 """FrameEncoder: a merged ESCI frame -> model inputs, the one path every caller takes.
 
-The template (esci_tf.data.template.TemplateSettings) formats each row as (query, product
-text); the PairPreprocessor tokenizes and packs the pair. TFRecord building, trainers.predict,
-the recipe and the benchmarks all encode through it, and a trained model directory keeps it as
-preprocessing.json (the PairPreprocessor config with its vocabulary inlined, and the template
-settings), which trainers.predict and trainers.export load back.
+Its FieldsPreprocessor (cleaning and the template as TF ops, then the PairPreprocessor's
+tokenization and packing) turns each row's raw fields into model inputs. TFRecord building,
+trainers.predict, the recipe and the benchmarks all encode through it, and a trained model
+directory keeps it as preprocessing.json (the PairPreprocessor config with its vocabulary
+inlined, and the template settings), which trainers.predict and trainers.export load back.
 """
 
 import os
 
+import numpy as np
+
 from esci_tf import files
-from esci_tf.data.template import TemplateSettings
-from esci_tf.preprocessing.encode import encode_in_batches
+
+from esci_tf.data.template import TemplateSettings, check_frame, frame_fields
+from esci_tf.inputs import MODEL_INPUT_KEYS
 
 PREPROCESSING_FILE = "preprocessing.json"
 ENCODE_BATCH = 512
@@ -38,11 +41,20 @@ class FrameEncoder:
 
     def encode(self, frame, batch_size: int = ENCODE_BATCH, progress=None):
         """(features, tokens_cut): int32 numpy arrays [N, max_length] per model input, and the
-        tokens truncation cut from each pair [N]; `progress` is advanced per batch."""
-        if len(frame) == 0:
-            return encode_in_batches(self.preprocessor, [], [])
-        queries, texts = self.format(frame)
-        return encode_in_batches(self.preprocessor, queries, texts, batch_size, progress)
+        tokens truncation cut from each pair [N]; `progress` is advanced per batch. The rows go
+        through the FieldsPreprocessor, the model's own preprocessing."""
+        check_frame(frame)
+        parts = {key: [np.zeros((0, self.max_length), np.int32)] for key in MODEL_INPUT_KEYS}
+        cut = [np.zeros(0, np.int32)]
+        for start in range(0, len(frame), batch_size):
+            rows = frame.iloc[start:start + batch_size]
+            features, overflow = self.fields_preprocessor.encode_with_overflow(frame_fields(rows))
+            for key in MODEL_INPUT_KEYS:
+                parts[key].append(features[key].numpy())
+            cut.append(overflow.numpy())
+            if progress is not None:
+                progress.update(len(rows))
+        return {key: np.concatenate(parts[key]) for key in MODEL_INPUT_KEYS}, np.concatenate(cut)
 
     def features(self, frame, batch_size: int = ENCODE_BATCH) -> dict:
         """Only the model inputs of `encode`."""

@@ -12,18 +12,10 @@ import numpy as np
 
 from esci_tf.labels import ranking_score
 from esci_tf.preprocessing.frame_encoder import FrameEncoder
-from esci_tf.preprocessing.template_ops import RAW_FIELDS
+from esci_tf.data.template import frame_fields
 from esci_tf.training.checkpointing import BEST_MODEL
 
 ENCODE_CHUNK = 8192  # pairs predicted per call (bounds memory on large files)
-
-
-def raw_fields(frame) -> dict:
-    """The raw string fields of a merged frame's rows (FieldsPreprocessor's inputs), "" for missing."""
-    from esci_tf.data.cleaning import as_text
-
-    return {name: np.array([as_text(v) for v in frame[name].tolist()], object)
-            for name in RAW_FIELDS if name in frame.columns}
 
 
 class CrossEncoderRanker:
@@ -57,7 +49,7 @@ class CrossEncoderRanker:
         probabilities = np.full((len(frame), 4), np.nan, np.float32)
         for start in range(0, len(frame), ENCODE_CHUNK):
             rows = frame.iloc[start:start + ENCODE_CHUNK]
-            fields = raw_fields(rows)
+            fields = frame_fields(rows)
             fields["example_id"] = np.arange(start, start + len(rows), dtype=np.int64)
             out = self.model.predict(fields, batch_size=self.batch_size, verbose=0)
             logits = keras.ops.cast(out["logits"], "float32")
