@@ -64,6 +64,9 @@ def _folds(frame, split: str, num_folds: int, seed: int) -> np.ndarray:
         return np.full(len(frame), TEST_FOLD, np.int64)
     if "fold" in frame.columns:
         return frame["fold"].to_numpy(np.int64)
+    queries = frame["query_id"].nunique()
+    if queries < num_folds:
+        raise FlagError(f"--num_folds={num_folds} is more than the {queries} queries of the train split")
     return np.asarray(assign_folds(frame, num_folds, seed), np.int64)
 
 

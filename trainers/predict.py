@@ -46,11 +46,12 @@ def predict(cfg) -> pd.DataFrame:
     --output is checked for writability first, before the model and the files are read.
     """
     from esci_tf.cli import check_writable
+
+    check_writable(cfg.output, "output")
     from esci_tf.data.reader import load_esci
     from esci_tf.rankers import load_ranker
     from esci_tf.rankers.base import predict as predict_frame
 
-    check_writable(cfg.output, "output")
     ranker = load_ranker(cfg.model_dir, cfg.batch_size)
     frame, report = load_esci(cfg.examples, cfg.products, task=cfg.task, split=cfg.split,
                               on_bad_rows=cfg.on_bad_rows, require_labels=False)
