@@ -62,7 +62,7 @@ def predict(cfg) -> pd.DataFrame:
     if cfg.submission:
         table = submission_table(table)
     directory = os.path.dirname(cfg.output)
-    if directory:
+    if directory and "://" not in cfg.output:  # remote files need no parent folder
         os.makedirs(directory, exist_ok=True)
     table.to_csv(cfg.output, index=False)
     return table
