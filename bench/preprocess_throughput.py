@@ -109,5 +109,7 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    from esci_tf import cli
+
     define_flags()
-    app.run(main)
+    cli.run(main, "bench.preprocess_throughput")

@@ -45,6 +45,12 @@ def test_every_setting_is_a_fit_flag_with_the_same_default():
     ({"synthetic_queries": 0, "train_tfrecords": "a", "eval_tfrecords": "b", "entity_markers": True},
      "--entity_markers"),
     ({"examples": "e.parquet"}, "give one data source"),
+    ({"checkpoint": "xlm_roberta_base_multi"}, "--checkpoint=xlm_roberta_base_multi and --backbone_config"),
+    ({"backbone_config": {"num_layers": 2, "hidden_dim": 30, "num_heads": 4}},
+     "hidden_dim=30 is not divisible by num_heads=4"),
+    ({"backbone_config": {"num_layers": 2, "hiden_dim": 32}}, "unknown key.*hiden_dim.*--backbone=xlm_roberta"),
+    ({"backbone_config": {"num_layers": 0}}, "num_layers=0 must be a positive integer"),
+    ({"synthetic_queries": 0, "train_tfrecords": "a/*", "eval_tfrecords": "a/*"}, "is --train_tfrecords"),
 ])
 def test_checks_name_the_flag(change, flag):
     with pytest.raises(ConfigError, match=flag):
@@ -75,3 +81,23 @@ def test_flags_map_onto_the_config():
     fit.FLAGS(["fit", "--backbone_config={not json", "--output_dir=/tmp/x"])
     with pytest.raises(ConfigError, match="--backbone_config must be a JSON object"):
         fit_flags.run_config(fit.FLAGS)
+
+
+def test_backbone_config_keys_come_from_the_family_class():
+    assert {"num_layers", "hidden_dim", "num_heads", "intermediate_dim", "vocabulary_size"} <= set(
+        config_lib.backbone_config_keys("xlm_roberta"))
+    assert "hidden_activation" in config_lib.backbone_config_keys("bert")  # esci_tf's subclass adds it
+    assert "dtype" not in config_lib.backbone_config_keys("bert")
+    RunConfig.from_flat({**VALID, "backbone": "bert",
+                         "backbone_config": {"num_layers": 1, "hidden_activation": "gelu"}}).validate()
+
+
+def test_tpu_strategy_needs_a_tpu_here_or_an_address():
+    from esci_tf.training.strategy import _tpu_environment
+
+    config = RunConfig.from_flat({**VALID, "strategy": "tpu"})
+    if _tpu_environment():
+        pytest.skip("this machine has a TPU")
+    with pytest.raises(ConfigError, match="--strategy=tpu: no TPU on this machine"):
+        config.validate()
+    config.replace(tpu_address="grpc://10.0.0.2:8470").validate()  # a remote TPU: checked when connecting

@@ -3,15 +3,18 @@
 Reads and validates the files once (esci_tf.data.reader.load_esci), then writes
 Z/<split>-NNNNN-of-NNNNN.tfrecord.gz per split (train/test as in the examples file) with
 tfrecords.builder.build_shards, which checks every shard by reading it back; prints a summary
-table and writes Z/summary.json.
+table and writes Z/summary.json. The flags and Z's writability are checked before any file is
+read; a bad flag or input ends with one line naming it (esci_tf.cli; --verbose: the traceback).
+A split gets at most one shard per query (a query's rows stay in one shard), so --num_shards
+above a split's query count is capped (summary.json lists the files).
 """
 
 import os
-import sys
 
 from absl import app, flags
 
-from esci_tf.data.errors import DataError
+from esci_tf import cli
+from esci_tf.data.errors import FlagError
 
 FLAGS = flags.FLAGS
 DEFAULT_TOKENIZER = "xlm_roberta"  # no path: the embedded demo SentencePiece vocabulary
@@ -19,9 +22,12 @@ DEFAULT_TOKENIZER = "xlm_roberta"  # no path: the embedded demo SentencePiece vo
 
 def parse_tokenizer_flag(value: str) -> tuple:
     """"BACKBONE[:PATH]" -> (backbone, path or None); PATH may itself hold colons (gs://...)."""
+    from esci_tf.models.registry import names
+
     backbone, _, path = value.partition(":")
-    if not backbone:
-        raise ValueError(f"--tokenizer must be BACKBONE[:PATH], got {value!r}")
+    if backbone not in names():
+        raise FlagError(f"--tokenizer must be BACKBONE[:PATH] with BACKBONE one of {', '.join(names())}, "
+                        f"got {value!r}")
     return backbone, (path or None)
 
 
@@ -44,8 +50,13 @@ def build_tfrecords(examples: str, products: str, output_dir: str, sources: str 
 
     check_build_settings(max_length, num_folds, num_shards, label_smoothing)
     backbone, tokenizer_path = parse_tokenizer_flag(tokenizer)
+    cli.check_writable(output_dir, "output_dir", directory=True)
     if preprocessor is None:
-        preprocessor = PairPreprocessor(load_tokenizer(backbone, tokenizer_path), backbone, max_length)
+        try:
+            tokenizer_object = load_tokenizer(backbone, tokenizer_path)
+        except ValueError as error:  # no path where one is needed, no such preset
+            raise FlagError(f"--tokenizer={tokenizer}: {error}") from error
+        preprocessor = PairPreprocessor(tokenizer_object, backbone, max_length)
     elif (preprocessor.backbone, preprocessor.max_length) != (backbone, max_length):
         raise ValueError(
             f"the given preprocessor is ({preprocessor.backbone}, max_length {preprocessor.max_length}); "
@@ -97,15 +108,11 @@ def main(argv):
     names = ("examples", "products", "output_dir", "sources", "tokenizer", "max_length", "task", "num_folds",
              "num_shards", "entity_markers", "field_style", "prompt_tokens", "on_bad_rows", "label_smoothing",
              "seed")
-    try:
-        summary = build_tfrecords(**{name: FLAGS[name].value for name in names})
-    except (DataError, ValueError, FileNotFoundError) as error:
-        # Bad input or flag: the message names the file and row, or the flag; no traceback.
-        sys.exit(f"tfrecords.build: {type(error).__name__}: {error}")
+    summary = build_tfrecords(**{name: FLAGS[name].value for name in names})
     print(format_table(summary))
     print(f"summary: {FLAGS.output_dir}/summary.json")
 
 
 if __name__ == "__main__":
     define_flags()
-    app.run(main)
+    cli.run(main, "tfrecords.build")

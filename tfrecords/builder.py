@@ -11,8 +11,10 @@ own "fold" column); rows of other splits get fold -1. Targets are the one-hot la
 
 import numpy as np
 import tensorflow as tf
+from absl import logging
 from tqdm import tqdm
 
+from esci_tf.data.errors import FlagError
 from esci_tf.data.splits import assign_folds
 from esci_tf.data.validation import SPLITS, DropReport
 from esci_tf.labels import SHORT_LABELS, one_hot
@@ -25,15 +27,26 @@ TARGET_COLUMNS = tuple(f"target_{s}" for s in SHORT_LABELS)  # optional soft lab
 
 
 def check_build_settings(max_length: int, num_folds: int, num_shards: int, label_smoothing: float) -> None:
-    """ValueError naming the flag of a setting no build can use."""
+    """FlagError (a ValueError) naming the flag of a setting no build can use."""
     if max_length < 5:
-        raise ValueError(f"--max_length must be at least 5, got {max_length}")
+        raise FlagError(f"--max_length must be at least 5, got {max_length}")
     if num_folds < 1:
-        raise ValueError(f"--num_folds must be at least 1, got {num_folds}")
+        raise FlagError(f"--num_folds must be at least 1, got {num_folds}")
     if num_shards < 1:
-        raise ValueError(f"--num_shards must be at least 1, got {num_shards}")
+        raise FlagError(f"--num_shards must be at least 1, got {num_shards}")
     if not 0.0 <= label_smoothing < 1.0:
-        raise ValueError(f"--label_smoothing must be in [0, 1), got {label_smoothing}")
+        raise FlagError(f"--label_smoothing must be in [0, 1), got {label_smoothing}")
+
+
+def shards_for(split: str, frame, num_shards: int) -> int:
+    """num_shards capped at the split's query count (a query's rows share one shard, so more
+    shards would be empty files); the cap is logged."""
+    queries = int(frame["query_id"].nunique())
+    if num_shards <= max(queries, 1):
+        return num_shards
+    logging.warning("split %s has %d queries: writing %d shards instead of --num_shards=%d (a query's rows "
+                    "stay in one shard)", split, queries, max(queries, 1), num_shards)
+    return max(queries, 1)
 
 
 def targets_of(frame, label_smoothing: float = 0.0) -> np.ndarray:
@@ -51,6 +64,9 @@ def _folds(frame, split: str, num_folds: int, seed: int) -> np.ndarray:
         return np.full(len(frame), TEST_FOLD, np.int64)
     if "fold" in frame.columns:
         return frame["fold"].to_numpy(np.int64)
+    queries = frame["query_id"].nunique()
+    if queries < num_folds:
+        raise FlagError(f"--num_folds={num_folds} is more than the {queries} queries of the train split")
     return np.asarray(assign_folds(frame, num_folds, seed), np.int64)
 
 
@@ -99,7 +115,8 @@ def build_shards(frames: dict, output_dir: str, encoder, num_shards: int = 8, nu
             product_id=frame["product_id"].to_numpy(object),
             locale=frame["product_locale"].to_numpy(object),
         )
-        shard_counts = _write_checked(output_dir, split, columns, num_shards, encoder.max_length, show_progress)
+        shard_counts = _write_checked(output_dir, split, columns, shards_for(split, frame, num_shards),
+                                      encoder.max_length, show_progress)
         split_stats[split] = summary_lib.split_summary(frame, tokens_cut, shard_counts)
     all_settings = dict(settings or {})
     all_settings.update(

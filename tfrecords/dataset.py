@@ -23,8 +23,8 @@ compiled programs on XLA/TPU) and short pairs cost less. Only padding is cut. Re
 their (shuffled) order within a bucket; with drop_remainder each bucket drops its last partial
 batch when the data ends (repeat=True: leftovers carry into the next pass, nothing is lost).
 
-When a summary.json written by tfrecords.build lies next to the shards, its max_length must
-match the one asked for.
+The shards' max_length must be the one asked for (check_built_max_length: summary.json, when
+tfrecords.build wrote one next to them, and the first record), else a DataError names the file.
 """
 
 import dataclasses
@@ -35,6 +35,7 @@ from typing import Optional
 import numpy as np
 import tensorflow as tf
 
+from esci_tf.data.errors import DataError
 from tfrecords import schema
 from tfrecords.summary import SUMMARY_FILE
 from tfrecords.shards import check_shards, list_shards  # noqa: F401  (public API)
@@ -80,18 +81,27 @@ def _split_features(include_metadata: bool, listwise: bool):
     return split
 
 
-def _check_built_max_length(paths, max_length: int):
-    """Compares max_length with the summary.json of each shard directory that has one."""
+def check_built_max_length(paths, max_length: int) -> None:
+    """DataError naming the file and both lengths when shards were built at another max_length:
+    the summary.json tfrecords.build wrote next to them, then the first record of each directory
+    (reading them at the wrong length would fail inside tf.data without naming a file)."""
     for directory in sorted({os.path.dirname(path) for path in paths}):
         summary_path = os.path.join(directory, SUMMARY_FILE)
-        if not tf.io.gfile.exists(summary_path):
-            continue
-        with tf.io.gfile.GFile(summary_path) as stream:
-            built = json.load(stream).get("settings", {}).get("max_length")
-        if built is not None and built != max_length:
-            raise ValueError(
-                f"max_length={max_length}, but the shards in {directory} were built with max_length {built}"
-            )
+        if tf.io.gfile.exists(summary_path):
+            with tf.io.gfile.GFile(summary_path) as stream:
+                built = json.load(stream).get("settings", {}).get("max_length")
+            if built is not None and built != max_length:
+                raise DataError(f"the shards in {directory} were built with max_length {built}, but they are "
+                                f"read with --max_length={max_length}; pass --max_length={built} or rebuild them",
+                                path=summary_path)
+        for path in sorted(p for p in paths if os.path.dirname(p) == directory):
+            stored = _stored_max_length(tf.data.TFRecordDataset(path, compression_type=schema.COMPRESSION))
+            if stored:
+                if stored != max_length:
+                    raise DataError(f"records are {stored} tokens long (built with max_length {stored}), but "
+                                    f"they are read with --max_length={max_length}; pass --max_length={stored} "
+                                    "or rebuild the shards", path=path)
+                break
 
 
 def _shard_for_input_pipeline(files, num_files, batch_size, input_context):
@@ -278,7 +288,7 @@ def make_dataset(file_pattern, batch_size: int, max_length: int, options: ReadOp
     training, listwise, deterministic = options.training, options.listwise, options.deterministic
     seed, list_size = options.seed, options.list_size
     paths = list_shards(file_pattern)
-    _check_built_max_length(paths, max_length)
+    check_built_max_length(paths, max_length)
     if options.validate:
         check_shards(paths, max_length)
     include_metadata = (not training) if options.include_metadata is None else options.include_metadata

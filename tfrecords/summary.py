@@ -93,6 +93,10 @@ def format_table(summary: dict) -> str:
     dropped = summary["dropped"]
     reasons = ", ".join(f"{k}: {v}" for k, v in sorted(dropped["counts"].items())) or "none"
     lines.append(f"dropped rows: {dropped['total']} ({reasons})")
+    for split, stats in summary["splits"].items():
+        if len(stats["files"]) < settings.get("num_shards", 0):
+            lines.append(f"note: split {split} has {stats['queries']} queries, so {len(stats['files'])} shards "
+                         f"instead of --num_shards={settings['num_shards']} (a query's rows stay in one shard)")
     if total["queries_in_several_splits"]:
         lines.append(f"warning: {total['queries_in_several_splits']} query_ids appear in more than one split")
     return "\n".join(lines)

@@ -5,14 +5,15 @@ esci_tf.training.train_lib.run_experiment trains it: data from ESCI parquet/csv 
 TFRecords under <output_dir>/data), prebuilt TFRecords or generated data; evaluation of NDCG
 (and random-order NDCG) on the query-grouped eval lists; everything written to --output_dir
 (see train_lib). A killed run started again with the same flags resumes from its last
-checkpoint. `--helpfull` lists every flag, TensorFlow's included.
+checkpoint. `--help` lists the fit flags (`--helpfull` every flag, TensorFlow's included); a
+bad flag, setting or input ends with one line naming it (esci_tf.cli; --verbose: the traceback).
 """
 
 import os
-import sys
 
 from absl import app, flags
 
+from esci_tf import cli
 from trainers.flags import fit_flags
 
 fit_flags.define_flags()
@@ -37,6 +38,7 @@ def train(flag_values=FLAGS, callbacks=()) -> dict:
         config = fit_flags.run_config(flag_values).validate()
     except ConfigError as error:
         raise flags.IllegalFlagValueError(str(error)) from error
+    cli.check_writable(config.output_dir, "output_dir", directory=True)
     tf.io.gfile.makedirs(config.output_dir)
     with tf.io.gfile.GFile(os.path.join(config.output_dir, FLAGS_FILE), "w") as stream:
         stream.write(fit_flags.flags_as_flagfile(flag_values))
@@ -58,11 +60,8 @@ def run_with_args(argv, callbacks=()) -> dict:
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-    try:
-        train(FLAGS)
-    except flags.Error as error:
-        sys.exit(f"trainers.fit: {error}")
+    train(FLAGS)
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main, "trainers.fit")

@@ -41,7 +41,13 @@ def submission_table(predictions: pd.DataFrame) -> pd.DataFrame:
 
 
 def predict(cfg) -> pd.DataFrame:
-    """Score the pairs of cfg.examples and write cfg.output; returns the written table."""
+    """Score the pairs of cfg.examples and write cfg.output; returns the written table.
+
+    --output is checked for writability first, before the model and the files are read.
+    """
+    from esci_tf.cli import check_writable
+
+    check_writable(cfg.output, "output")
     from esci_tf.data.reader import load_esci
     from esci_tf.rankers import load_ranker
     from esci_tf.rankers.base import predict as predict_frame
@@ -51,15 +57,12 @@ def predict(cfg) -> pd.DataFrame:
                               on_bad_rows=cfg.on_bad_rows, require_labels=False)
     if report.counts:
         print(f"dropped rows: {report.to_dict()}", file=sys.stderr)
-    if frame.empty:
-        raise ValueError(f"--examples={cfg.examples}: no pairs to score for task {cfg.task}"
-                         + (f", split {cfg.split}" if cfg.split else ""))
     prediction = predict_frame(ranker, frame)
     table = predictions_table(frame, prediction.scores, prediction.probabilities)
     if cfg.submission:
         table = submission_table(table)
     directory = os.path.dirname(cfg.output)
-    if directory:
+    if directory and "://" not in cfg.output:  # remote files need no parent folder
         os.makedirs(directory, exist_ok=True)
     table.to_csv(cfg.output, index=False)
     return table
@@ -78,30 +81,20 @@ def run_with_args(argv) -> pd.DataFrame:
 
 
 def main():
-    from absl import app, flags
+    from absl import app
 
+    from esci_tf import cli
     from trainers.flags.predict_flags import define_flags
 
     flag_values = define_flags()
 
-    def parse(argv):
-        if any(arg in ("--help", "-h", "--helpfull") for arg in argv[1:]):
-            print(flag_values.main_module_help() or flag_values)
-            sys.exit(0)
-        try:
-            rest = flag_values(argv)
-        except flags.Error as error:
-            sys.exit(f"trainers.predict: {error}")
-        flags.FLAGS(argv[:1])  # absl's own flags keep their defaults
-        if len(rest) > 1:
-            sys.exit(f"trainers.predict: unexpected arguments: {' '.join(rest[1:])}")
-        return rest
-
     def run(argv):
+        if len(argv) > 1:
+            raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
         table = predict(flag_values)
         print(f"wrote {len(table)} rows to {flag_values.output}")
 
-    app.run(run, flags_parser=parse)
+    cli.run(run, "trainers.predict", flag_values=flag_values)
 
 
 if __name__ == "__main__":

@@ -4,13 +4,13 @@ Stages (esci_tf.recipe.pipeline): folds -> distill -> pseudo -> ensemble, each i
 skipped when done with the same settings; a changed setting reruns its stage and the ones after
 it (the log names the setting). Kill it anywhere and rerun: it continues. R/final is a ranker
 directory for trainers.predict and trainers.export; R/report.json and R/report.png say what each
-stage and member scores out of fold. Every trainers.fit flag sets the fine-tunes.
+stage and member scores out of fold. Every trainers.fit flag sets the fine-tunes. A bad flag or
+input ends with one line naming it (esci_tf.cli; --verbose: the traceback).
 """
-
-import sys
 
 from absl import app, flags
 
+from esci_tf import cli
 from trainers.flags import recipe_flags
 
 recipe_flags.define_flags()
@@ -26,6 +26,7 @@ def run(flag_values=FLAGS) -> dict:
 
     try:
         config = recipe_flags.recipe_config(flag_values).validate()
+        cli.check_writable(config.output_dir, "output_dir", directory=True)
         return run_recipe(config)
     except ConfigError as error:
         raise flags.IllegalFlagValueError(str(error)) from error
@@ -41,15 +42,10 @@ def run_with_args(argv) -> dict:
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-    from esci_tf.data.errors import DataError
-
-    try:
-        report = run(FLAGS)
-    except (flags.Error, DataError, FileNotFoundError) as error:  # bad flag or input: one line naming it
-        sys.exit(f"trainers.recipe: {error}")
+    report = run(FLAGS)
     chosen = report["ensemble"]["chosen"]
     print(f"recipe finished: final ranker ({chosen}) in {FLAGS.output_dir}/final; report {FLAGS.output_dir}/report.json")
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main, "trainers.recipe")

@@ -10,7 +10,7 @@ import io
 import os
 import re
 
-from absl import app, flags
+from absl import flags
 import sentencepiece as spm
 
 from esci_tf.data.synthetic import generate_esci
@@ -83,5 +83,7 @@ def main(argv=()):
 
 
 if __name__ == "__main__":
+    from esci_tf import cli
+
     define_flags()
-    app.run(main)
+    cli.run(main, "esci_tf.data.demo_vocab")

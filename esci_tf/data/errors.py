@@ -1,4 +1,7 @@
-"""The one error type for bad input data: its message names the file and the row or record."""
+"""The user-error types: bad input data (DataError) and a setting that cannot work (FlagError).
+
+Entry points (esci_tf.cli) print either as one line, without a traceback.
+"""
 
 
 class DataError(ValueError):
@@ -14,3 +17,7 @@ class DataError(ValueError):
         super().__init__(where + message)
         self.path = path
         self.row = row
+
+
+class FlagError(ValueError):
+    """A flag or setting that cannot work; the message names the flag (--name)."""

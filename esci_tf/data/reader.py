@@ -19,6 +19,7 @@ from esci_tf.data.validation import (
     DropReport,
     RowChecker,
     check_example_rows,
+    check_has_pairs,
     check_product_rows,
     validate_examples_file,
     validate_products_file,
@@ -100,6 +101,7 @@ def load_esci(
     require_labels=False) and, when sources_path is given, `source` ("" for a query the
     sources file does not list). Row order is file order. `products_table`: the products file
     already read with read_table (it is validated here; products_path names it in errors).
+    No pairs left (an empty file, no rows of the task, every row dropped) is a DataError.
     """
     if on_bad_rows not in ON_BAD_ROWS:
         raise ValueError(f"on_bad_rows must be one of {ON_BAD_ROWS}, got {on_bad_rows!r}")
@@ -108,6 +110,7 @@ def load_esci(
     checker = RowChecker(on_bad_rows, report)
 
     examples = validate_examples_file(read_table(examples_path), examples_path, require_labels)
+    num_rows = len(examples)
     examples = select_task(examples, task, split)
     examples = check_example_rows(examples, examples_path, checker, require_labels)
 
@@ -134,6 +137,7 @@ def load_esci(
         merged["source"] = merged["source"].fillna("")
 
     merged["label"] = _label_column(merged)
+    check_has_pairs(merged, examples_path, num_rows, task, split, report)
     return merged.reset_index(drop=True), report
 
 

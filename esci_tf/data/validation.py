@@ -1,8 +1,15 @@
 """Checks for the Shopping Queries tables, and the report of rows dropped in skip mode.
 
 File-level problems (missing columns, wrong dtypes, duplicate ids, bad flag values) always
-raise DataError. Row-level problems (empty query, unknown label, unknown locale, missing
-product) raise in "raise" mode, or are dropped and counted per reason in "skip" mode.
+raise DataError. Row-level problems raise in "raise" mode, or are dropped and counted per
+reason in "skip" mode (the count goes into summary.json / metrics.json):
+- empty_query: blank, or nothing left after esci_tf.data.cleaning.clean_text (emoji only, ...);
+- unknown_label, unknown_locale, missing_product (examples), product_unknown_locale (products);
+- query_id_conflict: one query_id with different query strings (skip: all its rows go);
+- labeled examples only (training data, not prediction input), a (query_id, product_id,
+  product_locale) pair listed more than once: conflicting_labels when the copies disagree
+  (skip: every copy goes, no label is trusted), duplicate_pair when they agree (a pair counted
+  twice in training and evaluation; skip: the first row is kept).
 Rows are numbered from 0 in file order, header excluded.
 """
 
@@ -11,6 +18,7 @@ import dataclasses
 import numpy as np
 import pandas as pd
 
+from esci_tf.data.cleaning import clean_text
 from esci_tf.data.errors import DataError
 from esci_tf.labels import is_known_label
 from esci_tf.special_tokens import LOCALES
@@ -45,6 +53,10 @@ UNKNOWN_LABEL = "unknown_label"
 UNKNOWN_LOCALE = "unknown_locale"
 MISSING_PRODUCT = "missing_product"
 PRODUCT_UNKNOWN_LOCALE = "product_unknown_locale"
+QUERY_ID_CONFLICT = "query_id_conflict"
+CONFLICTING_LABELS = "conflicting_labels"
+DUPLICATE_PAIR = "duplicate_pair"
+PAIR_KEY = ("query_id", "product_id", "product_locale")
 
 
 @dataclasses.dataclass
@@ -240,7 +252,7 @@ class RowChecker:
             row, shown = describe_rows(df, bad, column)
             raise DataError(
                 f"{message} ({reason}, {int(bad.sum())} rows) at {shown}; "
-                "pass on_bad_rows='skip' to drop and count such rows",
+                "pass --on_bad_rows=skip to drop and count such rows",
                 path=path,
                 row=row,
             )
@@ -248,11 +260,15 @@ class RowChecker:
         return df[~bad]
 
 
+def _empty_after_cleaning(query: str) -> bool:
+    return not clean_text(query).strip()
+
+
 def check_example_rows(df: pd.DataFrame, path, checker: RowChecker, require_labels: bool = True) -> pd.DataFrame:
-    """Row-level checks of selected examples: query, label and locale."""
+    """Row-level checks of selected examples (see the module docstring)."""
     df = checker.apply(
-        df, (map_unique(df["query"], str.strip) == "").to_numpy(), EMPTY_QUERY, "query", path,
-        "empty or whitespace query",
+        df, map_unique(df["query"], _empty_after_cleaning).to_numpy(dtype=bool), EMPTY_QUERY, "query", path,
+        "empty query (blank, or nothing left after cleaning: emoji or symbols only)",
     )
     if "esci_label" in df.columns:
         known = map_unique(df["esci_label"], is_known_label).to_numpy(dtype=bool)
@@ -263,6 +279,17 @@ def check_example_rows(df: pd.DataFrame, path, checker: RowChecker, require_labe
         df, ~df["product_locale"].isin(LOCALES).to_numpy(), UNKNOWN_LOCALE, "product_locale", path,
         f"unknown product_locale (expected one of {', '.join(LOCALES)})",
     )
+    strings = df.groupby("query_id")["query"].transform("nunique").to_numpy()
+    df = checker.apply(df, strings > 1, QUERY_ID_CONFLICT, ["query_id", "query"], path,
+                       "one query_id with different query strings")
+    if require_labels and "esci_label" in df.columns:
+        key = list(PAIR_KEY)
+        labels = df.groupby(key)["esci_label"].transform("nunique").to_numpy()
+        df = checker.apply(df, labels > 1, CONFLICTING_LABELS, key + ["esci_label"], path,
+                           "the same (query_id, product_id, product_locale) pair with different labels")
+        df = checker.apply(df, df.duplicated(subset=key, keep="first").to_numpy(), DUPLICATE_PAIR, key, path,
+                           "the same (query_id, product_id, product_locale) pair again, same label "
+                           "(--on_bad_rows=skip keeps the first row)")
     return df
 
 
@@ -272,3 +299,16 @@ def check_product_rows(df: pd.DataFrame, path, checker: RowChecker) -> pd.DataFr
         df, ~df["product_locale"].isin(LOCALES).to_numpy(), PRODUCT_UNKNOWN_LOCALE, "product_locale", path,
         f"unknown product_locale (expected one of {', '.join(LOCALES)})", id_column="product_id",
     )
+
+
+def check_has_pairs(merged: pd.DataFrame, path, num_rows: int, task: str, split, report: DropReport) -> None:
+    """DataError saying why no pairs are left: an empty file, no rows of the task and split, or
+    every selected row dropped as bad."""
+    if not merged.empty:
+        return
+    if not num_rows:
+        raise DataError("the file has no rows", path=path)
+    selection = f"task {task}" + (f", split {split}" if split else "")
+    if report.total:
+        raise DataError(f"no pairs of {selection} left: {report}", path=path)
+    raise DataError(f"no pairs of {selection} among its {num_rows} rows", path=path)

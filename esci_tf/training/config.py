@@ -17,8 +17,10 @@ esci_tf.training.config.ConfigError: give one data source: --examples and --prod
 """
 
 import dataclasses
+import inspect
 from typing import Optional
 
+from esci_tf.data.errors import FlagError
 from esci_tf.data.reader import TASKS
 from esci_tf.models.cross_encoder import POOLINGS
 from esci_tf.models.precision import POLICIES as PRECISIONS
@@ -31,7 +33,7 @@ ADVERSARIAL = ("none", "fgm", "awp")
 OPTIMIZERS = ("adamw", "lazy_adamw")
 
 
-class ConfigError(ValueError):
+class ConfigError(FlagError):
     """A setting that cannot work; the message names the flag (--name)."""
 
 
@@ -238,11 +240,70 @@ def _weights(config):
              "--backbone_config must be a JSON object")
     _require(model.checkpoint is not None or model.backbone_config is not None,
              "give --checkpoint (pretrained) or --backbone_config (random init)")
+    _require(model.checkpoint is None or model.backbone_config is None,
+             f"--checkpoint={model.checkpoint} and --backbone_config: give one (--checkpoint brings its "
+             "own architecture; --backbone_config is for random init)")
+
+
+def backbone_config_keys(backbone: str) -> tuple:
+    """The --backbone_config keys the backbone family's class accepts (its constructor's
+    arguments, keras-hub's Backbone base and dtype excluded)."""
+    import keras_hub
+
+    from esci_tf.models.registry import get_entry
+
+    keys = []
+    for klass in get_entry(backbone).backbone_class.__mro__:
+        if klass is keras_hub.models.Backbone or not issubclass(klass, keras_hub.models.Backbone):
+            break
+        if "__init__" in vars(klass):
+            for parameter in inspect.signature(klass.__init__).parameters.values():
+                if parameter.kind not in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD) and \
+                        parameter.name not in ("self", "dtype") and parameter.name not in keys:
+                    keys.append(parameter.name)
+    return tuple(keys)
+
+
+def _backbone_config(config):
+    values = config.model.backbone_config
+    if not isinstance(values, dict) or config.model.checkpoint is not None:
+        return
+    known = backbone_config_keys(config.model.backbone)
+    unknown = sorted(set(values) - set(known))
+    _require(not unknown, f"--backbone_config: unknown key(s) {', '.join(unknown)} for --backbone="
+             f"{config.model.backbone}; known: {', '.join(known)}")
+    for key, value in values.items():
+        if key.endswith(("_dim", "_layers", "_heads", "_size", "_length")):
+            _require(isinstance(value, int) and not isinstance(value, bool) and value > 0,
+                     f"--backbone_config: {key}={value!r} must be a positive integer")
+    hidden, heads = values.get("hidden_dim"), values.get("num_heads")
+    _require(hidden is None or heads is None or hidden % heads == 0,
+             f"--backbone_config: hidden_dim={hidden} is not divisible by num_heads={heads}")
 
 
 def _tpu(config):
-    _require(config.runtime.tpu_address is None or config.runtime.strategy in ("tpu", "auto"),
+    from esci_tf.training.strategy import _tpu_environment as tpu_on_this_machine
+
+    runtime = config.runtime
+    _require(runtime.tpu_address is None or runtime.strategy in ("tpu", "auto"),
              "--tpu_address is only used with --strategy=tpu")
+    _require(runtime.strategy != "tpu" or runtime.tpu_address is not None or tpu_on_this_machine(),
+             "--strategy=tpu: no TPU on this machine (no /dev/accel* or /dev/vfio device, TPU_NAME unset); "
+             "give --tpu_address for a remote TPU, or use --strategy=auto")
+
+
+def _tfrecords_overlap(config):
+    """Evaluation shards that are also training shards would score the model on its training data."""
+    data = config.data
+    if not data.from_tfrecords:
+        return
+    _require(data.train_tfrecords != data.eval_tfrecords,
+             f"--eval_tfrecords={data.eval_tfrecords} is --train_tfrecords: evaluate on other shards")
+    import tensorflow as tf
+
+    shared = sorted(set(tf.io.gfile.glob(data.train_tfrecords)) & set(tf.io.gfile.glob(data.eval_tfrecords)))
+    _require(not shared, f"--eval_tfrecords={data.eval_tfrecords} and --train_tfrecords={data.train_tfrecords} "
+             f"share {len(shared)} file(s), e.g. {shared[:1][0] if shared else ''}: evaluate on other shards")
 
 
 def _entity_markers(config):
@@ -283,5 +344,5 @@ def _choices_and_bounds(config):
         _require(within, f"--{name}={value}: must be >= {low}" + (f" and <= {high}" if high is not None else ""))
 
 
-_CHECKS = (_output_dir, _data_source, _eval_slice, _length_buckets, _weights, _tpu, _entity_markers,
-           _choices_and_bounds)
+_CHECKS = (_output_dir, _data_source, _eval_slice, _length_buckets, _weights, _choices_and_bounds,
+           _backbone_config, _tpu, _entity_markers, _tfrecords_overlap)

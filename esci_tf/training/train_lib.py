@@ -199,6 +199,11 @@ def run_experiment(config: RunConfig, frames=None, callbacks=()) -> dict:
     progress.close()
     timing["train_seconds"] = time.perf_counter() - start
     timing.update({k: v for k, v in progress.throughput().items() if k != "seconds"})
+    if remaining == 0:  # a rerun of a finished run trains nothing: keep the run's own timing
+        previous = files.read_json(os.path.join(output_dir, METRICS_FILE), missing_ok=True) or {}
+        timing = {**previous.get("timing", {"data_seconds": timing["data_seconds"]}), "reused_finished_run": True}
+        logging.warning("%s already holds a finished run of %d steps; nothing trained now (its earlier "
+                        "timing is kept)", output_dir, schedule.total_steps)
     if checkpoint.manager.latest_checkpoint is None or int(checkpoint.position.numpy()) != schedule.total_steps:
         checkpoint.save(schedule.total_steps)
     if evaluate is None:

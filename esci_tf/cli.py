@@ -1,0 +1,133 @@
+"""How every `python -m` entry point ends on a user error: one line, no traceback.
+
+`run(main, program)` is absl's app.run with the project's error handling: a user error (a bad
+flag or setting, bad data, a missing or unwritable file) prints `<program>: <message>` as the
+last line on stderr and exits 2 (flags and settings) or 1 (data and files); --verbose (defined
+here, once) shows the traceback as well. Any other exception is a bug and keeps its traceback.
+--help (-h, --helpshort) prints the module docstring and the entry point's own flags and exits
+0; --helpfull adds every library's flags.
+"""
+
+import os
+import sys
+
+from absl import app, flags
+
+from esci_tf.data.errors import DataError, FlagError
+
+VERBOSE = "verbose"
+FLAG_EXIT = 2  # a bad flag or setting
+DATA_EXIT = 1  # bad data, a missing or unwritable file
+HELP_ARGS = ("--help", "-h", "-?", "--helpshort")
+HELPFULL_ARGS = ("--helpfull",)
+_FILE_ERRORS = (FileNotFoundError, PermissionError, NotADirectoryError, IsADirectoryError, FileExistsError)
+
+
+def define_verbose(flag_values=flags.FLAGS) -> None:
+    """Defines --verbose in flag_values (once)."""
+    if VERBOSE not in flag_values:
+        flags.DEFINE_bool(VERBOSE, False, "On a user error, show the full traceback too (default: one line).",
+                          flag_values=flag_values)
+
+
+def exit_code(error: BaseException):
+    """FLAG_EXIT or DATA_EXIT for a user error, None for anything else (a bug)."""
+    if isinstance(error, (flags.Error, app.UsageError, FlagError)):
+        return FLAG_EXIT
+    if isinstance(error, (DataError, *_FILE_ERRORS)):
+        return DATA_EXIT
+    tf = sys.modules.get("tensorflow")
+    if tf is not None and isinstance(error, (tf.errors.NotFoundError, tf.errors.PermissionDeniedError)):
+        return DATA_EXIT
+    return None
+
+
+def one_line(error: BaseException) -> str:
+    """The error's message on one line."""
+    text = str(error) or getattr(error, "message", "") or type(error).__name__
+    lines = [line.strip() for line in str(text).splitlines() if line.strip()]
+    return "; ".join(lines)
+
+
+def fail(program: str, error: BaseException, code: int):
+    """Prints `<program>: <message>` to stderr and exits with `code`."""
+    sys.stdout.flush()
+    print(f"{program}: {one_line(error)}", file=sys.stderr)
+    sys.exit(code)
+
+
+def _wants_verbose(args) -> bool:
+    return any(arg in ("--verbose", "--verbose=true", "--verbose=1") for arg in args)
+
+
+def help_text(flag_values, doc: str | None, full: bool = False) -> str:
+    """The module docstring and the entry point's flags (every flag with `full`)."""
+    own = flag_values is not flags.FLAGS  # an entry point's own FlagValues: all of them are its flags
+    if full:
+        listed = flag_values.get_help() + ("\n" + flags.FLAGS.get_help() if own else "")
+    else:
+        listed = flag_values.get_help() if own else flag_values.main_module_help()
+    return f"{(doc or '').strip()}\n\nflags:\n{listed}\n\nTry --helpfull to list every flag, the libraries' included."
+
+
+def check_writable(path: str, flag: str, directory: bool = False) -> None:
+    """Raises (naming the flag) when a local output file (or directory) cannot be written.
+
+    A path that exists must be a file (a directory with `directory`) and writable; otherwise its
+    nearest existing parent must be a writable directory. Remote paths (gs://...) are left to
+    the write itself.
+    """
+    path = os.fspath(path)
+    if "://" in path:
+        return
+    absolute = os.path.abspath(path)
+    if os.path.exists(absolute):
+        if directory and not os.path.isdir(absolute):
+            raise NotADirectoryError(f"--{flag}={path}: exists and is not a directory")
+        if not directory and os.path.isdir(absolute):
+            raise IsADirectoryError(f"--{flag}={path}: is a directory; give a file name")
+        if not os.access(absolute, os.W_OK):
+            raise PermissionError(f"--{flag}={path}: not writable")
+        return
+    parent = os.path.dirname(absolute)
+    while not os.path.exists(parent):
+        parent = os.path.dirname(parent)
+    if not os.path.isdir(parent):
+        raise NotADirectoryError(f"--{flag}={path}: {parent} is a file, not a directory")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise PermissionError(f"--{flag}={path}: cannot create it, {parent} is not writable")
+
+
+def run(main, program: str, flag_values=flags.FLAGS, argv=None) -> None:
+    """app.run(main) with the project's --help, --verbose and one-line user errors (see the
+    module docstring). `flag_values`: the entry point's own FlagValues when it is not
+    flags.FLAGS (absl's flags then keep their defaults)."""
+    define_verbose(flag_values)
+    flag_values.register_key_flag_for_module(sys.argv[0], flag_values[VERBOSE])  # listed by --help
+    doc = sys.modules["__main__"].__doc__
+
+    def parse(args):
+        options = args[1:args.index("--")] if "--" in args else args[1:]
+        if any(arg in HELP_ARGS + HELPFULL_ARGS for arg in options):
+            print(help_text(flag_values, doc, full=any(arg in HELPFULL_ARGS for arg in options)))
+            sys.exit(0)
+        try:
+            rest = flag_values(args)
+            if flag_values is not flags.FLAGS:
+                flags.FLAGS(args[:1])
+        except flags.Error as error:
+            if _wants_verbose(options):
+                raise
+            fail(program, error, FLAG_EXIT)
+        return rest
+
+    def checked_main(args):
+        try:
+            return main(args)
+        except Exception as error:  # noqa: BLE001 (user errors become one line; bugs re-raise)
+            code = exit_code(error)
+            if code is None or flag_values[VERBOSE].value:
+                raise
+            fail(program, error, code)
+
+    app.run(checked_main, argv=argv, flags_parser=parse)

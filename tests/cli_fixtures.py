@@ -1,0 +1,50 @@
+"""Running an entry point as the user does (`python -m ...` in a subprocess) and checking how it
+ends: the exit code, the last stderr line, and whether a traceback was shown."""
+
+import dataclasses
+import os
+import pathlib
+import subprocess
+import sys
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+
+
+@dataclasses.dataclass
+class Result:
+    returncode: int
+    stdout: str
+    stderr: str
+
+    @property
+    def last_line(self) -> str:
+        lines = [line for line in self.stderr.splitlines() if line.strip()]
+        return lines[-1] if lines else ""
+
+    @property
+    def traceback(self) -> bool:
+        return "Traceback (most recent call last)" in self.stderr
+
+
+def run_module(module: str, *args, timeout: int = 300, env=None) -> Result:
+    """`python -m module args...` from the repository root."""
+    environment = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="", **(env or {}))
+    for name in ("TPU_NAME", "TPU_ACCELERATOR_TYPE", "COLAB_TPU_ADDR"):
+        environment.pop(name, None)
+    done = subprocess.run([sys.executable, "-m", module, *map(str, args)], cwd=REPO, capture_output=True,
+                          text=True, timeout=timeout, env=environment)
+    return Result(done.returncode, done.stdout, done.stderr)
+
+
+def assert_one_line_error(result: Result, program: str, *fragments, code=None) -> str:
+    """The run failed (with `code` when given), its last stderr line is `<program>: ...` holding every
+    fragment, and no traceback was printed; returns that line."""
+    assert result.returncode != 0, result.stdout[-2000:]
+    if code is not None:
+        assert result.returncode == code, (result.returncode, result.stderr[-2000:])
+    line = result.last_line
+    assert line.startswith(f"{program}: "), result.stderr[-3000:]
+    for fragment in fragments:
+        assert fragment in line, (fragment, line)
+    assert not result.traceback, result.stderr[-3000:]
+    return line

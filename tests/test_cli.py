@@ -1,0 +1,84 @@
+"""esci_tf.cli: every entry point takes --help (listing its own flags) and ends a user error with one
+line and a non-zero exit, the traceback only with --verbose; outputs are checked before the work."""
+
+import os
+
+import pytest
+from absl import flags
+
+from cli_fixtures import assert_one_line_error, run_module
+from esci_tf import cli
+from esci_tf.data.errors import DataError, FlagError
+
+
+@pytest.mark.parametrize("module, own_flag", [
+    ("trainers.fit", "--backbone_config"),
+    ("trainers.demo", "--synthetic_queries"),
+    ("trainers.predict", "--model_dir"),
+    ("trainers.export", "--export_dir"),
+    ("trainers.recipe", "--num_folds"),
+    ("tfrecords.build", "--num_shards"),
+])
+def test_every_entry_point_takes_help_and_lists_its_own_flags(module, own_flag):
+    result = run_module(module, "--help")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert own_flag in result.stdout and "--[no]verbose" in result.stdout
+    assert "--tf_" not in result.stdout, "library flags are left to --helpfull"
+
+
+def test_a_bad_flag_is_one_line_and_verbose_shows_the_traceback(tmp_path):
+    result = run_module("trainers.export", "--model_dir", tmp_path / "nothing", "--export_dir", tmp_path / "out")
+    assert_one_line_error(result, "trainers.export", str(tmp_path / "nothing"), code=cli.DATA_EXIT)
+    verbose = run_module("trainers.export", "--model_dir", tmp_path / "nothing", "--export_dir",
+                         tmp_path / "out", "--verbose")
+    assert verbose.returncode != 0 and verbose.traceback
+    unknown = run_module("trainers.export", "--model_dri=x", "--export_dir=y")
+    assert_one_line_error(unknown, "trainers.export", "model_dri", code=cli.FLAG_EXIT)
+    missing = run_module("tfrecords.build", "--examples=e.parquet")
+    assert_one_line_error(missing, "tfrecords.build", "--products", code=cli.FLAG_EXIT)
+
+
+def test_demo_refuses_stray_arguments_in_one_line():
+    result = run_module("trainers.demo", "extra")
+    assert_one_line_error(result, "trainers.demo", "unexpected arguments: extra", code=cli.FLAG_EXIT)
+
+
+def test_predict_checks_its_output_before_loading_and_scoring(tmp_path):
+    """A missing model dir is not even looked at: the unwritable --output is reported first."""
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    result = run_module("trainers.predict", f"--model_dir={tmp_path / 'no_model'}", "--examples=e.parquet",
+                        "--products=p.parquet", f"--output={blocker / 'preds.csv'}")
+    assert_one_line_error(result, "trainers.predict", "--output=", "is a file, not a directory",
+                          code=cli.DATA_EXIT)
+
+
+def test_user_errors_and_bugs_are_told_apart():
+    from esci_tf.training.config import ConfigError
+
+    assert cli.exit_code(ConfigError("--x")) == cli.exit_code(FlagError("--x")) == cli.FLAG_EXIT
+    assert cli.exit_code(flags.IllegalFlagValueError("--x")) == cli.FLAG_EXIT
+    assert cli.exit_code(DataError("bad", path="f")) == cli.exit_code(FileNotFoundError("f")) == cli.DATA_EXIT
+    assert cli.exit_code(PermissionError("f")) == cli.DATA_EXIT
+    assert cli.exit_code(KeyError("x")) is None and cli.exit_code(TypeError("x")) is None
+    assert cli.one_line(ValueError("first\n  second\n")) == "first; second"
+
+
+def test_check_writable(tmp_path):
+    cli.check_writable(tmp_path / "new" / "deeper" / "out.csv", "output")
+    cli.check_writable(tmp_path / "new_dir", "output_dir", directory=True)
+    cli.check_writable("gs://bucket/out", "output_dir", directory=True)
+    a_file = tmp_path / "file.txt"
+    a_file.write_text("")
+    with pytest.raises(NotADirectoryError, match="--output_dir=.*not a directory"):
+        cli.check_writable(a_file, "output_dir", directory=True)
+    with pytest.raises(NotADirectoryError, match="--output="):
+        cli.check_writable(a_file / "x.csv", "output")
+    with pytest.raises(IsADirectoryError, match="--output="):
+        cli.check_writable(tmp_path, "output")
+    if os.geteuid() != 0:  # root may write anywhere
+        locked = tmp_path / "locked"
+        locked.mkdir()
+        locked.chmod(0o500)
+        with pytest.raises(PermissionError, match="not writable"):
+            cli.check_writable(locked / "out.csv", "output")

@@ -1,0 +1,62 @@
+"""trainers.fit as the user runs it: settings that cannot work stop it with one line naming the flag
+before any data is read or TFRecords built; bad inputs name the file."""
+
+import pytest
+from absl import flags
+
+from cli_fixtures import assert_one_line_error, run_module
+from esci_tf import cli
+from esci_tf.training.strategy import _tpu_environment
+from run_fixtures import TINY_CONFIG, fit_args
+from trainers import fit
+
+SYNTHETIC = ("--synthetic_queries=12", "--backbone=xlm_roberta", "--max_length=24", "--batch_size=8",
+             "--noprogress_bar", "--strategy=cpu")
+
+
+@pytest.mark.skipif(_tpu_environment(), reason="this machine has a TPU")
+def test_tpu_strategy_without_a_tpu_fails_before_the_data(tmp_path):
+    result = run_module("trainers.fit", *SYNTHETIC, f"--backbone_config={TINY_CONFIG}", "--strategy=tpu",
+                        f"--output_dir={tmp_path / 'run'}")
+    assert_one_line_error(result, "trainers.fit", "--strategy=tpu: no TPU on this machine", code=cli.FLAG_EXIT)
+    assert not (tmp_path / "run" / "data").exists(), "no TFRecords were built"
+
+
+def test_checkpoint_with_backbone_config_fails_before_the_data(tmp_path):
+    result = run_module("trainers.fit", *SYNTHETIC, f"--backbone_config={TINY_CONFIG}",
+                        "--checkpoint=xlm_roberta_base_multi", f"--output_dir={tmp_path / 'run'}")
+    assert_one_line_error(result, "trainers.fit", "--checkpoint=xlm_roberta_base_multi and --backbone_config",
+                          code=cli.FLAG_EXIT)
+    assert not (tmp_path / "run" / "data").exists()
+
+
+def test_unwritable_output_dir_is_one_line(tmp_path):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    result = run_module("trainers.fit", *SYNTHETIC, f"--backbone_config={TINY_CONFIG}",
+                        f"--output_dir={blocker / 'run'}")
+    assert_one_line_error(result, "trainers.fit", "--output_dir=", "is a file, not a directory",
+                          code=cli.DATA_EXIT)
+
+
+def test_shards_of_another_max_length_name_the_file_and_both_lengths(tiny_tfrecords, tmp_path):
+    """tiny_tfrecords are 24 tokens long and have no summary.json: the first record tells."""
+    result = run_module("trainers.fit", *fit_args(tiny_tfrecords, tmp_path / "run", "--max_length=16")[1:])
+    line = assert_one_line_error(result, "trainers.fit", "records are 24 tokens long", "--max_length=16",
+                                 code=cli.DATA_EXIT)
+    assert tiny_tfrecords in line and ".tfrecord.gz" in line
+
+
+@pytest.mark.parametrize("extra, message", [
+    ((), "--eval_tfrecords=.* is --train_tfrecords"),
+    (("--eval_tfrecords={records}/*-00000-*",), "share 2 file"),
+])
+def test_eval_shards_that_are_training_shards_are_refused(tiny_tfrecords, tmp_path, extra, message):
+    args = fit_args(tiny_tfrecords, tmp_path, *[e.format(records=tiny_tfrecords) for e in extra])
+    if not extra:
+        args = [a.replace("eval-*", "train-*") for a in args]
+    else:  # eval-00000 and train-00000 both match; train-00000 is a training shard
+        args = [a.replace(f"{tiny_tfrecords}/train-*", f"{tiny_tfrecords}/*") for a in args]
+    with pytest.raises(flags.Error, match=message):
+        fit.run_with_args(args)
+    assert not (tmp_path / "flags.txt").exists(), "refused before anything is written"
