@@ -3,7 +3,7 @@
 File-level problems (missing columns, wrong dtypes, duplicate ids, bad flag values) always
 raise DataError. Row-level problems raise in "raise" mode, or are dropped and counted per
 reason in "skip" mode (the count goes into summary.json / metrics.json):
-- empty_query: blank, or nothing left after esci_tf.data.cleaning.clean_text (emoji only, ...);
+- empty_query: blank, or nothing left after cleaning (esci_tf.data.cleaning.clean_texts: emoji only, ...);
 - unknown_label, unknown_locale, missing_product (examples), product_unknown_locale (products);
 - query_id_conflict: one query_id with different query strings (skip: all its rows go);
 - labeled examples only (training data, not prediction input), a (query_id, product_id,
@@ -18,7 +18,7 @@ import dataclasses
 import numpy as np
 import pandas as pd
 
-from esci_tf.data.cleaning import clean_text
+from esci_tf.data.cleaning import clean_texts
 from esci_tf.data.errors import DataError
 from esci_tf.labels import is_known_label
 from esci_tf.special_tokens import LOCALES
@@ -260,14 +260,17 @@ class RowChecker:
         return df[~bad]
 
 
-def _empty_after_cleaning(query: str) -> bool:
-    return not clean_text(query).strip()
+def _empty_after_cleaning(queries: pd.Series) -> np.ndarray:
+    """True where a query cleans to nothing (each distinct query cleaned once, in batches)."""
+    unique = queries.unique()
+    empty = dict(zip(unique, (not text.strip() for text in clean_texts(unique))))
+    return queries.map(empty).to_numpy(dtype=bool)
 
 
 def check_example_rows(df: pd.DataFrame, path, checker: RowChecker, require_labels: bool = True) -> pd.DataFrame:
     """Row-level checks of selected examples (see the module docstring)."""
     df = checker.apply(
-        df, map_unique(df["query"], _empty_after_cleaning).to_numpy(dtype=bool), EMPTY_QUERY, "query", path,
+        df, _empty_after_cleaning(df["query"]), EMPTY_QUERY, "query", path,
         "empty query (blank, or nothing left after cleaning: emoji or symbols only)",
     )
     if "esci_label" in df.columns:
