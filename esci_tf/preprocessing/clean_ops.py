@@ -61,6 +61,19 @@ _OTHER_TAG_PATTERN = rf"<!--(?s:.*?)-->|</?[A-Za-z]{_TAG_BODY}>|<[!?][^>]*>"
 _SPECIAL_LITERAL = r"(?i)\[(" + "|".join(re.escape(t[1:-1]) for t in sorted(ALL_SPECIAL_TOKENS, key=len, reverse=True)) + r")\]"
 
 
+_BMP_SIZE = 0x10000
+_PLAIN_ASCII = "[ -;=?-~]*"
+# A printable ASCII punctuation mark twice in a row (what the code point step would shorten).
+_REPEAT_HINT = "(?s).*(?:" + "|".join(re.escape(c * 2) for c in "!\"#$%&'()*+,-./:;=?@[\\]^`{|}~") + ").*"
+
+
+def _update_where(texts, mask, function):
+    """texts with function applied to the elements where mask is true (only those are computed)."""
+    changed = tf.cast(tf.where(mask)[:, 0], tf.int32)
+    kept = tf.cast(tf.where(~mask)[:, 0], tf.int32)
+    return tf.dynamic_stitch([kept, changed], [tf.gather(texts, kept), function(tf.gather(texts, changed))])
+
+
 def _code_point_class(points) -> str:
     """An RE2 character class body for a set of code points, as ranges."""
     points = sorted(points)
@@ -135,6 +148,8 @@ class TextCleaner(tf.Module):
         starts, codes = code_point_table()
         self.starts = tf.constant(starts)
         self.codes = tf.constant(codes)
+        self.bmp_codes = tf.constant(np.repeat(codes, np.diff(np.append(starts, 0x110000)))[:_BMP_SIZE].astype(np.int8),
+                                     tf.int8)
         names = html.entities.html5
         self.entities = tf.lookup.StaticHashTable(
             tf.lookup.KeyValueTensorInitializer(["&" + n for n in names], list(names.values())), "")
@@ -199,36 +214,49 @@ class TextCleaner(tf.Module):
     def _strip_html(self, texts):
         """Up to HTML_ROUNDS rounds while a text still looks like HTML, then a last unescape."""
         for _ in range(HTML_ROUNDS):
-            texts = tf.where(tf.strings.regex_full_match(texts, _HTML_HINT), self._html_round(texts), texts)
-        return tf.where(tf.strings.regex_full_match(texts, _HTML_HINT), self._unescape(texts), texts)
+            texts = _update_where(texts, tf.strings.regex_full_match(texts, _HTML_HINT), self._html_round)
+        return _update_where(texts, tf.strings.regex_full_match(texts, _HTML_HINT), self._unescape)
+
+    def _unicode_steps(self, texts):
+        """Keycaps and emoji, NFKC, the code point table and punctuation runs, marks after spaces."""
+        texts = tf.strings.regex_replace(texts, "[#*0-9]\\x{fe0f}?\\x{20e3}", " ")
+        texts = tf.strings.regex_replace(texts, self.emoji_pattern, " ")
+        texts = tf_text.normalize_utf8(texts, "NFKC")
+        texts = self._map_code_points(texts)
+        return tf.strings.regex_replace(texts, f"([ \\n])[{_COMBINING_AFTER_SPACE}]+", "\\1")
+
+    def _codes(self, points):
+        """The table's code of each code point: a direct lookup in the Basic Multilingual Plane, a
+        range search for the few others."""
+        in_bmp = points < _BMP_SIZE
+        codes = tf.cast(tf.gather(self.bmp_codes, tf.where(in_bmp, points, 0)), tf.int32)
+        astral = tf.where(~in_bmp)
+        astral_codes = tf.gather(self.codes, tf.searchsorted(self.starts, tf.gather_nd(points, astral), side="right") - 1)
+        return tf.tensor_scatter_nd_update(codes, astral, astral_codes)
 
     def _map_code_points(self, texts):
         """The range table applied per code point, dropped characters removed, then runs of one
         punctuation mark cut to their first."""
         points = tf.strings.unicode_decode(texts, "UTF-8", errors="replace")
-        flat = points.flat_values
-        code = tf.gather(self.codes, tf.searchsorted(self.starts, flat, side="right") - 1)
+        flat, rows = points.flat_values, points.value_rowids()
+        code = self._codes(flat)
         action = code % _PUNCT_FLAG
         out = tf.where(action == SPACE, 32, tf.where(action == NEWLINE, 10, tf.where(action == SLASH, 47, flat)))
         kept = action != DROP
-        out = tf.ragged.boolean_mask(points.with_flat_values(out), points.with_flat_values(kept))
-        punct = tf.boolean_mask(code >= _PUNCT_FLAG, kept)
-        flat = out.flat_values
-        position = tf.range(tf.size(flat, tf.int64), dtype=tf.int64)
-        row_first = tf.gather(out.row_starts(), out.value_rowids()) == position
-        previous = tf.concat([[-1], flat[:-1]], axis=0)
-        repeat = ~row_first & (flat == previous) & punct
-        out = tf.ragged.boolean_mask(out, out.with_flat_values(~repeat))
-        return tf.strings.unicode_encode(out, "UTF-8")
+        out, rows, punct = tf.boolean_mask(out, kept), tf.boolean_mask(rows, kept), tf.boolean_mask(code >= _PUNCT_FLAG, kept)
+        repeat = punct & tf.concat([[False], (out[1:] == out[:-1]) & (rows[1:] == rows[:-1])], axis=0)
+        out, rows = tf.boolean_mask(out, ~repeat), tf.boolean_mask(rows, ~repeat)
+        ragged = tf.RaggedTensor.from_value_rowids(out, rows, nrows=points.nrows(), validate=False)
+        return tf.strings.unicode_encode(ragged, "UTF-8")
 
     def __call__(self, texts):
-        texts = tf.strings.unicode_transcode(texts, "UTF-8", "UTF-8", errors="replace")
+        # Printable ASCII without "<" or ">" is valid UTF-8, and the Unicode steps leave it as it
+        # is unless it repeats a punctuation mark: most catalogue text skips them.
+        transcode = lambda t: tf.strings.unicode_transcode(t, "UTF-8", "UTF-8", errors="replace")  # noqa: E731
+        texts = _update_where(texts, ~tf.strings.regex_full_match(texts, _PLAIN_ASCII), transcode)
         texts = self._strip_html(texts)
-        texts = tf.strings.regex_replace(texts, "[#*0-9]\\x{fe0f}?\\x{20e3}", " ")
-        texts = tf.strings.regex_replace(texts, self.emoji_pattern, " ")
-        texts = tf_text.normalize_utf8(texts, "NFKC")
-        texts = self._map_code_points(texts)
-        texts = tf.strings.regex_replace(texts, f"([ \\n])[{_COMBINING_AFTER_SPACE}]+", "\\1")
+        needed = ~tf.strings.regex_full_match(texts, _PLAIN_ASCII) | tf.strings.regex_full_match(texts, _REPEAT_HINT)
+        texts = _update_where(texts, needed, self._unicode_steps)
         texts = tf.strings.regex_replace(texts, "[ \\n]*\\n[ \\n]*", "\n")
         texts = tf.strings.regex_replace(texts, " +", " ")
         texts = tf.strings.regex_replace(texts, "^[ \\n]+|[ \\n]+$", "")
