@@ -8,7 +8,6 @@ import pathlib
 import re
 import subprocess
 import sys
-import textwrap
 import types
 
 import numpy as np
@@ -111,43 +110,80 @@ def served(tmp_path_factory):
                                  predictions=pd.read_csv(root / "predictions.csv"))
 
 
-FRESH_PROCESS = """
-import json, sys
-import numpy as np
-import tensorflow as tf
-import tensorflow_text  # noqa: F401  (registers the tf.text ops of the graph)
+@pytest.fixture(scope="module")
+def loaded(served):
+    return tf.saved_model.load(served.export_dir)
 
-export_dir, rows_path, out_path = sys.argv[1:]
-rows = json.load(open(rows_path))
-model = tf.saved_model.load(export_dir)
-served = model.signatures["serving_default"](**{k: tf.constant(v) for k, v in rows.items()})
-products = {k: tf.constant(v) for k, v in rows.items() if k not in ("query", "product_locale")}
-ranked = model.signatures["rank"](query=tf.constant(rows["query"][1]), product_locale=tf.constant("us"), **products)
-count = len(rows["query"])
-same_query = dict(products, query=tf.constant([rows["query"][1]] * count), product_locale=tf.constant(["us"] * count))
-reference = model.signatures["serving_default"](**same_query)
-loaded = sorted(m for m in sys.modules if m.split(".")[0] in ("esci_tf", "keras_hub", "keras_rs", "trainers"))
-json.dump({"score": served["score"].numpy().tolist(), "probabilities": served["probabilities"].numpy().tolist(),
-           "rank_score": ranked["score"].numpy().tolist(), "rank_order": ranked["order"].numpy().tolist(),
-           "same_query_score": reference["score"].numpy().tolist(), "modules": loaded}, open(out_path, "w"))
+
+def _readme_serving():
+    """The Serving section of the README, its JSON request bodies and its Python block."""
+    text = (REPO / "README.md").read_text()
+    section = text[text.index("\n## Serving"):]
+    end = section.find("\n## ", 1)
+    section = section if end < 0 else section[:end]
+    bodies = [json.loads(b) for b in re.findall(r"```json\n(.*?)```", section, re.S)]
+    return section, bodies, re.findall(r"```python\n(.*?)```", section, re.S)
+
+
+# Appended to the README's Python block: the same predict() on the uncleaned rows, saved as JSON.
+FRESH_PROCESS_FOOTER = """
+import sys
+
+bodies = [json.load(open(name)) for name in ("request.json", "rank.json", "rows.json", "rank_rows.json", "same_query.json")]
+ours = sorted(m for m in sys.modules if m.split(".")[0] in ("esci_tf", "keras_hub", "keras_rs", "trainers"))
+json.dump({"responses": [predict(body) for body in bodies], "modules": ours}, open("responses.json", "w"))
 """
 
 
-def test_raw_fields_in_a_fresh_tensorflow_process_score_as_trainers_predict(served, tmp_path):
-    (tmp_path / "rows.json").write_text(json.dumps(_wire_rows()))
-    (tmp_path / "serve.py").write_text(FRESH_PROCESS)
-    _run([sys.executable, str(tmp_path / "serve.py"), served.export_dir, str(tmp_path / "rows.json"),
-          str(tmp_path / "out.json")], cwd=tmp_path)
-    out = json.loads((tmp_path / "out.json").read_text())
-    assert out["modules"] == []  # tensorflow and tensorflow_text alone (tensorflow imports keras itself)
-    score, expected = np.array(out["score"]), served.predictions["score"].to_numpy()
-    assert np.isfinite(score).all() and np.std(expected) > 1e-3
-    np.testing.assert_allclose(score, expected, atol=1e-5)  # uncleaned queries included
-    np.testing.assert_allclose(out["probabilities"], served.predictions[["p_E", "p_S", "p_C", "p_I"]], atol=1e-5)
-    # rank: one query against every product, as serving_default scores the same pairs.
-    np.testing.assert_allclose(out["rank_score"], out["same_query_score"], atol=1e-6)
-    assert out["rank_order"] == np.argsort(-np.array(out["rank_score"]), kind="stable").tolist()
+def test_the_readme_request_in_a_fresh_tensorflow_process_scores_as_trainers_predict(served, tmp_path):
+    section, bodies, python = _readme_serving()
+    assert len(bodies) == 2 and len(python) == 1
+    assert [b["signature_name"] for b in bodies] == ["serving_default", "rank"]
+    for name in ("request.json", "rank.json"):
+        assert f"curl -X POST http://localhost:8501/v1/models/esci:predict -d @{name}" in section
+    for body in bodies:  # every raw field sent, as TF Serving requires
+        assert set(body["instances"][0] if "instances" in body else body["inputs"]) == set(RAW_FIELDS)
+    rows = _wire_rows()
+    count = len(rows["query"])
+    products = {k: v for k, v in rows.items() if k in PRODUCT_FIELDS}
+    extra = {
+        "rows.json": {"signature_name": "serving_default",
+                      "instances": [dict(zip(rows, values)) for values in zip(*rows.values())]},
+        "rank_rows.json": {"signature_name": "rank", "inputs": dict(products, query=rows["query"][1], product_locale="us")},
+        "same_query.json": {"signature_name": "serving_default",
+                            "inputs": dict(products, query=[rows["query"][1]] * count, product_locale=["us"] * count)},
+    }
+    for name, body in [("request.json", bodies[0]), ("rank.json", bodies[1]), *extra.items()]:
+        (tmp_path / name).write_text(json.dumps(body))
+    line = re.search(r'^EXPORT_DIR = "[^"]+"$', python[0], re.M)
+    assert line, 'the README\'s Python block sets EXPORT_DIR = "..."'
+    script = python[0].replace(line.group(0), f"EXPORT_DIR = {served.export_dir!r}") + FRESH_PROCESS_FOOTER
+    (tmp_path / "readme.py").write_text(script)
+    _run([sys.executable, str(tmp_path / "readme.py")], cwd=tmp_path)  # the block as written, in a fresh process
+    out = json.loads((tmp_path / "responses.json").read_text())
+    assert out["modules"] == []  # tensorflow and tensorflow_text alone
+    pairs, ranked, served_rows, rank_rows, same_query = out["responses"]
 
+    assert len(pairs["predictions"]) == len(bodies[0]["instances"])
+    for prediction in pairs["predictions"]:
+        assert np.isfinite(prediction["score"]) and len(prediction["probabilities"]) == 4
+    scores = np.array(ranked["outputs"]["score"])
+    assert len(scores) == len(bodies[1]["inputs"]["product_title"]) and np.isfinite(scores).all()
+    assert ranked["outputs"]["order"] == np.argsort(-scores, kind="stable").tolist()
+
+    # Uncleaned rows (HTML, emoji, ja/es, empty fields, 50,000 characters): trainers.predict's scores.
+    score = np.array([p["score"] for p in served_rows["predictions"]])
+    expected = served.predictions["score"].to_numpy()
+    assert np.isfinite(score).all() and np.std(expected) > 1e-3
+    np.testing.assert_allclose(score, expected, atol=1e-5)
+    np.testing.assert_allclose([p["probabilities"] for p in served_rows["predictions"]],
+                               served.predictions[["p_E", "p_S", "p_C", "p_I"]], atol=1e-5)
+    # rank: one query against every product, as serving_default scores the same pairs.
+    np.testing.assert_allclose(rank_rows["outputs"]["score"], same_query["outputs"]["score"], atol=1e-6)
+    assert rank_rows["outputs"]["order"] == np.argsort(-np.array(rank_rows["outputs"]["score"]), kind="stable").tolist()
+
+
+def test_saved_model_cli_shows_every_signature(served, tmp_path):
     cli = _run([str(pathlib.Path(sys.executable).parent / "saved_model_cli"), "show", "--all",
                 "--dir", served.export_dir], cwd=tmp_path)
     for signature in ("serving_default", "rank", "score_tokens"):
@@ -155,14 +191,13 @@ def test_raw_fields_in_a_fresh_tensorflow_process_score_as_trainers_predict(serv
     assert "inputs['product_bullet_point']" in cli.stdout
 
 
-def test_signatures_match_the_keras_model_and_rank_orders_with_ties_in_input_order(served):
+def test_signatures_match_the_keras_model_and_rank_orders_with_ties_in_input_order(served, loaded):
     from esci_tf.rankers.cross_encoder import CrossEncoderRanker
 
     ranker = CrossEncoderRanker.load(served.run_dir)
     rows = _wire_rows()
     features = ranker.encoder.fields_preprocessor(rows)
     logits = ranker.model(features, training=False).numpy()
-    loaded = tf.saved_model.load(served.export_dir)
     out = loaded.signatures["serving_default"](**{k: tf.constant(v) for k, v in rows.items()})
     np.testing.assert_allclose(out["logits"].numpy(), logits, atol=1e-5)
     np.testing.assert_allclose(out["score"].numpy(), tf.nn.softmax(logits).numpy() @ GAINS, atol=1e-5)
@@ -181,10 +216,9 @@ def test_signatures_match_the_keras_model_and_rank_orders_with_ties_in_input_ord
                                                 for k, v in rows.items()})
 
 
-def test_warmup_requests_replay_against_their_signatures(served):
+def test_warmup_requests_replay_against_their_signatures(served, loaded):
     from esci_tf.serving.warmup import read_warmup
 
-    loaded = tf.saved_model.load(served.export_dir)
     logs = read_warmup(served.export_dir)
     assert [log.predict_log.request.model_spec.signature_name for log in logs] == [
         "serving_default", "rank", "score_tokens"]
@@ -213,47 +247,6 @@ def test_versions_are_numbered_and_never_overwritten(served):
         export(served.run_dir, str(served.base), version=1)
     with pytest.raises(ValueError, match="ends in a version number"):
         export(served.run_dir, served.export_dir)
-
-
-def _readme_serving():
-    """The JSON request bodies and the Python block of the README's Serving section."""
-    text = (REPO / "README.md").read_text()
-    section = text[text.index("## Serving"):]
-    section = section[:section.find("\n## ", 4)] if "\n## " in section[4:] else section
-    bodies = [json.loads(b) for b in re.findall(r"```json\n(.*?)```", section, re.S)]
-    python = re.findall(r"```python\n(.*?)```", section, re.S)
-    return section, bodies, python
-
-
-def test_the_readme_serving_request_runs_as_written(served, tmp_path):
-    section, bodies, python = _readme_serving()
-    assert len(bodies) == 2 and len(python) == 1
-    assert [b["signature_name"] for b in bodies] == ["serving_default", "rank"]
-    for name in ("request.json", "rank.json"):
-        assert f"curl -X POST http://localhost:8501/v1/models/esci:predict -d @{name}" in section
-    for body in bodies:  # every raw field sent, as TF Serving requires
-        names = set(body["instances"][0]) if "instances" in body else set(body["inputs"])
-        assert names == set(RAW_FIELDS)
-    (tmp_path / "request.json").write_text(json.dumps(bodies[0]))
-    (tmp_path / "rank.json").write_text(json.dumps(bodies[1]))
-    script = python[0]
-    line = re.search(r'^EXPORT_DIR = "[^"]+"$', script, re.M)
-    assert line, 'the README\'s Python block sets EXPORT_DIR = "..."'
-    script = script.replace(line.group(0), f"EXPORT_DIR = {served.export_dir!r}")
-    # The block as written, then its predict() on both bodies, saved as JSON.
-    script += textwrap.dedent("""
-        responses = [predict(json.load(open(name))) for name in ("request.json", "rank.json")]
-        json.dump(responses, open("responses.json", "w"))
-        """)
-    (tmp_path / "readme.py").write_text(script)
-    _run([sys.executable, str(tmp_path / "readme.py")], cwd=tmp_path)
-    pairs, ranked = json.loads((tmp_path / "responses.json").read_text())
-    assert len(pairs["predictions"]) == len(bodies[0]["instances"])
-    for prediction in pairs["predictions"]:
-        assert np.isfinite(prediction["score"]) and len(prediction["probabilities"]) == 4
-    scores = ranked["outputs"]["score"]
-    assert len(scores) == len(bodies[1]["inputs"]["product_title"]) and np.isfinite(scores).all()
-    assert ranked["outputs"]["order"] == np.argsort(-np.array(scores), kind="stable").tolist()
 
 
 def test_an_entity_marker_model_exports_text_signatures(tmp_path):
