@@ -74,6 +74,7 @@ def serving_input_names(fields_preprocessor) -> tuple:
 
 
 def string_specs(names, shape=(None,)) -> dict:
+    """{name: string TensorSpec named `name`}: the named inputs of a signature."""
     return {name: tf.TensorSpec(shape, tf.string, name=name) for name in names}
 
 
@@ -181,7 +182,8 @@ def export_saved_model(model, fields_preprocessor, base: str, version: int | Non
     def write(directory):
         archive.write_out(directory, verbose=False)
         warmup.write_warmup(directory, requests)
-        if not raw_fields_mode(fields_preprocessor):
-            files.write_json(files.join(directory, *TEMPLATE_PARTS), dict(sorted(fields_preprocessor.template.to_dict().items())))
+        if not raw_fields_mode(fields_preprocessor):  # clients format the text: they need the settings
+            template = fields_preprocessor.template.to_dict()
+            files.write_json(files.join(directory, *TEMPLATE_PARTS), dict(sorted(template.items())))
 
     return versions.write_version(base, write, version)
