@@ -123,6 +123,12 @@ def test_final_ranker_scores_the_same_through_predict_and_export(files, tmp_path
         np.testing.assert_allclose(out[f"score_{name}"].numpy(), member.scores, rtol=1e-5, atol=1e-6)
     # The combination divides by each member's spread (tiny for this barely trained model).
     np.testing.assert_allclose(out["score"].numpy(), expected.scores, atol=5e-4)
+    # rank: one query's products score as in serving_default.
+    rows = (frame["query"] == frame["query"].iloc[0]).to_numpy()
+    products = {k: tf.boolean_mask(v, rows) for k, v in inputs.items() if k not in ("query", "product_locale")}
+    ranked = loaded.signatures["rank"](query=inputs["query"][0], product_locale=inputs["product_locale"][0], **products)
+    np.testing.assert_allclose(ranked["score"].numpy(), out["score"].numpy()[rows], atol=1e-5)
+    assert sorted(ranked["order"].numpy().tolist()) == list(range(int(rows.sum())))
     # Each training stage as one bagged ranker (what bench/quality's pipeline method scores).
     from esci_tf.recipe.pipeline import stage_bag
 
