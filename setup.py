@@ -8,6 +8,8 @@ TF_VERSION = "2.20.0"
 INSTALL_REQUIRES = [
     f"tensorflow=={TF_VERSION}",
     "tensorflow-text==2.20.1",
+    # TF Serving warm-up request protos (esci_tf/serving/warmup.py); 2.21 would pull TensorFlow 2.21.
+    "tensorflow-serving-api==2.20.0",
     "keras==3.15.1",
     "keras-hub==0.32.0",
     "keras-rs==0.4.0",

@@ -6,8 +6,10 @@ with --products_per_request products), esci_tf vs transformers + PyTorch.
 Ours: the CrossEncoder saved as .keras and loaded back (keras.saving.load_model), scoring with
 model.predict on PairPreprocessor-encoded batches; a request is PairPreprocessor on its strings +
 predict_on_batch. For pretrained models the request latency is also timed through the path users
-deploy to TF Serving: the SavedModel of esci_tf.serving (strings in, scores out, tokenisation
-inside the graph), as contenders named ours_savedmodel_<precision>. Peer:
+deploy to TF Serving, as contenders named ours_savedmodel_<precision>: the SavedModel of
+esci_tf.serving through its raw-fields serving_default (the pairs' product fields in, scores
+out; cleaning, template and tokenization in the graph), with the preprocessing share of a
+request printed (the FieldsPreprocessor alone, timed on the same requests). Peer:
 AutoModelForSequenceClassification under torch.inference_mode, fp32 and bf16 autocast, each
 batch padded to its longest pair; a request is the fast tokenizer + the model. Both turn
 logits into the ranking score softmax @ (1, 0.1, 0.01, 0). Prints two tables; writes
@@ -28,7 +30,7 @@ from esci_tf.labels import ranking_score
 FLAGS = flags.FLAGS
 OURS_PATH = ("CrossEncoder saved as .keras and reloaded; throughput: model.predict on PairPreprocessor-encoded "
              "batches; request: PairPreprocessor + predict_on_batch, and (ours_savedmodel_*) the exported "
-             "SavedModel's serving_default signature, strings in, scores out")
+             "SavedModel's raw-fields serving_default signature, product fields in, scores out")
 
 
 def define_flags():
@@ -135,34 +137,58 @@ def ours_contenders(spec, config, sample, pairs, requests, buckets, preprocessor
     return throughput, latency
 
 
-def savedmodel_contender(spec, config, sample, pairs, requests):
-    """Request latency through the exported SavedModel (esci_tf.serving), the TF Serving path."""
+def savedmodel_contender(spec, config, sample, pairs, requests) -> tuple:
+    """Request latency through the exported SavedModel's raw-fields serving_default
+    (esci_tf.serving.export), the TF Serving path: the pairs' raw product fields in, scores out.
+    Each timed request is also run through the FieldsPreprocessor alone (the featurizer the
+    export calls); returns (contender, {"request": [s], "preprocessing": [s]}) of the timed runs."""
     import tensorflow as tf
 
-    from esci_tf.serving import ScoringModule, export_saved_model
+    from esci_tf.data.template import TemplateSettings
+    from esci_tf.preprocessing.fields_preprocessor import FieldsPreprocessor
+    from esci_tf.serving.export import export_saved_model, featurizer, serving_inputs
 
-    directory = tempfile.mkdtemp(prefix="esci_bench_savedmodel_")
-    module = ScoringModule(models.build_ours(spec, config.policy, config.kernels), models.ours_preprocessor(FLAGS.max_length))
-    export_saved_model(module, directory)
-    served = tf.saved_model.load(directory).signatures["serving_default"]
+    fields_preprocessor = FieldsPreprocessor(models.ours_preprocessor(FLAGS.max_length), TemplateSettings())
+    model = models.build_ours(spec, config.policy, config.kernels)
+    export_dir = export_saved_model(model, fields_preprocessor, tempfile.mkdtemp(prefix="esci_bench_savedmodel_"))
+    served = tf.saved_model.load(export_dir).signatures["serving_default"]
+    features = featurizer(fields_preprocessor)
+    inputs = serving_inputs(pairs.frame)
     request_cycle = batching.BatchCycle(requests)
+    timings = {"request": [], "preprocessing": []}
 
-    def serve(request_rows):
+    def serve(request_rows, timed=True):
         latencies, lengths = [], []
         for rows in request_rows:
-            queries = tf.constant([pairs.queries[i] for i in rows])
-            products = tf.constant([pairs.products[i] for i in rows])
+            request = {name: tf.constant(values[rows]) for name, values in inputs.items()}
             start = time.perf_counter()
-            served(query=queries, product_text=products)["score"].numpy()
+            served(**request)["score"].numpy()
             latencies.append(time.perf_counter() - start)
+            start = time.perf_counter()
+            features(request)["token_ids"].numpy()
+            if timed:
+                timings["request"].append(latencies[-1])
+                timings["preprocessing"].append(time.perf_counter() - start)
             lengths.append(sample.lengths[rows])
         real = np.concatenate(lengths)
         return _forward_work(spec, real, [FLAGS.max_length] * len(real), latencies)
 
-    return harness.Contender(config.name.replace("ours_", "ours_savedmodel_", 1), "ours",
-                             run=lambda: serve(request_cycle.take(FLAGS.requests)),
-                             warmup=lambda: serve(requests[:1]), precision=config.precision,
-                             description="SavedModel serving_default (strings in, scores out), " + config.precision)
+    contender = harness.Contender(config.name.replace("ours_", "ours_savedmodel_", 1), "ours",
+                                  run=lambda: serve(request_cycle.take(FLAGS.requests)),
+                                  warmup=lambda: serve(requests[:1], timed=False), precision=config.precision,
+                                  description="SavedModel serving_default (raw product fields in, scores out), "
+                                  + config.precision)
+    return contender, timings
+
+
+def preprocessing_share(name: str, timings: dict) -> dict:
+    """Median request latency of a SavedModel contender, its FieldsPreprocessor's median alone,
+    and the share (printed)."""
+    request, preprocessing = float(np.median(timings["request"])), float(np.median(timings["preprocessing"]))
+    share = preprocessing / request if request > 0 else float("nan")
+    print(f"{name}: preprocessing (FieldsPreprocessor: cleaning, template, tokenization) {preprocessing * 1e3:.1f} ms "
+          f"of a {request * 1e3:.1f} ms request ({share:.0%}, medians over {len(timings['request'])} requests)")
+    return {"request_ms": request * 1e3, "preprocessing_ms": preprocessing * 1e3, "share": share}
 
 
 def peer_contenders(spec, precision, sample, pairs, requests, tokenizer) -> tuple:
@@ -224,8 +250,12 @@ def main(argv):
     ours_pairs = [ours_contenders(spec, c, sample, pairs, requests, buckets, preprocessor) for c in ours]
     peer_pairs = [peer_contenders(spec, p, sample, pairs, requests, tokenizer) for p in peers]
     # The SavedModel tokenises strings itself, so only models that read their own vocabulary's ids.
-    served = [savedmodel_contender(spec, c, sample, pairs, requests)
-              for c in ours if spec.pretrained and not c.xla and not c.buckets]
+    served, served_timings = [], []
+    for c in ours:
+        if spec.pretrained and not c.xla and not c.buckets:
+            contender, timings = savedmodel_contender(spec, c, sample, pairs, requests)
+            served.append(contender)
+            served_timings.append(timings)
     sections = []
     for index, title in enumerate(("scoring examples/s (batch %d)" % FLAGS.batch_size,
                                    "one request: 1 query x %d products" % FLAGS.products_per_request)):
@@ -233,12 +263,14 @@ def main(argv):
                                         [p[index] for p in peer_pairs])
         print(f"\n== {title}")
         sections.append((title, contenders, harness.run_rounds(contenders, FLAGS.rounds)))
+    shares = {c.name: preprocessing_share(c.name, t) for c, t in zip(served, served_timings)}
     settings = dict(model=FLAGS.model, rounds=FLAGS.rounds, batches=FLAGS.batches, batch_size=FLAGS.batch_size,
                     requests=FLAGS.requests, products_per_request=FLAGS.products_per_request,
                     max_length=FLAGS.max_length, buckets=list(buckets), pairs=len(sample), seed=FLAGS.seed,
                     ours_path=OURS_PATH, full_requests=full_requests)
     report.report(f"infer_throughput_{FLAGS.model}", settings, sections, peaks, FLAGS.results_dir,
-                  extra={"length_distribution": sample.length_summary(FLAGS.max_length)})
+                  extra={"length_distribution": sample.length_summary(FLAGS.max_length),
+                         "savedmodel_preprocessing_share": shares})
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ from esci_tf.data.template import TemplateSettings
 from esci_tf.recipe import fine_tune as tuning, targets
 from esci_tf.rankers import load_ranker
 from esci_tf.rankers.base import predict
-from esci_tf.serving.ensemble_export import serving_inputs, template_of
+from esci_tf.serving.export import serving_inputs
 from esci_tf.training.config import RunConfig
 from tfrecords.dataset import read_all
 
@@ -114,16 +114,21 @@ def test_final_ranker_scores_the_same_through_predict_and_export(files, tmp_path
                     f"--products={files[3]}", "--task=all", f"--output={predictions}"], cwd=REPO, check=True,
                    capture_output=True)
     np.testing.assert_allclose(pd.read_csv(predictions)["score"], expected.scores, atol=1e-6)
-    export_dir = tmp_path / "export" / "1"
     subprocess.run([sys.executable, "-m", "trainers.export", f"--model_dir={root / 'final'}",
-                    f"--export_dir={export_dir}"], cwd=REPO, check=True, capture_output=True)
-    served = tf.saved_model.load(str(export_dir)).signatures["serving_default"]
-    inputs = serving_inputs(frame, TemplateSettings.from_dict(template_of(ranker) or {}))
-    out = served(**{k: tf.constant(v.astype(str)) for k, v in inputs.items()})
+                    f"--export_dir={tmp_path / 'export'}"], cwd=REPO, check=True, capture_output=True)
+    loaded = tf.saved_model.load(str(tmp_path / "export" / "1"))
+    inputs = {k: tf.constant(v.astype(str)) for k, v in serving_inputs(frame).items()}  # the raw fields
+    out = loaded.signatures["serving_default"](**inputs)
     for name, member in ranker.member_predictions(frame).items():  # each member's own score: float noise
         np.testing.assert_allclose(out[f"score_{name}"].numpy(), member.scores, rtol=1e-5, atol=1e-6)
     # The combination divides by each member's spread (tiny for this barely trained model).
     np.testing.assert_allclose(out["score"].numpy(), expected.scores, atol=5e-4)
+    # rank: one query's products score as in serving_default.
+    rows = (frame["query"] == frame["query"].iloc[0]).to_numpy()
+    products = {k: tf.boolean_mask(v, rows) for k, v in inputs.items() if k not in ("query", "product_locale")}
+    ranked = loaded.signatures["rank"](query=inputs["query"][0], product_locale=inputs["product_locale"][0], **products)
+    np.testing.assert_allclose(ranked["score"].numpy(), out["score"].numpy()[rows], atol=1e-5)
+    assert sorted(ranked["order"].numpy().tolist()) == list(range(int(rows.sum())))
     # Each training stage as one bagged ranker (what bench/quality's pipeline method scores).
     from esci_tf.recipe.pipeline import stage_bag
 

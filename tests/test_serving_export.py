@@ -1,89 +1,270 @@
-"""SavedModel export: the served signatures give the same scores as the Keras model."""
+"""SavedModel export of a run: `python -m trainers.export` writes <base>/1/ whose raw-field
+signatures, in a fresh process that imports only tensorflow and tensorflow_text, score uncleaned
+rows as trainers.predict does; rank orders products; warm-up requests replay; every op is one
+the stock TF Serving 2.20 server links; the README's serving request runs as written."""
 
 import json
-import os
+import pathlib
+import re
+import subprocess
+import sys
+import types
 
 import numpy as np
+import pandas as pd
 import pytest
 import tensorflow as tf
 
-from esci_tf.data.synthetic import generate_esci
-from esci_tf.data.reader import load_esci
-from esci_tf.data.template import format_pairs
 from esci_tf.labels import GAINS
-from esci_tf.models import build_cross_encoder
-from esci_tf.preprocessing import PairPreprocessor, load_tokenizer
-from esci_tf.serving import ScoringModule, export_saved_model
-from esci_tf.serving.export import TEMPLATE_ASSET
+from esci_tf.serving.export import PRODUCT_FIELDS, RAW_FIELDS, TOKEN_INPUTS
 
 pytestmark = pytest.mark.slow  # exports and reloads SavedModels
 
+REPO = pathlib.Path(__file__).resolve().parents[1]
 TINY = {"num_layers": 2, "num_heads": 2, "hidden_dim": 32, "intermediate_dim": 64}
+MAX_LENGTH = 64
+LONG = ("Premium wireless headphones with deep bass. " * 1200)[:50_000]
+
+# Uncleaned rows: markup and entities, emoji, control characters, repeated punctuation,
+# full-width Japanese, Spanish, empty fields (None in the parquet, "" on the wire), 50,000 chars.
+ROWS = [
+    ("🎧🎧", "us", "Wireless Headphones 🎧 Over-Ear", "Sonix", "Black", "40h battery\nBluetooth 5.3", LONG),
+    ("<b>headphones</b>", "us", "<b>Studio</b> Headphones &amp; Case", "Sonix", None,
+     "<ul><li>Foldable</li><li>Noise&nbsp;cancelling!!!</li></ul>", "<p>Great &#x2764; sound</p>"),
+    ("ワイヤレス　イヤホン", "jp", "完全ワイヤレスイヤホン　ＢＬＵＥＴＯＯＴＨ５．３", "ソニックス", "ホワイト",
+     "長時間再生\n防水", "高音質。"),
+    ("zapatillas niño", "es", "Zapatillas de running para niño", "Marca\x07", "azul", None, "Suela de goma."),
+    ("red shoes", "us", "Running Shoe", None, None, None, None),
+    ("★★★", "us", "", None, None, None, None),
+]
 
 
-def _pairs(tmp_path, n=12):
-    examples, products = generate_esci(num_queries=4, seed=3)
-    examples.to_parquet(tmp_path / "e.parquet")
-    products.to_parquet(tmp_path / "p.parquet")
-    frame, _ = load_esci(tmp_path / "e.parquet", tmp_path / "p.parquet", task="all")
-    queries, texts = format_pairs(frame.head(n))
-    return queries, texts
-
-
-def _tiny_model(max_length, **heads):
-    """A random tiny xlm_roberta CrossEncoder on the demo vocabulary, and its preprocessor."""
-    preprocessor = PairPreprocessor(load_tokenizer("xlm_roberta"), "xlm_roberta", max_length)
-    model = build_cross_encoder(
-        "xlm_roberta",
-        backbone_config={**TINY, "vocabulary_size": preprocessor.base_vocabulary_size,
-                         "max_sequence_length": 2 * max_length},
-        tokenizer_vocabulary_size=preprocessor.base_vocabulary_size,
-        separator_token_id=preprocessor.separator_token_id,
-        **heads,
-    )
-    return model, preprocessor
-
-
-def test_exported_signatures_match_the_keras_model(tmp_path):
-    model, preprocessor = _tiny_model(32, cross_attention=True)
-    queries, texts = _pairs(tmp_path)
-    features = preprocessor(tf.constant(queries), tf.constant(texts))
-    expected_logits = model(features, training=False).numpy()
-    expected_probs = tf.nn.softmax(expected_logits).numpy()
-
-    export_dir = str(tmp_path / "export")
-    export_saved_model(ScoringModule(model, preprocessor), export_dir,
-                       template={"field_style": "text", "entity_markers": False})
-    with open(os.path.join(export_dir, TEMPLATE_ASSET)) as f:
-        assert json.load(f)["field_style"] == "text"
-
-    loaded = tf.saved_model.load(export_dir)
-    served = loaded.signatures["serving_default"](
-        query=tf.constant(queries), product_text=tf.constant(texts))
-    np.testing.assert_allclose(served["logits"].numpy(), expected_logits, atol=1e-5)
-    np.testing.assert_allclose(served["probabilities"].numpy(), expected_probs, atol=1e-5)
-    np.testing.assert_allclose(served["score"].numpy(), expected_probs @ GAINS, atol=1e-5)
-
-    by_tokens = loaded.signatures["score_tokens"](
-        **{k: tf.constant(v) for k, v in features.items()})
-    np.testing.assert_allclose(by_tokens["score"].numpy(), served["score"].numpy(), atol=1e-6)
-
-
-def test_export_command_on_a_run_directory(tmp_path):
+def _tiny_run(run_dir: pathlib.Path, template=None):
+    """A trainers.fit-style run directory (best_model.keras + preprocessing.json) holding a tiny
+    xlm_roberta CrossEncoder on the demo vocabulary, its weights drawn wide enough that scores
+    differ from row to row (a parity check on near-equal scores would prove little)."""
     from esci_tf.data.template import TemplateSettings
+    from esci_tf.models import build_cross_encoder
+    from esci_tf.preprocessing import PairPreprocessor, load_tokenizer
     from esci_tf.preprocessing.frame_encoder import FrameEncoder
     from esci_tf.training import checkpointing
+
+    preprocessor = PairPreprocessor(load_tokenizer("xlm_roberta"), "xlm_roberta", MAX_LENGTH)
+    model = build_cross_encoder(
+        "xlm_roberta", backbone_config={**TINY, "vocabulary_size": preprocessor.base_vocabulary_size,
+                                        "max_sequence_length": 2 * MAX_LENGTH},
+        tokenizer_vocabulary_size=preprocessor.base_vocabulary_size,
+        separator_token_id=preprocessor.separator_token_id)
+    generator = np.random.default_rng(0)
+    for variable in model.weights:
+        if len(variable.shape) >= 2:
+            variable.assign(generator.normal(0.0, 0.3, variable.shape).astype(np.float32))
+    run_dir.mkdir(parents=True)
+    FrameEncoder(preprocessor, template or TemplateSettings()).save(str(run_dir))
+    checkpointing.keep_if_best(model, str(run_dir), ndcg=0.5, step=1)
+    return str(run_dir)
+
+
+def _write_parquet(directory: pathlib.Path):
+    names = ("query", "product_locale", "product_title", "product_brand", "product_color",
+             "product_bullet_point", "product_description")
+    frame = pd.DataFrame([dict(zip(names, row)) for row in ROWS])
+    frame["product_id"] = [f"P{i}" for i in range(len(frame))]
+    examples = frame[["query", "product_id", "product_locale"]].assign(
+        example_id=range(len(frame)), query_id=range(len(frame)), small_version=1, large_version=1, split="test")
+    products = frame[["product_id", "product_locale", *names[2:]]]
+    examples.to_parquet(directory / "examples.parquet", index=False)
+    products.to_parquet(directory / "products.parquet", index=False)
+    return directory / "examples.parquet", directory / "products.parquet"
+
+
+def _wire_rows() -> dict:
+    """ROWS as a client sends them: one list per raw field, "" for an empty value."""
+    return {name: [row[i] or "" for row in ROWS] for i, name in enumerate(RAW_FIELDS)}
+
+
+def _run(args, **kwargs):
+    done = subprocess.run(args, capture_output=True, text=True, **kwargs)
+    assert done.returncode == 0, f"{args[:3]} failed:\n{done.stderr[-3000:]}"
+    return done
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    """The tiny run exported with `python -m trainers.export`, and trainers.predict's scores of
+    the same rows written to parquet (the two commands run side by side)."""
+    root = tmp_path_factory.mktemp("served")
+    run_dir = _tiny_run(root / "run")
+    examples, products = _write_parquet(root)
+    commands = [
+        [sys.executable, "-m", "trainers.export", f"--model_dir={run_dir}", f"--export_dir={root / 'export'}"],
+        [sys.executable, "-m", "trainers.predict", f"--model_dir={run_dir}", f"--examples={examples}",
+         f"--products={products}", "--task=all", f"--output={root / 'predictions.csv'}"],
+    ]
+    running = [subprocess.Popen(c, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+               for c in commands]
+    for command, process in zip(commands, running):
+        _, stderr = process.communicate()
+        assert process.returncode == 0, f"{command[2]} failed:\n{stderr[-3000:]}"
+    return types.SimpleNamespace(run_dir=run_dir, base=root / "export", export_dir=str(root / "export" / "1"),
+                                 predictions=pd.read_csv(root / "predictions.csv"))
+
+
+@pytest.fixture(scope="module")
+def loaded(served):
+    return tf.saved_model.load(served.export_dir)
+
+
+def _readme_serving():
+    """The Serving section of the README, its JSON request bodies and its Python block."""
+    text = (REPO / "README.md").read_text()
+    section = text[text.index("\n## Serving"):]
+    end = section.find("\n## ", 1)
+    section = section if end < 0 else section[:end]
+    bodies = [json.loads(b) for b in re.findall(r"```json\n(.*?)```", section, re.S)]
+    return section, bodies, re.findall(r"```python\n(.*?)```", section, re.S)
+
+
+# Appended to the README's Python block: the same predict() on the uncleaned rows, saved as JSON.
+FRESH_PROCESS_FOOTER = """
+import sys
+
+bodies = [json.load(open(name)) for name in ("request.json", "rank.json", "rows.json", "rank_rows.json", "same_query.json")]
+ours = sorted(m for m in sys.modules if m.split(".")[0] in ("esci_tf", "keras_hub", "keras_rs", "trainers"))
+json.dump({"responses": [predict(body) for body in bodies], "modules": ours}, open("responses.json", "w"))
+"""
+
+
+def test_the_readme_request_in_a_fresh_tensorflow_process_scores_as_trainers_predict(served, tmp_path):
+    section, bodies, python = _readme_serving()
+    assert len(bodies) == 2 and len(python) == 1
+    assert [b["signature_name"] for b in bodies] == ["serving_default", "rank"]
+    for name in ("request.json", "rank.json"):
+        assert f"curl -X POST http://localhost:8501/v1/models/esci:predict -d @{name}" in section
+    for body in bodies:  # every raw field sent, as TF Serving requires
+        assert set(body["instances"][0] if "instances" in body else body["inputs"]) == set(RAW_FIELDS)
+    rows = _wire_rows()
+    count = len(rows["query"])
+    products = {k: v for k, v in rows.items() if k in PRODUCT_FIELDS}
+    extra = {
+        "rows.json": {"signature_name": "serving_default",
+                      "instances": [dict(zip(rows, values)) for values in zip(*rows.values())]},
+        "rank_rows.json": {"signature_name": "rank", "inputs": dict(products, query=rows["query"][1], product_locale="us")},
+        "same_query.json": {"signature_name": "serving_default",
+                            "inputs": dict(products, query=[rows["query"][1]] * count, product_locale=["us"] * count)},
+    }
+    for name, body in [("request.json", bodies[0]), ("rank.json", bodies[1]), *extra.items()]:
+        (tmp_path / name).write_text(json.dumps(body))
+    line = re.search(r'^EXPORT_DIR = "[^"]+"$', python[0], re.M)
+    assert line, 'the README\'s Python block sets EXPORT_DIR = "..."'
+    script = python[0].replace(line.group(0), f"EXPORT_DIR = {served.export_dir!r}") + FRESH_PROCESS_FOOTER
+    (tmp_path / "readme.py").write_text(script)
+    _run([sys.executable, str(tmp_path / "readme.py")], cwd=tmp_path)  # the block as written, in a fresh process
+    out = json.loads((tmp_path / "responses.json").read_text())
+    assert out["modules"] == []  # tensorflow and tensorflow_text alone
+    pairs, ranked, served_rows, rank_rows, same_query = out["responses"]
+
+    assert len(pairs["predictions"]) == len(bodies[0]["instances"])
+    for prediction in pairs["predictions"]:
+        assert np.isfinite(prediction["score"]) and len(prediction["probabilities"]) == 4
+    scores = np.array(ranked["outputs"]["score"])
+    assert len(scores) == len(bodies[1]["inputs"]["product_title"]) and np.isfinite(scores).all()
+    assert ranked["outputs"]["order"] == np.argsort(-scores, kind="stable").tolist()
+
+    # Uncleaned rows (HTML, emoji, ja/es, empty fields, 50,000 characters): trainers.predict's scores.
+    score = np.array([p["score"] for p in served_rows["predictions"]])
+    expected = served.predictions["score"].to_numpy()
+    assert np.isfinite(score).all() and np.std(expected) > 1e-3
+    np.testing.assert_allclose(score, expected, atol=1e-5)
+    np.testing.assert_allclose([p["probabilities"] for p in served_rows["predictions"]],
+                               served.predictions[["p_E", "p_S", "p_C", "p_I"]], atol=1e-5)
+    # rank: one query against every product, as serving_default scores the same pairs.
+    np.testing.assert_allclose(rank_rows["outputs"]["score"], same_query["outputs"]["score"], atol=1e-6)
+    assert rank_rows["outputs"]["order"] == np.argsort(-np.array(rank_rows["outputs"]["score"]), kind="stable").tolist()
+
+
+def test_saved_model_cli_shows_every_signature(served, tmp_path):
+    cli = _run([str(pathlib.Path(sys.executable).parent / "saved_model_cli"), "show", "--all",
+                "--dir", served.export_dir], cwd=tmp_path)
+    for signature in ("serving_default", "rank", "score_tokens"):
+        assert f"signature_def['{signature}']" in cli.stdout
+    assert "inputs['product_bullet_point']" in cli.stdout
+
+
+def test_signatures_match_the_keras_model_and_rank_orders_with_ties_in_input_order(served, loaded):
+    from esci_tf.rankers.cross_encoder import CrossEncoderRanker
+
+    ranker = CrossEncoderRanker.load(served.run_dir)
+    rows = _wire_rows()
+    features = ranker.encoder.fields_preprocessor(rows)
+    logits = ranker.model(features, training=False).numpy()
+    out = loaded.signatures["serving_default"](**{k: tf.constant(v) for k, v in rows.items()})
+    np.testing.assert_allclose(out["logits"].numpy(), logits, atol=1e-5)
+    np.testing.assert_allclose(out["score"].numpy(), tf.nn.softmax(logits).numpy() @ GAINS, atol=1e-5)
+    by_tokens = loaded.signatures["score_tokens"](**{k: tf.constant(features[k]) for k in TOKEN_INPUTS})
+    np.testing.assert_allclose(by_tokens["score"].numpy(), out["score"].numpy(), atol=1e-6)
+
+    # Products 0 and 2 are the same product: equal scores, kept in input order.
+    products = {k: tf.constant([rows[k][0], rows[k][4], rows[k][0]]) for k in PRODUCT_FIELDS}
+    ranked = loaded.signatures["rank"](query=tf.constant("headphones"), product_locale=tf.constant("us"), **products)
+    scores, order = ranked["score"].numpy(), ranked["order"].numpy().tolist()
+    assert scores[0] == scores[2] and order.index(0) + 1 == order.index(2)
+    assert order == np.argsort(-scores, kind="stable").tolist()
+
+    with pytest.raises(tf.errors.InvalidArgumentError, match="one value per row"):
+        loaded.signatures["serving_default"](**{k: tf.constant(v[:2] if k == "product_color" else v)
+                                                for k, v in rows.items()})
+
+
+def test_warmup_requests_replay_against_their_signatures(served, loaded):
+    from esci_tf.serving.warmup import read_warmup
+
+    logs = read_warmup(served.export_dir)
+    assert [log.predict_log.request.model_spec.signature_name for log in logs] == [
+        "serving_default", "rank", "score_tokens"]
+    for log in logs:
+        request = log.predict_log.request
+        signature = loaded.signatures[request.model_spec.signature_name]
+        assert set(request.inputs) == set(signature.structured_input_signature[1])  # every input sent
+        out = signature(**{k: tf.constant(tf.make_ndarray(v)) for k, v in request.inputs.items()})
+        assert np.isfinite(out["score"].numpy()).all() and out["score"].shape[0] >= 3
+
+
+def test_every_op_of_the_export_is_linked_by_the_stock_tf_serving_server(served):
+    from esci_tf.serving.ops import saved_model_ops, unservable_ops
+
+    ops = saved_model_ops(served.export_dir)
+    # The list reads the function library, where the preprocessing's tf.text ops live.
+    assert {"NormalizeUTF8", "RegexSplitWithOffsets", "SentencepieceTokenizeOp"} <= ops
+    assert unservable_ops(served.export_dir) == []
+
+
+def test_versions_are_numbered_and_never_overwritten(served):
     from trainers.export import export
 
-    model, preprocessor = _tiny_model(24)
-    run_dir = tmp_path / "run"
-    run_dir.mkdir()
-    FrameEncoder(preprocessor, TemplateSettings(field_style="text", prompt_tokens=0)).save(str(run_dir))
-    checkpointing.keep_if_best(model, str(run_dir), ndcg=0.5, step=1)
+    assert sorted(p.name for p in served.base.iterdir()) == ["1"]  # no temporary folder left
+    with pytest.raises(FileExistsError, match="never overwritten"):
+        export(served.run_dir, str(served.base), version=1)
+    with pytest.raises(ValueError, match="ends in a version number"):
+        export(served.run_dir, served.export_dir)
 
-    export_dir = export(str(run_dir), str(tmp_path / "export" / "1"))
-    served = tf.saved_model.load(export_dir).signatures["serving_default"]
-    out = served(query=tf.constant(["red shoes"]), product_text=tf.constant(["[L_US] shoes"]))
-    assert out["probabilities"].shape == (1, 4)
-    features = preprocessor(tf.constant(["red shoes"]), tf.constant(["[L_US] shoes"]))
-    np.testing.assert_allclose(out["logits"].numpy(), model(features).numpy(), atol=1e-5)
+
+def test_an_entity_marker_model_exports_text_signatures(tmp_path):
+    from esci_tf.data.template import TemplateSettings
+    from esci_tf.serving.export import TEMPLATE_PARTS
+    from trainers.export import export
+
+    template = TemplateSettings(entity_markers=True, entity_brands=("sonix",), entity_colors=("black",))
+    run_dir = _tiny_run(tmp_path / "run", template)
+    export_dir = export(run_dir, str(tmp_path / "export"))
+    assert export_dir.endswith("1")
+    assert json.loads((pathlib.Path(export_dir, *TEMPLATE_PARTS)).read_text())["entity_markers"] is True
+    loaded = tf.saved_model.load(export_dir)
+    served = loaded.signatures["serving_default"]
+    assert set(served.structured_input_signature[1]) == {"query_text", "product_text"}
+    out = served(query_text=tf.constant(["[BRAND] sonix [/BRAND] headphones"]),
+                 product_text=tf.constant(["[L_US] description: Sonix headphones"]))
+    assert np.isfinite(out["score"].numpy()).all()
+    ranked = loaded.signatures["rank"](query_text=tf.constant("headphones"),
+                                       product_text=tf.constant(["[L_US] a", "[L_US] b"]))
+    assert sorted(ranked["order"].numpy().tolist()) == [0, 1]

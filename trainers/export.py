@@ -1,14 +1,18 @@
 """Export a trained ranker as a SavedModel for TF Serving.
 
-    python -m trainers.export --model_dir runs/demo_fit --export_dir runs/demo_fit/export/1
+    python -m trainers.export --model_dir runs/demo_fit --export_dir runs/demo_fit/export
 
 --model_dir is a ranker directory. A trainers.fit --output_dir (best_model.keras +
-preprocessing.json) exports as (query, product_text) strings -> score, probabilities, logits
+preprocessing.json) exports as raw product fields -> score, probabilities, logits
 (esci_tf.serving.export); a trainers.recipe R/final (an ensemble or bag) exports with every
-member in the graph (esci_tf.serving.ensemble_export). TF Serving wants a numeric version
-folder: end --export_dir in one (…/export/1). A missing or wrong --model_dir or an unwritable
---export_dir ends with one line naming it (esci_tf.cli; --verbose: the traceback).
+member in the graph (esci_tf.serving.ensemble_export). --export_dir is the model's base
+directory, the one TF Serving's --model_base_path names: the SavedModel goes to
+<export_dir>/<version>/ (--version, by default the next free integer; an existing version is
+never overwritten), with warm-up requests in assets.extra/. A missing or wrong --model_dir or
+an unwritable --export_dir ends with one line naming it (esci_tf.cli; --verbose: the traceback).
 """
+
+import sys
 
 from absl import app, flags
 
@@ -17,33 +21,47 @@ from esci_tf import cli
 FLAGS = flags.FLAGS
 
 
-def export(model_dir: str, export_dir: str) -> str:
-    """Load the ranker in model_dir and write its SavedModel to export_dir; returns export_dir.
-    export_dir is checked for writability first."""
+def export(model_dir: str, export_dir: str, version: int | None = None) -> str:
+    """Load the ranker in model_dir and write its SavedModel to <export_dir>/<version>/; returns
+    that directory. export_dir and the version are checked before the model loads."""
     from esci_tf.rankers import CrossEncoderRanker, load_ranker
+    from esci_tf.serving import versions
 
+    from esci_tf.data.errors import FlagError
+
+    last = str(export_dir).rstrip("/").rsplit("/", 1)[-1]
+    if last.isdigit():
+        raise FlagError(f"--export_dir={export_dir} ends in a version number; pass the base directory "
+                        f"(the version folder is made under it; --version={last} picks the number)")
     cli.check_writable(export_dir, "export_dir", directory=True)
+    versions.version_dir(export_dir, version)  # an existing version fails before the model loads
     ranker = load_ranker(model_dir)
     if isinstance(ranker, CrossEncoderRanker):
-        from esci_tf.serving import ScoringModule, export_saved_model
+        from esci_tf.serving.export import export_saved_model, raw_fields_mode
 
-        module = ScoringModule(ranker.model, ranker.encoder.preprocessor)
-        return export_saved_model(module, export_dir, template=ranker.encoder.template.to_dict())
-    from esci_tf.serving.ensemble_export import export_ensemble, template_of
+        preprocessor = ranker.encoder.fields_preprocessor
+        if not raw_fields_mode(preprocessor):
+            print("trainers.export: this model tags entities (--entity_markers) in Python, so its signatures take "
+                  "(query_text, product_text) formatted by esci_tf.data.template, not raw fields", file=sys.stderr)
+        return export_saved_model(ranker.model, preprocessor, export_dir, version)
+    from esci_tf.serving.ensemble_export import export_ensemble
 
-    return export_ensemble(ranker, export_dir, template=template_of(ranker))
+    return export_ensemble(ranker, export_dir, version)
 
 
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    path = export(FLAGS.model_dir, FLAGS.export_dir)
+    path = export(FLAGS.model_dir, FLAGS.export_dir, FLAGS.version)
     print(f"SavedModel written to {path}")
 
 
 if __name__ == "__main__":
     flags.DEFINE_string("model_dir", None, "Ranker directory to export (a trainers.fit --output_dir or a "
                         "trainers.recipe R/final).")
-    flags.DEFINE_string("export_dir", None, "Where to write the SavedModel (local or gs://).")
+    flags.DEFINE_string("export_dir", None, "The model's base directory (local or gs://); the SavedModel is "
+                        "written to <export_dir>/<version>/.")
+    flags.DEFINE_integer("version", None, "TF Serving version number (default: one more than the highest "
+                         "under --export_dir, or 1).", lower_bound=0)
     flags.mark_flags_as_required(["model_dir", "export_dir"])
     cli.run(main, "trainers.export")

@@ -1,3 +1,3 @@
-"""SavedModel export for TF Serving: text in, ESCI probabilities and ranking score out."""
+"""SavedModel export for TF Serving: raw product fields in, ESCI probabilities and ranking score out."""
 
-from esci_tf.serving.export import ScoringModule, export_saved_model
+from esci_tf.serving.export import build_archive, export_saved_model

@@ -1,47 +1,66 @@
 """One SavedModel for a bag or an ensemble of rankers (a trainers.recipe R/final): every member
 runs in the graph and their scores are combined as EnsembleRanker combines them.
 
-Signature `serving_default(query_text, product_text, query, product_title, brand_title,
-product_locale)`,
-string tensors [B]:
-- query_text, product_text: the cross-encoder template's pair (FrameEncoder.format: cleaned,
-  language token, fields, entity markers when the run used them);
-- query, product_title: the cleaned query and title (esci_tf.data.cleaning.clean_text), what
-  BM25 and the zero-shot cosine read; brand_title: the cleaned brand and title, what a
-  fine-tuned bi-encoder reads (esci_tf.rankers.bi_encoder.texts);
-- product_locale: "us", "es", "jp" (per-locale weights; other values use the "all" weights).
-Outputs: score [B] and, when members classify, probabilities [B, 4]; each member's own score
-as score_<member>. `serving_inputs(frame, template)` builds these from a merged frame.
+Signatures take the raw ESCI fields, as a single run's export does (esci_tf.serving.export;
+every input required, "" for an empty field):
+- `serving_default`: query, product_locale, product_title, product_brand, product_color,
+  product_bullet_point, product_description, string [B] -> score [B] and, when members
+  classify, probabilities [B, 4] (E, S, C, I); each member's own score as score_<member>.
+- `rank`: query and product_locale scalars, the product_* fields [N] -> the same outputs for
+  the N products and order int32 [N] (indices by descending score, ties in input order).
+In the graph, cross-encoders read the fields through their own FieldsPreprocessor (computed
+once per distinct preprocessing); BM25 and the bi-encoders read the cleaned query and title
+(and brand + title), cleaned by esci_tf.preprocessing.clean_ops with a TextCleaner the module
+owns. Per-locale weights follow product_locale ("us", "es", "jp"; other values use "all").
+`esci_tf.serving.export.serving_inputs(frame)` gives the inputs of a merged frame's rows.
 """
 
-import os
+import json
 
-import numpy as np
+import keras
 import tensorflow as tf
 
-from esci_tf import files
 from esci_tf.labels import GAINS
+from esci_tf.preprocessing.clean_ops import TextCleaner, clean_strings
+from esci_tf.preprocessing.fields_preprocessor import RAW_FIELDS
 from esci_tf.rankers.bm25 import BM25Ranker
 from esci_tf.rankers.cross_encoder import CrossEncoderRanker
 from esci_tf.rankers.ensemble import ALL_LOCALES, BagRanker, EnsembleRanker
-from esci_tf.rankers.bi_encoder import BiEncoderRanker, texts as bi_encoder_texts
-from esci_tf.serving.export import TEMPLATE_ASSET
+from esci_tf.rankers.bi_encoder import BiEncoderRanker
+from esci_tf.serving import versions, warmup
+from esci_tf.serving.export import rank_endpoint, rank_names, same_rows, string_specs, warmup_inputs
 
-INPUT_NAMES = ("query_text", "product_text", "query", "product_title", "brand_title", "product_locale")
 
+class _Inputs:
+    """One batch inside the graph: the raw fields, and what members derive from them, each
+    computed once however many members read it."""
 
-def serving_inputs(frame, template) -> dict:
-    """The signature's string inputs for every row of a merged frame (numpy object arrays)."""
-    query_text, product_text = template.format(frame)
-    queries, titles = bi_encoder_texts(frame, "title")
-    return {"query_text": np.array(query_text, object), "product_text": np.array(product_text, object),
-            "query": np.array(queries, object), "product_title": np.array(titles, object),
-            "brand_title": np.array(bi_encoder_texts(frame, "brand_title")[1], object),
-            "product_locale": frame["product_locale"].astype(str).to_numpy(object)}
+    def __init__(self, fields: dict, cleaner: TextCleaner):
+        self.fields, self.cleaner, self._cache = fields, cleaner, {}
+
+    def _once(self, key, compute):
+        if key not in self._cache:
+            self._cache[key] = compute()
+        return self._cache[key]
+
+    def cleaned(self, name: str):
+        """A cleaned raw field: the query, title and brand BM25 and the bi-encoders read."""
+        return self._once(name, lambda: clean_strings(self.fields[name], self.cleaner))
+
+    def brand_title(self):
+        """The cleaned brand and title joined by a space (esci_tf.rankers.bi_encoder.texts)."""
+        brand, title = self.cleaned("product_brand"), self.cleaned("product_title")
+        return self._once("brand_title", lambda: tf.where(
+            brand == "", title, tf.where(title == "", brand, brand + " " + title)))
+
+    def features(self, fields_preprocessor):
+        """A cross-encoder's token features (shared by members with the same preprocessing)."""
+        key = "features:" + json.dumps(fields_preprocessor.get_config(), sort_keys=True, default=str)
+        return self._once(key, lambda: fields_preprocessor(dict(self.fields)))
 
 
 class _Bag(tf.Module):
-    """Mean softmax of bagged CrossEncoders (each with its own PairPreprocessor), or the mean
+    """Mean softmax of bagged CrossEncoders (each with its own FieldsPreprocessor), or the mean
     score of other bagged rankers."""
 
     def __init__(self, bag: BagRanker):
@@ -49,17 +68,20 @@ class _Bag(tf.Module):
         self.classifies = all(isinstance(m, CrossEncoderRanker) for m in bag.members)
         if self.classifies:
             self.models = [m.model for m in bag.members]
-            self.preprocessors = [m.encoder.preprocessor for m in bag.members]
+            self.preprocessors = [m.encoder.fields_preprocessor for m in bag.members]
+            for preprocessor in self.preprocessors:
+                if preprocessor.template.entity_markers:
+                    raise ValueError("a cross-encoder of this ensemble was trained with entity markers, which are "
+                                     "tagged in Python: the ensemble cannot be exported with raw-field signatures")
             self.gains = tf.constant(GAINS)
         else:
             self.parts = [_graph_member(m) for m in bag.members]
 
-    def __call__(self, inputs):
+    def __call__(self, inputs: _Inputs):
         if not self.classifies:
             return tf.add_n([part(inputs)[0] for part in self.parts]) / len(self.parts), None
         probabilities = tf.add_n([
-            tf.nn.softmax(tf.cast(model(preprocessor(inputs["query_text"], inputs["product_text"]), training=False),
-                                  tf.float32), axis=-1)
+            tf.nn.softmax(tf.cast(model(inputs.features(preprocessor), training=False), tf.float32), axis=-1)
             for model, preprocessor in zip(self.models, self.preprocessors)]) / len(self.models)
         return tf.linalg.matvec(probabilities, self.gains), probabilities
 
@@ -70,8 +92,9 @@ class _Lexical(tf.Module):
         self.ranker = ranker
         self.idf = ranker.idf_table()
 
-    def __call__(self, inputs):
-        return tf.cast(self.ranker.tf_scores(inputs["query"], inputs["product_title"], self.idf), tf.float32), None
+    def __call__(self, inputs: _Inputs):
+        scores = self.ranker.tf_scores(inputs.cleaned("query"), inputs.cleaned("product_title"), self.idf)
+        return tf.cast(scores, tf.float32), None
 
 
 class _Cosine(tf.Module):
@@ -82,9 +105,9 @@ class _Cosine(tf.Module):
         ranker.ready()  # a zero-shot ranker loads its weights here
         self.ranker, self.model, self.preprocessor = ranker, ranker.model, ranker.preprocessor
 
-    def __call__(self, inputs):
-        products = inputs["product_title"] if self.ranker.product_text == "title" else inputs["brand_title"]
-        return self.ranker.tf_scores(inputs["query"], products), None
+    def __call__(self, inputs: _Inputs):
+        products = inputs.cleaned("product_title") if self.ranker.product_text == "title" else inputs.brand_title()
+        return self.ranker.tf_scores(inputs.cleaned("query"), products), None
 
 
 def _graph_member(ranker):
@@ -98,7 +121,8 @@ def _graph_member(ranker):
 
 
 class EnsembleModule(tf.Module):
-    """An EnsembleRanker (or a BagRanker, as an ensemble of one) as a tf.Module with signatures."""
+    """An EnsembleRanker (or a BagRanker, as an ensemble of one) as a tf.Module: calling it on a
+    dict of raw-field string tensors [B] gives the serving outputs."""
 
     def __init__(self, ranker):
         super().__init__(name="esci_ensemble")
@@ -107,6 +131,8 @@ class EnsembleModule(tf.Module):
         names = ranker.used_members()
         self.member_names = names
         self.members = [_graph_member(ranker.members[n]) for n in names]
+        with tf.init_scope():
+            self.cleaner = TextCleaner()
         locales = [l for l in ranker.weights if l != ALL_LOCALES]
         rows = [ranker.weights[ALL_LOCALES]] + [ranker.weights[l] for l in locales]
         self.weights = tf.constant([[w.get(n, 0.0) for n in names] for w in rows], tf.float32)
@@ -116,14 +142,12 @@ class EnsembleModule(tf.Module):
             default_value=tf.constant(0, tf.int64))
         self.means = tf.constant([ranker.normalization[n][0] for n in names], tf.float32)
         self.stds = tf.constant([ranker.normalization[n][1] for n in names], tf.float32)
-        self.serve = tf.function(self._serve, input_signature=[
-            tf.TensorSpec([None], tf.string, name=name) for name in INPUT_NAMES])
 
-    def _serve(self, query_text, product_text, query, product_title, brand_title, product_locale):
-        inputs = dict(zip(INPUT_NAMES, (query_text, product_text, query, product_title, brand_title, product_locale)))
+    def __call__(self, fields: dict) -> dict:
+        inputs = _Inputs(dict(fields), self.cleaner)
         outputs = [member(inputs) for member in self.members]
         raw = tf.stack([tf.cast(s, tf.float32) for s, _ in outputs], axis=1)  # [B, M]
-        weights = tf.gather(self.weights, self.locale_index.lookup(product_locale))  # [B, M]
+        weights = tf.gather(self.weights, self.locale_index.lookup(fields["product_locale"]))  # [B, M]
         result = {"score": tf.reduce_sum(weights * (raw - self.means) / self.stds, axis=1)}
         for name, (score, _) in zip(self.member_names, outputs):
             result[f"score_{name.replace(':', '_').replace('/', '_')}"] = tf.cast(score, tf.float32)
@@ -136,16 +160,29 @@ class EnsembleModule(tf.Module):
         return result
 
 
-def template_of(ranker) -> dict | None:
-    """The template of the cross-encoders a bag or ensemble holds (they share the recipe's)."""
-    bags = [ranker] if isinstance(ranker, BagRanker) else [m for m in ranker.members.values() if isinstance(m, BagRanker)]
-    return bags[0].members[0].encoder.template.to_dict() if bags else None
-
-
-def export_ensemble(ranker, export_dir: str, template: dict | None = None) -> str:
-    """Write the ensemble (or bag) as a SavedModel with serving_default; returns export_dir."""
+def build_archive(ranker) -> keras.export.ExportArchive:
+    """An ExportArchive with serving_default and rank for the ensemble (or bag)."""
     module = EnsembleModule(ranker)
-    tf.saved_model.save(module, export_dir, signatures={"serving_default": module.serve})
-    if template is not None:
-        files.write_json(os.path.join(export_dir, TEMPLATE_ASSET), dict(sorted(template.items())))
-    return export_dir
+
+    def serve(fields):
+        same_rows(fields, "serving_default")
+        return module(fields)
+
+    archive = keras.export.ExportArchive()
+    archive.track(module)
+    served = archive.add_endpoint("serving_default", serve, input_signature=[string_specs(RAW_FIELDS)])
+    rank, rank_signature = rank_endpoint(served, *rank_names(RAW_FIELDS))
+    archive.add_endpoint("rank", rank, input_signature=[rank_signature])
+    return archive
+
+
+def export_ensemble(ranker, base: str, version: int | None = None) -> str:
+    """Write the ensemble (or bag) as <base>/<version>/ with warm-up requests; returns that directory."""
+    archive = build_archive(ranker)
+    requests = warmup_inputs(RAW_FIELDS)
+
+    def write(directory):
+        archive.write_out(directory, verbose=False)
+        warmup.write_warmup(directory, requests)
+
+    return versions.write_version(base, write, version)

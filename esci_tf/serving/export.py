@@ -1,81 +1,189 @@
-"""Exports a trained CrossEncoder and its PairPreprocessor as one SavedModel for TF Serving.
+"""Exports a trained CrossEncoder with its FieldsPreprocessor as a SavedModel for TF Serving.
 
-Signatures:
-- `serving_default(query, product_text)`: string tensors [B] -> score [B], probabilities [B, 4]
-  (E, S, C, I), logits [B, 4]. `product_text` is the template output of
-  `esci_tf.data.template.format_pairs` (language token, fields, optional entity markers); the
-  settings the model was trained with are written next to the SavedModel as
-  assets.extra/template.json so clients format products the same way.
-- `score_tokens(token_ids, segment_ids, padding_mask)`: int32 [B, L] -> the same outputs, for
-  callers that tokenise themselves (or read TFRecords).
+Signatures. Every declared input is required (TF Serving's Predict API refuses a request that
+lacks one), so clients send "" for an empty field:
+- `serving_default`: the raw ESCI fields, string [B] each: query, product_locale ("us", "es",
+  "jp"), product_title, product_brand, product_color, product_bullet_point,
+  product_description -> score [B] (P(E) + 0.1 P(S) + 0.01 P(C)), probabilities [B, 4]
+  (E, S, C, I), logits [B, 4]. Cleaning, the template, tokenization and packing run in the
+  graph (the model's FieldsPreprocessor, the same object trainers.predict runs).
+- `rank`: one query: query and product_locale, string scalars; N products: the product_*
+  fields, string [N] -> score [N], probabilities [N, 4], logits [N, 4] and order int32 [N]
+  (product indices by descending score, ties in input order).
+- `score_tokens(token_ids, segment_ids, padding_mask)`: int32 [B, max_length] -> score,
+  probabilities, logits, for callers that tokenize themselves (or read TFRecords).
 
-Tokenisation inside the graph is the PairPreprocessor itself, the one definition used for
-TFRecords and prediction.
+A model trained with entity markers cannot take raw fields in a graph (its tagger is Python,
+see esci_tf.preprocessing.fields_preprocessor): its serving_default takes (query_text,
+product_text) formatted by esci_tf.data.template, rank takes query_text (scalar) and
+product_text [N], and assets.extra/template.json holds the template settings clients format with.
+
+The SavedModel is built with keras.export.ExportArchive (it tracks the variables and lookup
+tables the endpoints use) and written as <base>/<version>/ (esci_tf.serving.versions) with
+TF Serving warm-up requests (esci_tf.serving.warmup).
 
 Example:
-    module = ScoringModule(model, preprocessor)
-    export_saved_model(module, "/tmp/esci_export", template={"field_style": "text"})
-    served = tf.saved_model.load("/tmp/esci_export").signatures["serving_default"]
-    served(query=tf.constant(["red shoes"]), product_text=tf.constant(["[L_US] color: red ..."]))
+    path = export_saved_model(model, fields_preprocessor, "/tmp/esci_export")  # .../1
+    served = tf.saved_model.load(path).signatures["serving_default"]
+    served(query=tf.constant(["red shoes"]), product_locale=tf.constant(["us"]),
+           product_title=tf.constant(["<b>Red</b> running shoe"]), product_brand=tf.constant([""]), ...)
 """
 
-import os
-
+import keras
+import numpy as np
 import tensorflow as tf
 
 from esci_tf import files
 from esci_tf.labels import GAINS
+from esci_tf.preprocessing.fields_preprocessor import RAW_FIELDS
+from esci_tf.serving import versions, warmup
 
-TEMPLATE_ASSET = os.path.join("assets.extra", "template.json")
+TEMPLATE_PARTS = ("assets.extra", "template.json")
+QUERY_FIELDS = ("query", "product_locale")  # one per request in `rank`
+PRODUCT_FIELDS = tuple(name for name in RAW_FIELDS if name not in QUERY_FIELDS)
+TEXT_INPUTS = ("query_text", "product_text")  # serving_default of an entity-marker model
+TOKEN_INPUTS = ("token_ids", "segment_ids", "padding_mask")
+
+# The warm-up rows: markup, an emoji, Japanese and Spanish text, empty fields.
+WARMUP_ROWS = {
+    "query": ["<b>running shoes</b> 🏃", "ワイヤレス イヤホン", "zapatillas de running"],
+    "product_locale": ["us", "jp", "es"],
+    "product_title": ["Men's Running Shoe &amp; Trainer", "完全ワイヤレスイヤホン Bluetooth 5.3", "Zapatillas para correr"],
+    "product_brand": ["Acme", "", "Marca"],
+    "product_color": ["Black", "ホワイト", ""],
+    "product_bullet_point": ["Breathable mesh\nCushioned sole", "", "Suela de goma"],
+    "product_description": ["<p>Lightweight.</p>", "", ""],
+}
 
 
-class ScoringModule(tf.Module):
-    """A CrossEncoder with its preprocessing, as tf.functions with serving signatures."""
+def serving_inputs(frame) -> dict:
+    """serving_default's raw-field inputs for every row of a merged ESCI frame
+    (esci_tf.data.reader.load_esci): numpy object arrays, "" for a missing value."""
+    return {name: (frame[name].fillna("").astype(str).to_numpy(object) if name in frame
+                   else np.full(len(frame), "", object)) for name in RAW_FIELDS}
 
-    def __init__(self, model, preprocessor):
-        super().__init__(name="esci_scorer")
-        self.model = model
-        self.preprocessor = preprocessor
-        self.gains = tf.constant(GAINS)
-        length = preprocessor.max_length
-        self.score_tokens = tf.function(
-            self._score_tokens,
-            input_signature=[
-                tf.TensorSpec([None, length], tf.int32, name="token_ids"),
-                tf.TensorSpec([None, length], tf.int32, name="segment_ids"),
-                tf.TensorSpec([None, length], tf.int32, name="padding_mask"),
-            ],
-        )
-        self.serve = tf.function(
-            self._serve,
-            input_signature=[
-                tf.TensorSpec([None], tf.string, name="query"),
-                tf.TensorSpec([None], tf.string, name="product_text"),
-            ],
-        )
 
-    def _outputs(self, features):
-        logits = tf.cast(self.model(features, training=False), tf.float32)
+def raw_fields_mode(fields_preprocessor) -> bool:
+    """Whether the model can take raw fields in the graph (no Python entity tagger)."""
+    return not fields_preprocessor.template.entity_markers
+
+
+def serving_input_names(fields_preprocessor) -> tuple:
+    """The inputs of serving_default: RAW_FIELDS, or TEXT_INPUTS for an entity-marker model."""
+    return RAW_FIELDS if raw_fields_mode(fields_preprocessor) else TEXT_INPUTS
+
+
+def string_specs(names, shape=(None,)) -> dict:
+    """{name: string TensorSpec named `name`}: the named inputs of a signature."""
+    return {name: tf.TensorSpec(shape, tf.string, name=name) for name in names}
+
+
+def same_rows(inputs: dict, signature: str):
+    """Checks in the graph that every input of `inputs` has as many rows as the first."""
+    names = sorted(inputs)
+    rows = tf.shape(inputs[names[0]])[0]
+    for name in names[1:]:
+        tf.debugging.assert_equal(tf.shape(inputs[name])[0], rows, message=(
+            f"{signature}: every input needs one value per row; {name} and {names[0]} differ"))
+
+
+def rank_endpoint(serve, query_names, product_names):
+    """`rank` from a batch scoring function: the scalar query inputs are repeated for each of
+    the N products; adds `order` (indices by descending score, ties in input order)."""
+
+    def rank(inputs):
+        products = {name: inputs[name] for name in product_names}
+        same_rows(products, "rank")
+        count = tf.shape(products[product_names[0]])[0]
+        rows = dict(products, **{name: tf.fill([count], inputs[name]) for name in query_names})
+        outputs = dict(serve(rows))
+        outputs["order"] = tf.argsort(outputs["score"], direction="DESCENDING", stable=True)
+        return outputs
+
+    signature = dict(string_specs(query_names, ()), **string_specs(product_names))
+    return rank, signature
+
+
+def rank_names(input_names) -> tuple:
+    """(scalar query inputs, product inputs [N]) of `rank` for serving_default's input names."""
+    if tuple(input_names) == TEXT_INPUTS:
+        return ("query_text",), ("product_text",)
+    return tuple(n for n in input_names if n in QUERY_FIELDS), tuple(n for n in input_names if n not in QUERY_FIELDS)
+
+
+def featurizer(fields_preprocessor):
+    """tf.function: serving_default's string inputs -> the model's token features. One traced
+    graph that serving_default and rank call and the warm-up requests are tokenized with."""
+    pair_preprocessor = fields_preprocessor.pair_preprocessor
+    raw = raw_fields_mode(fields_preprocessor)
+
+    def features(inputs):
+        same_rows(inputs, "serving_default")
+        if raw:
+            return fields_preprocessor(dict(inputs))
+        return pair_preprocessor(inputs["query_text"], inputs["product_text"])
+
+    return tf.function(features, input_signature=[string_specs(serving_input_names(fields_preprocessor))])
+
+
+def build_archive(model, fields_preprocessor, features=None) -> keras.export.ExportArchive:
+    """An ExportArchive with serving_default, rank and score_tokens for `model` (a CrossEncoder);
+    `features`: the featurizer to use (one is made by default)."""
+    gains = tf.constant(GAINS)
+    features = features or featurizer(fields_preprocessor)
+
+    def score_tokens(tokens):
+        logits = tf.cast(model(dict(tokens), training=False), tf.float32)
         probabilities = tf.nn.softmax(logits, axis=-1)
-        score = tf.linalg.matvec(probabilities, self.gains)
-        return {"score": score, "probabilities": probabilities, "logits": logits}
+        return {"score": tf.linalg.matvec(probabilities, gains), "probabilities": probabilities, "logits": logits}
 
-    def _score_tokens(self, token_ids, segment_ids, padding_mask):
-        return self._outputs(
-            {"token_ids": token_ids, "segment_ids": segment_ids, "padding_mask": padding_mask}
-        )
+    input_names = serving_input_names(fields_preprocessor)
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    archive.track(fields_preprocessor)
+    serve = archive.add_endpoint("serving_default", lambda inputs: score_tokens(features(inputs)),
+                                 input_signature=[string_specs(input_names)])
+    rank, rank_signature = rank_endpoint(serve, *rank_names(input_names))  # calls serve's graph
+    archive.add_endpoint("rank", rank, input_signature=[rank_signature])
+    length = fields_preprocessor.max_length
+    archive.add_endpoint("score_tokens", score_tokens, input_signature=[
+        {name: tf.TensorSpec([None, length], tf.int32, name=name) for name in TOKEN_INPUTS}])
+    return archive
 
-    def _serve(self, query, product_text):
-        return self._outputs(self.preprocessor(query, product_text))
+
+def warmup_inputs(input_names, rows: dict | None = None) -> dict:
+    """{"serving_default": rows, "rank": the first row's query with every row's product} for
+    serving_default's `input_names` (rows: WARMUP_ROWS by default)."""
+    rows = {name: np.array(values, object) for name, values in (rows or WARMUP_ROWS).items()}
+    query_names, product_names = rank_names(input_names)
+    rank = dict({name: rows[name][0] for name in query_names}, **{name: rows[name] for name in product_names})
+    return {"serving_default": rows, "rank": rank}
 
 
-def export_saved_model(module: ScoringModule, export_dir: str, template: dict | None = None):
-    """Writes `module` as a SavedModel (local or gs://) with both signatures; returns export_dir."""
-    tf.saved_model.save(
-        module,
-        export_dir,
-        signatures={"serving_default": module.serve, "score_tokens": module.score_tokens},
-    )
-    if template is not None:
-        files.write_json(os.path.join(export_dir, TEMPLATE_ASSET), dict(sorted(template.items())))
-    return export_dir
+def warmup_requests(fields_preprocessor, features) -> dict:
+    """{signature: inputs} of a run's warm-up file: WARMUP_ROWS through each signature
+    (`features`: the featurizer, which tokenizes them for score_tokens)."""
+    rows = WARMUP_ROWS
+    if not raw_fields_mode(fields_preprocessor):
+        queries, products = fields_preprocessor.format(rows)  # Python entity tagging, eagerly
+        rows = {"query_text": queries.numpy(), "product_text": products.numpy()}
+    requests = warmup_inputs(serving_input_names(fields_preprocessor), rows)
+    tokens = features({name: tf.constant(values, tf.string) for name, values in requests["serving_default"].items()})
+    return dict(requests, score_tokens={name: tokens[name].numpy() for name in TOKEN_INPUTS})
+
+
+def export_saved_model(model, fields_preprocessor, base: str, version: int | None = None) -> str:
+    """Write the SavedModel to <base>/<version>/ (local or gs://; version: the next free one
+    by default, an existing one is an error); returns that directory."""
+    features = featurizer(fields_preprocessor)
+    requests = warmup_requests(fields_preprocessor, features)  # traces the featurizer once
+    archive = build_archive(model, fields_preprocessor, features)
+
+    def write(directory):
+        archive.write_out(directory, verbose=False)
+        warmup.write_warmup(directory, requests)
+        if not raw_fields_mode(fields_preprocessor):  # clients format the text: they need the settings
+            template = fields_preprocessor.template.to_dict()
+            files.write_json(files.join(directory, *TEMPLATE_PARTS), dict(sorted(template.items())))
+
+    return versions.write_version(base, write, version)
