@@ -53,7 +53,7 @@ class TrainingCheckpoint:
             try:
                 self._checkpoint.restore(path).assert_consumed()
                 return int(self.position.numpy())
-            except (tf.errors.OpError, AssertionError, ValueError) as error:
+            except Exception as error:  # noqa: BLE001 - any failure to read makes it unusable; told below
                 message = str(getattr(error, "message", error)).splitlines()[0]
                 if index == len(candidates) - 1:
                     raise ConfigError(f"{candidates[0]}: the run's checkpoints cannot be read ({message}); "
@@ -95,17 +95,23 @@ def save_model(model, path: str) -> None:
         faults.point("best_model_write")
 
 
+_EMPTY_ZIP_BYTES = 22  # the end-of-directory record alone
+
+
 def model_file_problem(path: str) -> str | None:
     """Why a .keras file cannot be loaded ("missing", "not a .keras archive", ...), or None when
     it is a complete archive (zip directory and every member's CRC intact, config and weights
     present): a cheap check that needs no model code."""
     if not tf.io.gfile.exists(path):
         return "missing"
+    size = tf.io.gfile.stat(path).length
+    if size < _EMPTY_ZIP_BYTES:
+        return f"not a .keras archive ({size} bytes)"
     try:
         with tf.io.gfile.GFile(path, "rb") as stream, zipfile.ZipFile(stream) as archive:
             names = set(archive.namelist())
             bad = archive.testzip()
-    except (zipfile.BadZipFile, OSError, EOFError) as error:
+    except (zipfile.BadZipFile, OSError, EOFError, tf.errors.OpError) as error:
         return f"not a .keras archive ({error})"
     if bad is not None:
         return f"member {bad} is corrupt"

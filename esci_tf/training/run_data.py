@@ -202,7 +202,8 @@ def prepare_run_data(config: RunConfig, preprocessor, frames: SplitFrames | None
     saved = files.read_json(info_path, missing_ok=True)
     reason = _stale_reason(saved, source, data_dir)
     if reason is not None:
-        logging.info("building the TFRecords in %s: %s", data_dir, reason)
+        log = logging.info if saved is None else logging.warning  # a cache thrown away is news
+        log("building the TFRecords in %s: %s", data_dir, reason)
         if tf.io.gfile.exists(info_path):
             tf.io.gfile.remove(info_path)  # no data_info.json vouches for a half-done rebuild
         frames = frames or load_split_frames(config, data_dir)

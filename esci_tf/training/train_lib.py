@@ -221,6 +221,9 @@ def _reconcile_best(output_dir: str, position: int, history, pending: bool) -> b
         best = {"step": -1}
     if best is not None and (best.get("step", -1) > position or best.get("step", -1) < 0):
         checkpointing.remove_best(output_dir, PREDICTIONS_FILE)
+        if best["step"] > position:
+            # An evaluation after `position` beat every one up to it: the replay picks it again.
+            return pending
         best = None
     if pending and best is not None and best["step"] == position:
         return True
