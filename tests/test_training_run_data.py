@@ -69,3 +69,24 @@ def test_a_run_without_eval_rows_keeps_its_final_model(frame, tmp_path):
     assert probabilities.shape == (5, 4)
     pd.testing.assert_series_equal(pd.Series(probabilities.sum(axis=1)), pd.Series([1.0] * 5), atol=1e-5,
                                    check_dtype=False)
+
+
+def test_the_data_cache_of_files_is_keyed_by_their_content(tmp_path, caplog):
+    from esci_tf.data.synthetic import write_esci_files
+    from esci_tf.training.run_data import prepare_run_data
+    from esci_tf.training.task import RankingTask
+
+    examples, products = write_esci_files(12, 0, str(tmp_path / "files"))
+    config = _config(tmp_path / "run", examples=examples, products=products, task="all", eval_fraction=0.25)
+    preprocessor = RankingTask(config).build_preprocessor()
+    first = prepare_run_data(config, preprocessor, show_progress=False)
+    info_path = tmp_path / "run" / DATA_DIR / DATA_INFO_FILE
+    stamp = os.path.getmtime(info_path)
+    assert prepare_run_data(config, preprocessor, show_progress=False).info == first.info
+    assert os.path.getmtime(info_path) == stamp  # same content: reused
+    rows = pd.read_parquet(examples)
+    rows.iloc[: len(rows) // 2].to_parquet(examples)  # the same path, half the rows
+    with caplog.at_level(logging.INFO):
+        second = prepare_run_data(config, preprocessor, show_progress=False)
+    assert "built from other inputs or settings (examples changed)" in caplog.text
+    assert second.num_train + second.num_eval < first.num_train + first.num_eval

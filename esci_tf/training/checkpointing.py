@@ -22,6 +22,7 @@ from absl import logging
 from esci_tf import files
 from esci_tf.training import faults
 from esci_tf.training.config import ConfigError
+from esci_tf.training.run_lock import is_chief
 
 BEST_MODEL = "best_model.keras"
 BEST_INFO = "best_model.json"
@@ -40,7 +41,8 @@ class TrainingCheckpoint:
             position=self.position,
         )
         self.directory = directory
-        remove_stale_writes(directory)
+        if is_chief():
+            remove_stale_writes(directory)
         self.manager = tf.train.CheckpointManager(self._checkpoint, directory, max_to_keep)
         faults.arm_checkpoint_write()
 

@@ -24,6 +24,7 @@ from absl import logging
 from esci_tf import files
 from esci_tf.data.template import TemplateSettings
 from esci_tf.training.config import ConfigError, RunConfig
+from esci_tf.training.run_lock import is_chief
 
 DATA_DIR = "data"
 DATA_INFO_FILE = "data_info.json"
@@ -116,14 +117,15 @@ FRAME_RECORD_SETTINGS = ("max_length", "num_shards", "backbone")
 
 def data_identity(config: RunConfig, frames: "SplitFrames | None" = None) -> dict:
     """The run's input data by content: {"examples": {"size", "sha256"}, "products": ...} for
-    files, the matched shards' fingerprint for prebuilt TFRecords, the frames' hash for frames
-    (generated data is identified by its settings: --synthetic_queries and --seed)."""
+    files, the frames' hash for frames, the matched shards' names and sizes for prebuilt
+    TFRecords (not read whole at every start: they can be many GB on gs://); generated data is
+    identified by its settings (--synthetic_queries and --seed)."""
     data = config.data
     if frames is not None:
         return {"frames": frames.fingerprint()}
     if data.from_tfrecords:
-        return {"train_tfrecords": files.pattern_fingerprint(data.train_tfrecords),
-                "eval_tfrecords": files.pattern_fingerprint(data.eval_tfrecords)}
+        return {"train_tfrecords": files.pattern_fingerprint(data.train_tfrecords, content=False),
+                "eval_tfrecords": files.pattern_fingerprint(data.eval_tfrecords, content=False)}
     if data.synthetic_queries:
         return {}
     return {"examples": files.fingerprint(data.examples), "products": files.fingerprint(data.products)}
@@ -195,7 +197,8 @@ def prepare_run_data(config: RunConfig, preprocessor, frames: SplitFrames | None
         return RunData(data.train_tfrecords, data.eval_tfrecords, num_train, num_eval, info, template)
     data_dir = os.path.join(config.output_dir, DATA_DIR)
     info_path = os.path.join(data_dir, DATA_INFO_FILE)
-    files.remove_temporaries(data_dir)
+    if is_chief():
+        files.remove_temporaries(data_dir)
     if identity is None:
         identity = data_identity(config, frames)
     source = _cache_key(config, preprocessor, identity, from_frames=frames is not None)

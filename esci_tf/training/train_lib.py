@@ -40,7 +40,7 @@ from esci_tf.training import checkpointing, evaluation, run_settings
 from esci_tf.training.config import ConfigError, RunConfig
 from esci_tf.training.progress import ProgressBar
 from esci_tf.training.run_data import data_identity, prepare_run_data
-from esci_tf.training.run_lock import RunLock
+from esci_tf.training.run_lock import RunLock, is_chief
 from esci_tf.training.strategy import get_strategy
 from esci_tf.training.task import RankingTask
 
@@ -268,7 +268,8 @@ def run_experiment(config: RunConfig, frames=None, callbacks=(), flags_text: str
 
 def _run(task, config: RunConfig, frames, callbacks, flags_text) -> dict:
     output_dir = config.output_dir
-    files.remove_temporaries(output_dir)
+    if is_chief():  # the chief's own leftovers; other workers must not delete its files mid-write
+        files.remove_temporaries(output_dir)
     identity = data_identity(config, frames)
     settings = run_settings.result_settings(config, identity)
     if config.runtime.resume and tf.train.latest_checkpoint(os.path.join(output_dir, CHECKPOINT_DIR)):
