@@ -9,6 +9,7 @@ evaluation's best-model write.
 """
 
 import io
+import json
 import logging
 import os
 import shutil
@@ -29,7 +30,7 @@ from esci_tf.training import checkpointing, faults, train_lib
 from esci_tf.training.run_settings import SETTINGS_FILE
 from trainers import fit
 
-pytestmark = pytest.mark.slow  # subprocess runs of a tiny model (about 2 minutes for the module)
+pytestmark = pytest.mark.slow  # subprocess runs of a tiny model (2-4 minutes for the module on 2 cores)
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ARGS = ["--synthetic_queries=16", "--task=all", "--eval_fraction=0.25", "--backbone=xlm_roberta",
@@ -168,9 +169,9 @@ def test_a_truncated_final_best_model_is_rebuilt(reference, tmp_path, caplog):
 def test_an_unreadable_earlier_best_model_is_a_clear_error(reference, tmp_path):
     output_dir = copy_of(reference, tmp_path)
     history = os.path.join(output_dir, train_lib.HISTORY_FILE)
-    entries = [files.json.loads(line) for line in open(history)]
+    entries = [json.loads(line) for line in open(history)]
     entries[0]["ndcg"] = 0.99  # step 3 is now the best by the history...
-    files.write_text(history, "".join(files.json.dumps(e) + "\n" for e in entries))
+    files.write_text(history, "".join(json.dumps(e) + "\n" for e in entries))
     files.write_json(os.path.join(output_dir, checkpointing.BEST_INFO), {"ndcg": 0.99, "step": 3})
     with open(os.path.join(output_dir, checkpointing.BEST_MODEL), "r+b") as stream:
         stream.truncate(1000)  # ...and its model file is cut, with no checkpoint of step 3 left
