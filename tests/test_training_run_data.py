@@ -90,3 +90,8 @@ def test_the_data_cache_of_files_is_keyed_by_their_content(tmp_path, caplog):
         second = prepare_run_data(config, preprocessor, show_progress=False)
     assert "built from other inputs or settings (examples changed)" in caplog.text
     assert second.num_train + second.num_eval < first.num_train + first.num_eval
+    info_path.write_text('{"source": ')  # a cache record that cannot be read is rebuilt, not trusted
+    caplog.clear()
+    with caplog.at_level(logging.INFO):
+        assert prepare_run_data(config, preprocessor, show_progress=False).info == second.info
+    assert "not valid JSON" in caplog.text

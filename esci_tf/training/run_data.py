@@ -22,6 +22,7 @@ import tensorflow as tf
 from absl import logging
 
 from esci_tf import files
+from esci_tf.data.errors import DataError
 from esci_tf.data.template import TemplateSettings
 from esci_tf.training.config import ConfigError, RunConfig
 from esci_tf.training.run_lock import is_chief
@@ -160,6 +161,8 @@ def _stale_reason(saved: dict | None, key: dict, data_dir: str) -> str | None:
     """Why the cache in data_dir cannot be used for `key` (None: it can)."""
     if saved is None:
         return "no TFRecords built yet"
+    if "unreadable" in saved:
+        return saved["unreadable"]
     if saved.get("source") != key:
         old = saved.get("source") or {}
         changed = sorted(name for name in set(old) | set(key) if old.get(name) != key.get(name))
@@ -171,6 +174,12 @@ def _stale_reason(saved: dict | None, key: dict, data_dir: str) -> str | None:
             return f"shard {name} is {found}, built with {size} bytes"
     if saved.get("shards") is None:
         return "built by an older version (no shard sizes recorded)"
+    from tfrecords.summary import SUMMARY_FILE
+
+    try:
+        files.read_json(os.path.join(data_dir, SUMMARY_FILE))
+    except (FileNotFoundError, DataError) as error:
+        return f"{SUMMARY_FILE} cannot be read ({error})"
     return None
 
 
@@ -202,7 +211,10 @@ def prepare_run_data(config: RunConfig, preprocessor, frames: SplitFrames | None
     if identity is None:
         identity = data_identity(config, frames)
     source = _cache_key(config, preprocessor, identity, from_frames=frames is not None)
-    saved = files.read_json(info_path, missing_ok=True)
+    try:
+        saved = files.read_json(info_path, missing_ok=True)
+    except DataError as error:
+        saved = {"source": None, "unreadable": str(error)}
     reason = _stale_reason(saved, source, data_dir)
     if reason is not None:
         log = logging.info if saved is None else logging.warning  # a cache thrown away is news
