@@ -1,5 +1,6 @@
 """File helpers shared by the library: local or tf.io.gfile paths (gs://, ...), JSON read with
-errors that name the file and written atomically.
+errors that name the file, atomic writes (`atomic_path`: write under a temporary name, then
+rename into place) and content fingerprints of input files.
 
 >>> import os, tempfile
 >>> path = os.path.join(tempfile.mkdtemp(), "run", "info.json")
@@ -10,8 +11,17 @@ errors that name the file and written atomically.
 True
 >>> join("gs://bucket/model/", "config.json"), is_remote("gs://bucket/x"), is_remote("hf://org/model")
 ('gs://bucket/model/config.json', True, False)
+>>> with atomic_path(os.path.join(os.path.dirname(path), "model.keras")) as temporary:
+...     print(os.path.basename(temporary), open(temporary, "w").write("weights"))
+.tmp.model.keras 7
+>>> sorted(os.listdir(os.path.dirname(path)))
+['info.json', 'model.keras']
+>>> fingerprint(path)["size"]
+16
 """
 
+import contextlib
+import hashlib
 import json
 import os
 
@@ -54,16 +64,93 @@ def read_json(path: str, missing_ok: bool = False):
         raise DataError(f"not valid JSON: {error}", path=path) from error
 
 
-def write_json(path: str, value, indent: int = 2) -> None:
-    """Write `value` as JSON to `path`, creating its directory: under a temporary name first,
-    then renamed, so a reader never sees a half-written file."""
-    directory = os.path.dirname(path)
+# Temporary names start with this (hidden, and never matched by a shard glob such as train-*).
+TEMP_PREFIX = ".tmp."
+
+
+def temporary_path(path: str) -> str:
+    """The temporary name `path` is written under before the rename (same directory and suffix,
+    so model.save still sees .keras)."""
+    directory, name = os.path.split(str(path).rstrip("/"))
+    return join(directory, TEMP_PREFIX + name) if directory else TEMP_PREFIX + name
+
+
+@contextlib.contextmanager
+def atomic_path(path: str):
+    """Yields a temporary path to write `path`'s content to (a file, or a directory); when the
+    block ends without an error it is renamed to `path`, replacing it, so a reader sees the old
+    content or the new, never half of it. On an error the temporary is removed. Its directory is
+    created. Local renames are atomic; on gs:// a file rename is a copy then a delete of the
+    temporary (the object at `path` appears complete or not at all), a directory's is per file."""
+    directory = os.path.dirname(str(path).rstrip("/"))
     if directory:
         tf.io.gfile.makedirs(directory)
-    temporary = f"{path}.tmp"
-    with tf.io.gfile.GFile(temporary, "w") as stream:
-        json.dump(value, stream, indent=indent, default=json_default)
+    temporary = temporary_path(path)
+    _remove(temporary)
+    try:
+        yield temporary
+    except BaseException:
+        _remove(temporary)
+        raise
+    if tf.io.gfile.isdir(temporary) and tf.io.gfile.exists(path):
+        _remove(path)  # os.rename cannot replace a non-empty directory
     tf.io.gfile.rename(temporary, path, overwrite=True)
+
+
+def _remove(path: str) -> None:
+    if tf.io.gfile.isdir(path):
+        tf.io.gfile.rmtree(path)
+    elif tf.io.gfile.exists(path):
+        tf.io.gfile.remove(path)
+
+
+def remove_temporaries(directory: str) -> list:
+    """Deletes what a killed writer left in `directory` (its TEMP_PREFIX names); returns them."""
+    if not tf.io.gfile.isdir(directory):
+        return []
+    stale = [join(directory, name.rstrip("/")) for name in tf.io.gfile.listdir(directory)
+             if name.startswith(TEMP_PREFIX)]
+    for path in stale:
+        _remove(path)
+    return stale
+
+
+def write_text(path: str, text: str) -> None:
+    """Write `text` to `path` atomically (see atomic_path)."""
+    with atomic_path(path) as temporary, tf.io.gfile.GFile(temporary, "w") as stream:
+        stream.write(text)
+
+
+def write_json(path: str, value, indent: int = 2) -> None:
+    """Write `value` as JSON to `path`, creating its directory, atomically (see atomic_path)."""
+    with atomic_path(path) as temporary, tf.io.gfile.GFile(temporary, "w") as stream:
+        json.dump(value, stream, indent=indent, default=json_default)
+
+
+_FINGERPRINT_CHUNK = 1 << 22
+
+
+def fingerprint(path: str) -> dict:
+    """{"size": bytes, "sha256": hex} of a file's content (local or gs://): what a cache keyed by
+    input content compares."""
+    digest = hashlib.sha256()
+    with tf.io.gfile.GFile(path, "rb") as stream:
+        while chunk := stream.read(_FINGERPRINT_CHUNK):
+            digest.update(chunk)
+    return {"size": tf.io.gfile.stat(path).length, "sha256": digest.hexdigest()}
+
+
+def pattern_fingerprint(pattern: str, content: bool = True) -> dict:
+    """{"files", "size", "sha256"} of every file a glob pattern matches: a hash of their names
+    and contents, or with content=False of their names and sizes only (for inputs too large to
+    read at every start, such as prebuilt TFRecords)."""
+    paths = sorted(tf.io.gfile.glob(pattern))
+    digest, size = hashlib.sha256(), 0
+    for path in paths:
+        single = fingerprint(path) if content else {"size": tf.io.gfile.stat(path).length}
+        size += single["size"]
+        digest.update(f"{os.path.basename(path)}:{single.get('sha256', single['size'])}\n".encode())
+    return {"files": len(paths), "size": size, "sha256": digest.hexdigest()}
 
 
 def json_default(value):

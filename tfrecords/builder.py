@@ -14,6 +14,7 @@ import tensorflow as tf
 from absl import logging
 from tqdm import tqdm
 
+from esci_tf import files
 from esci_tf.data.errors import FlagError
 from esci_tf.data.splits import assign_folds
 from esci_tf.data.validation import SPLITS, DropReport
@@ -84,7 +85,9 @@ def _write_checked(output_dir, split, columns, num_shards, max_length, show_prog
 
 
 def remove_previous_build(output_dir: str) -> None:
-    """A rebuild must not leave shards of a split it no longer has, nor an outdated summary."""
+    """A rebuild must not leave shards of a split it no longer has, an outdated summary, nor the
+    temporary files of a killed build."""
+    files.remove_temporaries(output_dir)
     for split in SPLITS:
         writer.remove_split_shards(output_dir, split)
     path = f"{output_dir.rstrip('/')}/{summary_lib.SUMMARY_FILE}"

@@ -11,7 +11,9 @@ import os
 import numpy as np
 import tensorflow as tf
 
+from esci_tf import files
 from esci_tf.labels import NUM_CLASSES
+from esci_tf.training import faults
 from tfrecords import schema
 
 
@@ -82,7 +84,7 @@ def write_split(output_dir: str, split: str, columns: dict, num_shards: int = 8,
     """Writes `columns` (schema.ALL_KEYS -> arrays of equal length) as num_shards shard files.
 
     Returns the shard paths in index order. Each file is written under a temporary name and
-    renamed when complete; `progress` (a tqdm bar or None) is advanced by one per record.
+    renamed when complete (esci_tf.files.atomic_path); `progress` (a tqdm bar or None) is advanced by one per record.
     """
     check_columns(columns)
     shards = assign_shards(columns["query_id"], num_shards)
@@ -95,11 +97,12 @@ def write_split(output_dir: str, split: str, columns: dict, num_shards: int = 8,
         rows = np.flatnonzero(shards == shard)
         # Stable sort by query id: a query's rows are contiguous and keep their input order.
         rows = rows[np.argsort(np.asarray(columns["query_id"])[rows], kind="stable")]
-        with tf.io.TFRecordWriter(path + ".tmp", options) as writer:
-            for i in rows:
-                writer.write(serialize_example({key: columns[key][i] for key in schema.ALL_KEYS}))
-                if progress is not None:
-                    progress.update(1)
-        tf.io.gfile.rename(path + ".tmp", path, overwrite=True)
+        with files.atomic_path(path) as temporary:
+            with tf.io.TFRecordWriter(temporary, options) as writer:
+                for i in rows:
+                    writer.write(serialize_example({key: columns[key][i] for key in schema.ALL_KEYS}))
+                    if progress is not None:
+                        progress.update(1)
+            faults.point("shard_write")
         paths.append(path)
     return paths

@@ -9,7 +9,6 @@ checkpoint. `--help` lists the fit flags (`--helpfull` every flag, TensorFlow's 
 bad flag, setting or input ends with one line naming it (esci_tf.cli; --verbose: the traceback).
 """
 
-import os
 
 from absl import app, flags
 
@@ -21,15 +20,11 @@ flags.adopt_module_key_flags(fit_flags)  # --help lists the fit flags
 FLAGS = flags.FLAGS
 
 # Output names of a run directory, for callers and tests.
-from esci_tf.training.train_lib import CHECKPOINT_DIR, METRICS_FILE  # noqa: E402,F401
-
-FLAGS_FILE = "flags.txt"
+from esci_tf.training.train_lib import CHECKPOINT_DIR, FLAGS_FILE, METRICS_FILE  # noqa: E402,F401
 
 
 def train(flag_values=FLAGS, callbacks=()) -> dict:
     """Run (or resume) the training the parsed flags describe; returns its metrics."""
-    import tensorflow as tf
-
     from esci_tf.training.config import ConfigError
     from esci_tf.training.progress import summary_table
     from esci_tf.training.train_lib import run_experiment, summary_rows
@@ -39,11 +34,8 @@ def train(flag_values=FLAGS, callbacks=()) -> dict:
     except ConfigError as error:
         raise flags.IllegalFlagValueError(str(error)) from error
     cli.check_writable(config.output_dir, "output_dir", directory=True)
-    tf.io.gfile.makedirs(config.output_dir)
-    with tf.io.gfile.GFile(os.path.join(config.output_dir, FLAGS_FILE), "w") as stream:
-        stream.write(fit_flags.flags_as_flagfile(flag_values))
-    try:
-        metrics = run_experiment(config, callbacks=callbacks)
+    try:  # flags.txt is written once the run starts training, not by a refused invocation
+        metrics = run_experiment(config, callbacks=callbacks, flags_text=fit_flags.flags_as_flagfile(flag_values))
     except ConfigError as error:
         raise flags.IllegalFlagValueError(str(error)) from error
     print(summary_table(summary_rows(metrics), title=f"esci-tf fit: {config.output_dir}"))

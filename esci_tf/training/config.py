@@ -143,6 +143,13 @@ class RuntimeConfig:
 SECTIONS = {"data": DataConfig, "model": ModelConfig, "training": TrainingConfig,
             "runtime": RuntimeConfig}
 
+# The settings a resumed run may change: they decide when the run evaluates and checkpoints, what
+# it prints and where it finds a TPU, not the weights it trains (a resume continues the same
+# deterministic stream; evaluations read the model and change nothing). Every other setting
+# changes the results, and a resume with a different value is refused (train_lib).
+RESULT_NEUTRAL = frozenset({"eval_every_steps", "checkpoint_every_steps", "progress_bar", "resume",
+                            "tpu_address"})
+
 
 @dataclasses.dataclass
 class RunConfig:
@@ -183,6 +190,12 @@ class RunConfig:
         for section in SECTIONS:
             values.update(dataclasses.asdict(getattr(self, section)))
         return values
+
+    def result_settings(self) -> dict:
+        """{setting name: value} of every setting that changes a run's results: all but
+        RESULT_NEUTRAL and output_dir."""
+        return {name: value for name, value in self.flat().items()
+                if name != "output_dir" and name not in RESULT_NEUTRAL}
 
     def replace(self, **changes) -> "RunConfig":
         """A copy with some settings changed, by flat name."""

@@ -4,20 +4,28 @@ A run's data comes from prebuilt shards (--train_tfrecords/--eval_tfrecords), fr
 files (--examples/--products: read and validated once, split into a query-grouped eval slice
 and the rest), from generated data (--synthetic_queries), or, for library callers such as the
 recipe, from frames they pass in (`SplitFrames`). Frames become shards through
-tfrecords.builder.build_shards; <output_dir>/data/data_info.json records what they were built
-from, so a rerun with the same source reuses them and a changed source rebuilds them.
+tfrecords.builder.build_shards; <output_dir>/data/data_info.json (written last) records what
+they were built from: the content of the inputs (`data_identity`: size and SHA-256 of each
+file, or the frames' hash), every setting that changes the records, the tokenizer, and each
+shard's size. A rerun with the same key and intact shards reuses them; anything else rebuilds
+them, with a log line saying why.
 """
 
 import dataclasses
 import hashlib
+import json
 import os
 
 import numpy as np
 import pandas as pd
+import tensorflow as tf
+from absl import logging
 
 from esci_tf import files
+from esci_tf.data.errors import DataError
 from esci_tf.data.template import TemplateSettings
 from esci_tf.training.config import ConfigError, RunConfig
+from esci_tf.training.run_lock import is_chief
 
 DATA_DIR = "data"
 DATA_INFO_FILE = "data_info.json"
@@ -100,14 +108,79 @@ def load_split_frames(config: RunConfig, data_dir: str) -> SplitFrames:
     return SplitFrames(train, held_out, template, info)
 
 
-def _source(config: RunConfig) -> dict:
-    """The settings the files-or-synthetic data of a run depend on."""
-    data, model = config.data, config.model
-    return {"examples": data.examples, "products": data.products, "synthetic_queries": data.synthetic_queries,
-            "task": data.task, "eval_split": data.eval_split, "eval_fraction": data.eval_fraction,
-            "seed": config.runtime.seed, "max_length": data.max_length, "backbone": model.backbone,
-            "tokenizer": model.tokenizer_location, "field_style": data.field_style,
-            "prompt_tokens": data.prompt_tokens, "entity_markers": data.entity_markers, "num_shards": data.num_shards}
+# The settings that change the records built from files or generated data (with the seed, which
+# draws the eval split and the generated data); frames a caller brings are split and formatted
+# already, so only FRAME_RECORD_SETTINGS apply to them.
+RECORD_SETTINGS = ("synthetic_queries", "task", "eval_split", "eval_fraction", "on_bad_rows", "max_length",
+                   "field_style", "prompt_tokens", "entity_markers", "num_shards", "seed", "backbone")
+FRAME_RECORD_SETTINGS = ("max_length", "num_shards", "backbone")
+
+
+def data_identity(config: RunConfig, frames: "SplitFrames | None" = None) -> dict:
+    """The run's input data by content: {"examples": {"size", "sha256"}, "products": ...} for
+    files, the frames' hash for frames, the matched shards' names and sizes for prebuilt
+    TFRecords (not read whole at every start: they can be many GB on gs://); generated data is
+    identified by its settings (--synthetic_queries and --seed)."""
+    data = config.data
+    if frames is not None:
+        return {"frames": frames.fingerprint()}
+    if data.from_tfrecords:
+        return {"train_tfrecords": files.pattern_fingerprint(data.train_tfrecords, content=False),
+                "eval_tfrecords": files.pattern_fingerprint(data.eval_tfrecords, content=False)}
+    if data.synthetic_queries:
+        return {}
+    return {"examples": files.fingerprint(data.examples), "products": files.fingerprint(data.products)}
+
+
+def _cache_key(config: RunConfig, preprocessor, identity: dict, from_frames: bool) -> dict:
+    """What the cached shards depend on: input content, record settings, the tokenizer."""
+    flat = config.flat()
+    names = FRAME_RECORD_SETTINGS if from_frames else RECORD_SETTINGS
+    tokenizer = hashlib.sha256(json.dumps(_without_names(preprocessor.get_config()), sort_keys=True,
+                                          default=str).encode())
+    return {**identity, **{name: flat[name] for name in names}, "tokenizer": tokenizer.hexdigest()}
+
+
+def _without_names(value):
+    """A layer config without its "name"s (Keras numbers them per instance: _1, _2, ...)."""
+    if isinstance(value, dict):
+        return {key: _without_names(item) for key, item in value.items() if key != "name"}
+    if isinstance(value, (list, tuple)):
+        return [_without_names(item) for item in value]
+    return value
+
+
+def _shard_sizes(data_dir: str) -> dict:
+    from tfrecords.schema import SHARD_SUFFIX
+
+    return {os.path.basename(path): tf.io.gfile.stat(path).length
+            for path in sorted(tf.io.gfile.glob(os.path.join(data_dir, f"*{SHARD_SUFFIX}")))}
+
+
+def _stale_reason(saved: dict | None, key: dict, data_dir: str) -> str | None:
+    """Why the cache in data_dir cannot be used for `key` (None: it can)."""
+    if saved is None:
+        return "no TFRecords built yet"
+    if "unreadable" in saved:
+        return saved["unreadable"]
+    if saved.get("source") != key:
+        old = saved.get("source") or {}
+        changed = sorted(name for name in set(old) | set(key) if old.get(name) != key.get(name))
+        return f"built from other inputs or settings ({', '.join(changed)} changed)"
+    sizes = _shard_sizes(data_dir)
+    for name, size in (saved.get("shards") or {}).items():
+        if sizes.get(name) != size:
+            found = "missing" if name not in sizes else f"{sizes[name]} bytes"
+            return f"shard {name} is {found}, built with {size} bytes"
+    if saved.get("shards") is None:
+        return "built by an older version (no shard sizes recorded)"
+    from tfrecords.summary import SUMMARY_FILE
+
+    try:
+        files.read_json(os.path.join(data_dir, SUMMARY_FILE))
+    except (FileNotFoundError, DataError) as error:
+        return f"{SUMMARY_FILE} cannot be read ({error})"
+    return None
 
 
 def _count_records(pattern: str) -> int:
@@ -117,9 +190,10 @@ def _count_records(pattern: str) -> int:
 
 
 def prepare_run_data(config: RunConfig, preprocessor, frames: SplitFrames | None = None,
-                     show_progress: bool = True) -> RunData:
-    """The run's RunData; shards are built in <output_dir>/data unless they exist for the same
-    source (the data settings, or the fingerprint of the given frames)."""
+                     show_progress: bool = True, identity: dict | None = None) -> RunData:
+    """The run's RunData; shards are built in <output_dir>/data unless they exist, intact, for
+    the same inputs and settings (see the module docstring). `identity`: data_identity(config,
+    frames) when the caller has it already."""
     from esci_tf.preprocessing.frame_encoder import FrameEncoder
     from tfrecords.builder import build_shards
 
@@ -132,11 +206,21 @@ def prepare_run_data(config: RunConfig, preprocessor, frames: SplitFrames | None
         return RunData(data.train_tfrecords, data.eval_tfrecords, num_train, num_eval, info, template)
     data_dir = os.path.join(config.output_dir, DATA_DIR)
     info_path = os.path.join(data_dir, DATA_INFO_FILE)
-    source = _source(config) if frames is None else {
-        "frames": frames.fingerprint(), "max_length": data.max_length, "backbone": config.model.backbone,
-        "tokenizer": config.model.tokenizer_location, "num_shards": data.num_shards}
-    saved = files.read_json(info_path, missing_ok=True)
-    if saved is None or saved.get("source") != source:
+    if is_chief():
+        files.remove_temporaries(data_dir)
+    if identity is None:
+        identity = data_identity(config, frames)
+    source = _cache_key(config, preprocessor, identity, from_frames=frames is not None)
+    try:
+        saved = files.read_json(info_path, missing_ok=True)
+    except DataError as error:
+        saved = {"source": None, "unreadable": str(error)}
+    reason = _stale_reason(saved, source, data_dir)
+    if reason is not None:
+        log = logging.info if saved is None else logging.warning  # a cache thrown away is news
+        log("building the TFRecords in %s: %s", data_dir, reason)
+        if tf.io.gfile.exists(info_path):
+            tf.io.gfile.remove(info_path)  # no data_info.json vouches for a half-done rebuild
         frames = frames or load_split_frames(config, data_dir)
         splits = {"train": frames.train, **({EVAL_SPLIT_NAME: frames.eval} if len(frames.eval) else {})}
         summary = build_shards(splits, data_dir,
@@ -146,7 +230,8 @@ def prepare_run_data(config: RunConfig, preprocessor, frames: SplitFrames | None
         info = dict(frames.info, num_train=len(frames.train), num_eval=len(frames.eval),
                     num_train_queries=int(frames.train["query_id"].nunique()),
                     num_eval_queries=int(frames.eval["query_id"].nunique()), tfrecords_summary=summary)
-        saved = {"source": source, "info": info, "template": frames.template.to_dict()}
+        saved = {"source": source, "info": info, "template": frames.template.to_dict(),
+                 "shards": _shard_sizes(data_dir)}
         files.write_json(info_path, saved)
     info = saved["info"]
     pattern = os.path.join(data_dir, "{}-*")
