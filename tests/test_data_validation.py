@@ -40,6 +40,14 @@ def test_a_query_that_cleaning_empties_is_an_empty_query(tmp_path):
     raise_then_skip(tmp_path, examples, "empty_query", [2])
 
 
+def test_prediction_input_keeps_a_query_that_cleaning_empties(tmp_path):
+    examples = examples_frame()
+    examples.loc[2, "query"] = "😀🎉 ★"
+    e, p = write(tmp_path, examples=examples)
+    frame, report = load_esci(e, p, task="all", require_labels=False)
+    assert "😀🎉 ★" in set(frame["query"]) and not report.counts
+
+
 def test_one_query_id_with_two_query_strings(tmp_path):
     examples = examples_frame()
     examples.loc[1, "query"] = "blue shoes"  # query_id 1 is "red shoes" in row 0

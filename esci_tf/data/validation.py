@@ -3,7 +3,9 @@
 File-level problems (missing columns, wrong dtypes, duplicate ids, bad flag values) always
 raise DataError. Row-level problems raise in "raise" mode, or are dropped and counted per
 reason in "skip" mode (the count goes into summary.json / metrics.json):
-- empty_query: blank, or nothing left after cleaning (esci_tf.data.cleaning.clean_texts: emoji only, ...);
+- empty_query: blank; in labeled examples (training data) also a query with nothing left after
+  cleaning (esci_tf.data.cleaning.clean_texts: emoji only, ...), which would train as "";
+  prediction input keeps those, and the model scores them as the SavedModel does;
 - unknown_label, unknown_locale, missing_product (examples), product_unknown_locale (products);
 - query_id_conflict: one query_id with different query strings (skip: all its rows go);
 - labeled examples only (training data, not prediction input), a (query_id, product_id,
@@ -260,18 +262,21 @@ class RowChecker:
         return df[~bad]
 
 
-def _empty_after_cleaning(queries: pd.Series) -> np.ndarray:
-    """True where a query cleans to nothing (each distinct query cleaned once, in batches)."""
+def _empty_queries(queries: pd.Series, after_cleaning: bool) -> np.ndarray:
+    """True where a query is blank or (after_cleaning) cleans to nothing; each distinct query
+    is cleaned once, in batches."""
     unique = queries.unique()
-    empty = dict(zip(unique, (not text.strip() for text in clean_texts(unique))))
+    texts = clean_texts(unique) if after_cleaning else [str(q) for q in unique]
+    empty = dict(zip(unique, (not text.strip() for text in texts)))
     return queries.map(empty).to_numpy(dtype=bool)
 
 
 def check_example_rows(df: pd.DataFrame, path, checker: RowChecker, require_labels: bool = True) -> pd.DataFrame:
     """Row-level checks of selected examples (see the module docstring)."""
     df = checker.apply(
-        df, _empty_after_cleaning(df["query"]), EMPTY_QUERY, "query", path,
-        "empty query (blank, or nothing left after cleaning: emoji or symbols only)",
+        df, _empty_queries(df["query"], after_cleaning=require_labels), EMPTY_QUERY, "query", path,
+        "empty query (blank, or nothing left after cleaning: emoji or symbols only)" if require_labels
+        else "empty query",
     )
     if "esci_label" in df.columns:
         known = map_unique(df["esci_label"], is_known_label).to_numpy(dtype=bool)

@@ -59,8 +59,10 @@ WARMUP_ROWS = {
 def serving_inputs(frame) -> dict:
     """serving_default's raw-field inputs for every row of a merged ESCI frame
     (esci_tf.data.reader.load_esci): numpy object arrays, "" for a missing value."""
-    return {name: (frame[name].fillna("").astype(str).to_numpy(object) if name in frame
-                   else np.full(len(frame), "", object)) for name in RAW_FIELDS}
+    from esci_tf.data.template import frame_fields
+
+    present = frame_fields(frame)
+    return {name: present.get(name, np.full(len(frame), "", object)) for name in RAW_FIELDS}
 
 
 def raw_fields_mode(fields_preprocessor) -> bool:
