@@ -127,3 +127,11 @@ def test_real_sample_tokenizes_as_before(esci_sample_dir, pair_preprocessor):
     oracle, graph = _token_ids(frame, TemplateSettings(), pair_preprocessor)
     assert len(graph) == len(frame) > 5000
     np.testing.assert_array_equal(graph, oracle)
+
+
+def test_the_code_point_table_skips_only_unassigned_and_private_planes():
+    from esci_tf.preprocessing.clean_ops import code_point_table
+
+    fast, full = code_point_table(), code_point_table(full_scan=True)
+    np.testing.assert_array_equal(fast[0], full[0])
+    np.testing.assert_array_equal(fast[1], full[1])

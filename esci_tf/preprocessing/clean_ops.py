@@ -116,22 +116,41 @@ def _action(char: str) -> int:
 _WORD = re.compile(r"\w")
 
 
+# Planes with assigned characters; every other code point is unassigned or private use (both
+# dropped), so the table needs no per-character lookup there (tests check this against a full scan).
+_ASSIGNED_PLANES = ((0x0000, 0x40000), (0xE0000, 0xF0000))
+
+
+def _code(point: int) -> int:
+    char = chr(point)
+    action = _action(char)
+    out = {KEEP: char, SLASH: "/"}.get(action)
+    punct = out is not None and not _WORD.match(out) and not out.isspace()
+    return action + (_PUNCT_FLAG if punct else 0)
+
+
 @functools.lru_cache(maxsize=1)
-def code_point_table() -> tuple:
+def code_point_table(full_scan: bool = False) -> tuple:
     """(range starts int32 [R], codes int32 [R]): the action of every code point (KEEP, DROP, SPACE,
     NEWLINE, SLASH), plus _PUNCT_FLAG when the character it becomes is punctuation (neither \\w nor
     whitespace), run-length encoded over 0..0x10FFFF."""
-    starts, codes, previous = [], [], None
-    for point in range(0x110000):
-        char = chr(point)
-        action = _action(char)
-        out = {KEEP: char, SLASH: "/"}.get(action)
-        punct = out is not None and not _WORD.match(out) and not out.isspace()
-        code = action + (_PUNCT_FLAG if punct else 0)
-        if code != previous:
-            starts.append(point)
-            codes.append(code)
-            previous = code
+    planes = ((0, 0x110000),) if full_scan else _ASSIGNED_PLANES
+    starts, codes, previous, end = [], [], None, 0
+    for first, last in planes:
+        if first > end and previous != DROP:  # the gap: unassigned or private use
+            starts.append(end)
+            codes.append(DROP)
+            previous = DROP
+        for point in range(first, last):
+            code = _code(point)
+            if code != previous:
+                starts.append(point)
+                codes.append(code)
+                previous = code
+        end = last
+    if end < 0x110000 and previous != DROP:
+        starts.append(end)
+        codes.append(DROP)
     return np.array(starts, np.int32), np.array(codes, np.int32)
 
 
@@ -212,9 +231,13 @@ class TextCleaner(tf.Module):
         return self._unescape(texts)
 
     def _strip_html(self, texts):
-        """Up to HTML_ROUNDS rounds while a text still looks like HTML, then a last unescape."""
-        for _ in range(HTML_ROUNDS):
-            texts = _update_where(texts, tf.strings.regex_full_match(texts, _HTML_HINT), self._html_round)
+        """Up to HTML_ROUNDS rounds while a text still looks like HTML, then a last unescape (one
+        traced round in a loop: a smaller graph to build)."""
+        def html_round(i, texts):
+            return i + 1, _update_where(texts, tf.strings.regex_full_match(texts, _HTML_HINT), self._html_round)
+
+        _, texts = tf.while_loop(lambda i, _: i < HTML_ROUNDS, html_round, (tf.constant(0), texts),
+                                 shape_invariants=(tf.TensorShape([]), tf.TensorShape([None])))
         return _update_where(texts, tf.strings.regex_full_match(texts, _HTML_HINT), self._unescape)
 
     def _unicode_steps(self, texts):

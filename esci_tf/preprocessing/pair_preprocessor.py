@@ -98,7 +98,7 @@ class PairPreprocessor(keras.layers.Layer):
         if tf.executing_eagerly():
             if self._graph_tokenize is None:
                 self._graph_tokenize = tf.function(
-                    self._tokenize, input_signature=[tf.TensorSpec([None], tf.string)])
+                    self._tokenize, input_signature=[tf.TensorSpec([None], tf.string)], autograph=False)
             return self._graph_tokenize(texts)
         return self._tokenize(texts)
 
@@ -147,7 +147,7 @@ class PairPreprocessor(keras.layers.Layer):
             # keras-hub tokenizers take their TF path only inside a traced function.
             if self._graph_encode is None:
                 spec = tf.TensorSpec([None], tf.string)
-                self._graph_encode = tf.function(self._encode, input_signature=[spec, spec])
+                self._graph_encode = tf.function(self._encode, input_signature=[spec, spec], autograph=False)
             return self._graph_encode(queries, product_texts)
         return self._encode(queries, product_texts)
 

@@ -30,6 +30,7 @@ DESCRIPTION_PARTS = ("product_title", "product_bullet_point", "product_descripti
 # The raw string fields a model scores: a missing one is empty.
 RAW_FIELDS = ("query", "product_locale", "product_title", "product_brand", "product_color",
               "product_bullet_point", "product_description")
+CLEANED_FIELDS = ("query", "color", "brand", "description", "locale")  # clean_fields' output
 MAX_FIELD_CHARS = 3000  # more than 512 tokens of English, Spanish or Japanese text
 _CUT_WINDOW = 50  # a cut text ends at its last space within this many characters of the cut
 
@@ -151,10 +152,12 @@ class FieldFormatter(tf.Module):
         self.tagger = tagger
         with tf.init_scope():  # the cleaner's tables live outside any traced graph
             self.cleaner = TextCleaner()
-        traced = dict(reduce_retracing=True, autograph=False)  # plain ops: nothing for autograph to convert
-        self._format_traced = tf.function(self._format, **traced)
-        self._clean_traced = tf.function(self.clean, **traced)
-        self._assemble_traced = tf.function(self.assemble, **traced)
+        # One trace each (every field present, [None]); plain ops: nothing for autograph to convert.
+        fields_spec = [{name: tf.TensorSpec([None], tf.string) for name in RAW_FIELDS}]
+        cleaned_spec = [{name: tf.TensorSpec([None], tf.string) for name in CLEANED_FIELDS}]
+        self._format_traced = tf.function(self._format, input_signature=fields_spec, autograph=False)
+        self._clean_traced = tf.function(self.clean, input_signature=fields_spec, autograph=False)
+        self._assemble_traced = tf.function(self.assemble, input_signature=cleaned_spec, autograph=False)
 
     def clean(self, fields: dict) -> dict:
         return clean_fields(fields, self.cleaner, self.max_field_chars)
@@ -167,6 +170,7 @@ class FieldFormatter(tf.Module):
 
     def __call__(self, fields) -> tuple:
         fields = string_fields(fields)
+        fields = {name: field(fields, name) for name in RAW_FIELDS}
         if self.tagger is None:
             return self._format_traced(fields) if tf.executing_eagerly() else self._format(fields)
         if not tf.executing_eagerly():
