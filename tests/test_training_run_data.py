@@ -95,3 +95,19 @@ def test_the_data_cache_of_files_is_keyed_by_their_content(tmp_path, caplog):
     with caplog.at_level(logging.INFO):
         assert prepare_run_data(config, preprocessor, show_progress=False).info == second.info
     assert "not valid JSON" in caplog.text
+
+
+def test_a_change_to_the_text_path_code_rebuilds_the_data_cache(tmp_path, caplog, monkeypatch):
+    from esci_tf.data.synthetic import write_esci_files
+    from esci_tf.preprocessing import fields_preprocessor
+    from esci_tf.training.run_data import prepare_run_data
+    from esci_tf.training.task import RankingTask
+
+    examples, products = write_esci_files(8, 0, str(tmp_path / "files"))
+    config = _config(tmp_path / "run", examples=examples, products=products, task="all", eval_fraction=0.25)
+    preprocessor = RankingTask(config).build_preprocessor()
+    prepare_run_data(config, preprocessor, show_progress=False)
+    monkeypatch.setattr(fields_preprocessor, "text_path_fingerprint", lambda: "0" * 64)  # e.g. cleaning edited
+    with caplog.at_level(logging.INFO):
+        prepare_run_data(config, preprocessor, show_progress=False)
+    assert "built from other inputs or settings (text_path changed)" in caplog.text

@@ -89,3 +89,22 @@ class FieldsPreprocessor(keras.layers.Layer):
         config = super().get_config()
         config.update(pair_preprocessor=self.pair_preprocessor.get_config(), template=self.template.to_dict())
         return config
+
+
+def text_path_fingerprint() -> str:
+    """SHA-256 of what turns raw fields into token ids besides the tokenizer's own files: the
+    source of the cleaning, template and packing modules, the Unicode data the code point table
+    is built from, and the tensorflow-text version. Caches of token ids key on it, so a change
+    to any of them rebuilds them."""
+    import hashlib
+    import unicodedata
+
+    import tensorflow_text
+
+    from esci_tf.preprocessing import clean_ops, pair_preprocessor
+
+    digest = hashlib.sha256(f"{unicodedata.unidata_version} {tensorflow_text.__version__}".encode())
+    for module in (clean_ops, template_ops, pair_preprocessor):
+        with open(module.__file__, "rb") as stream:
+            digest.update(stream.read())
+    return digest.hexdigest()

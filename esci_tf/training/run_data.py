@@ -133,12 +133,16 @@ def data_identity(config: RunConfig, frames: "SplitFrames | None" = None) -> dic
 
 
 def _cache_key(config: RunConfig, preprocessor, identity: dict, from_frames: bool) -> dict:
-    """What the cached shards depend on: input content, record settings, the tokenizer."""
+    """What the cached shards depend on: input content, record settings, the tokenizer and the
+    code of the text path (cleaning, template, packing)."""
+    from esci_tf.preprocessing.fields_preprocessor import text_path_fingerprint
+
     flat = config.flat()
     names = FRAME_RECORD_SETTINGS if from_frames else RECORD_SETTINGS
     tokenizer = hashlib.sha256(json.dumps(_without_names(preprocessor.get_config()), sort_keys=True,
                                           default=str).encode())
-    return {**identity, **{name: flat[name] for name in names}, "tokenizer": tokenizer.hexdigest()}
+    return {**identity, **{name: flat[name] for name in names}, "tokenizer": tokenizer.hexdigest(),
+            "text_path": text_path_fingerprint()}
 
 
 def _without_names(value):
