@@ -129,7 +129,7 @@ def _code(point: int) -> int:
     return action + (_PUNCT_FLAG if punct else 0)
 
 
-@functools.lru_cache(maxsize=1)
+@functools.lru_cache(maxsize=2)
 def code_point_table(full_scan: bool = False) -> tuple:
     """(range starts int32 [R], codes int32 [R]): the action of every code point (KEEP, DROP, SPACE,
     NEWLINE, SLASH), plus _PUNCT_FLAG when the character it becomes is punctuation (neither \\w nor
