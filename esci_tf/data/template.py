@@ -31,12 +31,10 @@ import pandas as pd
 from esci_tf.data.cleaning import as_text
 from esci_tf.data.entities import CatalogEntityTagger, EntityTagger
 from esci_tf.data.errors import DataError
+from esci_tf.preprocessing.template_ops import MAX_FIELD_CHARS, RAW_FIELDS, FieldFormatter
 from esci_tf.special_tokens import LANGUAGE_TOKENS
 
-FIELD_STYLES = ("text", "tokens")
-MAX_FIELD_CHARS = 3000  # more than 512 tokens of English, Spanish or Japanese text
-_DESCRIPTION_PARTS = ("product_title", "product_bullet_point", "product_description")
-REQUIRED_COLUMNS = ("query", "product_locale", "product_color", "product_brand") + _DESCRIPTION_PARTS
+REQUIRED_COLUMNS = RAW_FIELDS  # the columns a frame to format needs
 FORMAT_BATCH = 2048  # rows formatted per call of the graph
 
 
@@ -50,8 +48,6 @@ def format_pairs(df: pd.DataFrame, tagger: EntityTagger | None = None, field_sty
     before tagging: past ~512 tokens no model reads it, and it bounds the cost of a
     catalogue's longest descriptions (None keeps everything).
     """
-    from esci_tf.preprocessing.template_ops import FieldFormatter
-
     return _format_frame(df, FieldFormatter(field_style, prompt_tokens, tagger, max_field_chars))
 
 
@@ -138,8 +134,6 @@ class TemplateSettings:
 
 @functools.lru_cache(maxsize=8)
 def _formatter(settings: TemplateSettings):
-    from esci_tf.preprocessing.template_ops import FieldFormatter
-
     return FieldFormatter(settings.field_style, settings.prompt_tokens, settings.tagger())
 
 

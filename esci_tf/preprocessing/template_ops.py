@@ -35,6 +35,12 @@ MAX_FIELD_CHARS = 3000  # more than 512 tokens of English, Spanish or Japanese t
 _CUT_WINDOW = 50  # a cut text ends at its last space within this many characters of the cut
 
 
+def check_prompt_tokens(prompt_tokens: int) -> None:
+    """ValueError unless 0 <= prompt_tokens <= len(PROMPT_TOKENS)."""
+    if not 0 <= prompt_tokens <= len(PROMPT_TOKENS):
+        raise ValueError(f"prompt_tokens must be in [0, {len(PROMPT_TOKENS)}], got {prompt_tokens}")
+
+
 def field_labels(field_style: str) -> dict:
     """The labels written before the color, brand and description fields."""
     if field_style == "text":
@@ -102,8 +108,7 @@ def assemble(cleaned: dict, field_style: str = "text", prompt_tokens: int = 0) -
     """(query texts, product texts) [B] from clean_fields' output (entity markers, if any,
     already in its query, color, brand and description)."""
     labels = field_labels(field_style)
-    if not 0 <= prompt_tokens <= len(PROMPT_TOKENS):
-        raise ValueError(f"prompt_tokens must be in [0, {len(PROMPT_TOKENS)}], got {prompt_tokens}")
+    check_prompt_tokens(prompt_tokens)
     parts = [language_tokens(cleaned["locale"])]
     parts += [tf.fill(tf.shape(cleaned["query"]), token) for token in PROMPT_TOKENS[:prompt_tokens]]
     for name in ("color", "brand", "description"):
@@ -146,8 +151,7 @@ class FieldFormatter(tf.Module):
                  max_field_chars: int | None = MAX_FIELD_CHARS):
         super().__init__(name="field_formatter")
         field_labels(field_style)
-        if not 0 <= prompt_tokens <= len(PROMPT_TOKENS):
-            raise ValueError(f"prompt_tokens must be in [0, {len(PROMPT_TOKENS)}], got {prompt_tokens}")
+        check_prompt_tokens(prompt_tokens)
         self.field_style, self.prompt_tokens, self.max_field_chars = field_style, int(prompt_tokens), max_field_chars
         self.tagger = tagger
         with tf.init_scope():  # the cleaner's tables live outside any traced graph
