@@ -245,17 +245,14 @@ class CrossEncoder(keras.Model):
         functions (traced once per process, not once per dataset)."""
         import tensorflow as tf
 
-        columns = {k: np.asarray(v, dtype=np.int64 if k == "example_id" else object) for k, v in fields.items()}
-        num_rows = len(next(iter(columns.values())))
-        parts = []
-        for start in range(0, num_rows, encode_batch):
-            batch = {k: v[start:start + encode_batch] for k, v in columns.items()}
-            ids = batch.pop("example_id", None)
-            features = {k: keras.ops.convert_to_numpy(v) for k, v in self.preprocessor(batch).items()}
-            parts.append(features if ids is None else {**features, "example_id": ids})
-        if not parts:
+        fields = dict(fields)
+        ids = fields.pop("example_id", None)
+        features, _ = self.preprocessor.encode_in_batches(fields, encode_batch)
+        if not len(features["token_ids"]):
             raise ValueError("no rows to predict")
-        return tf.data.Dataset.from_tensor_slices(_concat_batches(parts)).batch(batch_size)
+        if ids is not None:
+            features["example_id"] = np.asarray(ids, np.int64)
+        return tf.data.Dataset.from_tensor_slices(features).batch(batch_size)
 
     def get_config(self):
         config = super().get_config()
@@ -287,10 +284,6 @@ class CrossEncoder(keras.Model):
         registry.get_entry(config["backbone_name"]).backbone_class
         config["backbone"] = keras.saving.deserialize_keras_object(config["backbone"])
         return cls(**config)
-
-
-def _concat_batches(batches: list) -> dict:
-    return {k: np.concatenate([np.asarray(b[k]) for b in batches]) for k in batches[0]}
 
 
 def multi_sample_dropout_rates(num_samples: int, dropout: float):

@@ -78,6 +78,27 @@ class FieldsPreprocessor(keras.layers.Layer):
         queries, products = self.format(fields)
         return self.pair_preprocessor.encode_with_overflow(queries, products)
 
+    def encode_in_batches(self, fields: dict, batch_size: int = 512, progress=None) -> tuple:
+        """(features, tokens_cut) as numpy: int32 [N, max_length] per model input and [N], from
+        raw fields of N rows (lists or arrays), `batch_size` rows per call of the traced graph;
+        `progress` (e.g. a tqdm bar) is advanced per batch."""
+        import numpy as np
+
+        from esci_tf.inputs import MODEL_INPUT_KEYS
+
+        columns = {k: np.asarray(v, dtype=object) for k, v in fields.items()}
+        num_rows = len(next(iter(columns.values()))) if columns else 0
+        parts = {key: [np.zeros((0, self.max_length), np.int32)] for key in MODEL_INPUT_KEYS}
+        cut = [np.zeros(0, np.int32)]
+        for start in range(0, num_rows, batch_size):
+            features, overflow = self.encode_with_overflow({k: v[start:start + batch_size] for k, v in columns.items()})
+            for key in MODEL_INPUT_KEYS:
+                parts[key].append(features[key].numpy())
+            cut.append(overflow.numpy())
+            if progress is not None:
+                progress.update(len(cut[-1]))
+        return {key: np.concatenate(parts[key]) for key in MODEL_INPUT_KEYS}, np.concatenate(cut)
+
     def call(self, fields):
         return self.encode_with_overflow(fields)[0]
 

@@ -9,12 +9,9 @@ inlined, and the template settings), which trainers.predict and trainers.export 
 
 import os
 
-import numpy as np
-
 from esci_tf import files
 
 from esci_tf.data.template import TemplateSettings, check_frame, frame_fields
-from esci_tf.inputs import MODEL_INPUT_KEYS
 
 PREPROCESSING_FILE = "preprocessing.json"
 ENCODE_BATCH = 512
@@ -44,17 +41,7 @@ class FrameEncoder:
         tokens truncation cut from each pair [N]; `progress` is advanced per batch. The rows go
         through the FieldsPreprocessor, the model's own preprocessing."""
         check_frame(frame)
-        parts = {key: [np.zeros((0, self.max_length), np.int32)] for key in MODEL_INPUT_KEYS}
-        cut = [np.zeros(0, np.int32)]
-        for start in range(0, len(frame), batch_size):
-            rows = frame.iloc[start:start + batch_size]
-            features, overflow = self.fields_preprocessor.encode_with_overflow(frame_fields(rows))
-            for key in MODEL_INPUT_KEYS:
-                parts[key].append(features[key].numpy())
-            cut.append(overflow.numpy())
-            if progress is not None:
-                progress.update(len(rows))
-        return {key: np.concatenate(parts[key]) for key in MODEL_INPUT_KEYS}, np.concatenate(cut)
+        return self.fields_preprocessor.encode_in_batches(frame_fields(frame), batch_size, progress)
 
     def features(self, frame, batch_size: int = ENCODE_BATCH) -> dict:
         """Only the model inputs of `encode`."""

@@ -23,6 +23,7 @@ import pandas as pd
 import tensorflow as tf
 from absl import logging
 
+from esci_tf import files
 from esci_tf.data.reader import load_esci, read_table
 from esci_tf.data.template import TemplateSettings
 from esci_tf.labels import GAINS, one_hot
@@ -64,9 +65,8 @@ def _run_settings(config: RecipeConfig) -> dict:
 
 
 def _write_csv(frame: pd.DataFrame, path: str) -> None:
-    with tf.io.gfile.GFile(path + ".tmp", "w") as stream:
+    with files.atomic_path(path) as temporary, tf.io.gfile.GFile(temporary, "w") as stream:
         frame.to_csv(stream, index=False)
-    tf.io.gfile.rename(path + ".tmp", path, overwrite=True)
 
 
 def _read_csv(path: str) -> pd.DataFrame:
