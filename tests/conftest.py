@@ -20,9 +20,24 @@ def tiny_tfrecords(tmp_path_factory):
     return write_tiny_tfrecords(str(tmp_path_factory.mktemp("records")))
 
 
+@pytest.fixture(scope="module")
+def recipe_files(tmp_path_factory):
+    """The recipe tests' generated data files (recipe_fixtures.write_recipe_files), once a module."""
+    from recipe_fixtures import write_recipe_files
+
+    return write_recipe_files(tmp_path_factory.mktemp("recipe_data"))
+
+
 @pytest.fixture(scope="session")
 def esci_sample_dir():
     """../shared/data/esci_sample, or skip when it is absent."""
     if not (ESCI_SAMPLE / "examples.parquet").exists():
         pytest.skip(f"real ESCI sample not found at {ESCI_SAMPLE}")
     return ESCI_SAMPLE
+
+
+def pytest_collection_modifyitems(session, config, items):
+    """Files with slow tests first (stable otherwise): with `make test`'s workers (pytest-xdist,
+    --dist loadfile) the long files start at once instead of ending the run on one worker."""
+    has_slow = {item.path for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: item.path not in has_slow)

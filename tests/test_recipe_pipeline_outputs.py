@@ -1,0 +1,54 @@
+"""The recipe's final ranker (cross-encoder, bi-encoder and BM25 members) scores the same through
+the library, trainers.predict and the exported SavedModel's serving_default and rank signatures."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+import tensorflow as tf
+
+from esci_tf.data.reader import load_esci
+from esci_tf.rankers import load_ranker
+from esci_tf.rankers.base import predict
+from esci_tf.serving.export import serving_inputs
+from recipe_fixtures import REPO, recipe_args, run_recipe
+
+pytestmark = pytest.mark.slow  # a recipe trains several tiny models
+
+
+def test_final_ranker_scores_the_same_through_predict_and_export(recipe_files, tmp_path):
+    root = tmp_path / "run"
+    run_recipe(recipe_args(recipe_files, root, "--nodistill", "--pseudo_on=folds", "--members=cross_encoder,bi_encoder,bm25",
+                  "--bi_encoder_epochs=1", "--correlation_limit=1.0"))
+    frame, _ = load_esci(recipe_files[2], recipe_files[3], task="all", require_labels=False)
+    ranker = load_ranker(str(root / "final"))
+    expected = predict(ranker, frame)
+    predictions = tmp_path / "preds.csv"
+    subprocess.run([sys.executable, "-m", "trainers.predict", f"--model_dir={root / 'final'}", f"--examples={recipe_files[2]}",
+                    f"--products={recipe_files[3]}", "--task=all", f"--output={predictions}"], cwd=REPO, check=True,
+                   capture_output=True)
+    np.testing.assert_allclose(pd.read_csv(predictions)["score"], expected.scores, atol=1e-6)
+    subprocess.run([sys.executable, "-m", "trainers.export", f"--model_dir={root / 'final'}",
+                    f"--export_dir={tmp_path / 'export'}"], cwd=REPO, check=True, capture_output=True)
+    loaded = tf.saved_model.load(str(tmp_path / "export" / "1"))
+    inputs = {k: tf.constant(v.astype(str)) for k, v in serving_inputs(frame).items()}  # the raw fields
+    out = loaded.signatures["serving_default"](**inputs)
+    for name, member in ranker.member_predictions(frame).items():  # each member's own score: float noise
+        np.testing.assert_allclose(out[f"score_{name}"].numpy(), member.scores, rtol=1e-5, atol=1e-6)
+    # The combination divides by each member's spread (tiny for this barely trained model).
+    np.testing.assert_allclose(out["score"].numpy(), expected.scores, atol=5e-4)
+    # rank: one query's products score as in serving_default.
+    rows = (frame["query"] == frame["query"].iloc[0]).to_numpy()
+    products = {k: tf.boolean_mask(v, rows) for k, v in inputs.items() if k not in ("query", "product_locale")}
+    ranked = loaded.signatures["rank"](query=inputs["query"][0], product_locale=inputs["product_locale"][0], **products)
+    np.testing.assert_allclose(ranked["score"].numpy(), out["score"].numpy()[rows], atol=1e-5)
+    assert sorted(ranked["order"].numpy().tolist()) == list(range(int(rows.sum())))
+    # Each training stage as one bagged ranker (what bench/quality's pipeline method scores).
+    from esci_tf.recipe.pipeline import stage_bag
+
+    assert stage_bag(str(root), "distill") is None  # --nodistill
+    bag = stage_bag(str(root), "bi_encoder")
+    singles = [load_ranker(str(root / "bi_encoder" / f"fold_{k}")).scores(frame) for k in range(2)]
+    np.testing.assert_allclose(bag.scores(frame), np.mean(singles, axis=0), rtol=1e-5, atol=1e-6)
