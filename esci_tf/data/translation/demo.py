@@ -49,7 +49,8 @@ class _Locale:
         for slot in ("colors", "attributes"):
             for index, phrase in enumerate(words[slot]):
                 self._add((slot, index), phrase)
-        self.brands = list(words["brands"])
+        # Brands are names: any locale's may appear in a text (a translated one keeps its own).
+        self.brands = sorted({brand for locale_words in load_words().values() for brand in locale_words["brands"]})
         # Templates, each with its language-independent key.
         self.templates = {}
         for group in ("query", "query_no_brand", "description", "bullets"):

@@ -102,7 +102,7 @@ class GoogleTranslator(Translator):
         if isinstance(error, (exceptions.TooManyRequests, exceptions.ResourceExhausted, exceptions.ServerError,
                               exceptions.DeadlineExceeded, exceptions.ServiceUnavailable)):
             return True
-        if isinstance(error, exceptions.PermissionDenied):
+        if isinstance(error, (exceptions.PermissionDenied, exceptions.Forbidden)):  # gRPC / HTTP 403
             return is_rate_limit(error)
         return isinstance(error, (ConnectionError, TimeoutError)) or type(error).__module__.startswith("requests.")
 
@@ -130,7 +130,7 @@ class GoogleTranslator(Translator):
                     self.retries += 1
                     self.sleep(self._backoff(attempt))
                     continue
-                if isinstance(error, exceptions.PermissionDenied):
+                if isinstance(error, (exceptions.PermissionDenied, exceptions.Forbidden)):
                     raise TranslatorSetupError(
                         f"--backend=google: permission denied for project {self.project} ({error.message}); "
                         "enable the Cloud Translation API and grant the Cloud Translation API User role") from error
