@@ -6,10 +6,13 @@
 2. its translation table from the generator's aligned us/es/jp word lists
    (python -m esci_tf.data.translation.demo);
 3. python -m tfrecords.translate --backend table: every training pair into the other two locales;
-4. per seed, python -m trainers.fit --flagfile=trainers/flags/demo.flags on the files, once
-   without and once with --augment_examples/--augment_products (same eval queries, same
-   settings; the augmented run trains the same --epochs over three times the pairs).
+4. per seed, python -m trainers.fit --flagfile=trainers/flags/demo.flags on the files, three
+   arms with the same eval queries and settings: `plain` (no augmentation), `augmented`
+   (--augment_examples/--augment_products: the same --epochs over about 2.6 times the pairs, so
+   2.6 times the steps) and `plain_same_steps` (no augmentation, --steps set to the augmented
+   run's: tells more data from more updates).
 Writes <output_dir>/results.json and prints a table of eval NDCG (overall and per locale).
+A finished arm's run directory is reused (trainers.fit trains nothing on a finished run).
 """
 
 import json
@@ -60,18 +63,19 @@ def prepare(root: str, num_queries: int) -> dict:
             "augment_products": os.path.join(translated, "products.parquet")}
 
 
-def fit(root: str, paths: dict, seed: int, augment: bool, extra) -> dict:
-    name = f"{'augmented' if augment else 'plain'}_seed{seed}"
+def fit(root: str, paths: dict, seed: int, arm: str, extra, steps: int = 0) -> dict:
+    name = f"{arm}_seed{seed}"
+    augment = arm == "augmented"
     args = ["trainers.fit", f"--flagfile={DEMO_FLAGS}", "--synthetic_queries=0", f"--examples={paths['examples']}",
             f"--products={paths['products']}", f"--seed={seed}", f"--output_dir={os.path.join(root, name)}",
-            "--noprogress_bar", *extra]
+            "--noprogress_bar", *extra, *([f"--steps={steps}"] if steps else [])]
     if augment:
         args += [f"--augment_examples={paths['augment_examples']}", f"--augment_products={paths['augment_products']}"]
     _run(args, f"fit {name}")
     with open(os.path.join(root, name, "metrics.json")) as stream:
         metrics = json.load(stream)
     final = metrics["final"]
-    return {"seed": seed, "augmented": augment, "ndcg": final["ndcg"], "random_ndcg": final["random_ndcg"],
+    return {"seed": seed, "arm": arm, "ndcg": final["ndcg"], "random_ndcg": final["random_ndcg"],
             "per_locale": {k: v["ndcg"] for k, v in final.get("per_locale", {}).items()},
             "num_train": metrics["data"]["num_train"], "num_eval": metrics["data"]["num_eval"],
             "eval_queries": final["num_queries"], "steps": metrics["total_steps"],
@@ -79,16 +83,19 @@ def fit(root: str, paths: dict, seed: int, augment: bool, extra) -> dict:
             "augmentation": metrics["data"].get("augmentation")}
 
 
+ARMS = ("plain", "augmented", "plain_same_steps")
+
+
 def table(rows) -> str:
-    lines = ["| seed | augmentation | train pairs | steps | NDCG | us | es | jp |", "|---|---|---|---|---|---|---|---|"]
+    lines = ["| seed | arm | train pairs | steps | NDCG | us | es | jp |", "|---|---|---|---|---|---|---|---|"]
     for r in rows:
         loc = r["per_locale"]
-        lines.append(f"| {r['seed']} | {'yes' if r['augmented'] else 'no'} | {r['num_train']} | {r['steps']} | "
-                     f"{r['ndcg']:.4f} | {loc.get('us', float('nan')):.4f} | {loc.get('es', float('nan')):.4f} | "
+        lines.append(f"| {r['seed']} | {r['arm']} | {r['num_train']} | {r['steps']} | {r['ndcg']:.4f} | "
+                     f"{loc.get('us', float('nan')):.4f} | {loc.get('es', float('nan')):.4f} | "
                      f"{loc.get('jp', float('nan')):.4f} |")
-    for augmented in (False, True):
-        values = [r["ndcg"] for r in rows if r["augmented"] == augmented]
-        lines.append(f"| mean | {'yes' if augmented else 'no'} | | | {np.mean(values):.4f} | | | |")
+    for arm in ARMS:
+        values = [r["ndcg"] for r in rows if r["arm"] == arm]
+        lines.append(f"| mean | {arm} | | | {np.mean(values):.4f} | | | |")
     return "\n".join(lines)
 
 
@@ -99,14 +106,19 @@ def main(argv):
     paths = prepare(root, FLAGS.num_queries)
     rows = []
     for seed in (int(s) for s in FLAGS.seeds):
-        for augment in (False, True):
-            rows.append(fit(root, paths, seed, augment, FLAGS.extra_fit_flags))
+        plain = fit(root, paths, seed, "plain", FLAGS.extra_fit_flags)
+        augmented = fit(root, paths, seed, "augmented", FLAGS.extra_fit_flags)
+        same_steps = fit(root, paths, seed, "plain_same_steps", FLAGS.extra_fit_flags, steps=augmented["steps"])
+        rows += [plain, augmented, same_steps]
     with open(os.path.join(root, "results.json"), "w") as stream:
         json.dump(rows, stream, indent=2)
     print(table(rows))
-    deltas = [a["ndcg"] - p["ndcg"] for p, a in zip(rows[::2], rows[1::2])]
-    print(f"augmented - plain NDCG per seed: {', '.join(f'{d:+.4f}' for d in deltas)}; "
-          f"results: {os.path.join(root, 'results.json')}")
+    by = {(r["seed"], r["arm"]): r["ndcg"] for r in rows}
+    seeds = sorted({r["seed"] for r in rows})
+    for other in ("plain", "plain_same_steps"):
+        deltas = [by[(s, "augmented")] - by[(s, other)] for s in seeds]
+        print(f"augmented - {other} NDCG per seed: {', '.join(f'{d:+.4f}' for d in deltas)}")
+    print(f"results: {os.path.join(root, 'results.json')}")
 
 
 if __name__ == "__main__":

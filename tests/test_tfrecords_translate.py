@@ -10,6 +10,8 @@ import sys
 import pandas as pd
 import pytest
 
+from cli_fixtures import assert_one_line_error, run_module
+from esci_tf import cli
 from esci_tf.data.augmentation import ORIGINAL_EXAMPLE_ID, ORIGINAL_QUERY_ID, load_augmentation
 from esci_tf.data.errors import DataError, FlagError
 from esci_tf.data.synthetic import write_esci_files
@@ -137,14 +139,8 @@ def test_fields_flag_translates_color_only_when_asked(demo_files, tmp_path):
 
 
 def test_a_missing_backend_setting_is_one_line():
-    completed = subprocess.run([sys.executable, "-m", "tfrecords.translate", "--examples=x.parquet",
-                                "--products=y.parquet", "--backend=table", "--output_dir=/tmp/unused"],
-                               cwd=REPO, capture_output=True, text=True, timeout=120)
-    assert completed.returncode == 2
-    assert completed.stderr.strip().splitlines()[-1].startswith("tfrecords.translate: --backend=table needs --table")
-    completed = subprocess.run([sys.executable, "-m", "tfrecords.translate", "--examples=x.parquet",
-                                "--products=y.parquet", "--backend=google", "--output_dir=/tmp/unused"],
-                               cwd=REPO, capture_output=True, text=True, timeout=120)
-    assert completed.returncode == 2
-    assert completed.stderr.strip().splitlines()[-1] == ("tfrecords.translate: --backend=google needs --project "
-                                                          "(the Google Cloud project to bill)")
+    common = ("--examples=x.parquet", "--products=y.parquet", "--output_dir=/tmp/unused")
+    assert_one_line_error(run_module("tfrecords.translate", *common, "--backend=table"), "tfrecords.translate",
+                          "--backend=table needs --table", code=cli.FLAG_EXIT)
+    assert_one_line_error(run_module("tfrecords.translate", *common, "--backend=google"), "tfrecords.translate",
+                          "--backend=google needs --project", code=cli.FLAG_EXIT)
