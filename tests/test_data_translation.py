@@ -129,3 +129,13 @@ def test_demo_translator_round_trips_the_generated_data():
         changed = sum(a != b for a, b in zip(texts, there))
         assert changed >= 0.95 * len(texts)  # nearly every text has words to translate
     assert demo.translate(["Acmetek テレビ"], "ja", "ja") == ["Acmetek テレビ"]
+
+
+def test_argos_backend_is_optional():
+    from esci_tf.data.translation import argos
+    from tfrecords.translate import make_translator
+
+    if argos.available():
+        pytest.skip("argostranslate is installed here")
+    with pytest.raises(TranslatorSetupError, match="--backend=argos needs argostranslate.*pip install argostranslate"):
+        make_translator("argos")

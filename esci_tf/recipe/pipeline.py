@@ -188,7 +188,8 @@ def run_recipe(config: RecipeConfig, data: RecipeData | None = None) -> dict:
     start = time.perf_counter()
     frame = data.frame
     num_train_stages = 1 + config.distill + (data.pseudo_frame is not None)
-    per_fold = len(config.folds_to_train) * len(frame) * (config.num_folds - 1) / config.num_folds
+    num_pairs = len(frame) + (len(data.augmentation) if data.augmentation is not None else 0)
+    per_fold = len(config.folds_to_train) * num_pairs * (config.num_folds - 1) / config.num_folds
     run = _Run(config, data, targets_lib.assign_recipe_folds(frame, config.num_folds, config.fold_seed),
                tuning.Progress(per_fold * max(config.run.training.epochs, 1) * num_train_stages),
                targets=one_hot(frame["label"].to_numpy(), config.run.training.label_smoothing))
