@@ -4,7 +4,8 @@ python -m tfrecords.translate --examples X --products Y --targets es,jp,us --bac
 
 Reads and validates the files (esci_tf.data.reader), collects the queries and product fields to
 translate (title, bullets, description; brand and color only with --fields), de-duplicates them
-and asks the translation cache (--cache, default D/translation_cache.sqlite) first. Before any
+and asks the translation cache (--cache, default D/translation_cache.sqlite; a local file
+under ~/.cache/esci-tf for a gs:// D) first. Before any
 paid call it prints the characters to send and the estimated cost; --dry_run stops there. Then
 it translates the rest in batches within the backend's limits (a progress bar with ETA), each
 answered batch committed to the cache, so a killed run loses nothing it was answered and a
@@ -32,6 +33,8 @@ EXAMPLES_FILE = "examples.parquet"
 PRODUCTS_FILE = "products.parquet"
 SUMMARY_FILE = "summary.json"
 CACHE_FILE = "translation_cache.sqlite"
+# The cache of a remote --output_dir (sqlite needs a local file system).
+LOCAL_CACHE = os.path.join(os.path.expanduser("~"), ".cache", "esci-tf", CACHE_FILE)
 PRICE_PER_MILLION = 20.0  # US$ per million characters, Cloud Translation NMT (basic and advanced)
 
 
@@ -112,7 +115,7 @@ def translate_files(examples: str, products: str, output_dir: str, translator, t
     if on_failed not in ("raise", "skip"):
         raise FlagError(f"--on_failed={on_failed!r}: expected raise or skip")
     cli.check_writable(output_dir, "output_dir", directory=True)
-    cache_path = cache or os.path.join(output_dir, CACHE_FILE)
+    cache_path = cache or (LOCAL_CACHE if "://" in str(output_dir) else os.path.join(output_dir, CACHE_FILE))
     cli.check_writable(cache_path, "cache")
     all_examples = read_table(examples)
     frame, report = load_esci(examples, products, task=task, split=None if split == "all" else split,
@@ -166,7 +169,8 @@ def define_flags():
     flags.DEFINE_enum("split", "train", ["train", "test", "all"], "Rows of the examples file to translate.")
     flags.DEFINE_enum("task", "all", ["1", "2", "3", "all"], "KDD Cup task whose rows to translate.")
     flags.DEFINE_string("cache", None, "Translation cache (local sqlite file; default <output_dir>/"
-                        f"{CACHE_FILE}); share one across runs to pay once.")
+                        f"{CACHE_FILE}, or {LOCAL_CACHE} for a gs:// --output_dir); share one across runs "
+                        "to pay once.")
     flags.DEFINE_bool("dry_run", False, "Print the characters to send and the estimated cost, then stop.")
     flags.DEFINE_enum("on_failed", "raise", ["raise", "skip"], "Texts with no translation: stop (after caching "
                       "the rest), or leave their pairs out and count them.")
