@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test install clean
+.PHONY: demo demo-augment test install clean
 
 $(STAMP): setup.py
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -17,6 +17,10 @@ install: $(STAMP)
 
 demo: $(STAMP)
 	$(PY) -m trainers.demo
+
+# The demo with and without translation augmentation (offline table backend; about 10 minutes).
+demo-augment: $(STAMP)
+	$(PY) -m bench.translation_augmentation --seeds 0
 
 # Test files run in TEST_WORKERS processes (pytest-xdist; a file's tests stay in one process, so
 # its module fixtures are built once). TEST_WORKERS=0 runs them in this process.

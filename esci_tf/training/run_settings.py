@@ -20,7 +20,7 @@ from esci_tf.training.config import ConfigError, RunConfig
 
 SETTINGS_FILE = "run_settings.json"
 # Settings that name input files: recorded by content instead (run_data.data_identity).
-PATH_SETTINGS = ("examples", "products", "train_tfrecords", "eval_tfrecords")
+PATH_SETTINGS = ("examples", "products", "train_tfrecords", "eval_tfrecords", "augment_examples", "augment_products")
 
 
 def result_settings(config: RunConfig, identity: dict) -> dict:

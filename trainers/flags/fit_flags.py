@@ -27,6 +27,9 @@ HELP = {
     "eval_tfrecords": "Prebuilt eval shards (glob).",
     "synthetic_queries": "Train on this many queries of generated ESCI-like data "
                          "(esci_tf.data.synthetic; us/es/jp) instead of files.",
+    "augment_examples": "Translated pairs (tfrecords.translate's examples.parquet) added to training only: "
+                        "translations of the training queries, never of an evaluation query, never evaluated.",
+    "augment_products": "The products of --augment_examples (tfrecords.translate's products.parquet).",
     "eval_fraction": "Share of queries held out for validation (query-grouped; rounded to 1/k for k folds).",
     "eval_split": "'fraction': validate on --eval_fraction of the queries; 'test': validate on the file's "
                   "official test rows (leaked queries removed from training).",
