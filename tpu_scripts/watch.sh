@@ -54,7 +54,7 @@ while :; do
   case "$state" in
     READY)
       status="$("${exit_status[@]}" 2>/dev/null || true)"
-      last="$("${log_tail[@]}" 2>/dev/null | tail -n 1 || true)"
+      last="$("${log_tail[@]}" 2>/dev/null | grep -v '^=== ' | tail -n 1 || true)"  # the trainer's last line
       case "$status" in
         "") note "running (${state}): ${last:-no log yet}" ;;
         0) note "finished: $last"; exit 0 ;;

@@ -9,9 +9,9 @@ set -euo pipefail
 (($# >= 2)) || { echo "usage: worker_run.sh LOG_URI COMMAND..." >&2; exit 2; }
 LOG_URI="${1%/}"
 shift
-WORKER="$(curl -s -f -m 5 -H 'Metadata-Flavor: Google' \
-  http://metadata.google.internal/computeMetadata/v1/instance/attributes/agent-worker-number 2>/dev/null ||
-  echo "${TPU_WORKER_ID:-0}")"
+# The worker's index in the slice, from the TPU VM's metadata (TPU_WORKER_ID overrides it).
+WORKER="${TPU_WORKER_ID:-$(curl -s -f -m 5 -H 'Metadata-Flavor: Google' \
+  http://metadata.google.internal/computeMetadata/v1/instance/attributes/agent-worker-number 2>/dev/null || echo 0)}"
 LOCAL_LOG="${ESCI_LOG_DIR:-$HOME/esci-tf-logs}/worker-$WORKER.log"
 REMOTE_LOG="$LOG_URI/worker-$WORKER.log"
 EXIT_URI="$LOG_URI/worker-$WORKER.exit"
