@@ -27,12 +27,13 @@ if [[ -z "${ESCI_WORKER_RUN_DETACHED:-}" ]]; then
 fi
 
 upload() { gcloud storage cp "$LOCAL_LOG" "$REMOTE_LOG" >/dev/null 2>&1 || true; }
-echo "=== $(date -u +%Y-%m-%dT%H:%M:%SZ) worker $WORKER on $(hostname): $*" >>"$LOCAL_LOG"
-"$@" >>"$LOCAL_LOG" 2>&1 &
+# The header names the trainer's pid: the subshell's, which exec hands to the command.
+(echo "=== $(date -u +%Y-%m-%dT%H:%M:%SZ) worker $WORKER on $(hostname), pid $BASHPID: $*"; exec "$@") >>"$LOCAL_LOG" 2>&1 &
 child=$!
-# A preemption's SIGTERM reaches the trainer too; pass it on anyway (e.g. a kill of this script)
-# and wait for the trainer's checkpoint and exit.
-trap 'kill -TERM "$child" 2>/dev/null || true' TERM INT HUP
+# A preemption's SIGTERM reaches every process of the VM, the trainer included, which writes a
+# checkpoint and exits 143: this script only waits for that (passing the signal on would send the
+# trainer a second one). To stop a run by hand: kill -TERM <the pid above>.
+trap ':' TERM INT HUP
 (while kill -0 "$child" 2>/dev/null; do sleep "${ESCI_LOG_SYNC_SECONDS:-30}"; upload; done) &
 status=0
 while :; do
