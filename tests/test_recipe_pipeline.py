@@ -1,7 +1,8 @@
 """trainers.recipe end to end on generated data with a tiny model: killed at every stage and rerun
 it ends where an uninterrupted run ends; a changed setting reruns exactly the stages after it;
 out-of-fold predictions cover every training pair once, from the model that did not train on
-it, and pseudo pairs are never evaluated; R/final scores the same through predict and export."""
+it, and pseudo pairs are never evaluated; R/final, trained with TPU-like settings (XLA-compiled
+steps, steps_per_execution, fixed shapes), scores the same through predict and export."""
 
 import json
 import os
@@ -30,6 +31,10 @@ pytestmark = pytest.mark.slow  # each recipe trains several tiny models
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = json.dumps({"num_layers": 2, "num_heads": 2, "hidden_dim": 32, "intermediate_dim": 64})
 STAGES = ("folds", "distill", "pseudo", "ensemble")
+# trainers/flags/tpu.flags' runtime settings on CPU: the XLA-compiled train step, several steps per
+# compiled call and fixed [batch, max_length] shapes (no length buckets; training batches drop the
+# last partial one), so the fine-tunes run the code path a TPU compiles.
+TPU_LIKE = ("--jit_compile", "--steps_per_execution=2", "--length_buckets=")
 
 
 @pytest.fixture(scope="module")
@@ -105,8 +110,13 @@ def test_killed_at_every_stage_ends_like_an_uninterrupted_run(files, tmp_path):
 
 def test_final_ranker_scores_the_same_through_predict_and_export(files, tmp_path):
     root = tmp_path / "run"
-    _recipe(_args(files, root, "--nodistill", "--pseudo_on=folds", "--members=cross_encoder,bi_encoder,bm25",
-                  "--bi_encoder_epochs=1", "--correlation_limit=1.0"))
+    # TPU-like settings: folds, pseudo (the soft-target fine-tune distill shares), the bi_encoder
+    # member, the ensemble, then predict and export of R/final.
+    _recipe(_args(files, root, *TPU_LIKE, "--nodistill", "--pseudo_on=folds",
+                  "--members=cross_encoder,bi_encoder,bm25", "--bi_encoder_epochs=1", "--correlation_limit=1.0"))
+    for stage in ("folds", "pseudo"):
+        settings = json.loads((root / stage / "fold_0" / "run_settings.json").read_text())
+        assert (settings["jit_compile"], settings["steps_per_execution"], settings["length_buckets"]) == (True, 2, [])
     frame, _ = load_esci(files[2], files[3], task="all", require_labels=False)
     ranker = load_ranker(str(root / "final"))
     expected = predict(ranker, frame)
