@@ -60,15 +60,15 @@ class ProductStore:
         self.offsets = offsets  # int64 [rows + 1]: record i is bytes offsets[i]:offsets[i + 1]
 
     @classmethod
-    def build(cls, products_path, directory: str, piece_rows: int | None = None) -> tuple:
-        """(store, keys): the text of every row of `products_path` in <directory>/.tmp.product_text.bin
+    def build(cls, products_path, directory: str, piece_rows: int | None = None, name: str = STORE_FILE) -> tuple:
+        """(store, keys): the text of every row of `products_path` in <directory>/.tmp.<name>
         (a temporary name: esci_tf.files.remove_temporaries deletes one a killed build left), and
         the checked keys frame (product_id, product_locale normalised, product_row), indexed by file
         row. Raises DataError naming the file and row as validate_products_file does."""
         from esci_tf.data.reader import iter_table, read_table
 
         products_path = os.fspath(products_path)
-        path = os.path.join(directory, files.TEMP_PREFIX + STORE_FILE)
+        path = os.path.join(directory, files.TEMP_PREFIX + name)
         os.makedirs(directory, exist_ok=True)
         offsets, keys, position = [np.zeros(1, np.int64)], [], 0
         try:
