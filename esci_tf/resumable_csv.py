@@ -14,15 +14,18 @@ for gs://), so the output path only ever holds a complete file.
 >>> path = os.path.join(tempfile.mkdtemp(), "out.csv")
 >>> writer = ResumableCSV(path, {"model": "m1"})
 >>> writer.append(pd.DataFrame({"a": [1, 2]}))
->>> ResumableCSV(path, {"model": "m1"}).rows_done, ResumableCSV(path, {"model": "m2"}).rows_done
-(2, 0)
->>> writer = ResumableCSV(path, {"model": "m1"})
+>>> writer = ResumableCSV(path, {"model": "m1"})  # the same run started again: continues
+>>> writer.rows_done
+2
 >>> writer.append(pd.DataFrame({"a": [3]}))
 >>> writer.finish()
 >>> open(path).read().split()
 ['a', '1', '2', '3']
 >>> sorted(os.listdir(os.path.dirname(path)))
 ['out.csv']
+>>> ResumableCSV(path + ".2", {"model": "m1"}).append(pd.DataFrame({"a": [1]}))
+>>> ResumableCSV(path + ".2", {"model": "m2"}).rows_done  # another model: starts over
+0
 """
 
 import hashlib

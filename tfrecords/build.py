@@ -38,12 +38,13 @@ def build_tfrecords(examples: str, products: str, output_dir: str, sources: str 
                     num_folds: int = 5, num_shards: int = 8, entity_markers: bool = False,
                     field_style: str = "text", prompt_tokens: int = 0, on_bad_rows: str = "raise",
                     label_smoothing: float = 0.0, seed: int = 0, show_progress: bool = True,
-                    preprocessor=None, workers: int = 1) -> dict:
+                    preprocessor=None, workers: int = 0) -> dict:
     """The files' splits as shards in output_dir (see the module docstring); returns the summary.
 
     `preprocessor`: an existing PairPreprocessor to reuse instead of building one from
     `tokenizer` (it must match the tokenizer's backbone and max_length). `workers`: processes
-    that encode and write shards (the output is the same for any number).
+    that encode and write shards (0: the machine's cores, at most one per 20,000 pairs; the
+    output is the same for any number).
     """
     from esci_tf.data.product_store import ProductStore
     from esci_tf.data.reader import load_esci_keys, read_table
@@ -54,8 +55,8 @@ def build_tfrecords(examples: str, products: str, output_dir: str, sources: str 
     from tfrecords.builder import build_shards, check_build_settings
 
     check_build_settings(max_length, num_folds, num_shards, label_smoothing)
-    if workers < 1:
-        raise FlagError(f"--workers must be at least 1, got {workers}")
+    if workers < 0:
+        raise FlagError(f"--workers must be 0 (the machine's cores) or more, got {workers}")
     backbone, tokenizer_path = parse_tokenizer_flag(tokenizer)
     cli.check_writable(output_dir, "output_dir", directory=True)
     if preprocessor is None:
@@ -122,10 +123,8 @@ def define_flags():
     flags.DEFINE_enum("on_bad_rows", "raise", ["raise", "skip"], "Bad rows: stop, or drop and report them.")
     flags.DEFINE_float("label_smoothing", 0.0, "Soft labels (1 - a) * one_hot + a / 4.")
     flags.DEFINE_integer("seed", 0, "Seed of the fold assignment.")
-    from tfrecords.shard_jobs import default_workers
-
-    flags.DEFINE_integer("workers", default_workers(), "Processes that encode and write shards in parallel "
-                         "(default: the machine's cores); the shards are the same bytes for any number.")
+    flags.DEFINE_integer("workers", 0, "Processes that encode and write shards in parallel; 0: the machine's "
+                         "cores, at most one per 20,000 pairs. The shards are the same bytes for any number.")
 
 
 def main(argv):

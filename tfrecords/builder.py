@@ -24,7 +24,7 @@ from esci_tf.labels import SHORT_LABELS, one_hot
 from tfrecords import summary as summary_lib
 from tfrecords import writer
 from tfrecords import schema
-from tfrecords.shard_jobs import ShardJob, run_jobs
+from tfrecords.shard_jobs import ShardJob, auto_workers, run_jobs
 
 TEST_FOLD = -1  # fold number of rows outside the training split
 TARGET_COLUMNS = tuple(f"target_{s}" for s in SHORT_LABELS)  # optional soft labels of a frame
@@ -121,8 +121,9 @@ def build_shards(frames: dict, output_dir: str, encoder, num_shards: int = 8, nu
 
     Frames hold the product text columns, or (with `store`, an esci_tf.data.product_store
     ProductStore) a `product_row` column whose text the store holds. Each shard is one job
-    (tfrecords.shard_jobs) encoded and written a batch at a time, by `workers` processes; the
-    output is the same bytes for any `workers`.
+    (tfrecords.shard_jobs) encoded and written a batch at a time, by `workers` processes (0: the
+    machine's cores, one per shard_jobs.PAIRS_PER_WORKER pairs at most); the output is the same
+    bytes for any `workers`.
     """
     from esci_tf.data.template import check_frame, check_locales
 
@@ -144,9 +145,11 @@ def build_shards(frames: dict, output_dir: str, encoder, num_shards: int = 8, nu
     cut = {split: np.zeros(len(frame), np.int32) for split, frame in frames.items()}
     counts = {split: {} for split in frames}
     jobs_total = sum(min(num_shards, max(int(frame["query_id"].nunique()), 1)) for frame in frames.values())
-    with tqdm(total=sum(map(len, frames.values())), desc="encode and write", unit="pair",
+    pairs = sum(map(len, frames.values()))
+    workers = max(1, min(workers or auto_workers(pairs), jobs_total))
+    with tqdm(total=pairs, desc=f"encode and write ({workers} process{'es' if workers > 1 else ''})", unit="pair",
               disable=not show_progress) as bar:
-        for job, tokens_cut in run_jobs(jobs(), encoder, max(1, min(workers, jobs_total))):
+        for job, tokens_cut in run_jobs(jobs(), encoder, workers):
             split, rows = rows_of.pop(job.path)
             cut[split][rows] = tokens_cut
             counts[split][job.path] = job.num_rows

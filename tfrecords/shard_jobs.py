@@ -95,6 +95,15 @@ def default_workers() -> int:
         return os.cpu_count() or 1
 
 
+PAIRS_PER_WORKER = 20000  # a worker's start (TensorFlow import, tracing) costs about this many pairs' work
+
+
+def auto_workers(pairs: int) -> int:
+    """--workers=0: the machine's cores, but no more than one worker per PAIRS_PER_WORKER pairs
+    (small builds stay in one process, where starting workers would cost more than it saves)."""
+    return max(1, min(default_workers(), -(-pairs // PAIRS_PER_WORKER)))
+
+
 def run_jobs(jobs, encoder, workers: int = 1):
     """Yields (job, tokens_cut) for every job of the iterable, in its order; `workers` > 1 runs
     them in that many spawned processes (never more than there are jobs to run)."""
