@@ -16,7 +16,7 @@ process, one after another:
   repetitions only change ids) in chunks of --chunk, truncated and padded to --max_length;
   tokenization time only (no reading, cleaning, formatting or writing).
 Peak RSS is that of the contender's whole process tree (the build's workers included), sampled
-every 0.1 s with psutil. The load average before and after each run is recorded (a shared
+every 0.1 s from /proc. The load average before and after each run is recorded (a shared
 machine makes the numbers noisy). Prints a table; writes results/preprocess_scale.json.
 """
 
@@ -86,10 +86,32 @@ def write_repeated(data_dir, size: int, directory: pathlib.Path) -> tuple:
     return examples_path, products_path
 
 
+def tree_rss(pid: int) -> int:
+    """Resident bytes of a process and all its descendants (Linux /proc)."""
+    children = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as stream:
+                    parent = int(stream.read().rsplit(")", 1)[1].split()[1])
+                children.setdefault(parent, []).append(int(entry))
+            except (OSError, IndexError, ValueError):
+                pass
+    total, todo = 0, [pid]
+    page = os.sysconf("SC_PAGE_SIZE")
+    while todo:
+        current = todo.pop()
+        todo.extend(children.get(current, []))
+        try:
+            with open(f"/proc/{current}/statm") as stream:
+                total += int(stream.read().split()[1]) * page
+        except (OSError, IndexError, ValueError):
+            pass
+    return total
+
+
 def run_measured(command: list) -> dict:
     """Runs a command; its wall seconds, the peak RSS (MiB) of its process tree, loads, output."""
-    import psutil
-
     import tempfile
 
     load_before = os.getloadavg()
@@ -97,18 +119,9 @@ def run_measured(command: list) -> dict:
         start = time.perf_counter()
         process = subprocess.Popen(command, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, text=True,
                                    env=dict(os.environ, PYTHONPATH=str(REPO)))
-        root, peak = psutil.Process(process.pid), 0
+        peak = 0
         while process.poll() is None:
-            rss = 0
-            try:
-                for member in [root] + root.children(recursive=True):
-                    try:
-                        rss += member.memory_info().rss
-                    except psutil.Error:
-                        pass
-            except psutil.Error:
-                pass
-            peak = max(peak, rss)
+            peak = max(peak, tree_rss(process.pid))
             time.sleep(0.1)
         seconds = time.perf_counter() - start
         log.seek(0)

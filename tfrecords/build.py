@@ -1,9 +1,12 @@
 """Builds ESCI TFRecords: python -m tfrecords.build --examples X --products Y --output_dir Z.
 
-Reads and validates the files once (esci_tf.data.reader.load_esci), then writes
-Z/<split>-NNNNN-of-NNNNN.tfrecord.gz per split (train/test as in the examples file) with
-tfrecords.builder.build_shards, which checks every shard by reading it back; prints a summary
-table and writes Z/summary.json. The flags and Z's writability are checked before any file is
+Streams: the examples' keys are read and checked whole (esci_tf.data.reader.load_esci_keys:
+the same checks and drop report as load_esci), the products' text goes piece by piece to a
+local store (esci_tf.data.product_store), and tfrecords.builder.build_shards writes
+Z/<split>-NNNNN-of-NNNNN.tfrecord.gz per split (train/test as in the examples file) one shard
+job at a time in --workers processes (tfrecords.shard_jobs), each shard a batch of pairs at a
+time and read back; prints a summary table and writes Z/summary.json last. What is held in
+memory: README.md, "Full-size data". The flags and Z's writability are checked before any file is
 read; a bad flag or input ends with one line naming it (esci_tf.cli; --verbose: the traceback).
 A split gets at most one shard per query (a query's rows stay in one shard), so --num_shards
 above a split's query count is capped (summary.json lists the files).
@@ -20,6 +23,8 @@ from esci_tf.data.errors import FlagError
 
 FLAGS = flags.FLAGS
 DEFAULT_TOKENIZER = "xlm_roberta"  # no path: the embedded demo SentencePiece vocabulary
+# The columns of the checked examples a streaming build keeps (the text is in the product store).
+KEY_COLUMNS = ("example_id", "query", "query_id", "product_id", "product_locale", "product_row", "label")
 
 
 def parse_tokenizer_flag(value: str) -> tuple:
@@ -87,9 +92,11 @@ def build_tfrecords(examples: str, products: str, output_dir: str, sources: str 
                 if entity_markers else None
             template = TemplateSettings.for_catalog(catalog, field_style, prompt_tokens, entity_markers)
             del catalog
-            frames = {split: merged[merged["split"] == split].reset_index(drop=True)
+            # Only what the shards and the summary read: the checks are done.
+            kept = merged[[c for c in KEY_COLUMNS if c in merged.columns]]
+            frames = {split: kept[(merged["split"] == split).to_numpy()].reset_index(drop=True)
                       for split in sorted(merged["split"].unique(), key=lambda s: (s != "train", s))}
-            del merged
+            del merged, kept
             settings = dict(examples=os.fspath(examples), products=products,
                             sources=None if sources is None else os.fspath(sources), task=str(task),
                             tokenizer=tokenizer, on_bad_rows=on_bad_rows)

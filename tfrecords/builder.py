@@ -1,9 +1,10 @@
 """The one TFRecord builder: merged ESCI frames, one per split, -> checked shards + summary.json.
 
 `build_shards` takes frames already read and validated (esci_tf.data.reader.load_esci, or a
-training run's own train/eval split) and a FrameEncoder (template + PairPreprocessor); it
-formats and tokenizes each split, writes its shards (tfrecords.writer), reads every shard back
-and writes summary.json. Training rows get query-grouped folds 0..num_folds-1 (or the frame's
+training run's own train/eval split; or load_esci_keys' frames with a ProductStore holding
+their text) and a FrameEncoder (template + PairPreprocessor); it cuts each split into shard
+jobs (tfrecords.shard_jobs: format, tokenize and write a batch at a time, then read the shard
+back), runs them in one or more processes and writes summary.json last. Training rows get query-grouped folds 0..num_folds-1 (or the frame's
 own "fold" column); rows of other splits get fold -1. Targets are the one-hot labels
 (optionally smoothed), or the soft labels of the frame's TARGET_COLUMNS when it has them
 (self-distillation and pseudo labels).

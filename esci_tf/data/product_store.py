@@ -34,7 +34,7 @@ from esci_tf import files
 from esci_tf.data.validation import PRODUCT_TEXT_COLUMNS, check_unique, validate_product_columns
 
 STORE_FILE = "product_text.bin"
-PIECE_ROWS = 65536  # products read and checked per piece
+PIECE_ROWS = 16384  # products read and checked per piece (~20 MB of real ESCI text)
 _HEADER = struct.Struct("<" + "I" * len(PRODUCT_TEXT_COLUMNS))  # byte length of each field
 
 
