@@ -130,7 +130,10 @@ def build_shards(frames: dict, output_dir: str, encoder, num_shards: int = 8, nu
 
     check_build_settings(encoder.max_length, num_folds, num_shards, label_smoothing)
     for frame in frames.values():
-        check_frame(frame) if store is None else check_locales(frame)
+        if store is None:
+            check_frame(frame)  # the text columns are in the frame
+        else:
+            check_locales(frame)
     tf.io.gfile.makedirs(output_dir)
     remove_previous_build(output_dir, keep=() if store is None else (store.path,))
     preprocessor = encoder.preprocessor

@@ -8,6 +8,10 @@ preprocessing, so pairs are encoded as the run's TFRecords were) or a trainers.r
 (file order; the class probabilities are empty for rankers that do not classify); with
 --submission, the task-1 ranking file: query_id, product_id, sorted by score (best first)
 within each query, queries in file order, ties kept in file order.
+
+The pairs stream through in --chunk_size pieces with bounded memory, and a killed run started
+again with the same command continues where it stopped (see `predict`; BUILD.md, "What is
+guaranteed after a crash").
 """
 
 import os
