@@ -31,7 +31,7 @@ EXTRAS_REQUIRE = {
     # --no-deps (it pins an unrelated stack); `make test` does that, see Makefile.
     "test": ["pytest==9.2.0", "torch==2.13.0"],
     "tpu": [f"tensorflow-tpu=={TF_VERSION}"],
-    # bench/infer_throughput's ONNX Runtime peers (torch.onnx export, dynamic int8); with `test`.
+    # bench/infer_throughput's ONNX Runtime peers (torch.onnx export, dynamic int8); `make install` adds it.
     "bench": ["onnx==1.23.2", "onnxruntime==1.32.0", "onnxscript==0.7.2"],
 }
 
