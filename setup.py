@@ -39,6 +39,8 @@ EXTRAS_REQUIRE = {
              "nbclient==0.11.0", "nbformat==5.11.1", "ipykernel==7.4.0"],
     "tpu": [f"tensorflow-tpu=={TF_VERSION}"],
     "translate": TRANSLATE,
+    # bench/infer_throughput's ONNX Runtime peers (torch.onnx export, dynamic int8); `make install` adds it.
+    "bench": ["onnx==1.23.2", "onnxruntime==1.32.0", "onnxscript==0.7.2"],
 }
 
 setup(

@@ -12,7 +12,9 @@ out; cleaning, template and tokenization in the graph), with the preprocessing s
 request printed (the FieldsPreprocessor alone, timed on the same requests). Peer:
 AutoModelForSequenceClassification under torch.inference_mode, fp32 and bf16 autocast, each
 batch padded to its longest pair; a request is the fast tokenizer + the model. Both turn
-logits into the ranking score softmax @ (1, 0.1, 0.01, 0). Prints two tables; writes
+logits into the ranking score softmax @ (1, 0.1, 0.01, 0). ONNX Runtime peers (--onnx; bench/onnx_peer.py):
+the same torch weights exported with torch.onnx, fp32 and dynamic int8, same inputs and padding,
+their logits' largest difference from torch fp32 printed and stored. Prints two tables; writes
 results/infer_throughput_<model>.json.
 """
 
@@ -43,6 +45,8 @@ def define_flags():
     flags.DEFINE_string("ours", "fp32,fp32+xla,bf16,bf16+xla,bf16+buckets",
                         "Comma-separated ours configurations PRECISION[+xla][+buckets][+keras_kernels][+lazy] (bench/configs.py).")
     flags.DEFINE_string("peers", "fp32,bf16", "Comma-separated peer precisions (fp32, bf16; empty: none).")
+    flags.DEFINE_string("onnx", "fp32,int8", "ONNX Runtime peers (the torch peer's weights exported with "
+                        "torch.onnx): fp32, int8 (dynamic quantization); empty: none.")
     flags.DEFINE_string("buckets", "32,48,64,80,96,112,128", "Static length buckets of the +buckets configurations.")
     flags.DEFINE_integer("seed", 0, "Seed of the batch order.")
 
@@ -233,6 +237,74 @@ def peer_contenders(spec, precision, sample, pairs, requests, tokenizer) -> tupl
     return throughput, latency
 
 
+def onnx_contenders(spec, precisions, sample, pairs, requests, tokenizer, directory) -> tuple:
+    """((throughput, latency) per ONNX Runtime precision, logit differences from torch fp32):
+    the same weights, inputs, padding and score as peer_contenders."""
+    from bench import onnx_peer
+
+    model = models.build_peer(spec)
+    paths = onnx_peer.export(model, directory, spec.uses_segment_ids)
+    check = batching.shuffled_batches(sample.lengths, FLAGS.batch_size, FLAGS.seed)[:2]
+    result, differences = [], {}
+    for precision in precisions:
+        scorer = onnx_peer.OnnxScorer(paths[precision])
+        cycle = batching.BatchCycle(batching.shuffled_batches(sample.lengths, FLAGS.batch_size, FLAGS.seed))
+
+        def score(batches, scorer=scorer):
+            for batch in batches:
+                _softmax_scores(scorer(models.peer_inputs(spec, batching.slice_batch(sample.features, batch),
+                                                          batch.width)))
+            return _batches_work(spec, sample, batches)
+
+        def score_request(queries, products, scorer=scorer):
+            encoded = tokenizer(queries, products, truncation=True, max_length=FLAGS.max_length, padding=True,
+                                return_tensors="np")
+            features = models.adapt_ids(spec, {"token_ids": encoded["input_ids"],
+                                               "segment_ids": encoded["token_type_ids"],
+                                               "padding_mask": encoded["attention_mask"]})
+            width = features["token_ids"].shape[1]
+            _softmax_scores(scorer(models.peer_inputs(spec, features, width)))
+            return features["padding_mask"].sum(axis=1), width
+
+        import torch
+
+        gaps = []
+        for batch in check:
+            inputs = models.peer_inputs(spec, batching.slice_batch(sample.features, batch), batch.width)
+            with torch.inference_mode():
+                reference = model(**inputs).logits.float().numpy()
+            got = scorer(inputs)
+            gaps.append((float(np.abs(got - reference).max()),
+                         float(np.abs(_softmax_scores(got) - _softmax_scores(reference)).max())))
+        differences[precision] = {"max_abs_logit_diff_vs_torch_fp32": max(g[0] for g in gaps),
+                                  "max_abs_score_diff_vs_torch_fp32": max(g[1] for g in gaps)}
+        print(f"onnx {precision}: vs torch fp32 on {len(check)} batches: max |logit diff| "
+              f"{differences[precision]['max_abs_logit_diff_vs_torch_fp32']:.4f}, max |score diff| "
+              f"{differences[precision]['max_abs_score_diff_vs_torch_fp32']:.4f}")
+        request_cycle = batching.BatchCycle(requests)
+
+        def serve(request_rows, score_request=score_request):
+            return _timed_requests(spec, pairs, request_rows, score_request)
+
+        description = f"ONNX Runtime {onnxruntime_version()} CPU, torch.onnx export of the peer's weights, " + (
+            "fp32" if precision == "fp32" else "dynamic int8 (quantize_dynamic, QInt8 weights)") + ", dynamic padding"
+        name = f"peer_onnx_{precision}"
+        throughput = harness.Contender(name, "peer", run=lambda score=score, cycle=cycle: score(cycle.take(FLAGS.batches)),
+                                       warmup=lambda score=score, cycle=cycle: score(cycle.take(2)),
+                                       precision=precision, description=description)
+        latency = harness.Contender(name, "peer", run=lambda serve=serve, c=request_cycle: serve(c.take(FLAGS.requests)),
+                                    warmup=lambda serve=serve: serve(requests[:2]), precision=precision,
+                                    description=description)
+        result.append((throughput, latency))
+    return result, differences
+
+
+def onnxruntime_version() -> str:
+    import onnxruntime
+
+    return onnxruntime.__version__
+
+
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
@@ -249,6 +321,16 @@ def main(argv):
     tokenizer = models.peer_tokenizer() if peers else None
     ours_pairs = [ours_contenders(spec, c, sample, pairs, requests, buckets, preprocessor) for c in ours]
     peer_pairs = [peer_contenders(spec, p, sample, pairs, requests, tokenizer) for p in peers]
+    onnx = [p for p in FLAGS.onnx.split(",") if p]
+    unknown = sorted(set(onnx) - {"fp32", "int8"})
+    if unknown:
+        raise app.UsageError(f"--onnx takes fp32 and int8, got {', '.join(unknown)}")
+    onnx_dir = tempfile.mkdtemp(prefix="esci_onnx_")
+    onnx_differences = {}
+    if onnx:
+        tokenizer = tokenizer or models.peer_tokenizer()
+        onnx_pairs, onnx_differences = onnx_contenders(spec, onnx, sample, pairs, requests, tokenizer, onnx_dir)
+        peer_pairs += onnx_pairs
     # The SavedModel tokenises strings itself, so only models that read their own vocabulary's ids.
     served, served_timings = [], []
     for c in ours:
@@ -270,7 +352,7 @@ def main(argv):
                     ours_path=OURS_PATH, full_requests=full_requests)
     report.report(f"infer_throughput_{FLAGS.model}", settings, sections, peaks, FLAGS.results_dir,
                   extra={"length_distribution": sample.length_summary(FLAGS.max_length),
-                         "savedmodel_preprocessing_share": shares})
+                         "savedmodel_preprocessing_share": shares, "onnx_vs_torch_fp32": onnx_differences})
 
 
 if __name__ == "__main__":

@@ -104,12 +104,15 @@ def _remove(path: str) -> None:
         tf.io.gfile.remove(path)
 
 
-def remove_temporaries(directory: str) -> list:
-    """Deletes what a killed writer left in `directory` (its TEMP_PREFIX names); returns them."""
+def remove_temporaries(directory: str, keep=()) -> list:
+    """Deletes what a killed writer left in `directory` (its TEMP_PREFIX names, except the paths
+    in `keep`: a live writer's); returns them."""
     if not tf.io.gfile.isdir(directory):
         return []
+    keep = {os.path.normpath(str(path)) for path in keep}
     stale = [join(directory, name.rstrip("/")) for name in tf.io.gfile.listdir(directory)
              if name.startswith(TEMP_PREFIX)]
+    stale = [path for path in stale if os.path.normpath(path) not in keep]
     for path in stale:
         _remove(path)
     return stale

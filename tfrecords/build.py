@@ -1,23 +1,30 @@
 """Builds ESCI TFRecords: python -m tfrecords.build --examples X --products Y --output_dir Z.
 
-Reads and validates the files once (esci_tf.data.reader.load_esci), then writes
-Z/<split>-NNNNN-of-NNNNN.tfrecord.gz per split (train/test as in the examples file) with
-tfrecords.builder.build_shards, which checks every shard by reading it back; prints a summary
-table and writes Z/summary.json. The flags and Z's writability are checked before any file is
+Streams: the examples' keys are read and checked whole (esci_tf.data.reader.load_esci_keys:
+the same checks and drop report as load_esci), the products' text goes piece by piece to a
+local store (esci_tf.data.product_store), and tfrecords.builder.build_shards writes
+Z/<split>-NNNNN-of-NNNNN.tfrecord.gz per split (train/test as in the examples file) one shard
+job at a time in --workers processes (tfrecords.shard_jobs), each shard a batch of pairs at a
+time and read back; prints a summary table and writes Z/summary.json last. What is held in
+memory: README.md, "Full-size data". The flags and Z's writability are checked before any file is
 read; a bad flag or input ends with one line naming it (esci_tf.cli; --verbose: the traceback).
 A split gets at most one shard per query (a query's rows stay in one shard), so --num_shards
 above a split's query count is capped (summary.json lists the files).
 """
 
+import contextlib
 import os
+import tempfile
 
 from absl import app, flags
 
-from esci_tf import cli
+from esci_tf import cli, files
 from esci_tf.data.errors import FlagError
 
 FLAGS = flags.FLAGS
 DEFAULT_TOKENIZER = "xlm_roberta"  # no path: the embedded demo SentencePiece vocabulary
+# The columns of the checked examples a streaming build keeps (the text is in the product store).
+KEY_COLUMNS = ("example_id", "query", "query_id", "product_id", "product_locale", "product_row", "label")
 
 
 def parse_tokenizer_flag(value: str) -> tuple:
@@ -36,19 +43,25 @@ def build_tfrecords(examples: str, products: str, output_dir: str, sources: str 
                     num_folds: int = 5, num_shards: int = 8, entity_markers: bool = False,
                     field_style: str = "text", prompt_tokens: int = 0, on_bad_rows: str = "raise",
                     label_smoothing: float = 0.0, seed: int = 0, show_progress: bool = True,
-                    preprocessor=None) -> dict:
+                    preprocessor=None, workers: int = 0) -> dict:
     """The files' splits as shards in output_dir (see the module docstring); returns the summary.
 
     `preprocessor`: an existing PairPreprocessor to reuse instead of building one from
-    `tokenizer` (it must match the tokenizer's backbone and max_length).
+    `tokenizer` (it must match the tokenizer's backbone and max_length). `workers`: processes
+    that encode and write shards (0: the machine's cores, at most one per 20,000 pairs; the
+    output is the same for any number).
     """
-    from esci_tf.data.reader import load_esci, read_table
+    from esci_tf.data.product_store import ProductStore
+    from esci_tf.data.reader import load_esci_keys, read_table
     from esci_tf.data.template import TemplateSettings
+    from esci_tf.data.validation import check_product_rows
     from esci_tf.preprocessing import PairPreprocessor, load_tokenizer
     from esci_tf.preprocessing.frame_encoder import FrameEncoder
     from tfrecords.builder import build_shards, check_build_settings
 
     check_build_settings(max_length, num_folds, num_shards, label_smoothing)
+    if workers < 0:
+        raise FlagError(f"--workers must be 0 (the machine's cores) or more, got {workers}")
     backbone, tokenizer_path = parse_tokenizer_flag(tokenizer)
     cli.check_writable(output_dir, "output_dir", directory=True)
     if preprocessor is None:
@@ -61,19 +74,38 @@ def build_tfrecords(examples: str, products: str, output_dir: str, sources: str 
         raise ValueError(
             f"the given preprocessor is ({preprocessor.backbone}, max_length {preprocessor.max_length}); "
             f"--tokenizer {tokenizer} --max_length {max_length} asks for ({backbone}, {max_length})")
-    products_table = read_table(products)
-    merged, report = load_esci(examples, products, sources, task=task, on_bad_rows=on_bad_rows,
-                               products_table=products_table)
-    # Gazetteers from the whole products file, as trainers build them for prediction too.
-    template = TemplateSettings.for_catalog(products_table, field_style, prompt_tokens, entity_markers)
-    frames = {split: merged[merged["split"] == split].reset_index(drop=True)
-              for split in sorted(merged["split"].unique(), key=lambda s: (s != "train", s))}
-    settings = dict(examples=os.fspath(examples), products=os.fspath(products),
-                    sources=None if sources is None else os.fspath(sources), task=str(task),
-                    tokenizer=tokenizer, on_bad_rows=on_bad_rows)
-    return build_shards(frames, output_dir, FrameEncoder(preprocessor, template), num_shards=num_shards,
-                        num_folds=num_folds, seed=seed, label_smoothing=label_smoothing, settings=settings,
-                        dropped=report.to_dict(), show_progress=show_progress)
+    products = os.fspath(products)
+    with tempfile.TemporaryDirectory(prefix="esci_build_") if files.is_remote(output_dir) else \
+            contextlib.nullcontext(output_dir) as store_dir:
+        store = None
+
+        def product_keys(checker):
+            nonlocal store
+            store, keys = ProductStore.build(products, store_dir)
+            return check_product_rows(keys, products, checker)
+
+        try:
+            merged, report = load_esci_keys(examples, products, sources, task=task, on_bad_rows=on_bad_rows,
+                                            product_keys=product_keys)
+            # Gazetteers from the whole products file, as trainers build them for prediction too.
+            catalog = read_table(products, ("product_id", "product_locale", "product_brand", "product_color")) \
+                if entity_markers else None
+            template = TemplateSettings.for_catalog(catalog, field_style, prompt_tokens, entity_markers)
+            del catalog
+            # Only what the shards and the summary read: the checks are done.
+            kept = merged[[c for c in KEY_COLUMNS if c in merged.columns]]
+            frames = {split: kept[(merged["split"] == split).to_numpy()].reset_index(drop=True)
+                      for split in sorted(merged["split"].unique(), key=lambda s: (s != "train", s))}
+            del merged, kept
+            settings = dict(examples=os.fspath(examples), products=products,
+                            sources=None if sources is None else os.fspath(sources), task=str(task),
+                            tokenizer=tokenizer, on_bad_rows=on_bad_rows)
+            return build_shards(frames, output_dir, FrameEncoder(preprocessor, template), num_shards=num_shards,
+                                num_folds=num_folds, seed=seed, label_smoothing=label_smoothing, settings=settings,
+                                dropped=report.to_dict(), show_progress=show_progress, store=store, workers=workers)
+        finally:
+            if store is not None:
+                store.remove()
 
 
 def define_flags():
@@ -98,6 +130,8 @@ def define_flags():
     flags.DEFINE_enum("on_bad_rows", "raise", ["raise", "skip"], "Bad rows: stop, or drop and report them.")
     flags.DEFINE_float("label_smoothing", 0.0, "Soft labels (1 - a) * one_hot + a / 4.")
     flags.DEFINE_integer("seed", 0, "Seed of the fold assignment.")
+    flags.DEFINE_integer("workers", 0, "Processes that encode and write shards in parallel; 0: the machine's "
+                         "cores, at most one per 20,000 pairs. The shards are the same bytes for any number.")
 
 
 def main(argv):
@@ -107,7 +141,7 @@ def main(argv):
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
     names = ("examples", "products", "output_dir", "sources", "tokenizer", "max_length", "task", "num_folds",
              "num_shards", "entity_markers", "field_style", "prompt_tokens", "on_bad_rows", "label_smoothing",
-             "seed")
+             "seed", "workers")
     summary = build_tfrecords(**{name: FLAGS[name].value for name in names})
     print(format_table(summary))
     print(f"summary: {FLAGS.output_dir}/summary.json")

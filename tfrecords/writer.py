@@ -5,6 +5,7 @@ input order inside one shard (the listwise reader relies on this): queries are d
 first, to the shard holding the fewest rows so far.
 """
 
+import contextlib
 import heapq
 import os
 
@@ -34,19 +35,35 @@ def assign_shards(query_ids, num_shards: int) -> np.ndarray:
     return shard_of_query[inverse]
 
 
+def shard_rows(query_ids, num_shards: int) -> list:
+    """Row indices of each shard in write order: a shard's rows stably sorted by query id, so a
+    query's rows are contiguous and keep their input order (the one definition of the order)."""
+    query_ids = np.asarray(query_ids)
+    shards = assign_shards(query_ids, num_shards)
+    order = []
+    for shard in range(num_shards):
+        rows = np.flatnonzero(shards == shard)
+        order.append(rows[np.argsort(query_ids[rows], kind="stable")])
+    return order
+
+
 def _int64(values) -> tf.train.Feature:
     return tf.train.Feature(int64_list=tf.train.Int64List(value=values))
 
 
 def serialize_example(row: dict) -> bytes:
-    """One tf.train.Example (the schema.feature_spec layout) from a dict of one row's values."""
+    """One tf.train.Example (the schema.feature_spec layout) from a dict of one row's values; the
+    same bytes in every process."""
     feature = {key: _int64(row[key]) for key in schema.MODEL_INPUT_KEYS}
     feature["labels"] = tf.train.Feature(float_list=tf.train.FloatList(value=row["labels"]))
     for key in schema.INT_ID_KEYS:
         feature[key] = _int64([int(row[key])])
     for key in schema.BYTES_KEYS:
         feature[key] = tf.train.Feature(bytes_list=tf.train.BytesList(value=[str(row[key]).encode("utf-8")]))
-    return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
+    # deterministic: feature map entries in key order. Without it protobuf (upb) writes them in
+    # an order that follows the process's string hash seed, so two processes (or two runs) wrote
+    # different bytes for the same record.
+    return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString(deterministic=True)
 
 
 def check_columns(columns: dict) -> int:
@@ -87,22 +104,26 @@ def write_split(output_dir: str, split: str, columns: dict, num_shards: int = 8,
     renamed when complete (esci_tf.files.atomic_path); `progress` (a tqdm bar or None) is advanced by one per record.
     """
     check_columns(columns)
-    shards = assign_shards(columns["query_id"], num_shards)
     tf.io.gfile.makedirs(output_dir)
     remove_split_shards(output_dir, split)
-    options = tf.io.TFRecordOptions(compression_type=schema.COMPRESSION)
     paths = []
-    for shard in range(num_shards):
+    for shard, rows in enumerate(shard_rows(columns["query_id"], num_shards)):
         path = os.path.join(output_dir, schema.shard_name(split, shard, num_shards))
-        rows = np.flatnonzero(shards == shard)
-        # Stable sort by query id: a query's rows are contiguous and keep their input order.
-        rows = rows[np.argsort(np.asarray(columns["query_id"])[rows], kind="stable")]
-        with files.atomic_path(path) as temporary:
-            with tf.io.TFRecordWriter(temporary, options) as writer:
-                for i in rows:
-                    writer.write(serialize_example({key: columns[key][i] for key in schema.ALL_KEYS}))
-                    if progress is not None:
-                        progress.update(1)
-            faults.point("shard_write")
+        with open_shard(path) as writer:
+            for i in rows:
+                writer.write(serialize_example({key: columns[key][i] for key in schema.ALL_KEYS}))
+                if progress is not None:
+                    progress.update(1)
         paths.append(path)
     return paths
+
+
+@contextlib.contextmanager
+def open_shard(path: str):
+    """A TFRecordWriter (GZIP) on a temporary name, renamed to `path` when the block ends without
+    an error (esci_tf.files.atomic_path), so a shard file is complete or absent."""
+    options = tf.io.TFRecordOptions(compression_type=schema.COMPRESSION)
+    with files.atomic_path(path) as temporary:
+        with tf.io.TFRecordWriter(temporary, options) as writer:
+            yield writer
+        faults.point("shard_write")

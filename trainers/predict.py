@@ -8,6 +8,10 @@ preprocessing, so pairs are encoded as the run's TFRecords were) or a trainers.r
 (file order; the class probabilities are empty for rankers that do not classify); with
 --submission, the task-1 ranking file: query_id, product_id, sorted by score (best first)
 within each query, queries in file order, ties kept in file order.
+
+The pairs stream through in --chunk_size pieces with bounded memory, and a killed run started
+again with the same command continues where it stopped (see `predict`; BUILD.md, "What is
+guaranteed after a crash").
 """
 
 import os
@@ -40,36 +44,99 @@ def submission_table(predictions: pd.DataFrame) -> pd.DataFrame:
     return ranked[list(SUBMISSION_COLUMNS)].reset_index(drop=True)
 
 
-def predict(cfg) -> pd.DataFrame:
-    """Score the pairs of cfg.examples and write cfg.output; returns the written table.
+def predict(cfg) -> int:
+    """Score the pairs of cfg.examples and write cfg.output; returns the number of rows written.
 
-    --output is checked for writability first, before the model and the files are read.
+    --output is checked for writability first, before the model and the files are read. The
+    pairs stream: the examples' keys are read and checked whole (ids, queries, labels: what the
+    row checks compare across rows), the products' text goes to a local store piece by piece
+    (esci_tf.data.product_store), and --chunk_size pairs at a time are joined with their text,
+    scored and appended to the output's partial file (esci_tf.resumable_csv), so memory does not
+    grow with the number of pairs, and a killed run started again with the same command continues
+    after its last complete chunk and writes the same file. --submission ranks the finished
+    scores (query ids, product ids and scores only) into the ranking file.
     """
     from esci_tf.cli import check_writable
 
     check_writable(cfg.output, "output")
-    from esci_tf.data.reader import load_esci
+    from esci_tf import files
+    from esci_tf.data.product_store import ProductStore, read_fields
+    from esci_tf.data.reader import load_esci_keys
+    from esci_tf.data.validation import check_product_rows
     from esci_tf.rankers import load_ranker
     from esci_tf.rankers.base import predict as predict_frame
+    from esci_tf.resumable_csv import ResumableCSV, partial_path
 
     ranker = load_ranker(cfg.model_dir, cfg.batch_size)
-    frame, report = load_esci(cfg.examples, cfg.products, task=cfg.task, split=cfg.split,
-                              on_bad_rows=cfg.on_bad_rows, require_labels=False)
-    if report.counts:
-        print(f"dropped rows: {report.to_dict()}", file=sys.stderr)
-    prediction = predict_frame(ranker, frame)
-    table = predictions_table(frame, prediction.scores, prediction.probabilities)
-    if cfg.submission:
-        table = submission_table(table)
-    directory = os.path.dirname(cfg.output)
-    if directory and "://" not in cfg.output:  # remote files need no parent folder
-        os.makedirs(directory, exist_ok=True)
-    table.to_csv(cfg.output, index=False)
-    return table
+    store = None
+
+    def product_keys(checker):
+        nonlocal store
+        store, keys = ProductStore.build(cfg.products, os.path.dirname(partial_path(cfg.output)) or ".",
+                                         name=os.path.basename(cfg.output) + ".products.bin")
+        return check_product_rows(keys, cfg.products, checker)
+
+    try:
+        keys, report = load_esci_keys(cfg.examples, cfg.products, task=cfg.task, split=cfg.split,
+                                      on_bad_rows=cfg.on_bad_rows, require_labels=False, product_keys=product_keys)
+        if report.counts:
+            print(f"dropped rows: {report.to_dict()}", file=sys.stderr)
+        writer = ResumableCSV(cfg.output, run_identity(cfg))
+        spans = store.spans(keys["product_row"].to_numpy(np.int64))
+        for start in range(writer.rows_done, len(keys), cfg.chunk_size):
+            frame = keys.iloc[start:start + cfg.chunk_size].reset_index(drop=True)
+            frame = frame.assign(**read_fields(store.path, spans[start:start + cfg.chunk_size]))
+            prediction = predict_frame(ranker, frame)
+            writer.append(predictions_table(frame, prediction.scores, prediction.probabilities))
+    finally:
+        if store is not None:
+            store.remove()
+    if not cfg.submission:
+        writer.finish()
+        return len(keys)
+    scores = pd.read_csv(writer.partial, usecols=["query_id", "product_id", "score"], dtype={"product_id": str})
+    table = submission_table(scores)
+    with files.atomic_path(cfg.output) as temporary, tf_open(temporary) as stream:
+        table.to_csv(stream, index=False)
+    writer.discard()
+    return len(table)
+
+
+def tf_open(path: str):
+    import tensorflow as tf
+
+    return tf.io.gfile.GFile(path, "w")
+
+
+def run_identity(cfg) -> dict:
+    """What a partial predictions file must have been written with to be continued: the model
+    directory's files (names and sizes), the input files' content, and the flags that change
+    which rows are scored or how."""
+    from esci_tf import files
+
+    model = [(os.path.relpath(os.path.join(root, name), cfg.model_dir), tf_size(os.path.join(root, name)))
+             for root, _, names in tf_walk(cfg.model_dir) for name in sorted(names)]
+    return {"model_dir": os.fspath(cfg.model_dir), "model_files": sorted(model),
+            "examples": files.fingerprint(cfg.examples), "products": files.fingerprint(cfg.products),
+            "task": cfg.task, "split": cfg.split, "on_bad_rows": cfg.on_bad_rows, "batch_size": cfg.batch_size,
+            "chunk_size": cfg.chunk_size}
+
+
+def tf_walk(directory: str):
+    import tensorflow as tf
+
+    return sorted(tf.io.gfile.walk(directory))
+
+
+def tf_size(path: str) -> int:
+    import tensorflow as tf
+
+    return tf.io.gfile.stat(path).length
 
 
 def run_with_args(argv) -> pd.DataFrame:
-    """Parse `argv` (argv[0] is the program name) as predict flags and predict."""
+    """Parse `argv` (argv[0] is the program name) as predict flags and predict; returns the
+    written file read back (for tests and small inputs)."""
     from trainers.flags.predict_flags import define_flags
 
     flag_values = define_flags()
@@ -77,7 +144,8 @@ def run_with_args(argv) -> pd.DataFrame:
     rest = flag_values(list(argv))
     if len(rest) > 1:
         raise ValueError(f"unexpected arguments: {' '.join(rest[1:])}")
-    return predict(flag_values)
+    predict(flag_values)
+    return pd.read_csv(flag_values.output, dtype={"product_id": str})
 
 
 def main():
@@ -91,8 +159,8 @@ def main():
     def run(argv):
         if len(argv) > 1:
             raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-        table = predict(flag_values)
-        print(f"wrote {len(table)} rows to {flag_values.output}")
+        rows = predict(flag_values)
+        print(f"wrote {rows} rows to {flag_values.output}")
 
     cli.run(run, "trainers.predict", flag_values=flag_values)
 

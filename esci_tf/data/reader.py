@@ -48,15 +48,17 @@ def _format_of(path: str) -> tuple[str, str | None]:
     raise DataError("unknown file type: expected .parquet, .csv or .tsv (optionally compressed)", path=path)
 
 
-def read_table(path) -> pd.DataFrame:
-    """One table from a local or remote parquet/csv file, rows numbered from 0 in file order."""
+def read_table(path, columns=None) -> pd.DataFrame:
+    """One table from a local or remote parquet/csv file, rows numbered from 0 in file order;
+    `columns`: only these (all must exist)."""
     path = os.fspath(path)
     kind, sep = _format_of(path)
     try:
         if kind == "parquet":
-            df = pd.read_parquet(path)
+            df = pd.read_parquet(path, columns=None if columns is None else list(columns))
         else:
-            df = pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False, na_values=[""])
+            df = pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False, na_values=[""],
+                             usecols=None if columns is None else list(columns))
     except FileNotFoundError as e:
         raise DataError("file not found", path=path) from e
     except DataError:
@@ -64,6 +66,48 @@ def read_table(path) -> pd.DataFrame:
     except Exception as e:  # pyarrow / parser / filesystem errors: say which file
         raise DataError(f"cannot read {kind} file: {type(e).__name__}: {e}", path=path) from e
     return df.reset_index(drop=True)
+
+
+def iter_table(path, batch_rows: int = 65536):
+    """The table of `path` (as read_table reads it) in consecutive pieces of at most `batch_rows`
+    rows, each indexed by its file row numbers: parquet by record batches (pyarrow), csv by pandas
+    chunks, so only one piece is in memory at a time."""
+    path = os.fspath(path)
+    kind, sep = _format_of(path)
+    try:
+        if kind == "parquet":
+            yield from _parquet_pieces(path, batch_rows)
+        else:
+            start = 0
+            for piece in pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False, na_values=[""],
+                                     chunksize=batch_rows):
+                piece.index = pd.RangeIndex(start, start + len(piece))
+                start += len(piece)
+                yield piece
+    except FileNotFoundError as e:
+        raise DataError("file not found", path=path) from e
+    except DataError:
+        raise
+    except Exception as e:  # pyarrow / parser / filesystem errors: say which file
+        raise DataError(f"cannot read {kind} file: {type(e).__name__}: {e}", path=path) from e
+
+
+def _parquet_pieces(path: str, batch_rows: int):
+    import pyarrow.parquet as pq
+
+    if "://" in path:  # remote: fsspec (gcsfs), as pandas.read_parquet opens it
+        import fsspec
+
+        opened = fsspec.open(path, "rb")
+    else:
+        opened = open(path, "rb")
+    with opened as stream:
+        start = 0
+        for batch in pq.ParquetFile(stream).iter_batches(batch_size=batch_rows):
+            piece = batch.to_pandas()
+            piece.index = pd.RangeIndex(start, start + len(piece))
+            start += len(piece)
+            yield piece
 
 
 def select_task(df: pd.DataFrame, task: str, split: str | None) -> pd.DataFrame:
@@ -103,21 +147,57 @@ def load_esci(
     already read with read_table (it is validated here; products_path names it in errors).
     No pairs left (an empty file, no rows of the task, every row dropped) is a DataError.
     """
-    if on_bad_rows not in ON_BAD_ROWS:
-        raise ValueError(f"on_bad_rows must be one of {ON_BAD_ROWS}, got {on_bad_rows!r}")
-    examples_path, products_path = os.fspath(examples_path), os.fspath(products_path)
-    report = DropReport()
-    checker = RowChecker(on_bad_rows, report)
-
-    examples = validate_examples_file(read_table(examples_path), examples_path, require_labels)
-    num_rows = len(examples)
-    examples = select_task(examples, task, split)
-    examples = check_example_rows(examples, examples_path, checker, require_labels)
-
+    examples, num_rows, checker = _checked_examples(examples_path, task, split, on_bad_rows, require_labels)
+    products_path = os.fspath(products_path)
     products = read_table(products_path) if products_table is None else products_table
     products = validate_products_file(products, products_path)
     products = check_product_rows(products, products_path, checker)
+    merged = join_products(examples, products, examples_path, products_path, checker, sources_path)
+    check_has_pairs(merged, os.fspath(examples_path), num_rows, task, split, checker.report)
+    return merged.reset_index(drop=True), checker.report
 
+
+def load_esci_keys(
+    examples_path,
+    products_path,
+    sources_path=None,
+    task: str = "1",
+    split: str | None = None,
+    on_bad_rows: str = "raise",
+    require_labels: bool = True,
+    product_keys=None,
+) -> tuple[pd.DataFrame, DropReport]:
+    """load_esci without the product text: the same rows, order, checks and report, with a
+    `product_row` column (the product's row in the products file) in place of the product_*
+    text columns. `product_keys(checker)` returns the products' validated (product_id,
+    product_locale, product_row) frame after the row checks (esci_tf.data.product_store streams
+    the text and builds it), so the examples are checked before the products, as load_esci does.
+    """
+    examples, num_rows, checker = _checked_examples(examples_path, task, split, on_bad_rows, require_labels)
+    products = product_keys(checker)
+    merged = join_products(examples, products, examples_path, os.fspath(products_path), checker, sources_path)
+    check_has_pairs(merged, os.fspath(examples_path), num_rows, task, split, checker.report)
+    return merged.reset_index(drop=True), checker.report
+
+
+def _checked_examples(examples_path, task, split, on_bad_rows, require_labels):
+    """(the examples of the task and split after the file and row checks, file rows, checker)."""
+    if on_bad_rows not in ON_BAD_ROWS:
+        raise ValueError(f"on_bad_rows must be one of {ON_BAD_ROWS}, got {on_bad_rows!r}")
+    examples_path = os.fspath(examples_path)
+    checker = RowChecker(on_bad_rows, DropReport())
+    examples = validate_examples_file(read_table(examples_path), examples_path, require_labels)
+    num_rows = len(examples)
+    examples = select_task(examples, task, split)
+    return check_example_rows(examples, examples_path, checker, require_labels), num_rows, checker
+
+
+def join_products(examples: pd.DataFrame, products: pd.DataFrame, examples_path, products_path,
+                  checker: RowChecker, sources_path=None) -> pd.DataFrame:
+    """Checked examples left-joined with checked products (every products column they have) on
+    (product_id, product_locale) in example order, indexed by example file row; missing products
+    raise or are dropped; then the sources and the integer `label`."""
+    examples_path = os.fspath(examples_path)
     key = ["product_id", "product_locale"]
     # A left merge keeps the examples' order; their file row numbers go back on as the index.
     merged = examples.assign(_row=examples.index).merge(products, on=key, how="left", indicator=True)
@@ -128,7 +208,8 @@ def load_esci(
         f"no product with this (product_id, product_locale) in {products_path}",
     )
     for column in PRODUCT_TEXT_COLUMNS:
-        merged[column] = merged[column].fillna("")
+        if column in merged.columns:
+            merged[column] = merged[column].fillna("")
 
     if sources_path is not None:
         sources_path = os.fspath(sources_path)
@@ -137,8 +218,7 @@ def load_esci(
         merged["source"] = merged["source"].fillna("")
 
     merged["label"] = _label_column(merged)
-    check_has_pairs(merged, examples_path, num_rows, task, split, report)
-    return merged.reset_index(drop=True), report
+    return merged
 
 
 def _label_column(merged: pd.DataFrame) -> np.ndarray:

@@ -56,6 +56,11 @@ def check_frame(df: pd.DataFrame) -> None:
     missing = [c for c in REQUIRED_COLUMNS if c not in df.columns]
     if missing:
         raise DataError(f"frame to format lacks column(s) {', '.join(missing)}")
+    check_locales(df)
+
+
+def check_locales(df: pd.DataFrame) -> None:
+    """DataError unless every product_locale of the frame has a language token (naming rows)."""
     unknown = ~df["product_locale"].isin(list(LANGUAGE_TOKENS)).to_numpy()
     if unknown.any():
         rows = df.index[unknown]

@@ -212,6 +212,15 @@ def validate_examples_file(df: pd.DataFrame, path, require_labels: bool = True) 
 
 def validate_products_file(df: pd.DataFrame, path) -> pd.DataFrame:
     """File-level checks of a products table; returns it with text columns as str ("" if missing)."""
+    df = validate_product_columns(df, path)
+    check_unique(df, ["product_id", "product_locale"], path)
+    return df
+
+
+def validate_product_columns(df: pd.DataFrame, path) -> pd.DataFrame:
+    """The checks of validate_products_file that look at one row at a time (all but the unique
+    (product_id, product_locale)), so a products file can be checked piece by piece (its
+    index: file row numbers); returns the piece typed."""
     require_columns(df, PRODUCT_COLUMNS, path)
     df = df.copy()
     df["product_id"] = to_string_column(df, "product_id", path, allow_missing=False)
@@ -222,7 +231,6 @@ def validate_products_file(df: pd.DataFrame, path) -> pd.DataFrame:
     df["product_locale"] = map_unique(to_string_column(df, "product_locale", path, allow_missing=True), _normalize_flag)
     for column in PRODUCT_TEXT_COLUMNS:
         df[column] = to_string_column(df, column, path, allow_missing=True)
-    check_unique(df, ["product_id", "product_locale"], path)
     return df
 
 

@@ -48,22 +48,29 @@ class FrameEncoder:
         return self.encode(frame, batch_size)[0]
 
     # -- preprocessing.json
+    def to_config(self) -> dict:
+        """The JSON-able form (preprocessing.json's content; what a worker process rebuilds it from)."""
+        return {"preprocessor": self.preprocessor.get_config(), "template": self.template.to_dict()}
+
+    @classmethod
+    def from_config(cls, config: dict) -> "FrameEncoder":
+        from esci_tf.preprocessing.pair_preprocessor import PairPreprocessor
+
+        return cls(PairPreprocessor.from_config(config["preprocessor"]), TemplateSettings.from_dict(config["template"]))
+
     def save(self, directory: str) -> str:
         """Write <directory>/preprocessing.json; returns its path."""
         path = os.path.join(directory, PREPROCESSING_FILE)
-        files.write_json(path, {"preprocessor": self.preprocessor.get_config(), "template": self.template.to_dict()},
-                         indent=None)
+        files.write_json(path, self.to_config(), indent=None)
         return path
 
     @classmethod
     def load(cls, directory: str) -> "FrameEncoder":
         """The encoder saved by `save` in a trained model directory."""
-        from esci_tf.preprocessing.pair_preprocessor import PairPreprocessor
-
         path = os.path.join(directory, PREPROCESSING_FILE)
         saved = files.read_json(path, missing_ok=True)
         if saved is None:
             raise FileNotFoundError(f"{path} not found: --model_dir must be the --output_dir of a "
                                     "trainers.fit run")
-        return cls(PairPreprocessor.from_config(saved["preprocessor"]), TemplateSettings.from_dict(saved["template"]))
+        return cls.from_config(saved)
 

@@ -3,7 +3,8 @@ the process send itself a signal the n-th time (default 1st) it reaches a named 
 
 Points: "checkpoint_write" (a checkpoint's shards are in ckpt-N_temp/, not yet merged),
 "best_model_write" (best_model.keras is half-way: written under its temporary name, not yet
-renamed), "shard_write" (a TFRecord shard is written under its temporary name, not renamed).
+renamed), "shard_write" (a TFRecord shard is written under its temporary name, not renamed),
+"predictions_write" (a chunk of trainers.predict rows is on disk, its progress not yet recorded).
 Signals: KILL (default), TERM, or STOP (the process stops alive, holding its lock, until a
 SIGKILL or SIGCONT). Unset, `point` is one dictionary lookup; nothing else reads the variable.
 """
@@ -12,7 +13,7 @@ import os
 import signal
 
 ENV = "ESCI_TF_FAULT"
-POINTS = ("checkpoint_write", "best_model_write", "shard_write")
+POINTS = ("checkpoint_write", "best_model_write", "shard_write", "predictions_write")
 _reached = {}
 
 

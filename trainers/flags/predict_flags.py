@@ -27,6 +27,9 @@ def define_flags(flag_values=PREDICT_FLAGS):
                       "are dropped and reported.", flag_values=flag_values)
     flags.DEFINE_integer("batch_size", 128, "Pairs per model call.", lower_bound=1,
                          flag_values=flag_values)
+    flags.DEFINE_integer("chunk_size", 8192, "Pairs read, scored and appended to --output per step: memory "
+                         "is bounded by it, and a killed run continues after its last complete chunk.",
+                         lower_bound=1, flag_values=flag_values)
     for name in ("model_dir", "examples", "products", "output"):
         flags.mark_flag_as_required(name, flag_values=flag_values)
     return flag_values

@@ -1,0 +1,74 @@
+"""trainers.predict streams chunks to its output: the same file as scoring the whole frame at
+once, and a run killed by SIGKILL mid-file, started again, writes the identical file."""
+
+import io
+import os
+import signal
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+from esci_tf.data.reader import load_esci
+from esci_tf.data.synthetic import generate_esci
+from esci_tf.rankers.base import predict as predict_frame
+from esci_tf.rankers.bm25 import BM25Ranker
+from esci_tf.training.faults import ENV
+from trainers import predict
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CHUNK = 40
+
+
+@pytest.fixture(scope="module")
+def scored(tmp_path_factory):
+    """(files, model_dir, the uninterrupted output's bytes): a BM25 ranker over generated data."""
+    directory = tmp_path_factory.mktemp("predict")
+    examples, products = generate_esci(num_queries=20, seed=2)
+    paths = str(directory / "examples.parquet"), str(directory / "products.parquet")
+    examples.drop(columns=["esci_label"]).to_parquet(paths[0], index=False)
+    products.to_parquet(paths[1], index=False)
+    model_dir = str(directory / "bm25")
+    BM25Ranker.fit(products["product_title"].tolist()).save(model_dir)
+    args = [f"--model_dir={model_dir}", f"--examples={paths[0]}", f"--products={paths[1]}", "--task=all",
+            f"--chunk_size={CHUNK}"]
+    predict.run_with_args(["predict", *args, f"--output={directory / 'whole.csv'}"])
+    return paths, model_dir, args, (directory / "whole.csv").read_bytes()
+
+
+def test_chunks_write_what_the_whole_frame_scores(scored, tmp_path):
+    paths, model_dir, _, written = scored
+    frame, _ = load_esci(*paths, task="all", require_labels=False)
+    assert len(frame) > 3 * CHUNK
+    prediction = predict_frame(BM25Ranker.load(model_dir), frame)
+    expected = predict.predictions_table(frame, prediction.scores, prediction.probabilities).to_csv(index=False)
+    assert written.decode() == expected
+    assert sorted(os.listdir(os.path.dirname(paths[0]))) == ["bm25", "examples.parquet", "products.parquet",
+                                                             "whole.csv"]
+
+
+def test_sigkill_mid_file_then_rerun_writes_the_same_file(scored, tmp_path):
+    _, _, args, written = scored
+    output = tmp_path / "preds.csv"
+    command = [sys.executable, "-m", "trainers.predict", *args, f"--output={output}"]
+    env = dict(os.environ, PYTHONPATH=REPO, **{ENV: "predictions_write@3:KILL"})  # chunk 3 on disk, not recorded
+    killed = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+    assert not output.exists()
+    partial = (tmp_path / "preds.csv.partial").read_bytes()
+    assert written.startswith(partial) and len(partial) < len(written)
+    predict.run_with_args(["predict", *args, f"--output={output}"])  # the same command again
+    assert output.read_bytes() == written
+    assert sorted(os.listdir(tmp_path)) == ["preds.csv"]
+
+
+def test_submission_ranks_the_streamed_scores(scored, tmp_path):
+    _, _, args, written = scored
+    output = tmp_path / "submission.csv"
+    predict.run_with_args(["predict", *args, f"--output={output}", "--submission"])
+    scores = pd.read_csv(io.BytesIO(written),
+                         dtype={"product_id": str})
+    expected = predict.submission_table(scores).to_csv(index=False)
+    assert output.read_text() == expected
+    assert sorted(os.listdir(tmp_path)) == ["submission.csv"]
