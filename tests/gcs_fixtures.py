@@ -121,9 +121,11 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         bucket = _bucket_of(self.path)
         if getattr(self, "tunnel_host", None) == "storage.googleapis.com" and bucket is None:
             bucket = self.path.split("?", 1)[0].strip("/").split("/")[0] or None
-        if bucket in self.server.denied:
-            message = (f"caller does not have storage.objects.list access to the Google Cloud Storage "
-                       f"bucket. Permission 'storage.objects.list' denied on resource (or it may not exist).")
+        writes_only = self.server.denied.get(bucket)
+        if writes_only is not None and (not writes_only or self.command not in ("GET", "HEAD")):
+            permission = "storage.objects.create" if writes_only else "storage.objects.list"
+            message = (f"caller does not have {permission} access to the Google Cloud Storage bucket. "
+                       f"Permission '{permission}' denied on resource (or it may not exist).")
             self._reply(403, {"Content-Type": "application/json"},
                         json.dumps({"error": {"code": 403, "message": message,
                                               "errors": [{"message": message, "reason": "forbidden"}]}}).encode())
@@ -184,7 +186,7 @@ class GcsServer:
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         self._gateway = _Gateway(("127.0.0.1", 0), _Handler)
         self._gateway.upstream_port = self.server_port
-        self._gateway.denied = set()
+        self._gateway.denied = {}  # bucket -> True: writes only, False: every request
         self._gateway.tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         self._gateway.tls.load_cert_chain(cert, key)
         self.port = self._gateway.server_address[1]
@@ -227,9 +229,10 @@ class GcsServer:
             pass
         return f"gs://{name}"
 
-    def deny(self, bucket: str) -> None:
-        """Every request for `bucket` gets 403, as for a caller without IAM access."""
-        self._gateway.denied.add(bucket)
+    def deny(self, bucket: str, writes_only: bool = False) -> None:
+        """Requests for `bucket` get 403, as for a caller without IAM access: every request, or
+        with writes_only all but GET and HEAD (a read-only role)."""
+        self._gateway.denied[bucket] = writes_only
 
     def close(self):
         self._gateway.shutdown()

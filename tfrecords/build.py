@@ -13,7 +13,7 @@ import os
 
 from absl import app, flags
 
-from esci_tf import cli
+from esci_tf import cli, cloud_paths
 from esci_tf.data.errors import FlagError
 
 FLAGS = flags.FLAGS
@@ -42,6 +42,10 @@ def build_tfrecords(examples: str, products: str, output_dir: str, sources: str 
     `preprocessor`: an existing PairPreprocessor to reuse instead of building one from
     `tokenizer` (it must match the tokenizer's backbone and max_length).
     """
+    # gs:// access first, before the slow imports: a missing credential or bucket fails in seconds.
+    cloud_paths.check_inputs({"examples": examples, "products": products, "sources": sources,
+                              "tokenizer": tokenizer.partition(":")[2] or None})
+    cloud_paths.check_output(output_dir, "output_dir")
     from esci_tf.data.reader import load_esci, read_table
     from esci_tf.data.template import TemplateSettings
     from esci_tf.preprocessing import PairPreprocessor, load_tokenizer
@@ -101,14 +105,14 @@ def define_flags():
 
 
 def main(argv):
-    from tfrecords.summary import format_table
-
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
     names = ("examples", "products", "output_dir", "sources", "tokenizer", "max_length", "task", "num_folds",
              "num_shards", "entity_markers", "field_style", "prompt_tokens", "on_bad_rows", "label_smoothing",
              "seed")
     summary = build_tfrecords(**{name: FLAGS[name].value for name in names})
+    from tfrecords.summary import format_table
+
     print(format_table(summary))
     print(f"summary: {FLAGS.output_dir}/summary.json")
 

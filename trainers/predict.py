@@ -10,11 +10,11 @@ preprocessing, so pairs are encoded as the run's TFRecords were) or a trainers.r
 within each query, queries in file order, ties kept in file order.
 """
 
-import os
 import sys
 
 import numpy as np
 import pandas as pd
+import tensorflow as tf
 
 from esci_tf.training.evaluation import PROB_COLUMNS
 
@@ -45,8 +45,11 @@ def predict(cfg) -> pd.DataFrame:
 
     --output is checked for writability first, before the model and the files are read.
     """
+    from esci_tf import cloud_paths, files
     from esci_tf.cli import check_writable
 
+    cloud_paths.check_inputs({"model_dir": cfg.model_dir, "examples": cfg.examples, "products": cfg.products})
+    cloud_paths.check_output(cfg.output, "output", directory=False)
     check_writable(cfg.output, "output")
     from esci_tf.data.reader import load_esci
     from esci_tf.rankers import load_ranker
@@ -61,10 +64,8 @@ def predict(cfg) -> pd.DataFrame:
     table = predictions_table(frame, prediction.scores, prediction.probabilities)
     if cfg.submission:
         table = submission_table(table)
-    directory = os.path.dirname(cfg.output)
-    if directory and "://" not in cfg.output:  # remote files need no parent folder
-        os.makedirs(directory, exist_ok=True)
-    table.to_csv(cfg.output, index=False)
+    with files.atomic_path(cfg.output) as temporary, tf.io.gfile.GFile(temporary, "w") as stream:
+        table.to_csv(stream, index=False)  # local or gs://; a killed write leaves no partial file
     return table
 
 
