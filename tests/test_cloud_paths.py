@@ -24,6 +24,8 @@ def bare_environment(home: pathlib.Path, **extra) -> dict:
     gcloud application-default file)."""
     environment = {k: v for k, v in os.environ.items() if k not in CLOUD_VARIABLES}
     environment.update(HOME=str(home), **extra)
+    if cloud_paths._on_google_vm():  # a Compute Engine VM has its service account: not such a machine
+        environment["NO_GCE_CHECK"] = "true"
     return environment
 
 
