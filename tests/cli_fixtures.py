@@ -26,9 +26,11 @@ class Result:
         return "Traceback (most recent call last)" in self.stderr
 
 
-def run_module(module: str, *args, timeout: int = 300, env=None) -> Result:
-    """`python -m module args...` from the repository root."""
-    environment = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="", **(env or {}))
+def run_module(module: str, *args, timeout: int = 300, env=None, environment=None) -> Result:
+    """`python -m module args...` from the repository root, in os.environ (or `environment`)
+    with `env` added."""
+    environment = dict(os.environ if environment is None else environment, TF_CPP_MIN_LOG_LEVEL="3",
+                       CUDA_VISIBLE_DEVICES="", **(env or {}))
     for name in ("TPU_NAME", "TPU_ACCELERATOR_TYPE", "COLAB_TPU_ADDR"):
         environment.pop(name, None)
     done = subprocess.run([sys.executable, "-m", module, *map(str, args)], cwd=REPO, capture_output=True,

@@ -36,6 +36,16 @@ def esci_sample_dir():
     return ESCI_SAMPLE
 
 
+@pytest.fixture(scope="session")
+def gcs_server(tmp_path_factory):
+    """fake-gcs-server and its gateway on 127.0.0.1 (gcs_fixtures), once a session."""
+    from gcs_fixtures import GcsServer
+
+    server = GcsServer(tmp_path_factory.mktemp("gcs"))
+    yield server
+    server.close()
+
+
 def pytest_collection_modifyitems(session, config, items):
     """Files with slow tests first (stable otherwise): with `make test`'s workers (pytest-xdist,
     --dist loadfile) the long files start at once instead of ending the run on one worker."""

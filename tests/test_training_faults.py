@@ -12,6 +12,7 @@ import io
 import json
 import logging
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -26,7 +27,7 @@ from absl import flags
 
 from run_fixtures import TINY_CONFIG, checkpoint_values
 from esci_tf import files
-from esci_tf.training import checkpointing, faults, train_lib
+from esci_tf.training import checkpointing, faults, preemption, train_lib
 from esci_tf.training.run_settings import SETTINGS_FILE
 from trainers import fit
 
@@ -106,17 +107,27 @@ def copy_of(reference, tmp_path):
     return target
 
 
+def preempted_at(process) -> int:
+    """The step of a run that SIGTERM stopped: exit 143 and its one last line."""
+    assert process.returncode == preemption.EXIT_CODE, process.output
+    last = process.output.strip().splitlines()[-1]
+    found = re.fullmatch(r"trainers\.fit: preempted at step (\d+); rerun the same command to resume", last)
+    assert found, process.output[-3000:]
+    return int(found.group(1))
+
+
 def test_repeated_kills_while_writing_shards_and_best_models_resume_to_the_reference(reference, tmp_path):
-    """Three runs killed in turn, each resuming the one before: SIGTERM in a shard write, SIGKILL
-    in step 3's best-model write (resumed from ckpt-2: step 3 is trained and evaluated again),
-    SIGTERM in the final evaluation's best-model write (resumed at step 6 of 6: redone)."""
+    """Three runs stopped in turn, each resuming the one before: SIGTERM in a shard write (the
+    write is abandoned, its temporary removed: preempted at step 0), SIGKILL in step 3's
+    best-model write (resumed from ckpt-2: step 3 is trained and evaluated again), SIGTERM in
+    the final evaluation's best-model write (abandoned; resumed at step 6 of 6: redone)."""
     output_dir = tmp_path / "run"
     data = output_dir / "data"
     temporary_model = output_dir / (files.TEMP_PREFIX + checkpointing.BEST_MODEL)
 
     process = fit_process(output_dir, "shard_write@2:TERM")
-    assert process.returncode == -signal.SIGTERM, process.output
-    assert any(name.startswith(files.TEMP_PREFIX) for name in os.listdir(data))
+    assert preempted_at(process) == 0
+    assert not any(name.startswith(files.TEMP_PREFIX) for name in os.listdir(data))
     assert not (data / "data_info.json").exists()
 
     process = fit_process(output_dir, "best_model_write@1:KILL")
@@ -125,8 +136,8 @@ def test_repeated_kills_while_writing_shards_and_best_models_resume_to_the_refer
     assert files.read_json(str(output_dir / checkpointing.BEST_INFO))["step"] == 3
 
     process = fit_process(output_dir, "best_model_write@2:TERM")
-    assert process.returncode == -signal.SIGTERM, process.output
-    assert temporary_model.exists()
+    assert preempted_at(process) == 6
+    assert not temporary_model.exists()
     assert tf.train.latest_checkpoint(str(output_dir / fit.CHECKPOINT_DIR)).endswith("ckpt-6")
 
     metrics = fit_in_process(output_dir)

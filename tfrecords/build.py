@@ -18,7 +18,7 @@ import tempfile
 
 from absl import app, flags
 
-from esci_tf import cli, files
+from esci_tf import cli, cloud_paths, files
 from esci_tf.data.errors import FlagError
 
 FLAGS = flags.FLAGS
@@ -51,6 +51,10 @@ def build_tfrecords(examples: str, products: str, output_dir: str, sources: str 
     that encode and write shards (0: the machine's cores, at most one per 20,000 pairs; the
     output is the same for any number).
     """
+    # gs:// access first, before the slow imports: a missing credential or bucket fails in seconds.
+    cloud_paths.check_inputs({"examples": examples, "products": products, "sources": sources,
+                              "tokenizer": tokenizer.partition(":")[2] or None})
+    cloud_paths.check_output(output_dir, "output_dir")
     from esci_tf.data.product_store import ProductStore
     from esci_tf.data.reader import load_esci_keys, read_table
     from esci_tf.data.template import TemplateSettings
@@ -135,14 +139,14 @@ def define_flags():
 
 
 def main(argv):
-    from tfrecords.summary import format_table
-
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
     names = ("examples", "products", "output_dir", "sources", "tokenizer", "max_length", "task", "num_folds",
              "num_shards", "entity_markers", "field_style", "prompt_tokens", "on_bad_rows", "label_smoothing",
              "seed", "workers")
     summary = build_tfrecords(**{name: FLAGS[name].value for name in names})
+    from tfrecords.summary import format_table
+
     print(format_table(summary))
     print(f"summary: {FLAGS.output_dir}/summary.json")
 

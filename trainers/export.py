@@ -16,7 +16,7 @@ import sys
 
 from absl import app, flags
 
-from esci_tf import cli
+from esci_tf import cli, cloud_paths
 
 FLAGS = flags.FLAGS
 
@@ -24,6 +24,8 @@ FLAGS = flags.FLAGS
 def export(model_dir: str, export_dir: str, version: int | None = None) -> str:
     """Load the ranker in model_dir and write its SavedModel to <export_dir>/<version>/; returns
     that directory. export_dir and the version are checked before the model loads."""
+    cloud_paths.check_inputs({"model_dir": model_dir})  # before the slow imports: fails in seconds
+    cloud_paths.check_output(export_dir, "export_dir")
     from esci_tf.rankers import CrossEncoderRanker, load_ranker
     from esci_tf.serving import versions
 

@@ -12,7 +12,7 @@ bad flag, setting or input ends with one line naming it (esci_tf.cli; --verbose:
 
 from absl import app, flags
 
-from esci_tf import cli
+from esci_tf import cli, cloud_paths
 from trainers.flags import fit_flags
 
 fit_flags.define_flags()
@@ -30,7 +30,11 @@ def train(flag_values=FLAGS, callbacks=()) -> dict:
     from esci_tf.training.train_lib import run_experiment, summary_rows
 
     try:
-        config = fit_flags.run_config(flag_values).validate()
+        config = fit_flags.run_config(flag_values)
+        # gs:// access first: validation globs --train_tfrecords, the first read of a path.
+        cloud_paths.check_inputs(config.input_paths())
+        cloud_paths.check_output(config.output_dir, "output_dir")
+        config.validate()
     except ConfigError as error:
         raise flags.IllegalFlagValueError(str(error)) from error
     cli.check_writable(config.output_dir, "output_dir", directory=True)

@@ -56,8 +56,11 @@ def predict(cfg) -> int:
     after its last complete chunk and writes the same file. --submission ranks the finished
     scores (query ids, product ids and scores only) into the ranking file.
     """
+    from esci_tf import cloud_paths
     from esci_tf.cli import check_writable
 
+    cloud_paths.check_inputs({"model_dir": cfg.model_dir, "examples": cfg.examples, "products": cfg.products})
+    cloud_paths.check_output(cfg.output, "output", directory=False)
     check_writable(cfg.output, "output")
     from esci_tf import files
     from esci_tf.data.product_store import ProductStore, read_fields

@@ -10,7 +10,7 @@ input ends with one line naming it (esci_tf.cli; --verbose: the traceback).
 
 from absl import app, flags
 
-from esci_tf import cli
+from esci_tf import cli, cloud_paths
 from trainers.flags import recipe_flags
 
 recipe_flags.define_flags()
@@ -25,7 +25,11 @@ def run(flag_values=FLAGS) -> dict:
     from esci_tf.training.config import ConfigError
 
     try:
-        config = recipe_flags.recipe_config(flag_values).validate()
+        config = recipe_flags.recipe_config(flag_values)
+        cloud_paths.check_inputs({**config.run.input_paths(), "pseudo_examples": config.pseudo_examples,
+                                  "pseudo_products": config.pseudo_products})
+        cloud_paths.check_output(config.output_dir, "output_dir")
+        config.validate()
         cli.check_writable(config.output_dir, "output_dir", directory=True)
         return run_recipe(config)
     except ConfigError as error:

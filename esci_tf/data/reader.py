@@ -53,12 +53,15 @@ def read_table(path, columns=None) -> pd.DataFrame:
     `columns`: only these (all must exist)."""
     path = os.fspath(path)
     kind, sep = _format_of(path)
+    # storage_options makes pandas open URLs with fsspec (gcsfs for gs://, which finds credentials as
+    # TensorFlow does); without it a parquet URL goes to pyarrow's own GCS client.
+    options = {} if "://" in path else None
     try:
         if kind == "parquet":
-            df = pd.read_parquet(path, columns=None if columns is None else list(columns))
+            df = pd.read_parquet(path, columns=None if columns is None else list(columns), storage_options=options)
         else:
             df = pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False, na_values=[""],
-                             usecols=None if columns is None else list(columns))
+                             usecols=None if columns is None else list(columns), storage_options=options)
     except FileNotFoundError as e:
         raise DataError("file not found", path=path) from e
     except DataError:

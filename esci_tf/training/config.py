@@ -193,6 +193,13 @@ class RunConfig:
             values.update(dataclasses.asdict(getattr(self, section)))
         return values
 
+    def input_paths(self) -> dict:
+        """{flag: path} of every file, directory or glob the run reads (None where unset), for
+        esci_tf.cloud_paths.check_inputs."""
+        data, model = self.data, self.model
+        return {"examples": data.examples, "products": data.products, "train_tfrecords": data.train_tfrecords,
+                "eval_tfrecords": data.eval_tfrecords, "checkpoint": model.checkpoint, "tokenizer": model.tokenizer}
+
     def result_settings(self) -> dict:
         """{setting name: value} of every setting that changes a run's results: all but
         RESULT_NEUTRAL and output_dir."""

@@ -22,7 +22,9 @@ Keras' BackupAndRestore cannot do (it restarts the interrupted epoch). Every fil
 under a temporary name and renamed (esci_tf.files.atomic_path); a resume first removes what a
 killed writer left, refuses other result settings, drops what the killed part of the run
 wrote after the resumed position, and redoes the evaluation at that position when its outputs
-are incomplete or unreadable (see _reconcile_best).
+are incomplete or unreadable (see _reconcile_best). A SIGTERM (a preempted VM) stops the run at
+the end of the current batch with a checkpoint of that step and raises preemption.Preempted
+(esci_tf.training.preemption).
 """
 
 import json
@@ -36,7 +38,7 @@ from absl import logging
 from esci_tf import files
 from esci_tf.data.errors import DataError
 from esci_tf.preprocessing.frame_encoder import FrameEncoder
-from esci_tf.training import checkpointing, evaluation, run_settings
+from esci_tf.training import checkpointing, evaluation, preemption, run_settings
 from esci_tf.training.config import ConfigError, RunConfig
 from esci_tf.training.progress import ProgressBar
 from esci_tf.training.run_data import data_identity, prepare_run_data
@@ -159,6 +161,18 @@ def _crossed(previous: int, current: int, every: int) -> bool:
     return every > 0 and current // every > previous // every
 
 
+class StopOnPreemption(keras.callbacks.Callback):
+    """Ends the fit at the end of the batch during which a SIGTERM came (preemption.Watch)."""
+
+    def __init__(self, watch: preemption.Watch):
+        super().__init__()
+        self.watch = watch
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.watch.requested:
+            self.model.stop_training = True
+
+
 class TrainScalars(keras.callbacks.Callback):
     """TensorBoard's training scalars (loss, learning rate) at every `every`-th batch position and
     at the last one, at their batch position (continuing from a resumed one)."""
@@ -259,14 +273,22 @@ def run_experiment(config: RunConfig, frames=None, callbacks=(), flags_text: str
     refused or failed invocation leaves the file of the run as it is.
     Raises ConfigError while another run holds output_dir, and when it holds checkpoints of a
     run with other result settings (run_settings).
+    A SIGTERM raises preemption.Preempted(step) once the checkpoint of `step` is saved.
     """
     task = RankingTask(config, data_source=frames is None)
     tf.io.gfile.makedirs(config.output_dir)
-    with RunLock(config.output_dir):
-        return _run(task, config, frames, callbacks, flags_text)
+    with RunLock(config.output_dir), preemption.Watch() as watch:
+        try:
+            return _run(task, config, frames, callbacks, flags_text, watch)
+        except preemption.Preempted as stopped:
+            if stopped.step is None:  # stopped outside the training loop: the newest checkpoint's step
+                latest = tf.train.latest_checkpoint(os.path.join(config.output_dir, CHECKPOINT_DIR))
+                stopped.step = int(latest.rsplit("-", 1)[1]) if latest else 0
+            logging.warning("%s", stopped)
+            raise
 
 
-def _run(task, config: RunConfig, frames, callbacks, flags_text) -> dict:
+def _run(task, config: RunConfig, frames, callbacks, flags_text, watch) -> dict:
     output_dir = config.output_dir
     if is_chief():  # the chief's own leftovers; other workers must not delete its files mid-write
         files.remove_temporaries(output_dir)
@@ -290,8 +312,13 @@ def _run(task, config: RunConfig, frames, callbacks, flags_text) -> dict:
     position = _restore(checkpoint, config, schedule.total_steps)
     history = EvalHistory(output_dir).load(until_step=position)
     FrameEncoder(preprocessor, data.template).save(output_dir)
-    evaluate = Evaluator(training_model, task.eval_dataset(data), output_dir, history) if data.num_eval else None
-    pending = evaluate is not None and _reconcile_best(output_dir, position, history,
+    evaluator = Evaluator(training_model, task.eval_dataset(data), output_dir, history) if data.num_eval else None
+
+    def evaluate(step):  # a SIGTERM abandons an evaluation at once: the resumed run redoes it
+        with watch.immediate():
+            return evaluator(step)
+
+    pending = evaluator is not None and _reconcile_best(output_dir, position, history,
                                                        _evaluation_pending(position, schedule, history))
     run_settings.record(output_dir, settings)
     if flags_text is not None:
@@ -301,19 +328,30 @@ def _run(task, config: RunConfig, frames, callbacks, flags_text) -> dict:
 
     progress = ProgressBar(schedule.total_steps, config.training.batch_size, position,
                            disable=not config.runtime.progress_bar)
+    actions = PeriodicActions(position, schedule.total_steps, schedule.checkpoint_every,
+                              schedule.eval_every if evaluator else 0, checkpoint.save, evaluate)
     fit_callbacks = [
         progress,
-        PeriodicActions(position, schedule.total_steps, schedule.checkpoint_every,
-                        schedule.eval_every if evaluate else 0, checkpoint.save, evaluate),
+        actions,
         TrainScalars(os.path.join(output_dir, LOG_DIR, "train"), position, schedule.total_steps),
         *callbacks,
+        StopOnPreemption(watch),
     ]
     start = time.perf_counter()
     remaining = schedule.total_steps - position
-    if remaining > 0:
-        training_model.fit(task.train_dataset(data, position), epochs=1, steps_per_epoch=remaining,
-                           callbacks=fit_callbacks, verbose=0, shuffle=False)
+    try:
+        with watch.deferred():
+            if remaining > 0:
+                training_model.fit(task.train_dataset(data, position), epochs=1, steps_per_epoch=remaining,
+                                   callbacks=fit_callbacks, verbose=0, shuffle=False)
+    except preemption.Preempted:
+        pass  # in an evaluation the loop called: the weights are still those of actions.position
     progress.close()
+    if watch.requested:
+        with watch.deferred():
+            if checkpoint.manager.latest_checkpoint is None or int(checkpoint.position.numpy()) != actions.position:
+                checkpoint.save(actions.position)
+        raise preemption.Preempted(actions.position)
     timing["train_seconds"] = time.perf_counter() - start
     timing.update({k: v for k, v in progress.throughput().items() if k != "seconds"})
     if remaining == 0:  # a rerun of a finished run trains nothing: keep the run's own timing
@@ -321,9 +359,10 @@ def _run(task, config: RunConfig, frames, callbacks, flags_text) -> dict:
         timing = {**previous.get("timing", {"data_seconds": timing["data_seconds"]}), "reused_finished_run": True}
         logging.warning("%s already holds a finished run of %d steps; nothing trained now (its earlier "
                         "timing is kept)", output_dir, schedule.total_steps)
-    if checkpoint.manager.latest_checkpoint is None or int(checkpoint.position.numpy()) != schedule.total_steps:
-        checkpoint.save(schedule.total_steps)
-    if evaluate is None:
+    with watch.deferred():
+        if checkpoint.manager.latest_checkpoint is None or int(checkpoint.position.numpy()) != schedule.total_steps:
+            checkpoint.save(schedule.total_steps)
+    if evaluator is None:
         checkpointing.save_final_model(model, output_dir, schedule.total_steps)
     elif not history.entries or history.entries[-1]["step"] != schedule.total_steps:
         evaluate(schedule.total_steps)
