@@ -26,12 +26,12 @@ TPU_LIKE = ("--jit_compile", "--steps_per_execution=2", "--length_buckets=")
 
 def test_final_ranker_scores_the_same_through_predict_and_export(recipe_files, tmp_path):
     root = tmp_path / "run"
-    # TPU-like settings: folds, pseudo (the soft-target fine-tune distill shares), the bi_encoder
-    # member, the ensemble, then predict and export of R/final.
-    run_recipe(recipe_args(recipe_files, root, *TPU_LIKE, "--nodistill", "--pseudo_on=folds",
+    # Every stage under TPU-like settings: folds, distill (on all pairs), pseudo (one per fold), the
+    # bi_encoder member, the ensemble, then predict and export of R/final.
+    run_recipe(recipe_args(recipe_files, root, *TPU_LIKE, "--distill_on=all", "--pseudo_on=folds",
                            "--members=cross_encoder,bi_encoder,bm25", "--bi_encoder_epochs=1", "--correlation_limit=1.0"))
-    for stage in ("folds", "pseudo"):
-        settings = json.loads((root / stage / "fold_0" / "run_settings.json").read_text())
+    for stage, run in (("folds", "fold_0"), ("distill", "all"), ("pseudo", "fold_0")):
+        settings = json.loads((root / stage / run / "run_settings.json").read_text())
         assert (settings["jit_compile"], settings["steps_per_execution"], settings["length_buckets"]) == (True, 2, [])
     frame, _ = load_esci(recipe_files[2], recipe_files[3], task="all", require_labels=False)
     ranker = load_ranker(str(root / "final"))
@@ -59,7 +59,7 @@ def test_final_ranker_scores_the_same_through_predict_and_export(recipe_files, t
     # Each training stage as one bagged ranker (what bench/quality's pipeline method scores).
     from esci_tf.recipe.pipeline import stage_bag
 
-    assert stage_bag(str(root), "distill") is None  # --nodistill
+    assert stage_bag(str(root), "no_such_stage") is None
     bag = stage_bag(str(root), "bi_encoder")
     singles = [load_ranker(str(root / "bi_encoder" / f"fold_{k}")).scores(frame) for k in range(2)]
     np.testing.assert_allclose(bag.scores(frame), np.mean(singles, axis=0), rtol=1e-5, atol=1e-6)
