@@ -24,14 +24,18 @@ def encode_in_batches(preprocessor, queries, products, batch_size: int = 1024, p
         raise DataError(f"{len(queries)} queries but {len(products)} product texts")
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    if not queries:
-        empty = np.zeros((0, preprocessor.max_length), np.int32)
-        return {key: empty.copy() for key in MODEL_INPUT_KEYS}, np.zeros(0, np.int32)
-    parts = {key: [] for key in MODEL_INPUT_KEYS}
-    cut = []
-    for start in range(0, len(queries), batch_size):
-        stop = start + batch_size
-        features, overflow = preprocessor.encode_with_overflow(queries[start:stop], products[start:stop])
+    return batched_encode(lambda start, stop: preprocessor.encode_with_overflow(queries[start:stop], products[start:stop]),
+                          len(queries), preprocessor.max_length, batch_size, progress)
+
+
+def batched_encode(encode, num_rows: int, max_length: int, batch_size: int, progress=None) -> tuple:
+    """(features, tokens_cut) as numpy from `encode(start, stop)` -> (features dict, overflow) over
+    rows [0, num_rows) in batches: int32 [N, max_length] per model input and [N]. The one batch
+    loop of PairPreprocessor and FieldsPreprocessor; `progress` is advanced by each batch's size."""
+    parts = {key: [np.zeros((0, max_length), np.int32)] for key in MODEL_INPUT_KEYS}
+    cut = [np.zeros(0, np.int32)]
+    for start in range(0, num_rows, batch_size):
+        features, overflow = encode(start, start + batch_size)
         for key in MODEL_INPUT_KEYS:
             parts[key].append(features[key].numpy())
         cut.append(overflow.numpy())

@@ -84,20 +84,12 @@ class FieldsPreprocessor(keras.layers.Layer):
         `progress` (e.g. a tqdm bar) is advanced per batch."""
         import numpy as np
 
-        from esci_tf.inputs import MODEL_INPUT_KEYS
+        from esci_tf.preprocessing.encode import batched_encode
 
         columns = {k: np.asarray(v, dtype=object) for k, v in fields.items()}
         num_rows = len(next(iter(columns.values()))) if columns else 0
-        parts = {key: [np.zeros((0, self.max_length), np.int32)] for key in MODEL_INPUT_KEYS}
-        cut = [np.zeros(0, np.int32)]
-        for start in range(0, num_rows, batch_size):
-            features, overflow = self.encode_with_overflow({k: v[start:start + batch_size] for k, v in columns.items()})
-            for key in MODEL_INPUT_KEYS:
-                parts[key].append(features[key].numpy())
-            cut.append(overflow.numpy())
-            if progress is not None:
-                progress.update(len(cut[-1]))
-        return {key: np.concatenate(parts[key]) for key in MODEL_INPUT_KEYS}, np.concatenate(cut)
+        return batched_encode(lambda start, stop: self.encode_with_overflow({k: v[start:stop] for k, v in columns.items()}),
+                              num_rows, self.max_length, batch_size, progress)
 
     def call(self, fields):
         return self.encode_with_overflow(fields)[0]
