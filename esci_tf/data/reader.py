@@ -150,14 +150,14 @@ def load_esci(
     already read with read_table (it is validated here; products_path names it in errors).
     No pairs left (an empty file, no rows of the task, every row dropped) is a DataError.
     """
-    examples, num_rows, checker = _checked_examples(examples_path, task, split, on_bad_rows, require_labels)
     products_path = os.fspath(products_path)
-    products = read_table(products_path) if products_table is None else products_table
-    products = validate_products_file(products, products_path)
-    products = check_product_rows(products, products_path, checker)
-    merged = join_products(examples, products, examples_path, products_path, checker, sources_path)
-    check_has_pairs(merged, os.fspath(examples_path), num_rows, task, split, checker.report)
-    return merged.reset_index(drop=True), checker.report
+
+    def checked_products(checker):
+        products = read_table(products_path) if products_table is None else products_table
+        return check_product_rows(validate_products_file(products, products_path), products_path, checker)
+
+    return load_esci_keys(examples_path, products_path, sources_path, task, split, on_bad_rows, require_labels,
+                          product_keys=checked_products)
 
 
 def load_esci_keys(
@@ -174,7 +174,8 @@ def load_esci_keys(
     `product_row` column (the product's row in the products file) in place of the product_*
     text columns. `product_keys(checker)` returns the products' validated (product_id,
     product_locale, product_row) frame after the row checks (esci_tf.data.product_store streams
-    the text and builds it), so the examples are checked before the products, as load_esci does.
+    the text and builds it), so the examples are checked before the products; load_esci passes the
+    whole checked products table, whose columns the join keeps.
     """
     examples, num_rows, checker = _checked_examples(examples_path, task, split, on_bad_rows, require_labels)
     products = product_keys(checker)
