@@ -99,42 +99,25 @@ def predict(cfg) -> int:
         return len(keys)
     scores = pd.read_csv(writer.partial, usecols=["query_id", "product_id", "score"], dtype={"product_id": str})
     table = submission_table(scores)
-    with files.atomic_path(cfg.output) as temporary, tf_open(temporary) as stream:
-        table.to_csv(stream, index=False)
+    files.write_text(cfg.output, table.to_csv(index=False))
     writer.discard()
     return len(table)
-
-
-def tf_open(path: str):
-    import tensorflow as tf
-
-    return tf.io.gfile.GFile(path, "w")
 
 
 def run_identity(cfg) -> dict:
     """What a partial predictions file must have been written with to be continued: the model
     directory's files (names and sizes), the input files' content, and the flags that change
     which rows are scored or how."""
+    import tensorflow as tf
+
     from esci_tf import files
 
-    model = [(os.path.relpath(os.path.join(root, name), cfg.model_dir), tf_size(os.path.join(root, name)))
-             for root, _, names in tf_walk(cfg.model_dir) for name in sorted(names)]
+    model = [(os.path.relpath(os.path.join(root, name), cfg.model_dir), tf.io.gfile.stat(os.path.join(root, name)).length)
+             for root, _, names in tf.io.gfile.walk(cfg.model_dir) for name in names]
     return {"model_dir": os.fspath(cfg.model_dir), "model_files": sorted(model),
             "examples": files.fingerprint(cfg.examples), "products": files.fingerprint(cfg.products),
             "task": cfg.task, "split": cfg.split, "on_bad_rows": cfg.on_bad_rows, "batch_size": cfg.batch_size,
             "chunk_size": cfg.chunk_size}
-
-
-def tf_walk(directory: str):
-    import tensorflow as tf
-
-    return sorted(tf.io.gfile.walk(directory))
-
-
-def tf_size(path: str) -> int:
-    import tensorflow as tf
-
-    return tf.io.gfile.stat(path).length
 
 
 def run_with_args(argv) -> pd.DataFrame:
