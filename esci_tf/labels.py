@@ -8,6 +8,7 @@ import numpy as np
 
 LABELS = ("exact", "substitute", "complement", "irrelevant")
 SHORT_LABELS = ("E", "S", "C", "I")
+PROB_COLUMNS = tuple(f"p_{s}" for s in SHORT_LABELS)  # the class probabilities in prediction tables
 NUM_CLASSES = len(LABELS)
 
 # Ranking gains of the KDD Cup 2022 task 1 (and of the paper's score):

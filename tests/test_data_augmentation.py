@@ -17,12 +17,11 @@ from esci_tf.data.augmentation import ORIGINAL_EXAMPLE_ID, ORIGINAL_QUERY_ID, lo
 from esci_tf.data.synthetic import write_esci_files
 from esci_tf.data.translation.demo import demo_table_rows
 from esci_tf.data.translation.table import TableTranslator, write_table
-from esci_tf.labels import one_hot
+from esci_tf.labels import PROB_COLUMNS, one_hot
 from esci_tf.recipe import fine_tune as tuning, pipeline, targets
 from esci_tf.recipe.config import RecipeConfig
 from esci_tf.training import run_data
 from esci_tf.training.config import RunConfig
-from esci_tf.training.evaluation import PROB_COLUMNS
 from run_fixtures import TINY_CONFIG
 from tfrecords.builder import TARGET_COLUMNS
 from tfrecords.translate import translate_files

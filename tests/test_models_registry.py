@@ -8,6 +8,7 @@ import keras_hub
 import numpy as np
 import pytest
 
+from esci_tf import choices
 from esci_tf.models import precision, registry
 from esci_tf.models.bert.backbone import HFBertBackbone
 
@@ -21,6 +22,9 @@ def test_entries_and_lookups():
         registry.entry_for_model_type("gpt2")
     with pytest.raises(ValueError, match="unknown backbone 'roberta'"):
         registry.get_entry("roberta")
+    # esci_tf.choices names the families (the flags' list); each folder's entry is that family's.
+    assert registry.names() == choices.BACKBONE_NAMES
+    assert all(entry.name == name for name, entry in registry.BACKBONES.items())
 
 
 def test_entry_for_backbone_and_parts():

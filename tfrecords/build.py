@@ -18,7 +18,8 @@ import tempfile
 
 from absl import app, flags
 
-from esci_tf import cli, cloud_paths, files
+from esci_tf import cli, cloud_paths
+from esci_tf.choices import BACKBONE_NAMES
 from esci_tf.data.errors import FlagError
 
 FLAGS = flags.FLAGS
@@ -29,11 +30,9 @@ KEY_COLUMNS = ("example_id", "query", "query_id", "product_id", "product_locale"
 
 def parse_tokenizer_flag(value: str) -> tuple:
     """"BACKBONE[:PATH]" -> (backbone, path or None); PATH may itself hold colons (gs://...)."""
-    from esci_tf.models.registry import names
-
     backbone, _, path = value.partition(":")
-    if backbone not in names():
-        raise FlagError(f"--tokenizer must be BACKBONE[:PATH] with BACKBONE one of {', '.join(names())}, "
+    if backbone not in BACKBONE_NAMES:
+        raise FlagError(f"--tokenizer must be BACKBONE[:PATH] with BACKBONE one of {', '.join(BACKBONE_NAMES)}, "
                         f"got {value!r}")
     return backbone, (path or None)
 
@@ -55,6 +54,7 @@ def build_tfrecords(examples: str, products: str, output_dir: str, sources: str 
     cloud_paths.check_inputs({"examples": examples, "products": products, "sources": sources,
                               "tokenizer": tokenizer.partition(":")[2] or None})
     cloud_paths.check_output(output_dir, "output_dir")
+    from esci_tf import files
     from esci_tf.data.product_store import ProductStore
     from esci_tf.data.reader import load_esci_keys, read_table
     from esci_tf.data.template import TemplateSettings
@@ -120,7 +120,7 @@ def define_flags():
     flags.DEFINE_string("output_dir", None, "Directory for the shards and summary.json.", required=True)
     flags.DEFINE_string(
         "tokenizer", DEFAULT_TOKENIZER,
-        "BACKBONE[:PATH]: backbone in bert|xlm_roberta|deberta_v3|rembert; PATH a Hugging Face or "
+        f"BACKBONE[:PATH]: backbone in {'|'.join(BACKBONE_NAMES)}; PATH a Hugging Face or "
         "keras-hub preset directory (local or gs://) or a keras-hub preset name. Plain xlm_roberta "
         "uses the embedded demo SentencePiece vocabulary.",
     )

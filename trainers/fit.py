@@ -19,15 +19,22 @@ fit_flags.define_flags()
 flags.adopt_module_key_flags(fit_flags)  # --help lists the fit flags
 FLAGS = flags.FLAGS
 
-# Output names of a run directory, for callers and tests.
-from esci_tf.training.train_lib import CHECKPOINT_DIR, FLAGS_FILE, METRICS_FILE  # noqa: E402,F401
+RUN_FILE_NAMES = ("CHECKPOINT_DIR", "FLAGS_FILE", "METRICS_FILE")  # train_lib's, for callers and tests
+
+
+def __getattr__(name):
+    """fit.CHECKPOINT_DIR, ...: the output names of a run directory (esci_tf.training.train_lib's),
+    looked up when asked for, so --help and flag errors never import TensorFlow."""
+    if name in RUN_FILE_NAMES:
+        from esci_tf.training import train_lib
+
+        return getattr(train_lib, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def train(flag_values=FLAGS, callbacks=()) -> dict:
     """Run (or resume) the training the parsed flags describe; returns its metrics."""
     from esci_tf.training.config import ConfigError
-    from esci_tf.training.progress import summary_table
-    from esci_tf.training.train_lib import run_experiment, summary_rows
 
     try:
         config = fit_flags.run_config(flag_values)
@@ -38,6 +45,9 @@ def train(flag_values=FLAGS, callbacks=()) -> dict:
     except ConfigError as error:
         raise flags.IllegalFlagValueError(str(error)) from error
     cli.check_writable(config.output_dir, "output_dir", directory=True)
+    from esci_tf.training.progress import summary_table  # TensorFlow: only once the settings are checked
+    from esci_tf.training.train_lib import run_experiment, summary_rows
+
     try:  # flags.txt is written once the run starts training, not by a refused invocation
         metrics = run_experiment(config, callbacks=callbacks, flags_text=fit_flags.flags_as_flagfile(flag_values))
     except ConfigError as error:

@@ -20,7 +20,7 @@ import sys
 import numpy as np
 import pandas as pd
 
-from esci_tf.training.evaluation import PROB_COLUMNS
+from esci_tf.labels import PROB_COLUMNS
 
 OUTPUT_COLUMNS = ("query_id", "product_id", "product_locale", "score") + PROB_COLUMNS
 SUBMISSION_COLUMNS = ("query_id", "product_id")

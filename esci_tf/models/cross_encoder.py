@@ -17,11 +17,11 @@ import keras
 from keras import ops
 
 from esci_tf import labels, special_tokens
+from esci_tf.choices import POOLINGS  # defined without TensorFlow, for the flags
 from esci_tf.models import checkpoints, precision, registry, vocabulary
 from esci_tf.models.heads import MultiSampleDropout, QueryCrossAttention, WeightedLayerPooling, masked_mean
 from esci_tf.models.kernels import KERNELS, check_kernels, install as install_kernels
 
-POOLINGS = ("cls", "weighted_layers", "mean")
 # Configs saved before `kernels` (an on-disk format) carry one boolean per kernel instead,
 # True when absent (the default then): fast_dropout, fast_gelu, ... -> kernel name.
 LEGACY_KERNEL_SWITCHES = {f"fast_{name}": name for name in KERNELS}

@@ -16,7 +16,7 @@ import os
 import keras
 import tensorflow as tf
 
-POLICIES = ("float32", "mixed_bfloat16")
+from esci_tf.choices import PRECISION_POLICIES as POLICIES  # defined without TensorFlow, for the flags
 
 
 def _cpu_flags(cpuinfo_path="/proc/cpuinfo"):

@@ -13,13 +13,13 @@ Example:
 (False, ('xlm-roberta',), 'roberta.')
 """
 
-from esci_tf.models.bert.entry import ENTRY as _BERT
-from esci_tf.models.deberta_v3.entry import ENTRY as _DEBERTA_V3
-from esci_tf.models.family import BackboneEntry
-from esci_tf.models.rembert.entry import ENTRY as _REMBERT
-from esci_tf.models.xlm_roberta.entry import ENTRY as _XLM_ROBERTA
+import importlib
 
-BACKBONES = {entry.name: entry for entry in (_BERT, _XLM_ROBERTA, _DEBERTA_V3, _REMBERT)}
+from esci_tf.choices import BACKBONE_NAMES
+from esci_tf.models.family import BackboneEntry
+
+# esci_tf.choices names the families (the flags need no TensorFlow); each one's entry is its folder's entry.py.
+BACKBONES = {name: importlib.import_module(f"esci_tf.models.{name}.entry").ENTRY for name in BACKBONE_NAMES}
 
 __all__ = ["BACKBONES", "BackboneEntry", "entry_for_backbone", "entry_for_model_type",
            "get_entry", "names"]

@@ -19,7 +19,7 @@ import tensorflow as tf
 from absl import logging
 
 from esci_tf.data.augmentation import training_rows
-from esci_tf.training.evaluation import PROB_COLUMNS
+from esci_tf.labels import PROB_COLUMNS
 from esci_tf.training.run_data import DATA_DIR, SplitFrames
 from esci_tf.training.train_lib import CHECKPOINT_DIR, PREDICTIONS_FILE, run_experiment
 

@@ -20,15 +20,11 @@ import dataclasses
 import inspect
 from typing import Optional
 
+from esci_tf.choices import BACKBONE_NAMES, LISTWISE_LOSSES, POOLINGS, PRECISION_POLICIES as PRECISIONS
+from esci_tf.choices import STRATEGY_NAMES as STRATEGIES
 from esci_tf.data.errors import FlagError
 from esci_tf.data.reader import TASKS
-from esci_tf.models.cross_encoder import POOLINGS
-from esci_tf.models.precision import POLICIES as PRECISIONS
-from esci_tf.models.registry import names as _backbone_names
-from esci_tf.training.listwise import LISTWISE_LOSSES
-from esci_tf.training.strategy import STRATEGY_NAMES as STRATEGIES
 
-BACKBONE_NAMES = _backbone_names()
 ADVERSARIAL = ("none", "fgm", "awp")
 OPTIMIZERS = ("adamw", "lazy_adamw")
 
@@ -313,12 +309,14 @@ def _backbone_config(config):
 
 
 def _tpu(config):
-    from esci_tf.training.strategy import _tpu_environment as tpu_on_this_machine
-
     runtime = config.runtime
     _require(runtime.tpu_address is None or runtime.strategy in ("tpu", "auto"),
              "--tpu_address is only used with --strategy=tpu")
-    _require(runtime.strategy != "tpu" or runtime.tpu_address is not None or tpu_on_this_machine(),
+    if runtime.strategy != "tpu" or runtime.tpu_address is not None:
+        return
+    from esci_tf.training.strategy import _tpu_environment as tpu_on_this_machine
+
+    _require(tpu_on_this_machine(),
              "--strategy=tpu: no TPU on this machine (no /dev/accel* or /dev/vfio device, TPU_NAME unset); "
              "give --tpu_address for a remote TPU, or use --strategy=auto")
 

@@ -10,10 +10,9 @@ import numpy as np
 import pandas as pd
 
 from esci_tf.inputs import MODEL_INPUT_KEYS
-from esci_tf.labels import SHORT_LABELS, ranking_score
+from esci_tf.labels import PROB_COLUMNS, ranking_score
 from esci_tf.training import metrics
 
-PROB_COLUMNS = tuple(f"p_{s}" for s in SHORT_LABELS)
 ID_COLUMNS = ("example_id", "query_id", "product_id", "locale")
 
 

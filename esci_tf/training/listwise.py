@@ -19,11 +19,11 @@ import keras_rs
 import numpy as np
 import tensorflow as tf
 
+from esci_tf.choices import LISTWISE_LOSSES  # defined without TensorFlow, for the flags
 from esci_tf.inputs import MODEL_INPUT_KEYS
 from esci_tf.labels import GAINS
 from esci_tf.training.losses import soft_label_cross_entropy
 
-LISTWISE_LOSSES = ("pairwise_logistic", "list_mle")
 LIST_MASK_KEY = "list_mask"
 
 

@@ -5,7 +5,7 @@ import os
 import tensorflow as tf
 from absl import logging
 
-STRATEGY_NAMES = ("auto", "cpu", "default", "tpu", "mirrored", "multi_worker")
+from esci_tf.choices import STRATEGY_NAMES  # defined without TensorFlow, for the flags
 
 
 def _connect_tpu(tpu_address):

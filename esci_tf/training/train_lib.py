@@ -35,7 +35,7 @@ import keras
 import tensorflow as tf
 from absl import logging
 
-from esci_tf import files
+from esci_tf import files, labels
 from esci_tf.data.errors import DataError
 from esci_tf.preprocessing.frame_encoder import FrameEncoder
 from esci_tf.training import checkpointing, evaluation, preemption, run_settings
@@ -54,7 +54,7 @@ PREDICTIONS_FILE = "eval_predictions.csv"
 FLAGS_FILE = "flags.txt"
 TRAIN_SCALARS_EVERY = 50  # batches between TensorBoard's training scalars
 PREDICTION_COLUMNS = ["example_id", "query_id", "product_id", "locale", "label", "score",
-                      *evaluation.PROB_COLUMNS]
+                      *labels.PROB_COLUMNS]
 
 
 class EvalHistory:
