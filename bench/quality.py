@@ -133,6 +133,17 @@ class ScoreCache:
         temporary.replace(path)  # atomic: an interrupted run never leaves a half-written file
 
 
+def flag_lines(flagfile_text: str) -> str:
+    """A flagfile's flags, one per line, without comments and blank lines (what the cache key
+    hashes: editing a comment keeps the cached scores).
+
+    >>> flag_lines("# MiniLM\n--steps=4  \n\n  --seed=1\n")
+    '--steps=4\n--seed=1'
+    """
+    lines = (line.strip() for line in flagfile_text.splitlines())
+    return "\n".join(line for line in lines if line and not line.startswith("#"))
+
+
 def _settings_hash(settings: dict, names) -> str:
     text = json.dumps({k: settings[k] for k in names}, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:12]
@@ -399,7 +410,7 @@ def main(argv):
           f"long-list queries in {FLAGS.folds} folds; {len(configs)} recipe configs x {len(seeds)} seeds")
     cache_dir = (pathlib.Path(FLAGS.results_dir) / "quality_cache" if FLAGS.cache_dir is None
                  else FLAGS.cache_dir)
-    pipeline_flags = pathlib.Path(FLAGS.pipeline_flagfile).read_text() if "pipeline" in methods else ""
+    pipeline_flags = flag_lines(pathlib.Path(FLAGS.pipeline_flagfile).read_text()) if "pipeline" in methods else ""
     cache = ScoreCache(cache_dir, {name: FLAGS[name].value for name in ALL_CACHE_SETTINGS}, pipeline_flags)
     results = run_methods(data, methods, configs, seeds, cache=cache)
     method_names = {m: m for m in methods if m != "recipe"}

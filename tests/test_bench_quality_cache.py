@@ -93,3 +93,9 @@ def test_pipeline_stages_come_only_from_files_matching_the_cached_scores(tmp_pat
     assert stages["pipeline stage_folds"][0][8] < 1.0
     cache.put("pipeline", 0, 1, np.array([2, 3]), np.array([0.5, 0.1]))  # another run's scores
     assert quality.pipeline_stage_results(Data, tmp_path, [0], cache) == {}
+
+
+def test_comments_in_the_pipeline_flagfile_keep_its_cached_scores(tmp_path):
+    keys = [quality.ScoreCache(tmp_path, SETTINGS, quality.flag_lines(text)).pipeline_hash
+            for text in ("--steps=4\n--seed=1\n", "# MiniLM, 4 steps\n--steps=4  \n\n  --seed=1\n", "--steps=5\n--seed=1\n")]
+    assert keys[0] == keys[1] != keys[2]
