@@ -16,8 +16,8 @@ from trainers.flags import fit_flags
 
 BUCKET_FLAG = "--length_buckets=8,16,24"  # the fixture's shards are 24 tokens long
 FP32_SCORE_TOLERANCE = 1e-5  # bucketed vs fixed length, same fp32 weights: float noise only
-BF16_SCORE_TOLERANCE = 0.02  # bf16 bucketed vs fp32 fixed length (scores lie in [0, 1])
-BF16_LOGIT_TOLERANCE = 0.05  # bf16 keeps 8 mantissa bits: ~0.4% per op over 6 layers
+BF16_SCORE_TOLERANCE = 0.03  # bf16 bucketed vs fp32 fixed length (scores lie in [0, 1]); bench/README.md
+BF16_LOGIT_TOLERANCE = 0.08  # of the logits' standard deviation: bf16 keeps 8 mantissa bits, ~0.4% per op
 
 
 @pytest.mark.slow
@@ -161,6 +161,10 @@ def test_real_minilm_scores_bucketed_pairs_like_fixed_length(esci_sample_dir):
     buckets = (32, 64, 128)
 
     model = build_cross_encoder("bert", checkpoint=path, seed=0)
+    # The head scaled to a fine-tuned head's logit spread (standard deviation 2): the initial head
+    # (stddev 0.02) gives logits of ~0.02 and near-equal scores that no tolerance would test.
+    head = model.head.get_weights()
+    model.head.set_weights([head[0] * (2.0 / keras.ops.convert_to_numpy(model(inputs)).std()), *head[1:]])
     fixed_logits = keras.ops.convert_to_numpy(model(inputs))
     fixed = ranking_score(fixed_logits, from_logits=True)
     fp32_logits = bucketed_logits(model, inputs, buckets)
@@ -172,8 +176,9 @@ def test_real_minilm_scores_bucketed_pairs_like_fixed_length(esci_sample_dir):
     bf16_model.set_weights(model.get_weights())
     bf16_logits = bucketed_logits(bf16_model, inputs, buckets)
     bf16 = ranking_score(bf16_logits, from_logits=True)
-    np.testing.assert_allclose(bf16_logits, fixed_logits, atol=BF16_LOGIT_TOLERANCE)
+    np.testing.assert_allclose(bf16_logits, fixed_logits, atol=BF16_LOGIT_TOLERANCE * fixed_logits.std())
     np.testing.assert_allclose(bf16, fixed, atol=BF16_SCORE_TOLERANCE)
+    assert np.corrcoef(bf16, fixed)[0, 1] > 0.99  # the same ranking, up to near-ties
     print(f"max |difference| to fp32 fixed length: fp32 buckets: logits "
           f"{np.abs(fp32_logits - fixed_logits).max():.2e}, scores {np.abs(fp32 - fixed).max():.2e}; "
           f"bf16 buckets: logits {np.abs(bf16_logits - fixed_logits).max():.2e}, scores "
