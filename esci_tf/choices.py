@@ -1,7 +1,7 @@
 """The fixed sets of values some settings take, defined without TensorFlow.
 
 The flag modules (trainers/flags) build their enum flags from these, so parsing flags, `--help`
-and the settings checks that need no data run before TensorFlow is imported (a second or two
+and the settings checks that need no data run before TensorFlow is imported (under a second
 instead of ~8 s); the modules that implement each choice import its tuple from here.
 
 >>> BACKBONE_NAMES[:2], STRATEGY_NAMES[:3], PRECISION_POLICIES

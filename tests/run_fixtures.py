@@ -8,7 +8,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from trainers import fit
+from esci_tf.training import train_lib
 
 TINY_CONFIG = json.dumps({"num_layers": 2, "num_heads": 2, "hidden_dim": 32,
                           "intermediate_dim": 64})
@@ -73,7 +73,7 @@ class Kill(keras.callbacks.Callback):
 
 
 def checkpoint_values(output_dir):
-    reader = tf.train.load_checkpoint(os.path.join(output_dir, fit.CHECKPOINT_DIR))
-    names = [n for n, _ in tf.train.list_variables(os.path.join(output_dir, fit.CHECKPOINT_DIR))
+    reader = tf.train.load_checkpoint(os.path.join(output_dir, train_lib.CHECKPOINT_DIR))
+    names = [n for n, _ in tf.train.list_variables(os.path.join(output_dir, train_lib.CHECKPOINT_DIR))
              if not n.startswith("_CHECKPOINTABLE_OBJECT_GRAPH")]
     return {n: reader.get_tensor(n) for n in names}

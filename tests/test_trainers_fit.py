@@ -7,6 +7,7 @@ import tensorflow as tf
 from absl import flags
 
 from run_fixtures import TINY_CONFIG, Kill, checkpoint_values, fit_args
+from esci_tf.training import train_lib
 from trainers import fit
 
 
@@ -21,7 +22,7 @@ def test_kill_and_resume_reaches_the_same_weights(tiny_tfrecords, tmp_path):
     with pytest.raises(Kill.Killed):
         fit.run_with_args(fit_args(tiny_tfrecords, resumed, *common), [Kill(at=5)])
     # Killed after 5 batches: the newest checkpoint is the one after batch 4.
-    assert tf.train.latest_checkpoint(str(resumed / fit.CHECKPOINT_DIR)).endswith("ckpt-4")
+    assert tf.train.latest_checkpoint(str(resumed / train_lib.CHECKPOINT_DIR)).endswith("ckpt-4")
     metrics = fit.run_with_args(fit_args(tiny_tfrecords, resumed, *common))
 
     expected, actual = checkpoint_values(straight), checkpoint_values(resumed)

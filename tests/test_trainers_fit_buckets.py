@@ -11,6 +11,7 @@ import tensorflow as tf
 from absl import flags
 
 from run_fixtures import TINY_CONFIG, Kill, checkpoint_values, fit_args
+from esci_tf.training import train_lib
 from trainers import fit
 from trainers.flags import fit_flags
 
@@ -33,7 +34,7 @@ def test_kill_and_resume_with_buckets_reaches_the_same_weights(tiny_tfrecords, t
     assert expected.keys() == actual.keys()
     for name, value in expected.items():
         np.testing.assert_array_equal(actual[name], value, err_msg=name)
-    assert "--length_buckets=8,16,24" in (straight / fit.FLAGS_FILE).read_text()
+    assert "--length_buckets=8,16,24" in (straight / train_lib.FLAGS_FILE).read_text()
 
 
 @pytest.mark.slow

@@ -138,7 +138,7 @@ def test_repeated_kills_while_writing_shards_and_best_models_resume_to_the_refer
     process = fit_process(output_dir, "best_model_write@2:TERM")
     assert preempted_at(process) == 6
     assert not temporary_model.exists()
-    assert tf.train.latest_checkpoint(str(output_dir / fit.CHECKPOINT_DIR)).endswith("ckpt-6")
+    assert tf.train.latest_checkpoint(str(output_dir / train_lib.CHECKPOINT_DIR)).endswith("ckpt-6")
 
     metrics = fit_in_process(output_dir)
     assert_same_run(output_dir, reference, metrics)
@@ -151,15 +151,15 @@ def test_a_run_stopped_in_a_checkpoint_write_keeps_its_lock_and_its_kill_leaves_
     try:
         _, status = os.waitpid(first.pid, os.WUNTRACED)
         assert os.WIFSTOPPED(status), first.communicate()[0]
-        flags_before = (output_dir / fit.FLAGS_FILE).read_text()
+        flags_before = (output_dir / train_lib.FLAGS_FILE).read_text()
         with pytest.raises(flags.Error, match=rf"--output_dir={output_dir} is in use by another run \(pid "
                                               rf"{first.pid} on host"):
             fit_in_process(output_dir, "--eval_every_steps=2")
-        assert (output_dir / fit.FLAGS_FILE).read_text() == flags_before
+        assert (output_dir / train_lib.FLAGS_FILE).read_text() == flags_before
     finally:
         first.kill()
         first.communicate()
-    checkpoints = output_dir / fit.CHECKPOINT_DIR
+    checkpoints = output_dir / train_lib.CHECKPOINT_DIR
     assert (checkpoints / "ckpt-4_temp").is_dir()
     assert tf.train.latest_checkpoint(str(checkpoints)).endswith("ckpt-2")
     # The killed run's lock is stale: taken over. Another checkpoint frequency (it cannot change
@@ -193,7 +193,7 @@ def test_an_unreadable_earlier_best_model_is_a_clear_error(reference, tmp_path):
 
 def test_a_corrupt_newest_checkpoint_falls_back_to_the_one_before(reference, tmp_path, caplog):
     output_dir = copy_of(reference, tmp_path)
-    data = os.path.join(output_dir, fit.CHECKPOINT_DIR, "ckpt-6.data-00000-of-00001")
+    data = os.path.join(output_dir, train_lib.CHECKPOINT_DIR, "ckpt-6.data-00000-of-00001")
     with open(data, "r+b") as stream:
         stream.truncate(os.path.getsize(data) // 2)
     with caplog.at_level(logging.WARNING):
@@ -217,7 +217,7 @@ def test_a_truncated_cached_shard_is_rebuilt(reference, tmp_path, caplog):
 
 def test_a_resume_with_other_result_settings_is_refused_in_one_line(reference, tmp_path):
     output_dir = copy_of(reference, tmp_path)
-    kept = {name: open(os.path.join(output_dir, name)).read() for name in (fit.FLAGS_FILE, SETTINGS_FILE)}
+    kept = {name: open(os.path.join(output_dir, name)).read() for name in (train_lib.FLAGS_FILE, SETTINGS_FILE)}
     with pytest.raises(flags.Error) as refused:
         fit_in_process(output_dir, "--seed=1", "--learning_rate=0.002", "--dropout=0.2")
     message = str(refused.value)
@@ -232,7 +232,7 @@ def test_a_resume_with_other_result_settings_is_refused_in_one_line(reference, t
     # Evaluation and checkpoint frequency cannot change the results: accepted.
     metrics = fit_in_process(output_dir, "--eval_every_steps=2", "--checkpoint_every_steps=5")
     assert_same_run(output_dir, reference, metrics)
-    assert "--eval_every_steps=2" in open(os.path.join(output_dir, fit.FLAGS_FILE)).read()
+    assert "--eval_every_steps=2" in open(os.path.join(output_dir, train_lib.FLAGS_FILE)).read()
 
 
 def _scalars(log_dir: str, tag: str) -> dict:

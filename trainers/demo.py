@@ -26,8 +26,10 @@ def run_demo(extra_args=()) -> dict:
 
 
 def report(metrics: dict) -> dict:
+    from esci_tf.training.train_lib import METRICS_FILE
+
     final = metrics["final"]
-    metrics_path = os.path.join(fit.FLAGS.output_dir, fit.METRICS_FILE)
+    metrics_path = os.path.join(fit.FLAGS.output_dir, METRICS_FILE)
     if metrics["timing"].get("reused_finished_run"):
         print(f"demo: {fit.FLAGS.output_dir} already holds the finished demo run; nothing was trained now. "
               "Its results (from the earlier run) follow; pass another --output_dir or delete this one "

@@ -19,19 +19,6 @@ fit_flags.define_flags()
 flags.adopt_module_key_flags(fit_flags)  # --help lists the fit flags
 FLAGS = flags.FLAGS
 
-RUN_FILE_NAMES = ("CHECKPOINT_DIR", "FLAGS_FILE", "METRICS_FILE")  # train_lib's, for callers and tests
-
-
-def __getattr__(name):
-    """fit.CHECKPOINT_DIR, ...: the output names of a run directory (esci_tf.training.train_lib's),
-    looked up when asked for, so --help and flag errors never import TensorFlow."""
-    if name in RUN_FILE_NAMES:
-        from esci_tf.training import train_lib
-
-        return getattr(train_lib, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
 def train(flag_values=FLAGS, callbacks=()) -> dict:
     """Run (or resume) the training the parsed flags describe; returns its metrics."""
     from esci_tf.training.config import ConfigError
