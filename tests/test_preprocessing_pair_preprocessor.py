@@ -222,3 +222,23 @@ def test_configs_saved_before_the_family_folders_still_load(backbone, old_module
     queries, products = ["red shoe"], ["[L_ES] blue nike"]
     np.testing.assert_array_equal(restored(queries, products)["token_ids"],
                                   preprocessor(queries, products)["token_ids"])
+
+
+@pytest.mark.parametrize("backbone", ["xlm_roberta", "deberta_v3"])  # the SentencePiece families' tokenizers
+def test_made_before_a_seed_is_set_still_encodes_and_equal_ones_share_one_graph(backbone, tokenizers):
+    # tf.random.set_seed clears TensorFlow's eager kernel caches, which took tensorflow-text's
+    # kernel-owned SentencePiece model with them ("Resource ..._SentencepieceOp... does not exist").
+    # A tokenizer of its own (deserialized from the config), used before the seed is set.
+    first = PairPreprocessor.from_config(PairPreprocessor(tokenizers[backbone], backbone, max_length=20).get_config())
+    pairs = (["red shoes [SEP] x"], [LONG_PRODUCT])
+    expected = first.encode_with_overflow(*pairs)[0]["token_ids"].numpy()
+    expected_pieces = first.tokenize(["red shoes"]).to_list()
+    tf.random.set_seed(3)
+    second = PairPreprocessor.from_config(first.get_config())
+    for preprocessor in (first, second):
+        np.testing.assert_array_equal(preprocessor.encode_with_overflow(*pairs)[0]["token_ids"].numpy(), expected)
+        assert preprocessor.tokenize(["red shoes"]).to_list() == expected_pieces
+    # One traced graph per tokenizer and settings in the process: equal configs share it.
+    assert second.fingerprint() == first.fingerprint()
+    assert second._traced("encode") is first._traced("encode")
+    assert PairPreprocessor(first.tokenizer, backbone, max_length=21).fingerprint() != first.fingerprint()

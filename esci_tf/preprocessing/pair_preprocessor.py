@@ -10,6 +10,8 @@ building, prediction and serving.
 """
 
 import base64
+import hashlib
+import json
 import re
 
 import keras
@@ -18,6 +20,7 @@ import tensorflow as tf
 import tensorflow_text as tf_text
 
 from esci_tf.models import registry
+from esci_tf.preprocessing.sentencepiece_resource import keep_model_resource
 from esci_tf.special_tokens import ALL_SPECIAL_TOKENS, special_token_id
 
 # Longest first, so that no special token can shadow a longer one that starts the same way.
@@ -78,8 +81,8 @@ class PairPreprocessor(keras.layers.Layer):
         # Keras must pass strings through untouched and accept Python lists.
         self._convert_input_args = False
         self._allow_non_tensor_positional_args = True
-        self._graph_encode = None
-        self._graph_tokenize = None
+        self._graphs = {}  # "encode"/"tokenize" -> the traced function this instance calls
+        self._fingerprint = None
         self.built = True
 
     @property
@@ -96,10 +99,7 @@ class PairPreprocessor(keras.layers.Layer):
         """Ragged int32 [B, None] ids of string tensor [B], special tokens kept atomic."""
         texts = _as_string_vector(texts, "texts")
         if tf.executing_eagerly():
-            if self._graph_tokenize is None:
-                self._graph_tokenize = tf.function(
-                    self._tokenize, input_signature=[tf.TensorSpec([None], tf.string)], autograph=False)
-            return self._graph_tokenize(texts)
+            return self._traced("tokenize")(texts)
         return self._tokenize(texts)
 
     def _tokenize(self, texts):
@@ -145,11 +145,33 @@ class PairPreprocessor(keras.layers.Layer):
         product_texts = _as_string_vector(product_texts, "product_texts")
         if tf.executing_eagerly():
             # keras-hub tokenizers take their TF path only inside a traced function.
-            if self._graph_encode is None:
-                spec = tf.TensorSpec([None], tf.string)
-                self._graph_encode = tf.function(self._encode, input_signature=[spec, spec], autograph=False)
-            return self._graph_encode(queries, product_texts)
+            return self._traced("encode")(queries, product_texts)
         return self._encode(queries, product_texts)
+
+    def fingerprint(self) -> str:
+        """SHA-256 of the config without layer names (Keras numbers those per instance): equal
+        fingerprints tokenize and pack alike (the data caches and the traced graphs key on it)."""
+        if self._fingerprint is None:
+            config = json.dumps(_without_names(self.get_config()), sort_keys=True, default=str)
+            self._fingerprint = hashlib.sha256(config.encode()).hexdigest()
+        return self._fingerprint
+
+    def _traced(self, name: str):
+        """The traced graph of _encode or _tokenize, shared by every instance with this
+        fingerprint in the process: tracing and the first run's graph optimisation cost seconds,
+        and the recipe and the tests make one preprocessor per model. The graph captures its
+        first owner's tokenizer model, kept alive across seeds by keep_model_resource."""
+        graph = self._graphs.get(name)
+        if graph is None:
+            key = (name, self.fingerprint())
+            graph = _TRACED_GRAPHS.get(key)
+            if graph is None:
+                keep_model_resource(self.tokenizer)
+                spec = tf.TensorSpec([None], tf.string)
+                function, signature = (self._encode, [spec, spec]) if name == "encode" else (self._tokenize, [spec])
+                graph = _TRACED_GRAPHS[key] = tf.function(function, input_signature=signature, autograph=False)
+            self._graphs[name] = graph
+        return graph
 
     def call(self, queries, product_texts=None):
         if product_texts is None:
@@ -167,6 +189,19 @@ class PairPreprocessor(keras.layers.Layer):
         config.update(tokenizer=_serialize_tokenizer(self.tokenizer), backbone=self.backbone,
                       max_length=self.max_length)
         return config
+
+
+# (graph name, PairPreprocessor fingerprint) -> traced function; a few tokenizers per process.
+_TRACED_GRAPHS = {}
+
+
+def _without_names(value):
+    """A layer config without its "name"s."""
+    if isinstance(value, dict):
+        return {key: _without_names(item) for key, item in value.items() if key != "name"}
+    if isinstance(value, (list, tuple)):
+        return [_without_names(item) for item in value]
+    return value
 
 
 def _as_string_vector(values, name):

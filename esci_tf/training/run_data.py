@@ -13,7 +13,6 @@ them, with a log line saying why.
 
 import dataclasses
 import hashlib
-import json
 import os
 
 import numpy as np
@@ -164,19 +163,8 @@ def _cache_key(config: RunConfig, preprocessor, identity: dict, from_frames: boo
 
     flat = config.flat()
     names = FRAME_RECORD_SETTINGS if from_frames else RECORD_SETTINGS
-    tokenizer = hashlib.sha256(json.dumps(_without_names(preprocessor.get_config()), sort_keys=True,
-                                          default=str).encode())
-    return {**identity, **{name: flat[name] for name in names}, "tokenizer": tokenizer.hexdigest(),
+    return {**identity, **{name: flat[name] for name in names}, "tokenizer": preprocessor.fingerprint(),
             "text_path": text_path_fingerprint()}
-
-
-def _without_names(value):
-    """A layer config without its "name"s (Keras numbers them per instance: _1, _2, ...)."""
-    if isinstance(value, dict):
-        return {key: _without_names(item) for key, item in value.items() if key != "name"}
-    if isinstance(value, (list, tuple)):
-        return [_without_names(item) for item in value]
-    return value
 
 
 def _shard_sizes(data_dir: str) -> dict:
