@@ -3,11 +3,8 @@ settings (XLA-compiled steps, steps_per_execution, fixed shapes), scores the sam
 library, trainers.predict and the exported SavedModel's serving_default and rank signatures."""
 
 import json
-import subprocess
-import sys
 
 import numpy as np
-import pandas as pd
 import pytest
 import tensorflow as tf
 
@@ -15,7 +12,7 @@ from esci_tf.data.reader import load_esci
 from esci_tf.rankers import load_ranker
 from esci_tf.rankers.base import predict
 from esci_tf.serving.export import serving_inputs
-from recipe_fixtures import REPO, recipe_args, run_recipe
+from recipe_fixtures import recipe_args, run_recipe
 
 pytestmark = pytest.mark.slow  # a recipe trains several tiny models
 # trainers/flags/tpu.flags' runtime settings on CPU: the XLA-compiled train step, several steps per
@@ -36,13 +33,14 @@ def test_final_ranker_scores_the_same_through_predict_and_export(recipe_files, t
     frame, _ = load_esci(recipe_files[2], recipe_files[3], task="all", require_labels=False)
     ranker = load_ranker(str(root / "final"))
     expected = predict(ranker, frame)
-    predictions = tmp_path / "preds.csv"
-    subprocess.run([sys.executable, "-m", "trainers.predict", f"--model_dir={root / 'final'}", f"--examples={recipe_files[2]}",
-                    f"--products={recipe_files[3]}", "--task=all", f"--output={predictions}"], cwd=REPO, check=True,
-                   capture_output=True)
-    np.testing.assert_allclose(pd.read_csv(predictions)["score"], expected.scores, atol=1e-6)
-    subprocess.run([sys.executable, "-m", "trainers.export", f"--model_dir={root / 'final'}",
-                    f"--export_dir={tmp_path / 'export'}"], cwd=REPO, check=True, capture_output=True)
+    # trainers.predict and trainers.export in this process (their command lines have their own tests).
+    from trainers import export, predict as predict_main
+
+    table = predict_main.run_with_args(["predict", f"--model_dir={root / 'final'}", f"--examples={recipe_files[2]}",
+                                        f"--products={recipe_files[3]}", "--task=all",
+                                        f"--output={tmp_path / 'preds.csv'}"])
+    np.testing.assert_allclose(table["score"], expected.scores, atol=1e-6)
+    assert export.export(str(root / "final"), str(tmp_path / "export")) == str(tmp_path / "export" / "1")
     loaded = tf.saved_model.load(str(tmp_path / "export" / "1"))
     inputs = {k: tf.constant(v.astype(str)) for k, v in serving_inputs(frame).items()}  # the raw fields
     out = loaded.signatures["serving_default"](**inputs)

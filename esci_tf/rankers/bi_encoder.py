@@ -70,6 +70,10 @@ class BiEncoderRanker:
     # -- inputs
     def tf_pack(self, texts, length: int):
         """(token_ids, padding_mask) int32 [B, length] of a string tensor [B] of cleaned texts."""
+        return self._pack_ids(self.preprocessor.tokenize(texts), length)
+
+    def _pack_ids(self, ids, length: int):
+        """(token_ids, padding_mask) int32 [B, length] of ragged token ids [B, None]."""
         if self._packers is None:
             import keras_hub
 
@@ -77,17 +81,19 @@ class BiEncoderRanker:
             self._packers = {n: keras_hub.layers.MultiSegmentPacker(
                 sequence_length=n, start_value=layout.start, end_value=layout.end, pad_value=layout.pad)
                 for n in {self.query_length, self.product_length}}
-        token_ids = tf.cast(self._packers[length](self.preprocessor.tokenize(texts))[0], tf.int32)
+        token_ids = tf.cast(self._packers[length](ids)[0], tf.int32)
         return token_ids, tf.cast(token_ids != self.preprocessor.layout.pad, tf.int32)
 
     def pack(self, texts, length: int) -> tuple:
-        """(token_ids, padding_mask) numpy int32 [N, length] of cleaned texts."""
+        """(token_ids, padding_mask) numpy int32 [N, length] of cleaned texts: tokenized by the
+        preprocessor's traced graph (shared by equal preprocessors), packed by a small one."""
         if self._packed is None:
             self.ready()
-            spec = [tf.TensorSpec([None], tf.string)]
-            self._packed = {n: tf.function(lambda t, n=n: self.tf_pack(t, n), input_signature=spec)
+            spec = [tf.RaggedTensorSpec([None, None], tf.int32, ragged_rank=1, row_splits_dtype=tf.int64)]
+            self._packed = {n: tf.function(lambda ids, n=n: self._pack_ids(ids, n), input_signature=spec)
                             for n in {self.query_length, self.product_length}}
-        parts = [self._packed[length](tf.constant(texts[s:s + 4096])) for s in range(0, len(texts), 4096)]
+        parts = [self._packed[length](self.preprocessor.tokenize(tf.constant(texts[s:s + 4096])))
+                 for s in range(0, len(texts), 4096)]
         if not parts:
             empty = np.zeros((0, length), np.int32)
             return empty, empty.copy()
