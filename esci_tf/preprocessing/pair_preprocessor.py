@@ -81,8 +81,7 @@ class PairPreprocessor(keras.layers.Layer):
         # Keras must pass strings through untouched and accept Python lists.
         self._convert_input_args = False
         self._allow_non_tensor_positional_args = True
-        self._graphs = {}  # "encode"/"tokenize" -> the traced function this instance calls
-        self._fingerprint = None
+        self._fingerprint = None  # fingerprint(), computed once
         self.built = True
 
     @property
@@ -161,17 +160,13 @@ class PairPreprocessor(keras.layers.Layer):
         fingerprint in the process: tracing and the first run's graph optimisation cost seconds,
         and the recipe and the tests make one preprocessor per model. The graph captures its
         first owner's tokenizer model, kept alive across seeds by keep_model_resource."""
-        graph = self._graphs.get(name)
-        if graph is None:
-            key = (name, self.fingerprint())
-            graph = _TRACED_GRAPHS.get(key)
-            if graph is None:
-                keep_model_resource(self.tokenizer)
-                spec = tf.TensorSpec([None], tf.string)
-                function, signature = (self._encode, [spec, spec]) if name == "encode" else (self._tokenize, [spec])
-                graph = _TRACED_GRAPHS[key] = tf.function(function, input_signature=signature, autograph=False)
-            self._graphs[name] = graph
-        return graph
+        key = (name, self.fingerprint())
+        if key not in _TRACED_GRAPHS:
+            keep_model_resource(self.tokenizer)
+            spec = tf.TensorSpec([None], tf.string)
+            function, signature = (self._encode, [spec, spec]) if name == "encode" else (self._tokenize, [spec])
+            _TRACED_GRAPHS[key] = tf.function(function, input_signature=signature, autograph=False)
+        return _TRACED_GRAPHS[key]
 
     def call(self, queries, product_texts=None):
         if product_texts is None:

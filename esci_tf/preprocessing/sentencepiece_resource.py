@@ -45,7 +45,5 @@ def keep_model_resource(tokenizer):
     resource = getattr(sentence_piece, "_model_resource", None)
     if resource is None or isinstance(resource, _SharedModelResource):
         return tokenizer
-    model = tokenizer.proto
-    sentence_piece._model_resource = _SharedModelResource(model if isinstance(model, bytes) else bytes(model),
-                                                           resource._name)
+    sentence_piece._model_resource = _SharedModelResource(bytes(tokenizer.proto), resource._name)
     return tokenizer
