@@ -152,15 +152,14 @@ class BiEncoderRanker:
     def train(cls, frame, backbone: str, checkpoint: str, settings: BiEncoderSettings = BiEncoderSettings(),
               backbone_config: dict | None = None) -> "BiEncoderRanker":
         """Fine-tune a BiEncoder from `checkpoint` (or a random `backbone_config`) on the frame's lists."""
-        import keras
-
         from esci_tf.models.bi_encoder import build_bi_encoder
         from esci_tf.preprocessing.pair_preprocessor import PairPreprocessor
         from esci_tf.preprocessing.tokenizer_loader import load_tokenizer
         from esci_tf.training.bi_encoder_training import train_bi_encoder
+        from esci_tf.training.seeding import set_random_seed
         from esci_tf.training.task import resolve_location
 
-        keras.utils.set_random_seed(settings.seed)
+        set_random_seed(settings.seed)
         location = resolve_location(checkpoint)
         longest = max(settings.query_length, settings.product_length)
         preprocessor = PairPreprocessor(load_tokenizer(backbone, location), backbone, longest)

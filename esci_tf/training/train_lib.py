@@ -38,7 +38,7 @@ from absl import logging
 from esci_tf import files, labels
 from esci_tf.data.errors import DataError
 from esci_tf.preprocessing.frame_encoder import FrameEncoder
-from esci_tf.training import checkpointing, evaluation, preemption, run_settings
+from esci_tf.training import checkpointing, evaluation, preemption, run_settings, seeding
 from esci_tf.training.config import ConfigError, RunConfig
 from esci_tf.training.progress import ProgressBar
 from esci_tf.training.run_data import data_identity, prepare_run_data
@@ -296,7 +296,7 @@ def _run(task, config: RunConfig, frames, callbacks, flags_text, watch) -> dict:
     settings = run_settings.result_settings(config, identity)
     if config.runtime.resume and tf.train.latest_checkpoint(os.path.join(output_dir, CHECKPOINT_DIR)):
         run_settings.check_resume(output_dir, settings)
-    keras.utils.set_random_seed(config.runtime.seed)
+    seeding.set_random_seed(config.runtime.seed)
     preprocessor = task.build_preprocessor()
     start = time.perf_counter()
     data = prepare_run_data(config, preprocessor, frames, show_progress=config.runtime.progress_bar,
