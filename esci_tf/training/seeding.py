@@ -3,9 +3,9 @@
 keras.utils.set_random_seed sets Python's, NumPy's, Keras' and TensorFlow's global seeds, and
 TensorFlow's part (tf.random.set_seed) also clears the eager kernel cache, so that stateful
 random kernels created before restart their sequences. That clear drops every traced graph's
-instantiation too: the next call of the tokenizer's or the formatter's graph is optimised again
-(about 1.3 s each, once per run), which a process fine-tuning several models (the recipe,
-bench/quality, the tests) pays at every run. This project creates no stateful random kernels
+instantiation too: the next call of every traced graph is optimised again (the tokenizer's: 1.1-1.5
+s, measured), which a process fine-tuning several models (the recipe, bench/quality, the tests)
+pays at every run. This project creates no stateful random kernels
 (its shuffles take explicit seeds, dropout and initializers use Keras' stateless ops), so it
 sets the same seeds and keeps the cache. A kernel someone else created from the global seed
 before continues its sequence instead of restarting it.
