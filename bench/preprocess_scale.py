@@ -31,6 +31,7 @@ import time
 from absl import app, flags
 
 from bench.sample import DEFAULT_DATA_DIR, DEFAULT_RESULTS_DIR, REPO
+from esci_tf import cpu
 
 FLAGS = flags.FLAGS
 
@@ -191,7 +192,8 @@ def main(argv):
                              pairs_per_s=size / timing["tokenize_seconds"], tokenize_seconds=timing["tokenize_seconds"]))
             print(f"{size:>9} peer tokenize:     {rows[-1]['pairs_per_s']:8.0f} pairs/s, "
                   f"peak RSS {result['peak_rss_mib']:7.0f} MiB", flush=True)
-    print("\n| pairs | contender | pairs/s | ours / peer | peak RSS (MiB) | wall s | load before -> after |")
+    print(f"\n{cpu.describe()}")
+    print("| pairs | contender | pairs/s | ours / peer | peak RSS (MiB) | wall s | load before -> after |")
     print("|---|---|---|---|---|---|---|")
     for row in rows:
         peer = next((r for r in rows if r["size"] == row["size"] and r["contender"].startswith("peer")), None)

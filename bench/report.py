@@ -12,6 +12,7 @@ from typing import Optional
 import numpy as np
 
 from bench.harness import summarize
+from esci_tf import cpu
 
 
 def _cell(value, fmt):
@@ -66,15 +67,10 @@ def format_peaks(peaks: dict) -> str:
 def machine_info() -> dict:
     """CPU, core count, load, library versions and thread settings of this run."""
     info = {"python": sys.version.split()[0], "platform": platform.platform(), "cpu_count": os.cpu_count()}
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpuinfo = f.read()
-        names = [line.split(":", 1)[1].strip() for line in cpuinfo.splitlines() if line.startswith("model name")]
-        flags = next((line.split(":", 1)[1].split() for line in cpuinfo.splitlines() if line.startswith("flags")), [])
-        info["cpu"] = names[0] if names else platform.processor()
-        info["cpu_features"] = sorted(f for f in flags if f.startswith(("avx512", "amx", "avx2", "fma")))
-    except OSError:
-        info["cpu"] = platform.processor()
+    flags = cpu.cpu_flags()
+    info["cpu"] = cpu.cpu_model() or platform.processor()
+    info["cpu_kind"] = cpu.cpu_kind(flags)
+    info["cpu_features"] = sorted(f for f in flags if f.startswith(cpu.BENCH_FEATURES))
     if hasattr(os, "getloadavg"):
         info["load_average"] = list(os.getloadavg())
     try:
@@ -124,10 +120,11 @@ def report(bench: str, settings: dict, sections: list, peaks: Optional[dict], re
     """Print one table per section (title, contenders, samples) and the peaks, and write
     results_dir/<bench>.json with every section's summary rows; returns the JSON path."""
     results = {}
+    machine = cpu.describe()
     for title, contenders, samples in sections:
         rows = summarize(contenders, samples, peaks)
         results[title] = rows
-        log(f"\n{title}")
+        log(f"\n{title} ({machine})")
         log(format_table(rows, unit=unit))
     if peaks:
         log(format_peaks(peaks))

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from bench import batching, configs, flops, harness, report, sample
+from esci_tf import cpu
 
 TINY = flops.EncoderShape(num_layers=2, hidden_dim=4, intermediate_dim=8, num_classes=4)
 
@@ -120,6 +121,8 @@ def test_rounds_summary_table_and_json(tmp_path):
                          log=log.append)
     payload = json.loads(path.read_text())
     assert path.name == "smoke.json" and payload["bench"] == "smoke"
+    kind = cpu.cpu_kind()
+    assert payload["machine"]["cpu_kind"] == kind and any(f"section (CPU kind {kind}: " in line for line in log)
     assert [r["name"] for r in payload["results"]["section"]] == [c.name for c in contenders]
     assert payload["machine"]["cpu_count"] == os.cpu_count() and "written_at" in payload
 

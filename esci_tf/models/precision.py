@@ -11,22 +11,11 @@ Example:
 'float32'
 """
 
-import os
-
 import keras
 import tensorflow as tf
 
 from esci_tf.choices import PRECISION_POLICIES as POLICIES  # defined without TensorFlow, for the flags
-
-
-def _cpu_flags(cpuinfo_path="/proc/cpuinfo"):
-    if not os.path.exists(cpuinfo_path):
-        return set()
-    with open(cpuinfo_path) as f:
-        for line in f:
-            if line.startswith("flags"):
-                return set(line.split(":", 1)[1].split())
-    return set()
+from esci_tf.cpu import cpu_kind
 
 
 def detect_device_kind() -> str:
@@ -56,8 +45,7 @@ def recommended_policy(device_kind: str | None = None, cpu_flags=None) -> str:
     if kind.startswith("gpu"):
         return "mixed_bfloat16" if _gpu_supports_bfloat16() else "float32"
     if kind.startswith("cpu"):
-        flags = _cpu_flags() if cpu_flags is None else set(cpu_flags)
-        return "mixed_bfloat16" if "amx_bf16" in flags else "float32"
+        return "mixed_bfloat16" if cpu_kind(cpu_flags) == "amx" else "float32"
     raise ValueError(f"unknown device kind {device_kind!r}; expected tpu, gpu or cpu")
 
 
