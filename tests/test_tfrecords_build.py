@@ -18,8 +18,9 @@ from esci_tf.data.template import format_pairs
 from esci_tf.labels import one_hot
 from esci_tf.preprocessing import PairPreprocessor, load_tokenizer
 from esci_tf.special_tokens import ALL_SPECIAL_TOKENS, ENTITY_TOKENS, FIELD_TOKENS, special_token_id
-from tfrecords import build, dataset as tfrecords_dataset
-from tfrecords.summary import read_summary
+from esci_tf.records import dataset as tfrecords_dataset
+from tfrecords import build
+from esci_tf.records.summary import read_summary
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 MAX_LENGTH = 32

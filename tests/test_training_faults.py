@@ -1,5 +1,5 @@
 """Fault injection: `python -m trainers.fit` killed (SIGKILL, SIGTERM) at chosen points
-(esci_tf.training.faults), artifacts truncated or corrupted, a second run on a live run's
+(esci_tf.faults), artifacts truncated or corrupted, a second run on a live run's
 output_dir, changed settings. Each rerun ends with the weights, best model and metrics of one
 uninterrupted reference run, or stops with one clear line.
 
@@ -27,7 +27,8 @@ from absl import flags
 
 from run_fixtures import TINY_CONFIG, checkpoint_values
 from esci_tf import files
-from esci_tf.training import checkpointing, faults, preemption, train_lib
+from esci_tf import faults
+from esci_tf.training import checkpointing, preemption, train_lib
 from esci_tf.training.run_settings import SETTINGS_FILE
 from trainers import fit
 
