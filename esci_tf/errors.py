@@ -1,4 +1,5 @@
-"""The user-error types: bad input data (DataError) and a setting that cannot work (FlagError).
+"""The user-error types: bad input data (DataError) and a setting that cannot work (FlagError),
+in one module at the library root so every layer raises the same ones.
 
 Entry points (esci_tf.cli) print either as one line, without a traceback.
 """
