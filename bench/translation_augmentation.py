@@ -4,7 +4,7 @@
 
 1. the demo's generated data (esci_tf.data.synthetic, --num_queries, data seed 0) as files;
 2. its translation table from the generator's aligned us/es/jp word lists
-   (python -m esci_tf.data.translation.demo);
+   (python -m trainers.demo_translation);
 3. python -m tfrecords.translate --backend table: every training pair into the other two locales;
 4. per seed, python -m trainers.fit --flagfile=trainers/flags/demo.flags on the files, three
    arms with the same eval queries and settings: `plain` (no augmentation), `augmented`
@@ -54,7 +54,7 @@ def prepare(root: str, num_queries: int) -> dict:
     examples, products = write_esci_files(num_queries, 0, data_dir, prefix="demo_")
     table = os.path.join(root, "demo_table.parquet")
     translated = os.path.join(root, "translated")
-    _run(["esci_tf.data.translation.demo", f"--examples={examples}", f"--products={products}",
+    _run(["trainers.demo_translation", f"--examples={examples}", f"--products={products}",
           f"--output={table}"], "demo translation table")
     _run(["tfrecords.translate", f"--examples={examples}", f"--products={products}", "--targets=es,jp,us",
           "--backend=table", f"--table={table}", f"--output_dir={translated}"], "tfrecords.translate")

@@ -29,7 +29,12 @@ def demo_files(tmp_path_factory):
     root = tmp_path_factory.mktemp("translate")
     examples, products = write_esci_files(10, 5, str(root / "data"))
     table = str(root / "table.parquet")
-    write_table(demo_table_rows(examples, products), table)
+    made = run_module("trainers.demo_translation", f"--examples={examples}", f"--products={products}",
+                      f"--output={table}")  # the developer command that writes the demo's table
+    assert made.returncode == 0, made.stderr[-2000:]
+    expected = str(root / "expected.parquet")
+    write_table(demo_table_rows(examples, products), expected)
+    assert pd.read_parquet(table).equals(pd.read_parquet(expected))
     return examples, products, table
 
 

@@ -16,7 +16,7 @@ backend cannot translate stop the run naming them (--on_failed=skip: their pairs
 and counted). Backends: google (Cloud Translation v3; --project, --location, --transport,
 --api_endpoint; the `translate` extra), table (--table: a parquet of source_language,
 target_language, source_text, translated_text made by any MT system), argos (offline, if the
-user installed argostranslate and its models). `python -m esci_tf.data.translation.demo` writes
+user installed argostranslate and its models). `python -m trainers.demo_translation` writes
 the table for the generated demo data.
 """
 

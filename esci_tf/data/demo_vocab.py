@@ -3,14 +3,13 @@
 A small unigram model over synthetic us/es/jp ESCI text (esci_tf.data.synthetic), with the
 control pieces XLM-R's SentencePiece model has (<unk>=0, <s>=1, </s>=2, no <pad>), so that
 keras_hub.models.XLMRobertaTokenizer loads it and applies the fairseq id offset as for the
-real XLM-R vocabulary. Retrain with `python -m esci_tf.data.demo_vocab`; same text, same file.
+real XLM-R vocabulary. Retrain with `python -m trainers.demo_vocab`; same text, same file.
 """
 
 import io
 import os
 import re
 
-from absl import flags
 import sentencepiece as spm
 
 from esci_tf.data.synthetic import generate_esci
@@ -56,34 +55,9 @@ def train_spm(sentences, vocab_size: int = DEMO_VOCAB_SIZE) -> bytes:
     return model.getvalue()
 
 
-FLAGS = flags.FLAGS
-
-
-def define_flags(flag_values=FLAGS):
-    """The command-line flags; defined only when run as a program (no clash on import)."""
-    flags.DEFINE_string("output", DEMO_SPM_PATH, "Where to write the SentencePiece model.",
-                        flag_values=flag_values)
-    flags.DEFINE_integer("vocab_size", DEMO_VOCAB_SIZE, "Target number of pieces.", flag_values=flag_values)
-
-
 def retrain(output: str = DEMO_SPM_PATH, vocab_size: int = DEMO_VOCAB_SIZE) -> bytes:
     """Retrain the demo vocabulary from its fixed corpus and write it to `output`."""
     proto = train_spm(build_corpus(), vocab_size)
     with open(output, "wb") as f:
         f.write(proto)
     return proto
-
-
-def main(argv=()):
-    """python -m esci_tf.data.demo_vocab [--output=...] [--vocab_size=...]"""
-    del argv
-    proto = retrain(FLAGS.output, FLAGS.vocab_size)
-    size = spm.SentencePieceProcessor(model_proto=proto).vocab_size()
-    print(f"wrote {FLAGS.output}: {size} pieces, {len(proto)} bytes")
-
-
-if __name__ == "__main__":
-    from esci_tf import cli
-
-    define_flags()
-    cli.run(main, "esci_tf.data.demo_vocab")

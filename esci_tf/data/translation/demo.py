@@ -4,7 +4,7 @@ attributes, accessories, description sentences and bullets at the same keys and 
 its text can be translated exactly and offline, deterministically. Brand names and model codes
 stay as they are (they are names); anything the lists do not know is left untranslated.
 
-`python -m esci_tf.data.translation.demo --examples X --products Y --targets es,jp,us --output T`
+`python -m trainers.demo_translation --examples X --products Y --targets es,jp,us --output T`
 writes the translation table (esci_tf.data.translation.table) of every text tfrecords.translate
 asks for, so the demo runs `--backend table` end to end.
 
@@ -204,36 +204,3 @@ def demo_table_rows(examples: str, products: str, targets=("es", "jp", "us"), fi
         distinct = list(dict.fromkeys(t for t in texts if t))
         for text, translation in zip(distinct, translator.translate(distinct, source, target)):
             yield source, target, text, translation
-
-
-def main(argv):
-    from absl import app, flags
-
-    from esci_tf.data.translation.table import write_table
-
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-    values = flags.FLAGS
-    rows = list(demo_table_rows(values.examples, values.products, values.targets, values.fields, values.split,
-                                values.task))
-    write_table(rows, values.output)
-    print(f"demo translation table: {len(rows)} translations in {values.output}")
-
-
-def define_flags():
-    from absl import flags
-
-    flags.DEFINE_string("examples", None, "Generated demo examples (esci_tf.data.synthetic).", required=True)
-    flags.DEFINE_string("products", None, "Their products.", required=True)
-    flags.DEFINE_list("targets", ["es", "jp", "us"], "Locales tfrecords.translate will translate into.")
-    flags.DEFINE_list("fields", ["title", "bullet_point", "description"], "Product fields it will translate.")
-    flags.DEFINE_enum("split", "train", ["train", "test", "all"], "Rows it will translate.")
-    flags.DEFINE_enum("task", "all", ["1", "2", "3", "all"], "KDD Cup task of those rows.")
-    flags.DEFINE_string("output", None, "The table to write (parquet).", required=True)
-
-
-if __name__ == "__main__":
-    from esci_tf import cli
-
-    define_flags()
-    cli.run(main, "esci_tf.data.translation.demo")
