@@ -6,7 +6,8 @@ import os
 import pytest
 import tensorflow as tf
 
-from esci_tf.preprocessing import RemBertTokenizer, load_tokenizer
+from esci_tf.models.rembert.tokenizer import RemBertTokenizer
+from esci_tf.preprocessing import load_tokenizer
 from esci_tf.models.bert.tokenizer import HFBertTokenizer
 from tests import preprocessing_fixtures
 

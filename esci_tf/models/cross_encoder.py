@@ -87,9 +87,7 @@ class CrossEncoder(keras.Model):
     ):
         super().__init__(**kwargs)
         kernels = check_kernels(kernels)
-        if isinstance(preprocessor, dict):
-            import esci_tf.preprocessing.fields_preprocessor  # noqa: F401  (registers the class)
-
+        if isinstance(preprocessor, dict):  # its class is registered by esci_tf.preprocessing's import
             preprocessor = keras.saving.deserialize_keras_object(preprocessor)
         entry = (
             registry.get_entry(backbone_name) if backbone_name

@@ -11,6 +11,7 @@ import os
 import numpy as np
 
 from esci_tf.labels import ranking_score
+from esci_tf.preprocessing import fields_preprocessor  # noqa: F401  (registers a saved model's preprocessor class)
 from esci_tf.preprocessing.frame_encoder import FrameEncoder
 from esci_tf.data.template import frame_fields
 from esci_tf.training.checkpointing import BEST_MODEL
