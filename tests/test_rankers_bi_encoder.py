@@ -1,9 +1,12 @@
 """BiEncoderRanker: product texts, query lists cut at list_size with padding marked, a tiny fine-tune
 that scores, saves and loads back to the same scores."""
 
+import os
+
 import numpy as np
 import pytest
 
+from esci_tf import files
 from esci_tf.rankers import load_ranker
 from esci_tf.rankers.bi_encoder import BiEncoderRanker, BiEncoderSettings, texts
 
@@ -42,3 +45,21 @@ def test_lists_train_score_save_and_load(frame, tmp_path):
     assert scores.shape == (len(frame),) and np.all(np.abs(scores) <= 1.0 + 1e-5)
     ranker.save(str(tmp_path))
     np.testing.assert_allclose(load_ranker(str(tmp_path)).scores(frame), scores, atol=1e-5)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bi_encoder.keras", "ranker.json"]
+
+    # A save that dies while writing the model leaves neither a model file a load would trust nor
+    # its temporary; one killed mid-write leaves only a .tmp. name, which the run cleanup removes.
+    original = ranker.model.save
+
+    def dies_halfway(path, *args, **kwargs):
+        with open(path, "wb") as partial:
+            partial.write(b"PK\x03\x04 half a zip")
+        assert os.path.basename(path).startswith(files.TEMP_PREFIX)
+        raise OSError("disk full")
+
+    ranker.model.save = dies_halfway
+    target = tmp_path / "again"
+    with pytest.raises(OSError, match="disk full"):
+        ranker.save(str(target))
+    assert not target.exists() or list(target.iterdir()) == []
+    ranker.model.save = original

@@ -176,10 +176,8 @@ class BiEncoderRanker:
 
     # -- saving
     def save(self, directory: str) -> None:
-        tf.io.gfile.makedirs(directory)
-        path = os.path.join(directory, MODEL_FILE)
-        self.model.save(path[: -len(".keras")] + ".tmp.keras")
-        tf.io.gfile.rename(path[: -len(".keras")] + ".tmp.keras", path, overwrite=True)
+        with files.atomic_path(os.path.join(directory, MODEL_FILE)) as temporary:  # a .tmp. name until complete
+            self.model.save(temporary)
         files.write_json(os.path.join(directory, RANKER_FILE), {
             "kind": KIND, "preprocessor": self.preprocessor.get_config(), "query_length": self.query_length,
             "product_length": self.product_length, "product_text": self.product_text}, indent=None)
