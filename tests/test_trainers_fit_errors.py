@@ -6,7 +6,7 @@ from absl import flags
 
 from cli_fixtures import assert_one_line_error, run_module
 from esci_tf import cli
-from esci_tf.training.strategy import _tpu_environment
+from esci_tf.training.tpu_machine import has_local_tpu
 from run_fixtures import TINY_CONFIG, fit_args
 from trainers import fit
 
@@ -14,7 +14,7 @@ SYNTHETIC = ("--synthetic_queries=12", "--backbone=xlm_roberta", "--max_length=2
              "--noprogress_bar", "--strategy=cpu")
 
 
-@pytest.mark.skipif(_tpu_environment(), reason="this machine has a TPU")
+@pytest.mark.skipif(has_local_tpu(), reason="this machine has a TPU")
 def test_tpu_strategy_without_a_tpu_fails_before_the_data(tmp_path):
     result = run_module("trainers.fit", *SYNTHETIC, f"--backbone_config={TINY_CONFIG}", "--strategy=tpu",
                         f"--output_dir={tmp_path / 'run'}")

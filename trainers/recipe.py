@@ -21,7 +21,6 @@ FLAGS = flags.FLAGS
 
 def run(flag_values=FLAGS) -> dict:
     """Run (or continue) the recipe the parsed flags describe; returns its report."""
-    from esci_tf.recipe.pipeline import run_recipe
     from esci_tf.training.config import ConfigError
 
     try:
@@ -31,6 +30,8 @@ def run(flag_values=FLAGS) -> dict:
         cloud_paths.check_output(config.output_dir, "output_dir")
         config.validate()
         cli.check_writable(config.output_dir, "output_dir", directory=True)
+        from esci_tf.recipe.pipeline import run_recipe  # TensorFlow: only once the settings are checked
+
         return run_recipe(config)
     except ConfigError as error:
         raise flags.IllegalFlagValueError(str(error)) from error
