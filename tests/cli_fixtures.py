@@ -53,9 +53,10 @@ def assert_one_line_error(result: Result, program: str, *fragments, code=None) -
     return line
 
 
-def run_checked_without_tensorflow(module: str, *args, cwd=None) -> tuple:
-    """`python -m module args...` (run as __main__ through runpy) in a fresh process: its Result,
-    the wall time in seconds, and whether TensorFlow was imported by the time it ended."""
+def run_checked_without_tensorflow(module: str, *args, cwd=None, code_path=REPO) -> tuple:
+    """`python -m module args...` (run as __main__ through runpy) in a fresh process, in `cwd`
+    (default the repository root) with `code_path` first on PYTHONPATH: its Result, the wall time
+    in seconds, and whether TensorFlow was imported by the time it ended."""
     code = ("import runpy, sys\n"
             f"sys.argv = [{module!r}, *sys.argv[1:]]\n"
             "try:\n"
@@ -63,7 +64,7 @@ def run_checked_without_tensorflow(module: str, *args, cwd=None) -> tuple:
             "finally:\n"
             "    print('tensorflow imported:', 'tensorflow' in sys.modules, flush=True)\n")
     environment = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="",
-                       PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
+                       PYTHONPATH=os.pathsep.join(filter(None, [str(code_path), os.environ.get("PYTHONPATH")])))
     for name in ("TPU_NAME", "TPU_ACCELERATOR_TYPE", "COLAB_TPU_ADDR"):
         environment.pop(name, None)
     start = time.perf_counter()

@@ -30,6 +30,20 @@ def test_checkpoint_with_backbone_config_fails_before_the_data(tmp_path):
     assert not (tmp_path / "run" / "data").exists()
 
 
+@pytest.mark.parametrize("args, message", [
+    (("--checkpoint=xlm_roberta_base_multi",), "--max_length=4: must be >= 8"),  # the weights replaced
+    (("--examples=e.parquet", "--products=p.parquet"), "--max_length=4: must be >= 8"),  # the data replaced
+    (("--backbone_config=",), "give --checkpoint (pretrained) or --backbone_config (random init)"),  # cleared
+    (("--backbone_config={}", "--checkpoint=x"), "--checkpoint=x and --backbone_config: give one"),
+])
+def test_the_command_line_after_a_flagfile_replaces_its_alternative(tmp_path, args, message):
+    """demo.flags sets --backbone_config and --synthetic_queries; --max_length=4 is the next check
+    to fail, so reaching it means the flagfile's alternative was replaced."""
+    result = run_module("trainers.fit", "--flagfile=demo.flags", *args, "--max_length=4",
+                        f"--output_dir={tmp_path / 'run'}")
+    assert_one_line_error(result, "trainers.fit", message, code=cli.FLAG_EXIT)
+
+
 def test_unwritable_output_dir_is_one_line(tmp_path):
     blocker = tmp_path / "a_file"
     blocker.write_text("")

@@ -11,11 +11,11 @@ input ends with one line naming it (esci_tf.cli; --verbose: the traceback).
 from absl import app, flags
 
 from esci_tf import cli, cloud_paths
-from trainers.flags import recipe_flags
+from trainers.flags import DIRECTORY as FLAGFILES, fit_flags, recipe_flags
 
 recipe_flags.define_flags()
 flags.adopt_module_key_flags(recipe_flags)  # --help lists the recipe's flags and the fine-tunes'
-flags.adopt_module_key_flags(recipe_flags.fit_flags)
+flags.adopt_module_key_flags(fit_flags)
 FLAGS = flags.FLAGS
 
 
@@ -39,8 +39,7 @@ def run(flag_values=FLAGS) -> dict:
 
 def run_with_args(argv) -> dict:
     """Parse `argv` (argv[0] is the program name) as recipe flags and run; for library use."""
-    FLAGS.unparse_flags()
-    FLAGS(list(argv))
+    fit_flags.parse(argv, FLAGS)
     return run(FLAGS)
 
 
@@ -53,4 +52,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    cli.run(main, "trainers.recipe")
+    cli.run(main, "trainers.recipe", flagfile_dir=FLAGFILES, alternatives=fit_flags.ALTERNATIVES)
