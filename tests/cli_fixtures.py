@@ -5,8 +5,8 @@ import dataclasses
 import os
 import pathlib
 import subprocess
+import resource
 import sys
-import time
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
@@ -55,8 +55,9 @@ def assert_one_line_error(result: Result, program: str, *fragments, code=None) -
 
 def run_checked_without_tensorflow(module: str, *args, cwd=None, code_path=REPO) -> tuple:
     """`python -m module args...` (run as __main__ through runpy) in a fresh process, in `cwd`
-    (default the repository root) with `code_path` first on PYTHONPATH: its Result, the wall time
-    in seconds, and whether TensorFlow was imported by the time it ended."""
+    (default the repository root) with `code_path` first on PYTHONPATH: its Result, its CPU time in
+    seconds (user + system: unlike the wall time, not inflated by a loaded machine), and whether
+    TensorFlow was imported by the time it ended."""
     code = ("import runpy, sys\n"
             f"sys.argv = [{module!r}, *sys.argv[1:]]\n"
             "try:\n"
@@ -67,8 +68,9 @@ def run_checked_without_tensorflow(module: str, *args, cwd=None, code_path=REPO)
                        PYTHONPATH=os.pathsep.join(filter(None, [str(code_path), os.environ.get("PYTHONPATH")])))
     for name in ("TPU_NAME", "TPU_ACCELERATOR_TYPE", "COLAB_TPU_ADDR"):
         environment.pop(name, None)
-    start = time.perf_counter()
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     done = subprocess.run([sys.executable, "-c", code, *map(str, args)], cwd=cwd or REPO, capture_output=True,
                           text=True, timeout=120, env=environment)
-    seconds = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    seconds = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
     return Result(done.returncode, done.stdout, done.stderr), seconds, "tensorflow imported: True" in done.stdout
