@@ -2,9 +2,9 @@
 
 Stages (esci_tf.recipe.pipeline): folds -> distill -> pseudo -> ensemble, each into R/<stage>/ and
 skipped when done with the same settings; a changed setting reruns its stage and the ones after
-it (the log names the setting). Kill it anywhere and rerun: it continues. R/final is a ranker
-directory for trainers.predict and trainers.export; R/report.json and R/report.png say what each
-stage and member scores out of fold. Every trainers.fit flag sets the fine-tunes. A bad flag or
+it (the log names each changed setting, old -> new). Kill it anywhere and rerun: it continues.
+R/final is a ranker directory for trainers.predict and trainers.export; R/report.json and
+R/report.png say what each stage and member scores out of fold. Every trainers.fit flag sets the fine-tunes. A bad flag or
 input ends with one line naming it (esci_tf.cli; --verbose: the traceback).
 """
 
