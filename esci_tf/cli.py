@@ -19,7 +19,7 @@ import textwrap
 from absl import app, flags
 
 from esci_tf import command_line
-from esci_tf.data.errors import DataError, FlagError
+from esci_tf.errors import DataError, FlagError
 from esci_tf.training.preemption import EXIT_CODE as PREEMPTED_EXIT, Preempted
 
 VERBOSE = "verbose"
