@@ -13,3 +13,17 @@ POOLINGS = ("cls", "weighted_layers", "mean")  # esci_tf.models.cross_encoder
 PRECISION_POLICIES = ("float32", "mixed_bfloat16")  # esci_tf.models.precision
 LISTWISE_LOSSES = ("pairwise_logistic", "list_mle")  # esci_tf.training.listwise
 STRATEGY_NAMES = ("auto", "cpu", "default", "tpu", "mirrored", "multi_worker")  # esci_tf.training.strategy
+# The --backbone_config keys of each family: its backbone class's constructor arguments (keras-hub's
+# Backbone base and dtype excluded), listed here so the check of a config needs no keras-hub import;
+# tests/test_training_config.py reads them off the classes and fails when the two differ.
+BACKBONE_CONFIG_KEYS = {
+    "bert": ("hidden_activation", "vocabulary_size", "num_layers", "num_heads", "hidden_dim", "intermediate_dim",
+             "dropout", "max_sequence_length", "num_segments"),
+    "xlm_roberta": ("vocabulary_size", "num_layers", "num_heads", "hidden_dim", "intermediate_dim", "dropout",
+                    "max_sequence_length"),
+    "deberta_v3": ("vocabulary_size", "num_layers", "num_heads", "hidden_dim", "intermediate_dim", "dropout",
+                   "max_sequence_length", "bucket_size"),
+    "rembert": ("vocabulary_size", "num_layers", "num_heads", "hidden_dim", "intermediate_dim",
+                "input_embedding_dim", "dropout", "max_sequence_length", "num_segments", "activation",
+                "layer_norm_epsilon"),
+}

@@ -7,14 +7,18 @@ here, once) shows the traceback as well. Any other exception is a bug and keeps 
 A run stopped by SIGTERM (esci_tf.training.preemption.Preempted) prints `<program>: preempted at
 step N; rerun the same command to resume` and exits 143.
 --help (-h, --helpshort) prints the module docstring and the entry point's own flags and exits
-0; --helpfull adds every library's flags.
+0; --helpfull adds every library's flags. An entry point with shipped flagfiles (`flagfile_dir`)
+takes them by bare name and lets the command line replace a flagfile's alternative settings
+(esci_tf.command_line); --help says which.
 """
 
 import os
 import sys
+import textwrap
 
 from absl import app, flags
 
+from esci_tf import command_line
 from esci_tf.errors import DataError, FlagError
 from esci_tf.training.preemption import EXIT_CODE as PREEMPTED_EXIT, Preempted
 
@@ -63,14 +67,23 @@ def _wants_verbose(args) -> bool:
     return any(arg in ("--verbose", "--verbose=true", "--verbose=1") for arg in args)
 
 
-def help_text(flag_values, doc: str | None, full: bool = False) -> str:
-    """The module docstring and the entry point's flags (every flag with `full`)."""
+def help_text(flag_values, doc: str | None, full: bool = False, flagfile_dir: str | None = None) -> str:
+    """The module docstring, the shipped flagfiles (if any) and the entry point's flags (every
+    flag with `full`)."""
     own = flag_values is not flags.FLAGS  # an entry point's own FlagValues: all of them are its flags
     if full:
         listed = flag_values.get_help() + ("\n" + flags.FLAGS.get_help() if own else "")
     else:
         listed = flag_values.get_help() if own else flag_values.main_module_help()
-    return f"{(doc or '').strip()}\n\nflags:\n{listed}\n\nTry --helpfull to list every flag, the libraries' included."
+    shipped = ""
+    if flagfile_dir is not None:
+        shipped = "\n\n" + textwrap.fill(
+            "--flagfile=F reads flags from the file F; flags after it override its values, and a data source "
+            "or weights given after it replace the file's (--checkpoint replaces --backbone_config; an empty "
+            "--backbone_config= clears it). A bare name that is no file here is a shipped flagfile, found from "
+            f"any directory: {', '.join(command_line.shipped_flagfiles(flagfile_dir))} (in {flagfile_dir}).", 100)
+    return (f"{(doc or '').strip()}{shipped}\n\nflags:\n{listed}\n\n"
+            "Try --helpfull to list every flag, the libraries' included.")
 
 
 def check_writable(path: str, flag: str, directory: bool = False) -> None:
@@ -101,10 +114,12 @@ def check_writable(path: str, flag: str, directory: bool = False) -> None:
         raise PermissionError(f"--{flag}={path}: cannot create it, {parent} is not writable")
 
 
-def run(main, program: str, flag_values=flags.FLAGS, argv=None) -> None:
+def run(main, program: str, flag_values=flags.FLAGS, argv=None, flagfile_dir: str | None = None,
+        alternatives=()) -> None:
     """app.run(main) with the project's --help, --verbose and one-line user errors (see the
     module docstring). `flag_values`: the entry point's own FlagValues when it is not
-    flags.FLAGS (absl's flags then keep their defaults)."""
+    flags.FLAGS (absl's flags then keep their defaults). `flagfile_dir` and `alternatives`:
+    esci_tf.command_line.parse's."""
     define_verbose(flag_values)
     flag_values.register_key_flag_for_module(sys.argv[0], flag_values[VERBOSE])  # listed by --help
     doc = sys.modules["__main__"].__doc__
@@ -112,10 +127,10 @@ def run(main, program: str, flag_values=flags.FLAGS, argv=None) -> None:
     def parse(args):
         options = args[1:args.index("--")] if "--" in args else args[1:]
         if any(arg in HELP_ARGS + HELPFULL_ARGS for arg in options):
-            print(help_text(flag_values, doc, full=any(arg in HELPFULL_ARGS for arg in options)))
+            print(help_text(flag_values, doc, any(arg in HELPFULL_ARGS for arg in options), flagfile_dir))
             sys.exit(0)
         try:
-            rest = flag_values(args)
+            rest = command_line.parse(flag_values, args, flagfile_dir, alternatives)
             if flag_values is not flags.FLAGS:
                 flags.FLAGS(args[:1])
         except flags.Error as error:

@@ -5,6 +5,7 @@ import dataclasses
 import os
 import pathlib
 import subprocess
+import resource
 import sys
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -50,3 +51,26 @@ def assert_one_line_error(result: Result, program: str, *fragments, code=None) -
         assert fragment in line, (fragment, line)
     assert not result.traceback, result.stderr[-3000:]
     return line
+
+
+def run_checked_without_tensorflow(module: str, *args, cwd=None, code_path=REPO) -> tuple:
+    """`python -m module args...` (run as __main__ through runpy) in a fresh process, in `cwd`
+    (default the repository root) with `code_path` first on PYTHONPATH: its Result, its CPU time in
+    seconds (user + system: unlike the wall time, not inflated by a loaded machine), and whether
+    TensorFlow was imported by the time it ended."""
+    code = ("import runpy, sys\n"
+            f"sys.argv = [{module!r}, *sys.argv[1:]]\n"
+            "try:\n"
+            f"    runpy.run_module({module!r}, run_name='__main__', alter_sys=True)\n"
+            "finally:\n"
+            "    print('tensorflow imported:', 'tensorflow' in sys.modules, flush=True)\n")
+    environment = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="",
+                       PYTHONPATH=os.pathsep.join(filter(None, [str(code_path), os.environ.get("PYTHONPATH")])))
+    for name in ("TPU_NAME", "TPU_ACCELERATOR_TYPE", "COLAB_TPU_ADDR"):
+        environment.pop(name, None)
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    done = subprocess.run([sys.executable, "-c", code, *map(str, args)], cwd=cwd or REPO, capture_output=True,
+                          text=True, timeout=120, env=environment)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    seconds = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+    return Result(done.returncode, done.stdout, done.stderr), seconds, "tensorflow imported: True" in done.stdout

@@ -35,7 +35,7 @@ def test_killed_at_every_stage_then_rerun_with_a_changed_setting_ends_like_an_un
     after = _finished_at(killed, STAGES)
     assert (after["folds"], after["distill"]) == (before["folds"], before["distill"])
     assert after["pseudo"] != before["pseudo"]
-    assert "done with the same settings, skipped" in output and "settings changed (threshold)" in output
+    assert "done with the same settings, skipped" in output and "settings changed (threshold 0.3 -> 0.26)" in output
     pd.testing.assert_frame_equal(pd.read_csv(killed / "folds" / "oof.csv"), pd.read_csv(clean / "folds" / "oof.csv"))
     np.testing.assert_allclose(final_scores(str(killed), recipe_files), final_scores(str(clean), recipe_files), atol=1e-6)
     report = json.loads((clean / "report.json").read_text())

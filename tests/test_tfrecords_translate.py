@@ -149,3 +149,22 @@ def test_a_missing_backend_setting_is_one_line():
                           "--backend=table needs --table", code=cli.FLAG_EXIT)
     assert_one_line_error(run_module("tfrecords.translate", *common, "--backend=google"), "tfrecords.translate",
                           "--backend=google needs --project", code=cli.FLAG_EXIT)
+
+
+def test_a_google_dry_run_needs_no_credentials(demo_files, tmp_path):
+    """The dry run prints the characters and the cost, says what the real run would lack, sends
+    nothing (the endpoint is a closed port) and exits 0; the real run stops on the credentials in
+    one line before reading the files."""
+    examples, products, _ = demo_files
+    no_credentials = {"GOOGLE_APPLICATION_CREDENTIALS": str(tmp_path / "missing.json"), "NO_GCE_CHECK": "True",
+                      "CLOUDSDK_CONFIG": str(tmp_path / "gcloud")}
+    args = (f"--examples={examples}", f"--products={products}", "--backend=google", "--project=P",
+            "--api_endpoint=http://127.0.0.1:9", f"--output_dir={tmp_path / 'out'}")
+    dry = run_module("tfrecords.translate", *args, "--dry_run", env=no_credentials)
+    assert dry.returncode == 0, dry.stderr[-3000:]
+    assert "characters to send to google: estimated cost $" in dry.stdout
+    assert "the real run would stop here: --backend=google: no usable Google Cloud credentials" in dry.stdout
+    assert dry.stdout.rstrip().endswith("translate: --dry_run, nothing sent")
+    real = run_module("tfrecords.translate", *args, env=no_credentials)
+    assert_one_line_error(real, "tfrecords.translate", "no usable Google Cloud credentials", code=cli.FLAG_EXIT)
+    assert "estimated cost" not in real.stdout

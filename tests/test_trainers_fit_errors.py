@@ -6,7 +6,7 @@ from absl import flags
 
 from cli_fixtures import assert_one_line_error, run_module
 from esci_tf import cli
-from esci_tf.training.strategy import _tpu_environment
+from esci_tf.training.tpu_machine import has_local_tpu
 from run_fixtures import TINY_CONFIG, fit_args
 from trainers import fit
 
@@ -14,7 +14,7 @@ SYNTHETIC = ("--synthetic_queries=12", "--backbone=xlm_roberta", "--max_length=2
              "--noprogress_bar", "--strategy=cpu")
 
 
-@pytest.mark.skipif(_tpu_environment(), reason="this machine has a TPU")
+@pytest.mark.skipif(has_local_tpu(), reason="this machine has a TPU")
 def test_tpu_strategy_without_a_tpu_fails_before_the_data(tmp_path):
     result = run_module("trainers.fit", *SYNTHETIC, f"--backbone_config={TINY_CONFIG}", "--strategy=tpu",
                         f"--output_dir={tmp_path / 'run'}")
@@ -28,6 +28,20 @@ def test_checkpoint_with_backbone_config_fails_before_the_data(tmp_path):
     assert_one_line_error(result, "trainers.fit", "--checkpoint=xlm_roberta_base_multi and --backbone_config",
                           code=cli.FLAG_EXIT)
     assert not (tmp_path / "run" / "data").exists()
+
+
+@pytest.mark.parametrize("args, message", [
+    (("--checkpoint=xlm_roberta_base_multi",), "--max_length=4: must be >= 8"),  # the weights replaced
+    (("--examples=e.parquet", "--products=p.parquet"), "--max_length=4: must be >= 8"),  # the data replaced
+    (("--backbone_config=",), "give --checkpoint (pretrained) or --backbone_config (random init)"),  # cleared
+    (("--backbone_config={}", "--checkpoint=x"), "--checkpoint=x and --backbone_config: give one"),
+])
+def test_the_command_line_after_a_flagfile_replaces_its_alternative(tmp_path, args, message):
+    """demo.flags sets --backbone_config and --synthetic_queries; --max_length=4 is the next check
+    to fail, so reaching it means the flagfile's alternative was replaced."""
+    result = run_module("trainers.fit", "--flagfile=demo.flags", *args, "--max_length=4",
+                        f"--output_dir={tmp_path / 'run'}")
+    assert_one_line_error(result, "trainers.fit", message, code=cli.FLAG_EXIT)
 
 
 def test_unwritable_output_dir_is_one_line(tmp_path):

@@ -4,6 +4,7 @@ import dataclasses
 
 import pytest
 
+from esci_tf.choices import BACKBONE_CONFIG_KEYS, BACKBONE_NAMES
 from esci_tf.training import config as config_lib
 from esci_tf.training.config import ConfigError, RunConfig
 from trainers import fit
@@ -83,20 +84,45 @@ def test_flags_map_onto_the_config():
         fit_flags.run_config(fit.FLAGS)
 
 
-def test_backbone_config_keys_come_from_the_family_class():
-    assert {"num_layers", "hidden_dim", "num_heads", "intermediate_dim", "vocabulary_size"} <= set(
-        config_lib.backbone_config_keys("xlm_roberta"))
-    assert "hidden_activation" in config_lib.backbone_config_keys("bert")  # esci_tf's subclass adds it
-    assert "dtype" not in config_lib.backbone_config_keys("bert")
+def _constructor_keys(backbone: str) -> tuple:
+    """The family's backbone class's constructor arguments (keras-hub's Backbone base and dtype excluded)."""
+    import inspect
+
+    import keras_hub
+
+    from esci_tf.models.registry import get_entry
+
+    keys = []
+    for klass in get_entry(backbone).backbone_class.__mro__:
+        if klass is keras_hub.models.Backbone or not issubclass(klass, keras_hub.models.Backbone):
+            break
+        if "__init__" in vars(klass):
+            for parameter in inspect.signature(klass.__init__).parameters.values():
+                if parameter.kind not in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD) and \
+                        parameter.name not in ("self", "dtype") and parameter.name not in keys:
+                    keys.append(parameter.name)
+    return tuple(keys)
+
+
+@pytest.mark.parametrize("backbone", BACKBONE_NAMES)
+def test_backbone_config_keys_are_the_family_class_arguments(backbone):
+    """esci_tf.choices lists the keys (the check needs no keras-hub); they are the class's arguments."""
+    assert BACKBONE_CONFIG_KEYS[backbone] == _constructor_keys(backbone)
+
+
+def test_backbone_config_keys_are_checked():
+    assert "hidden_activation" in BACKBONE_CONFIG_KEYS["bert"]  # esci_tf's subclass adds it
     RunConfig.from_flat({**VALID, "backbone": "bert",
                          "backbone_config": {"num_layers": 1, "hidden_activation": "gelu"}}).validate()
+    with pytest.raises(ConfigError, match="unknown key.*num_layerz for --backbone=xlm_roberta"):
+        RunConfig.from_flat({**VALID, "backbone_config": {"num_layerz": 1}}).validate()
 
 
 def test_tpu_strategy_needs_a_tpu_here_or_an_address():
-    from esci_tf.training.strategy import _tpu_environment
+    from esci_tf.training.tpu_machine import has_local_tpu
 
     config = RunConfig.from_flat({**VALID, "strategy": "tpu"})
-    if _tpu_environment():
+    if has_local_tpu():
         pytest.skip("this machine has a TPU")
     with pytest.raises(ConfigError, match="--strategy=tpu: no TPU on this machine"):
         config.validate()

@@ -14,6 +14,7 @@ import pytest
 import tensorflow as tf
 
 from esci_tf.training import strategy as strategy_lib
+from esci_tf.training.tpu_machine import has_local_tpu
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
@@ -89,7 +90,7 @@ def test_mirrored_two_cpus_step_equals_single_device():
 def test_default_strategies():
     assert strategy_lib.get_strategy("cpu") is tf.distribute.get_strategy()
     assert strategy_lib.get_strategy("default").num_replicas_in_sync == 1
-    if not tf.config.list_physical_devices("GPU") and not strategy_lib._tpu_environment():
+    if not tf.config.list_physical_devices("GPU") and not has_local_tpu():
         assert strategy_lib.get_strategy("auto") is tf.distribute.get_strategy()
 
 

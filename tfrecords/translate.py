@@ -6,7 +6,8 @@ Reads and validates the files (esci_tf.data.reader), collects the queries and pr
 translate (title, bullets, description; brand and color only with --fields), de-duplicates them
 and asks the translation cache (--cache, default D/translation_cache.sqlite; a local file
 under ~/.cache/esci-tf for a gs:// D) first. Before any
-paid call it prints the characters to send and the estimated cost; --dry_run stops there. Then
+paid call it prints the characters to send and the estimated cost; --dry_run stops there (it
+needs no credentials, and says what a real run would lack: credentials, the client package). Then
 it translates the rest in batches within the backend's limits (a progress bar with ETA), each
 answered batch committed to the cache, so a killed run loses nothing it was answered and a
 rerun pays for nothing twice. It writes D/examples.parquet and D/products.parquet in the
@@ -40,8 +41,10 @@ PRICE_PER_MILLION = 20.0  # US$ per million characters, Cloud Translation NMT (b
 
 def make_translator(backend: str, table: str | None = None, project: str | None = None, location: str = "global",
                     transport: str = "rest", api_endpoint: str | None = None, anonymous_credentials: bool = False,
-                    batch_chars: int = 5_000, chars_per_minute: int = 6_000_000, max_retries: int = 8):
-    """The Translator a --backend names (its settings checked before any file is read)."""
+                    batch_chars: int = 5_000, chars_per_minute: int = 6_000_000, max_retries: int = 8,
+                    dry_run: bool = False):
+    """The Translator a --backend names (its settings checked before any file is read; for a real
+    run its credentials too, a dry run needs none)."""
     if backend == "table":
         if not table:
             raise FlagError("--backend=table needs --table (a parquet of source_language, target_language, "
@@ -62,7 +65,7 @@ def make_translator(backend: str, table: str | None = None, project: str | None 
 
             credentials = AnonymousCredentials()
         return GoogleTranslator(project, location, transport, api_endpoint, credentials, batch_chars=batch_chars,
-                                chars_per_minute=chars_per_minute, max_retries=max_retries)
+                                chars_per_minute=chars_per_minute, max_retries=max_retries, connect=not dry_run)
     raise FlagError(f"--backend={backend!r}: expected one of {', '.join(BACKENDS)}")
 
 
@@ -125,7 +128,11 @@ def translate_files(examples: str, products: str, output_dir: str, translator, t
         plan = TranslationPlan.build(translation_requests(frame, targets, fields), store)
         echo(estimate_line(plan, translator, price_per_million))
         if dry_run:
-            return {"dry_run": True, **plan.summary(), "characters_to_send": plan.to_send_chars}
+            problem = translator.setup_problem() if plan.to_send_texts else None
+            if problem:
+                echo(f"translate: the real run would stop here: {problem}")
+            return {"dry_run": True, **plan.summary(), "characters_to_send": plan.to_send_chars,
+                    "setup_problem": problem}
         plan.run(translator, show_progress=show_progress)
     finally:
         store.close()
@@ -195,7 +202,7 @@ def main(argv):
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
     translator = make_translator(FLAGS.backend, FLAGS.table, FLAGS.project, FLAGS.location, FLAGS.transport,
                                  FLAGS.api_endpoint, FLAGS.anonymous_credentials, FLAGS.batch_chars,
-                                 FLAGS.chars_per_minute, FLAGS.max_retries)
+                                 FLAGS.chars_per_minute, FLAGS.max_retries, FLAGS.dry_run)
     summary = translate_files(FLAGS.examples, FLAGS.products, FLAGS.output_dir, translator, FLAGS.targets,
                               FLAGS.fields, FLAGS.split, FLAGS.task, FLAGS.cache, FLAGS.dry_run, FLAGS.on_failed,
                               FLAGS.on_bad_rows, FLAGS.price_per_million_chars)

@@ -14,10 +14,10 @@ from absl import app, flags
 
 from esci_tf import cli
 from trainers import fit
-from trainers.flags import fit_flags
+from trainers.flags import DIRECTORY as FLAGFILES, fit_flags
 
 flags.adopt_module_key_flags(fit_flags)  # --help lists the fit flags the demo takes
-DEMO_FLAGS = os.path.join(os.path.dirname(__file__), "flags", "demo.flags")
+DEMO_FLAGS = os.path.join(FLAGFILES, "demo.flags")
 
 
 def run_demo(extra_args=()) -> dict:
@@ -46,4 +46,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    cli.run(main, "trainers.demo", argv=[sys.argv[0], f"--flagfile={DEMO_FLAGS}", *sys.argv[1:]])
+    cli.run(main, "trainers.demo", argv=[sys.argv[0], f"--flagfile={DEMO_FLAGS}", *sys.argv[1:]],
+            flagfile_dir=FLAGFILES, alternatives=fit_flags.ALTERNATIVES)

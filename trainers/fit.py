@@ -13,7 +13,7 @@ bad flag, setting or input ends with one line naming it (esci_tf.cli; --verbose:
 from absl import app, flags
 
 from esci_tf import cli, cloud_paths
-from trainers.flags import fit_flags
+from trainers.flags import DIRECTORY as FLAGFILES, fit_flags
 
 fit_flags.define_flags()
 flags.adopt_module_key_flags(fit_flags)  # --help lists the fit flags
@@ -45,8 +45,7 @@ def train(flag_values=FLAGS, callbacks=()) -> dict:
 
 def run_with_args(argv, callbacks=()) -> dict:
     """Parse `argv` (argv[0] is the program name) as fit flags and train; for library use."""
-    FLAGS.unparse_flags()
-    FLAGS(list(argv))
+    fit_flags.parse(argv, FLAGS)
     return train(FLAGS, callbacks)
 
 
@@ -57,4 +56,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    cli.run(main, "trainers.fit")
+    cli.run(main, "trainers.fit", flagfile_dir=FLAGFILES, alternatives=fit_flags.ALTERNATIVES)

@@ -2,26 +2,25 @@
 
 Stages (esci_tf.recipe.pipeline): folds -> distill -> pseudo -> ensemble, each into R/<stage>/ and
 skipped when done with the same settings; a changed setting reruns its stage and the ones after
-it (the log names the setting). Kill it anywhere and rerun: it continues. R/final is a ranker
-directory for trainers.predict and trainers.export; R/report.json and R/report.png say what each
-stage and member scores out of fold. Every trainers.fit flag sets the fine-tunes. A bad flag or
+it (the log names each changed setting, old -> new). Kill it anywhere and rerun: it continues.
+R/final is a ranker directory for trainers.predict and trainers.export; R/report.json and
+R/report.png say what each stage and member scores out of fold. Every trainers.fit flag sets the fine-tunes. A bad flag or
 input ends with one line naming it (esci_tf.cli; --verbose: the traceback).
 """
 
 from absl import app, flags
 
 from esci_tf import cli, cloud_paths
-from trainers.flags import recipe_flags
+from trainers.flags import DIRECTORY as FLAGFILES, fit_flags, recipe_flags
 
 recipe_flags.define_flags()
 flags.adopt_module_key_flags(recipe_flags)  # --help lists the recipe's flags and the fine-tunes'
-flags.adopt_module_key_flags(recipe_flags.fit_flags)
+flags.adopt_module_key_flags(fit_flags)
 FLAGS = flags.FLAGS
 
 
 def run(flag_values=FLAGS) -> dict:
     """Run (or continue) the recipe the parsed flags describe; returns its report."""
-    from esci_tf.recipe.pipeline import run_recipe
     from esci_tf.training.config import ConfigError
 
     try:
@@ -31,6 +30,8 @@ def run(flag_values=FLAGS) -> dict:
         cloud_paths.check_output(config.output_dir, "output_dir")
         config.validate()
         cli.check_writable(config.output_dir, "output_dir", directory=True)
+        from esci_tf.recipe.pipeline import run_recipe  # TensorFlow: only once the settings are checked
+
         return run_recipe(config)
     except ConfigError as error:
         raise flags.IllegalFlagValueError(str(error)) from error
@@ -38,8 +39,7 @@ def run(flag_values=FLAGS) -> dict:
 
 def run_with_args(argv) -> dict:
     """Parse `argv` (argv[0] is the program name) as recipe flags and run; for library use."""
-    FLAGS.unparse_flags()
-    FLAGS(list(argv))
+    fit_flags.parse(argv, FLAGS)
     return run(FLAGS)
 
 
@@ -52,4 +52,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    cli.run(main, "trainers.recipe")
+    cli.run(main, "trainers.recipe", flagfile_dir=FLAGFILES, alternatives=fit_flags.ALTERNATIVES)

@@ -205,6 +205,17 @@ def run_recipe(config: RecipeConfig, data: RecipeData | None = None) -> dict:
     return report_lib.write_report(config, frame, run.folds, run.stages, ensemble, run.timing)
 
 
+def folds_settings(config: RecipeConfig, frame: pd.DataFrame, template: TemplateSettings,
+                   augmentation: pd.DataFrame | None = None) -> dict:
+    """What the folds stage's outputs depend on (and so every later stage's)."""
+    settings = {"data": _frame_fingerprint(frame), "run": _run_settings(config), "num_folds": config.num_folds,
+                "fold_seed": config.fold_seed, "train_folds": list(config.folds_to_train),
+                "template": template.to_dict()}
+    if augmentation is not None:  # by content: other translations rerun every stage
+        settings["augmentation"] = _frame_fingerprint(augmentation)
+    return settings
+
+
 def _stage_folds(run: _Run) -> None:
     """1. One fine-tune per trained fold; the out-of-fold probabilities."""
     config, frame = run.config, run.data.frame
@@ -217,12 +228,7 @@ def _stage_folds(run: _Run) -> None:
         _write_csv(frame[["example_id"]].assign(fold=run.folds), stage.path("folds.csv"))
         _finish(stage, model_set)
 
-    settings = {"data": _frame_fingerprint(frame), "run": _run_settings(config), "num_folds": config.num_folds,
-                "fold_seed": config.fold_seed, "train_folds": list(config.folds_to_train),
-                "template": run.data.template.to_dict()}
-    if run.data.augmentation is not None:  # by content: other translations rerun every stage
-        settings["augmentation"] = _frame_fingerprint(run.data.augmentation)
-    stage = run.run_stage("folds", settings, body)
+    stage = run.run_stage("folds", folds_settings(config, frame, run.data.template, run.data.augmentation), body)
     run.stages["folds"] = (stage, _load_model_set(stage))
 
 

@@ -5,8 +5,10 @@ depend on, among them the fingerprints of the stages it reads; it is written las
 so a stage killed half-way has no stage.json and runs again: with the same settings (its
 `started.json`) its fine-tunes resume from their own checkpoints, with other settings the
 half-done directory is removed first. A stage whose recorded settings differ from the current ones is removed and
-rerun, with a log line naming the settings that changed; since a rerun stage gets a new
-fingerprint, every stage after it sees a changed upstream setting and reruns too.
+rerun, with a log line naming every setting that changed with its old and new value (nested
+settings key by key: the fine-tunes' `run` settings by their trainers.fit flag names; settings
+that are fingerprints of contents say what they stand for instead of two hashes); since a rerun
+stage gets a new fingerprint, every stage after it sees a changed upstream setting and reruns too.
 
 >>> import tempfile
 >>> root = tempfile.mkdtemp()
@@ -16,6 +18,8 @@ fingerprint, every stage after it sees a changed upstream setting and reruns too
 >>> stage.finish({"oof": "oof.csv"})
 >>> Stage(root, "folds", {"num_folds": 3}).done(), Stage(root, "folds", {"num_folds": 5}).changed_settings()
 (True, ['num_folds'])
+>>> Stage(root, "folds", {"num_folds": 3, "run": {"learning_rate": 0.001}}).describe_changes()
+'learning_rate unset -> 0.001'
 """
 
 import hashlib
@@ -30,6 +34,43 @@ from esci_tf import files
 
 STAGE_FILE = "stage.json"
 STARTED_FILE = "started.json"
+FLAG_GROUPS = ("run",)  # nested settings whose keys are flag names: named by the key alone
+# Settings whose values are fingerprints of contents: what a change means, instead of two hashes.
+FINGERPRINTED = {"data": "other labeled pairs", "unlabeled": "other unlabeled pairs",
+                 "augmentation": "other translations", "upstream": "an earlier stage reran"}
+_MISSING = object()
+
+
+def differences(before: dict, now: dict, path: tuple = ()) -> list:
+    """(path, old, new) of every setting that differs, nested dicts compared key by key; a
+    setting one side lacks is _MISSING there."""
+    found = []
+    for key in sorted(set(before) | set(now)):
+        old, new = before.get(key, _MISSING), now.get(key, _MISSING)
+        if old == new:
+            continue
+        if isinstance(old, dict) and isinstance(new, dict) or \
+                (isinstance(old, dict) or isinstance(new, dict)) and _MISSING in (old, new):
+            found += differences({} if old is _MISSING else old, {} if new is _MISSING else new, (*path, key))
+        else:
+            found.append(((*path, key), old, new))
+    return found
+
+
+def _name(path: tuple) -> str:
+    return ".".join(part for part in path if part not in FLAG_GROUPS) or ".".join(path)
+
+
+def _shown(value) -> str:
+    text = "unset" if value is _MISSING or value is None else json.dumps(value, default=str)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def describe(path: tuple, old, new) -> str:
+    """One changed setting: `name old -> new`, or `name (what it means)` for a fingerprint."""
+    if path[0] in FINGERPRINTED:
+        return f"{_name(path)} ({FINGERPRINTED[path[0]]})"
+    return f"{_name(path)} {_shown(old)} -> {_shown(new)}"
 
 
 def fingerprint(value) -> str:
@@ -50,12 +91,16 @@ class Stage:
     def path(self, *names: str) -> str:
         return os.path.join(self.directory, *names)
 
+    def _differences(self) -> list:
+        return [] if self._saved is None else differences(self._saved["settings"], self.settings)
+
     def changed_settings(self) -> list:
         """Names of the settings that differ from the finished run's (empty when none ran)."""
-        if self._saved is None:
-            return []
-        before, now = self._saved["settings"], self.settings
-        return sorted(k for k in set(before) | set(now) if before.get(k) != now.get(k))
+        return sorted({_name(path) for path, _, _ in self._differences()})
+
+    def describe_changes(self) -> str:
+        """Every changed setting with its old and new value (see the module docstring)."""
+        return "; ".join(describe(*difference) for difference in self._differences())
 
     def done(self) -> bool:
         """Finished with exactly these settings."""
@@ -80,7 +125,7 @@ class Stage:
         started = files.read_json(self.path(STARTED_FILE), missing_ok=True)
         if changed:
             logging.warning("recipe stage %s: settings changed (%s); rerunning it and the stages after it",
-                            self.name, ", ".join(changed))
+                            self.name, self.describe_changes())
         elif started is not None and started["settings"] != self.settings:
             logging.warning("recipe stage %s: an unfinished run with other settings is removed", self.name)
             changed = ["unfinished run"]

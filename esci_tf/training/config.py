@@ -17,10 +17,9 @@ esci_tf.training.config.ConfigError: give one data source: --examples and --prod
 """
 
 import dataclasses
-import inspect
 from typing import Optional
 
-from esci_tf.choices import BACKBONE_NAMES, LISTWISE_LOSSES, POOLINGS, PRECISION_POLICIES as PRECISIONS
+from esci_tf.choices import BACKBONE_CONFIG_KEYS, BACKBONE_NAMES, LISTWISE_LOSSES, POOLINGS, PRECISION_POLICIES as PRECISIONS
 from esci_tf.choices import STRATEGY_NAMES as STRATEGIES
 from esci_tf.errors import FlagError
 from esci_tf.data.reader import TASKS
@@ -272,30 +271,11 @@ def _weights(config):
              "own architecture; --backbone_config is for random init)")
 
 
-def backbone_config_keys(backbone: str) -> tuple:
-    """The --backbone_config keys the backbone family's class accepts (its constructor's
-    arguments, keras-hub's Backbone base and dtype excluded)."""
-    import keras_hub
-
-    from esci_tf.models.registry import get_entry
-
-    keys = []
-    for klass in get_entry(backbone).backbone_class.__mro__:
-        if klass is keras_hub.models.Backbone or not issubclass(klass, keras_hub.models.Backbone):
-            break
-        if "__init__" in vars(klass):
-            for parameter in inspect.signature(klass.__init__).parameters.values():
-                if parameter.kind not in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD) and \
-                        parameter.name not in ("self", "dtype") and parameter.name not in keys:
-                    keys.append(parameter.name)
-    return tuple(keys)
-
-
 def _backbone_config(config):
     values = config.model.backbone_config
     if not isinstance(values, dict) or config.model.checkpoint is not None:
         return
-    known = backbone_config_keys(config.model.backbone)
+    known = BACKBONE_CONFIG_KEYS[config.model.backbone]
     unknown = sorted(set(values) - set(known))
     _require(not unknown, f"--backbone_config: unknown key(s) {', '.join(unknown)} for --backbone="
              f"{config.model.backbone}; known: {', '.join(known)}")
@@ -314,9 +294,9 @@ def _tpu(config):
              "--tpu_address is only used with --strategy=tpu")
     if runtime.strategy != "tpu" or runtime.tpu_address is not None:
         return
-    from esci_tf.training.strategy import _tpu_environment as tpu_on_this_machine
+    from esci_tf.training.tpu_machine import has_local_tpu
 
-    _require(tpu_on_this_machine(),
+    _require(has_local_tpu(),
              "--strategy=tpu: no TPU on this machine (no /dev/accel* or /dev/vfio device, TPU_NAME unset); "
              "give --tpu_address for a remote TPU, or use --strategy=auto")
 

@@ -1,11 +1,10 @@
 """tf.distribute strategies by name: tpu, mirrored, multi_worker, cpu/default, auto."""
 
-import os
-
 import tensorflow as tf
 from absl import logging
 
 from esci_tf.choices import STRATEGY_NAMES  # defined without TensorFlow, for the flags
+from esci_tf.training.tpu_machine import has_local_tpu
 
 
 def _connect_tpu(tpu_address):
@@ -51,20 +50,13 @@ def get_strategy(name: str = "auto", tpu_address=None, devices=None):
     if name in ("cpu", "default"):
         return tf.distribute.get_strategy()
     # auto
-    if tpu_address is not None or _tpu_environment():
+    if tpu_address is not None or has_local_tpu():
         resolver = _find_tpu_resolver(tpu_address)
         if resolver is not None:
             return _connect_tpu(tpu_address)
     if tf.config.list_physical_devices("GPU"):
         return tf.distribute.MirroredStrategy()
     return tf.distribute.get_strategy()
-
-
-def _tpu_environment() -> bool:
-    """True on a Cloud TPU VM / when TPU settings are in the environment."""
-    if any(k in os.environ for k in ("TPU_NAME", "TPU_ACCELERATOR_TYPE", "COLAB_TPU_ADDR")):
-        return True
-    return os.path.exists("/dev/accel0") or os.path.exists("/dev/vfio/0")
 
 
 def split_cpu(num_devices: int):

@@ -13,10 +13,15 @@ import typing
 
 from absl import flags
 
+from esci_tf import command_line
 from esci_tf.training import config as config_lib
+from trainers.flags import DIRECTORY
 
 FLAGS = flags.FLAGS
 BACKBONES = config_lib.BACKBONE_NAMES  # the registry's families
+# Settings of which a run takes one: the command line's replaces a flagfile's (esci_tf.command_line).
+ALTERNATIVES = ((("examples", "products"), ("train_tfrecords", "eval_tfrecords"), ("synthetic_queries",)),
+                (("checkpoint",), ("backbone_config",)))
 
 HELP = {
     # Data.
@@ -131,9 +136,20 @@ def define_flags(flag_values=FLAGS):
             flags.DEFINE_string(name, default, text, flag_values=flag_values)
 
 
+def parse(argv, flag_values=FLAGS) -> list:
+    """Parse fit (or recipe) flags as the entry points do: shipped flagfiles by bare name, the
+    command line's alternative replacing a flagfile's (esci_tf.command_line)."""
+    flag_values.unparse_flags()
+    return command_line.parse(flag_values, list(argv), DIRECTORY, ALTERNATIVES)
+
+
 def run_config(flag_values=FLAGS):
-    """The RunConfig the parsed fit flags describe (checked by RunConfig.validate, not here)."""
+    """The RunConfig the parsed fit flags describe (checked by RunConfig.validate, not here).
+    An empty text setting whose default is unset is unset (`--checkpoint=`, `--backbone_config=`)."""
     values = {name: flag_values[name].value for name, _, _ in _settings()}
+    for name, kind, default in _settings():
+        if kind is not tuple and default is None and values[name] == "":
+            values[name] = None
     values["length_buckets"] = tuple(_int_or_text(v) for v in values["length_buckets"] or ())
     if values["backbone_config"] is not None:
         try:

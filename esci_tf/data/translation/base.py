@@ -61,3 +61,7 @@ class Translator(abc.ABC):
     def identity(self) -> dict:
         """What the cache records about the backend (answers of another backend are not reused)."""
         return {"backend": self.name}
+
+    def setup_problem(self) -> str | None:
+        """What would stop a real run (credentials, a package), or None; a dry run reports it."""
+        return None

@@ -5,7 +5,9 @@ One request per batch (batching.batches: at most 1,024 texts and `batch_chars` c
 5,000 by default, never over the API's 30,000), the project's characters per minute kept under
 `chars_per_minute` (6,000,000 by default), and retries with exponential backoff and jitter on the
 answers that mean "later": 429, 403 rate-limit reasons, 5xx, timeouts and dropped connections.
-Credentials and permission problems stop the run with one line saying what to fix; any other
+Credentials and permission problems stop the run with one line saying what to fix (with
+`connect=False` the client is made at the first request, so a dry run needs no credentials and
+`setup_problem()` says what a real run would lack); any other
 refusal (400: a bad language code, a text the API rejects) raises TranslationError naming the
 batch. `api_endpoint` points the client at an emulator or a test server (`http://host:port`
 for plain HTTP with the REST transport).
@@ -52,7 +54,8 @@ class GoogleTranslator(Translator):
                  api_endpoint: str | None = None, credentials=None, batch_chars: int = 5_000,
                  max_segments: int = 1024, chars_per_minute: int = 6_000_000, max_retries: int = 8,
                  initial_backoff: float = 1.0, max_backoff: float = 64.0, timeout: float = 120.0,
-                 model: str | None = None, sleep=time.sleep, clock=time.monotonic, seed: int = 0):
+                 model: str | None = None, sleep=time.sleep, clock=time.monotonic, seed: int = 0,
+                 connect: bool = True):
         if not project:
             raise TranslatorSetupError("--backend=google needs --project (the Google Cloud project to bill)")
         if transport not in TRANSPORTS:
@@ -61,21 +64,38 @@ class GoogleTranslator(Translator):
             raise TranslatorSetupError(f"--batch_chars={batch_chars} / --max_segments={max_segments}: Cloud "
                                        f"Translation takes at most 1024 texts and {self.max_request_chars} code "
                                        "points per request")
-        translate_v3, self._exceptions = _api()
         self.project, self.location, self.transport = project, location, transport
-        self.api_endpoint, self.model = api_endpoint, model
+        self.api_endpoint, self.model, self.credentials = api_endpoint, model, credentials
         self.batch_chars, self.max_segments = int(batch_chars), int(max_segments)
         self.max_retries, self.initial_backoff, self.max_backoff = max_retries, initial_backoff, max_backoff
         self.timeout, self.sleep = timeout, sleep
         self.rate = CharacterRate(chars_per_minute, clock=clock, sleep=sleep)
         self.random = random.Random(seed)
         self.retries = 0  # retried requests so far (summary.json)
-        options = {"api_endpoint": api_endpoint} if api_endpoint else None
+        self.client = self._exceptions = None
+        if connect:
+            self.connect()
+
+    def connect(self) -> None:
+        """Makes the client (once): TranslatorSetupError when the package or credentials are missing."""
+        if self.client is not None:
+            return
+        translate_v3, self._exceptions = _api()
+        options = {"api_endpoint": self.api_endpoint} if self.api_endpoint else None
         try:
             self.client = translate_v3.TranslationServiceClient(
-                credentials=credentials, transport=transport, client_options=options)
+                credentials=self.credentials, transport=self.transport, client_options=options)
         except Exception as error:  # google.auth.exceptions.DefaultCredentialsError and kin
             raise self._credentials_error(error) from error
+
+    def setup_problem(self) -> str | None:
+        """What would stop a real run from starting (the package, the credentials), or None; for a
+        dry run, which makes no client."""
+        try:
+            self.connect()
+        except TranslatorSetupError as error:
+            return str(error)
+        return None
 
     @property
     def parent(self) -> str:
@@ -114,6 +134,7 @@ class GoogleTranslator(Translator):
         texts = list(texts)
         if not texts:
             return []
+        self.connect()
         where = (f"batch of {len(texts)} texts ({sum(map(len, texts))} characters) {source}->{target}, "
                  f"first {texts[0][:80]!r}")
         self.rate.wait(sum(map(len, texts)))
