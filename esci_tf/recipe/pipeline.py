@@ -1,7 +1,8 @@
 """run_recipe: the paper's stages, each into R/<stage>/, each skipped when done with the same settings.
 
-1. folds: query-grouped folds (esci_tf.recipe.targets); one fine-tune per trained fold; the
-   out-of-fold class probabilities of every pair of a trained fold (folds/oof.csv).
+1. folds: query-grouped folds (esci_tf.recipe.targets), recorded per query in
+   folds/fold_assignment.csv (esci_tf.recipe.fold_assignment); one fine-tune per trained fold;
+   the out-of-fold class probabilities of every pair of a trained fold (folds/oof.csv).
 2. distill (--distill): targets = hard_label_weight x (smoothed) label + the rest x out-of-fold
    probabilities; a fine-tune on every pair (--distill_on=all) or per fold (=folds).
 3. pseudo (--pseudo_examples/--pseudo_products): the previous stage's models score the unlabeled
@@ -27,7 +28,8 @@ from esci_tf import files
 from esci_tf.data.reader import load_esci, read_table
 from esci_tf.data.template import TemplateSettings
 from esci_tf.labels import GAINS, one_hot
-from esci_tf.recipe import ensemble_fit, fine_tune as tuning, report as report_lib, targets as targets_lib
+from esci_tf.recipe import ensemble_fit, fine_tune as tuning, fold_assignment, report as report_lib
+from esci_tf.recipe import targets as targets_lib
 from esci_tf.recipe.config import RecipeConfig
 from esci_tf.recipe.members import member_oof_scores, save_final
 from esci_tf.recipe.stages import Stage, fingerprint
@@ -215,6 +217,7 @@ def _stage_folds(run: _Run) -> None:
                                        stage.directory, progress=run.progress, stage="folds",
                                        augmentation=run.data.augmentation)
         _write_csv(frame[["example_id"]].assign(fold=run.folds), stage.path("folds.csv"))
+        fold_assignment.write(run.root, frame["query_id"].to_numpy(), run.folds)
         _finish(stage, model_set)
 
     settings = {"data": _frame_fingerprint(frame), "run": _run_settings(config), "num_folds": config.num_folds,
@@ -223,6 +226,8 @@ def _stage_folds(run: _Run) -> None:
     if run.data.augmentation is not None:  # by content: other translations rerun every stage
         settings["augmentation"] = _frame_fingerprint(run.data.augmentation)
     stage = run.run_stage("folds", settings, body)
+    if not tf.io.gfile.exists(fold_assignment.path(run.root)):  # a run finished before the file existed
+        fold_assignment.write(run.root, frame["query_id"].to_numpy(), run.folds)
     run.stages["folds"] = (stage, _load_model_set(stage))
 
 
