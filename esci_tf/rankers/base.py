@@ -20,6 +20,7 @@ import numpy as np
 
 from esci_tf import files
 from esci_tf.data.errors import DataError
+from esci_tf.data.locales import canonical
 from esci_tf.labels import ranking_score
 
 RANKER_FILE = "ranker.json"
@@ -35,11 +36,9 @@ class Prediction:
 
 
 def normalize_locales(locales) -> tuple | None:
-    """Locales as the sorted tuple a ranker records (lower case, distinct); None or empty: every
-    locale (None)."""
-    if not locales:
-        return None
-    return tuple(sorted({str(locale).strip().lower() for locale in locales}))
+    """Locales as the sorted tuple a ranker records (esci_tf.data.locales.canonical); None or
+    empty: every locale (None)."""
+    return canonical(locales) or None
 
 
 def covers(locales, locale) -> bool:
@@ -93,6 +92,23 @@ def predict(ranker, frame) -> Prediction:
         probabilities = ranker.probabilities(frame)
         return Prediction(ranking_score(probabilities), probabilities)
     return Prediction(np.asarray(ranker.scores(frame), np.float64))
+
+
+def predict_covered(ranker, frame) -> Prediction:
+    """`predict` on the rows of the ranker's locales only: NaN scores (and probabilities, when it
+    classifies) on the other rows; probabilities None when no row is covered."""
+    locales = getattr(ranker, "locales", None)
+    if locales is None:
+        return predict(ranker, frame)
+    rows = frame["product_locale"].isin(locales).to_numpy()
+    scores, probabilities = np.full(len(frame), np.nan), None
+    if rows.any():
+        part = predict(ranker, frame[rows])
+        scores[rows] = part.scores
+        if part.probabilities is not None:
+            probabilities = np.full((len(frame), part.probabilities.shape[1]), np.nan)
+            probabilities[rows] = part.probabilities
+    return Prediction(scores, probabilities)
 
 
 def ranker_kind(directory: str) -> str:

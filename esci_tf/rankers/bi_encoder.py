@@ -16,7 +16,7 @@ import tensorflow as tf
 from esci_tf import files
 from esci_tf.data.cleaning import clean_texts
 from esci_tf.labels import GAINS
-from esci_tf.rankers.base import RANKER_FILE, locales_record, ranker_locales
+from esci_tf.rankers.base import RANKER_FILE, check_locales, locales_record, ranker_locales
 
 KIND = "bi_encoder"
 MODEL_FILE = "bi_encoder.keras"
@@ -104,6 +104,7 @@ class BiEncoderRanker:
     # -- scoring
     def scores(self, frame) -> np.ndarray:
         """[N] cosine of each row's query and product."""
+        check_locales(self, frame)
         if len(frame) == 0:
             return np.zeros(0, np.float64)
         queries, products = texts(frame, self.product_text)

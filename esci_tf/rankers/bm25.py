@@ -22,7 +22,7 @@ import tensorflow as tf
 
 from esci_tf import files
 from esci_tf.data.cleaning import clean_texts
-from esci_tf.rankers.base import RANKER_FILE, locales_record, ranker_locales
+from esci_tf.rankers.base import RANKER_FILE, check_locales, locales_record, ranker_locales
 
 KIND = "bm25"
 _WORD = re.compile(r"\w+", re.UNICODE)  # Unicode letters, digits, underscore
@@ -84,6 +84,7 @@ class BM25Ranker:
 
     def scores(self, frame) -> np.ndarray:
         """[N] BM25 scores of a merged frame's (query, product_title) pairs."""
+        check_locales(self, frame)
         queries = clean_texts(frame["query"].tolist())
         titles = clean_texts(frame["product_title"].tolist())
         return self.score_texts(queries, titles)

@@ -11,7 +11,7 @@ import os
 import numpy as np
 
 from esci_tf.labels import ranking_score
-from esci_tf.rankers.base import ranker_locales
+from esci_tf.rankers.base import check_locales, ranker_locales
 from esci_tf.preprocessing.frame_encoder import FrameEncoder
 from esci_tf.data.template import frame_fields
 from esci_tf.training.checkpointing import BEST_MODEL
@@ -48,6 +48,7 @@ class CrossEncoderRanker:
         """[N, 4] class probabilities (E, S, C, I) of every row of `frame`, in order."""
         import keras
 
+        check_locales(self, frame)
         probabilities = np.full((len(frame), 4), np.nan, np.float32)
         for start in range(0, len(frame), ENCODE_CHUNK):
             rows = frame.iloc[start:start + ENCODE_CHUNK]

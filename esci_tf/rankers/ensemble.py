@@ -32,7 +32,7 @@ import numpy as np
 from esci_tf import files
 from esci_tf.labels import ranking_score
 from esci_tf.rankers.base import (LOCALES_KEY, RANKER_FILE, Prediction, any_locales, check_locales,
-                                  common_locales, covers, load_ranker, normalize_locales, predict)
+                                  common_locales, covers, load_ranker, normalize_locales, predict_covered)
 
 ALL_LOCALES = "all"
 
@@ -133,23 +133,7 @@ class EnsembleRanker:
     def member_predictions(self, frame) -> dict:
         """{member: its Prediction on `frame`}, each member scoring only the rows of its locales
         (NaN elsewhere)."""
-        locales = frame["product_locale"].to_numpy() if "product_locale" in frame else np.full(len(frame), "")
-        predictions = {}
-        for name in self.used_members():
-            member_locales = self.member_locales(name)
-            if member_locales is None:
-                predictions[name] = predict(self.members[name], frame)
-                continue
-            rows = np.isin(locales, member_locales)
-            scores, probabilities = np.full(len(frame), np.nan), None
-            if rows.any():
-                part = predict(self.members[name], frame[rows])
-                scores[rows] = part.scores
-                if part.probabilities is not None:
-                    probabilities = np.full((len(frame), 4), np.nan)
-                    probabilities[rows] = part.probabilities
-            predictions[name] = Prediction(scores, probabilities)
-        return predictions
+        return {name: predict_covered(self.members[name], frame) for name in self.used_members()}
 
     def combine(self, frame, predictions: dict) -> Prediction:
         """The ensemble's output from its members' outputs on `frame`."""

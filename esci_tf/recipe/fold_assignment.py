@@ -8,6 +8,12 @@ of several runs needs that (esci_tf.recipe.pipeline, trainers.ensemble).
 Two runs are aligned when every query they share is in the same fold; `check_aligned` names the
 first query (smallest id) that is not.
 
+--folds_from=R0 (`folds_from`): each row takes its query's fold in R0's assignment. The rule for
+a query R0 lacks: it is an error naming the query (the run is not a subset of R0's queries, so
+its out-of-fold scores could not be matched with R0's); so is a --num_folds other than R0's
+(the largest fold in R0's file + 1), and a query group of this run (translations, repeated query
+texts: esci_tf.recipe.targets.query_groups) that R0 split over two folds.
+
 >>> import pandas as pd
 >>> r1 = pd.Series([0, 1, 2], index=pd.Index([15, 17, 19], name="query_id"))
 >>> r2 = pd.Series([1, 2], index=pd.Index([15, 17], name="query_id"))
@@ -26,6 +32,7 @@ import tensorflow as tf
 
 from esci_tf import files
 from esci_tf.data.errors import DataError
+from esci_tf.training.config import ConfigError
 
 FILE_NAME = "fold_assignment.csv"
 STAGE_DIR = "folds"  # the recipe stage directory that holds it
@@ -84,3 +91,27 @@ def check_aligned(assignments: dict) -> None:
                 raise ValueError(f"runs {first} and {second} are not aligned: query_id {query} is in fold "
                                  f"{int(a.loc[query])} of {first} and fold {int(b.loc[query])} of {second}; "
                                  f"give {second} --folds_from={first}")
+
+
+def folds_from(run_root: str, frame: pd.DataFrame, num_folds: int) -> np.ndarray:
+    """int32 fold of each row of `frame`: its query's fold in the run in `run_root` (--folds_from;
+    the rules in the module docstring, each broken one a ConfigError naming the flag)."""
+    from esci_tf.recipe.targets import query_groups
+
+    assignment = read(run_root)
+    flag = f"--folds_from={run_root}"
+    query_ids = frame["query_id"].to_numpy(np.int64)
+    missing = np.setdiff1d(query_ids, assignment.index.to_numpy())
+    if len(missing):
+        raise ConfigError(f"{flag}: query_id {int(missing[0])} of the training pairs is not in {path(run_root)} "
+                          f"({len(missing)} queries are not); folds can only be shared over that run's queries")
+    theirs = int(assignment.max()) + 1
+    if theirs != num_folds:
+        raise ConfigError(f"{flag} has {theirs} folds: give --num_folds={theirs} (got {num_folds})")
+    folds = assignment.loc[query_ids].to_numpy(np.int32)
+    groups = pd.Series(folds).groupby(query_groups(frame)).nunique()
+    if (groups > 1).any():
+        group = int(groups.index[(groups > 1).to_numpy()][0])
+        raise ConfigError(f"{flag}: the queries of group {group} (translations or equal query texts, which share a "
+                          f"fold here) are in different folds of {path(run_root)}")
+    return folds
