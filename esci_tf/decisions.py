@@ -39,6 +39,7 @@ from esci_tf.data.errors import DataError
 from esci_tf.labels import LABELS, NUM_CLASSES, SHORT_LABELS
 
 DECISIONS_FILE = "decisions.json"
+RULE_VERSION = 1  # bump when the rule or its fitting changes (a recipe's ensemble stage then refits)
 TASKS = ("2", "3")
 # The KDD Cup 2022 submission files: the competition's data and its baseline (amazon-science/
 # esci-data, classification_identification/, as of April 2022) used these values; the released

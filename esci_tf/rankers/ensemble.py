@@ -24,7 +24,7 @@ import numpy as np
 
 from esci_tf import files
 from esci_tf.labels import ranking_score
-from esci_tf.rankers.base import RANKER_FILE, Prediction, load_ranker, predict
+from esci_tf.rankers.base import RANKER_FILE, Prediction, classifies, load_ranker, predict
 
 ALL_LOCALES = "all"
 
@@ -77,6 +77,11 @@ class EnsembleRanker:
         self.members = dict(members)
         self.weights = {locale: dict(w) for locale, w in weights.items()}
         self.normalization = {name: (float(m), float(s) or 1.0) for name, (m, s) in normalization.items()}
+
+    @property
+    def classifies(self) -> bool:
+        """Every weight group (each locale's, "all") weights a member that classifies."""
+        return all(any(w and classifies(self.members[n]) for n, w in group.items()) for group in self.weights.values())
 
     def used_members(self) -> list:
         return [n for n in self.members if any(w.get(n, 0.0) for w in self.weights.values())]
