@@ -25,6 +25,15 @@ Fitting (`fit_decisions`, on pairs scored out of fold, with their true labels):
 - Each task keeps argmax unless its fitted rule gets strictly more of these pairs right (at least
   one more pair); so the rule is argmax when nothing beats it, and never worse on its own pairs.
 The fit is deterministic: the same pairs and seed give the same rule.
+
+>>> probabilities = [[0.55, 0.45, 0, 0]] * 3 + [[0.9, 0.1, 0, 0]] * 2  # 3 substitutes, 2 exacts
+>>> fit = fit_decisions(probabilities, [1, 1, 1, 0, 0])
+>>> fit.rule.describe()
+'task 2: priors E x1, S x1.35, C x1, I x1; task 3: P(S) >= 0.275'
+>>> fit.micro_f1["task2"], fit.micro_f1["task3"]
+({'argmax': 0.4, 'fitted': 1.0}, {'argmax': 0.4, 'fitted': 1.0})
+>>> submission_table([7, 8, 9, 10, 11], probabilities, fit.rule, "2")["esci_label"].tolist()
+['substitute', 'substitute', 'substitute', 'exact', 'exact']
 """
 
 import dataclasses

@@ -61,6 +61,14 @@ def member_oof_scores(config, frame, products_table, pseudo_frame, stages, last_
     return scores, rankers
 
 
+def weights_a_classifier(weights: dict) -> bool:
+    """Whether every weight group ({"all" or locale: {member: weight}}) gives weight to the
+    cross-encoder or to a dir: member (which may classify): what R/final needs to give class
+    probabilities (esci_tf.rankers.ensemble), and so to answer tasks 2 and 3."""
+    return all(any(v and (n == "cross_encoder" or n.startswith(EXTERNAL_PREFIX)) for n, v in group.items())
+               for group in weights.values())
+
+
 def _copy_tree(source: str, target: str) -> None:
     tf.io.gfile.makedirs(target)
     for name in tf.io.gfile.listdir(source):

@@ -31,7 +31,7 @@ from esci_tf.data.template import TemplateSettings
 from esci_tf.labels import GAINS, one_hot
 from esci_tf.recipe import ensemble_fit, fine_tune as tuning, report as report_lib, targets as targets_lib
 from esci_tf.recipe.config import RecipeConfig
-from esci_tf.recipe.members import member_oof_scores, oof_stage, save_final
+from esci_tf.recipe.members import member_oof_scores, oof_stage, save_final, weights_a_classifier
 from esci_tf.recipe.stages import Stage, fingerprint
 from esci_tf.rankers.ensemble import BagRanker
 
@@ -310,6 +310,9 @@ def _stage_ensemble(run: _Run) -> Stage:
         decided = _fit_decisions(run)
         if decided is not None:
             decisions.save(final, decided[1])
+            if not weights_a_classifier(fitted.weights):
+                _log("recipe stage ensemble: R/final weights no cross-encoder, so it gives no class probabilities "
+                     "and trainers.predict --task 2/3 --submission refuses it")
         stage.finish({"weights": fitted.weights, "normalization": {k: list(v) for k, v in fitted.normalization.items()},
                       "member_ndcg": fitted.member_ndcg, "dropped": {k: list(v) for k, v in fitted.dropped.items()},
                       "fit_weights": fitted.fit_weights, "check": fitted.check, "chosen": fitted.chosen,
