@@ -48,7 +48,7 @@ import numpy as np
 import pandas as pd
 
 from esci_tf import files
-from esci_tf.data.errors import DataError
+from esci_tf.errors import DataError
 from esci_tf.labels import LABELS, NUM_CLASSES, SHORT_LABELS
 
 DECISIONS_FILE = "decisions.json"

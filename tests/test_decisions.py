@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from esci_tf import decisions
-from esci_tf.data.errors import DataError
+from esci_tf.errors import DataError
 from esci_tf.decisions import DecisionRule
 
 E, S, C, I = range(4)

@@ -25,7 +25,7 @@ import sys
 import numpy as np
 import pandas as pd
 
-from esci_tf.data.errors import FlagError
+from esci_tf.errors import FlagError
 from esci_tf.labels import PROB_COLUMNS
 
 OUTPUT_COLUMNS = ("query_id", "product_id", "product_locale", "score") + PROB_COLUMNS
