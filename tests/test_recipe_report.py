@@ -25,3 +25,11 @@ def test_plot_writes_a_png(tmp_path):
     path = tmp_path / "report.png"
     assert report.plot(REPORT, str(path))
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_caption_gives_the_out_of_fold_micro_f1_of_tasks_2_and_3():
+    decided = {"stage": "pseudo", "out_of_fold": {"task2": {"argmax": 0.7, "fitted": 0.72},
+                                                  "task3": {"argmax": 0.8, "fitted": 0.81}}}
+    lines = report._caption({**REPORT, "decisions": decided})
+    assert lines[2] == ("micro-F1 out of fold (stage pseudo): task 2 argmax 0.700, fitted 0.720; "
+                        "task 3 argmax 0.800, fitted 0.810")

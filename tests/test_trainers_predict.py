@@ -2,12 +2,15 @@
 scores with the saved preprocessing, writes the columns and the submission order."""
 
 import json
+import shutil
 
 import numpy as np
 import pandas as pd
 import pytest
 import tensorflow as tf
 
+from esci_tf import decisions
+from esci_tf.labels import LABELS, PROB_COLUMNS
 from trainers import fit, predict
 
 pytestmark = pytest.mark.slow  # trains a tiny run first
@@ -85,6 +88,39 @@ def test_predict_matches_eval_predictions_and_writes_submission(trained, tmp_pat
         order = submission[submission["query_id"] == group["query_id"].iloc[0]]["product_id"]
         ranked = group.sort_values("score", ascending=False, kind="stable")["product_id"]
         assert list(order.astype(str)) == list(ranked.astype(str))
+
+
+def test_task2_and_task3_files_decide_from_the_class_probabilities(trained, tmp_path, capsys):
+    output_dir, _ = trained
+    model_dir = tmp_path / "model"  # the run's model files (decisions.json is added below)
+    shutil.copytree(output_dir, model_dir, ignore=shutil.ignore_patterns("checkpoints", "logs", "data"))
+    examples, products = output_dir / "data" / "synthetic_examples.parquet", output_dir / "data" / "synthetic_products.parquet"
+    args = [f"--model_dir={model_dir}", f"--examples={examples}", f"--products={products}", "--task=2"]
+    written = predict.run_with_args(["predict", *args, f"--output={tmp_path / 'p.csv'}"])
+    assert list(written.columns) == list(predict.OUTPUT_COLUMNS)  # no --submission: the scores, as before
+    probabilities = written[list(PROB_COLUMNS)].to_numpy()
+    file_rows = pd.read_parquet(examples)
+    example_ids = file_rows.loc[file_rows["large_version"] == 1, "example_id"].tolist()
+    assert len(example_ids) == len(written)
+
+    # No decisions.json: argmax.
+    task2 = predict.run_with_args(["predict", *args, f"--output={tmp_path / 't2.csv'}", "--submission"])
+    assert list(task2.columns) == ["example_id", "esci_label"] and task2["example_id"].tolist() == example_ids
+    assert task2["esci_label"].tolist() == [LABELS[k] for k in np.argmax(probabilities, axis=1)]
+
+    # A decisions.json: its rule. Complement 50 nats up wins every pair; P(S) >= its median.
+    threshold = float(np.median(probabilities[:, 1]))
+    decisions.save(str(model_dir), decisions.DecisionRule((0.0, 0.0, 50.0, 0.0), threshold))
+    task2 = predict.run_with_args(["predict", *args, f"--output={tmp_path / 't2.csv'}", "--submission"])
+    assert task2["esci_label"].tolist() == ["complement"] * len(example_ids)
+    # Task 3; says which rule decides (the command line's refusal: test_trainers_predict_stream.py).
+    capsys.readouterr()
+    task3 = predict.run_with_args(["predict", *args[:-1], "--task=3", "--submission", f"--output={tmp_path / 't3.csv'}"])
+    assert f"task 3 decisions: {model_dir / 'decisions.json'} (task 2: priors" in capsys.readouterr().out
+    assert list(task3.columns) == ["example_id", "substitute_label"] and task3["example_id"].tolist() == example_ids
+    expected = np.where(probabilities[:, 1] >= threshold, "substitute", "no_substitute")
+    assert task3["substitute_label"].tolist() == expected.tolist()
+    assert 0 < (expected == "substitute").sum() < len(expected)
 
 
 def test_submission_order_is_stable_within_ties():

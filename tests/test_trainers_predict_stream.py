@@ -10,6 +10,7 @@ import sys
 import pandas as pd
 import pytest
 
+from cli_fixtures import assert_one_line_error, run_module
 from esci_tf.data.reader import load_esci
 from esci_tf.data.synthetic import generate_esci
 from esci_tf.rankers.base import predict as predict_frame
@@ -72,3 +73,13 @@ def test_submission_ranks_the_streamed_scores(scored, tmp_path):
     expected = predict.submission_table(scores).to_csv(index=False)
     assert output.read_text() == expected
     assert sorted(os.listdir(tmp_path)) == ["submission.csv"]
+
+
+def test_tasks_2_and_3_refuse_a_ranker_without_class_probabilities(scored, tmp_path):
+    _, model_dir, args, _ = scored
+    output = tmp_path / "task2.csv"
+    result = run_module("trainers.predict", *[a for a in args if not a.startswith("--task")], "--task=2",
+                        "--submission", f"--output={output}")
+    assert_one_line_error(result, "trainers.predict", "--task=2 --submission", "the bm25 ranker",
+                          f"--model_dir={model_dir}", code=2)
+    assert not os.listdir(tmp_path)

@@ -9,7 +9,12 @@ preprocessing, so pairs are encoded as the run's TFRecords were) or a trainers.r
 --submission, the task-1 ranking file: query_id, product_id, sorted by score (best first)
 within each query, queries in file order, ties kept in file order. --locales=us,jp scores only
 those locales' pairs; a model trained with --locales refuses pairs of another locale (one line
-naming the locale and the model directory): give it its locales.
+naming the locale and the model directory): give it its locales. With --task 2 --submission, the
+task-2 file (example_id, esci_label: exact / substitute / complement / irrelevant, the KDD Cup
+2022's values), with --task 3 --submission the task-3 file (example_id, substitute_label:
+substitute / no_substitute), in file order, decided from the class probabilities by the model
+directory's decisions.json (a trainers.recipe R/final has one) or else by argmax
+(esci_tf.decisions); a ranker without class probabilities (BM25, ...) refuses them.
 
 The pairs stream through in --chunk_size pieces with bounded memory, and a killed run started
 again with the same command continues where it stopped (see `predict`; BUILD.md, "What is
@@ -22,6 +27,7 @@ import sys
 import numpy as np
 import pandas as pd
 
+from esci_tf.errors import FlagError
 from esci_tf.labels import PROB_COLUMNS
 
 OUTPUT_COLUMNS = ("query_id", "product_id", "product_locale", "score") + PROB_COLUMNS
@@ -56,7 +62,9 @@ def predict(cfg) -> int:
     scored and appended to the output's partial file (esci_tf.resumable_csv), so memory does not
     grow with the number of pairs, and a killed run started again with the same command continues
     after its last complete chunk and writes the same file. --submission ranks the finished
-    scores (query ids, product ids and scores only) into the ranking file.
+    scores (query ids, product ids and scores only) into the ranking file, or with --task 2 or 3
+    decides each pair from its finished class probabilities (`decision_rule`), its example_id
+    taken from the keys (the partial file's rows are the keys' rows, in order).
     """
     from esci_tf import cloud_paths
     from esci_tf.cli import check_writable
@@ -64,7 +72,7 @@ def predict(cfg) -> int:
     cloud_paths.check_inputs({"model_dir": cfg.model_dir, "examples": cfg.examples, "products": cfg.products})
     cloud_paths.check_output(cfg.output, "output", directory=False)
     check_writable(cfg.output, "output")
-    from esci_tf import files
+    from esci_tf import decisions, files
     from esci_tf.data.locales import parse_locales, select_locales
     from esci_tf.data.product_store import ProductStore, read_fields
     from esci_tf.data.reader import load_esci_keys
@@ -75,6 +83,7 @@ def predict(cfg) -> int:
 
     locales = parse_locales(cfg.locales)
     ranker = load_ranker(cfg.model_dir, cfg.batch_size)
+    rule = decision_rule(cfg, ranker)
     store = None
 
     def product_keys(checker):
@@ -96,6 +105,8 @@ def predict(cfg) -> int:
             frame = keys.iloc[start:start + cfg.chunk_size].reset_index(drop=True)
             frame = frame.assign(**read_fields(store.path, spans[start:start + cfg.chunk_size]))
             prediction = predict_frame(ranker, frame)
+            if rule is not None and prediction.probabilities is None:
+                raise FlagError(_no_probabilities(cfg))
             writer.append(predictions_table(frame, prediction.scores, prediction.probabilities))
     finally:
         if store is not None:
@@ -103,11 +114,42 @@ def predict(cfg) -> int:
     if not cfg.submission:
         writer.finish()
         return len(keys)
-    scores = pd.read_csv(writer.partial, usecols=["query_id", "product_id", "score"], dtype={"product_id": str})
-    table = submission_table(scores)
+    if rule is not None:
+        probabilities = pd.read_csv(writer.partial, usecols=list(PROB_COLUMNS))[list(PROB_COLUMNS)].to_numpy()
+        table = decisions.submission_table(keys["example_id"].to_numpy(), probabilities, rule, cfg.task)
+    else:
+        scores = pd.read_csv(writer.partial, usecols=["query_id", "product_id", "score"], dtype={"product_id": str})
+        table = submission_table(scores)
     files.write_text(cfg.output, table.to_csv(index=False))
     writer.discard()
     return len(table)
+
+
+def _no_probabilities(cfg) -> str:
+    from esci_tf.rankers import ranker_kind
+
+    return (f"--task={cfg.task} --submission decides from class probabilities, and the {ranker_kind(cfg.model_dir)} "
+            f"ranker in --model_dir={cfg.model_dir} has none")
+
+
+def decision_rule(cfg, ranker):
+    """The task 2/3 decision rule (None for the other runs): the model directory's
+    decisions.json, else argmax; says which on stdout. FlagError when the ranker does not classify."""
+    from esci_tf import decisions
+    from esci_tf.rankers.base import classifies
+
+    if not (cfg.submission and cfg.task in decisions.TASKS):
+        return None
+    if not classifies(ranker):
+        raise FlagError(_no_probabilities(cfg))
+    rule = decisions.load(cfg.model_dir)
+    if rule is None:
+        print(f"task {cfg.task} decisions: argmax of the class probabilities (no {decisions.DECISIONS_FILE} "
+              f"in {cfg.model_dir})", flush=True)
+        return decisions.DecisionRule()
+    print(f"task {cfg.task} decisions: {os.path.join(cfg.model_dir, decisions.DECISIONS_FILE)} "
+          f"({rule.describe()})", flush=True)
+    return rule
 
 
 def run_identity(cfg) -> dict:

@@ -111,6 +111,13 @@ def predict_covered(ranker, frame) -> Prediction:
     return Prediction(scores, probabilities)
 
 
+def classifies(ranker) -> bool:
+    """Whether `ranker` gives class probabilities for every pair: a ranker with `probabilities`,
+    or one whose `classifies` says so (bags, ensembles)."""
+    flag = getattr(ranker, "classifies", None)
+    return bool(flag) if flag is not None else hasattr(ranker, "probabilities")
+
+
 def ranker_kind(directory: str) -> str:
     """The kind of ranker saved in `directory` ("cross_encoder" for a trainers.fit run)."""
     saved = files.read_json(os.path.join(directory, RANKER_FILE), missing_ok=True)

@@ -31,7 +31,7 @@ import numpy as np
 
 from esci_tf import files
 from esci_tf.labels import ranking_score
-from esci_tf.rankers.base import (LOCALES_KEY, RANKER_FILE, Prediction, any_locales, check_locales,
+from esci_tf.rankers.base import (LOCALES_KEY, RANKER_FILE, Prediction, any_locales, check_locales, classifies,
                                   common_locales, covers, load_ranker, normalize_locales, predict_covered)
 
 ALL_LOCALES = "all"
@@ -126,6 +126,11 @@ class EnsembleRanker:
 
     def _covered_locales(self) -> tuple | None:
         return covered_locales(self.weights, {n: self.member_locales(n) for n in self.members})
+
+    @property
+    def classifies(self) -> bool:
+        """Every weight group (each locale's, "all") weights a member that classifies."""
+        return all(any(w and classifies(self.members[n]) for n, w in group.items()) for group in self.weights.values())
 
     def used_members(self) -> list:
         return [n for n in self.members if any(w.get(n, 0.0) for w in self.weights.values())]

@@ -20,6 +20,13 @@ def _log(message: str) -> None:
     print(message, flush=True)
 
 
+def oof_stage(stages, last_stage) -> str | None:
+    """The cross-encoder stage whose out-of-fold probabilities stand for the final models: the
+    last stage that has them (stages trained on every pair have none), None if no stage has."""
+    return next((name for name in (last_stage, "pseudo", "distill", "folds")
+                 if name in stages and stages[name][1].oof is not None), None)
+
+
 def member_oof_scores(config, frame, products_table, pseudo_frame, stages, last_stage, member_stages):
     """({member: out-of-fold scores [N] on the training pairs, NaN where none}, {member: ranker
     to save in R/final or a callable building it})."""
@@ -29,13 +36,12 @@ def member_oof_scores(config, frame, products_table, pseudo_frame, stages, last_
     scores, rankers = {}, {}
     for member in config.members:
         if member == "cross_encoder":
-            oof_stage = next(name for name in (last_stage, "pseudo", "distill", "folds")
-                             if name in stages and stages[name][1].oof is not None)
-            probabilities = tuning.oof_probabilities(frame, stages[oof_stage][1].oof)
+            weighted_by = oof_stage(stages, last_stage)
+            probabilities = tuning.oof_probabilities(frame, stages[weighted_by][1].oof)
             scores[member] = np.where(np.isnan(probabilities).any(axis=1), np.nan,
                                       ranking_score(np.nan_to_num(probabilities)))
             rankers[member] = ("stage", last_stage)
-            _log(f"recipe stage ensemble: cross_encoder weighted by the out-of-fold scores of stage {oof_stage}")
+            _log(f"recipe stage ensemble: cross_encoder weighted by the out-of-fold scores of stage {weighted_by}")
         elif member == "bi_encoder":
             oof = member_stages["bi_encoder"][1].oof.set_index("example_id")["score"]
             scores[member] = frame["example_id"].map(oof).to_numpy(np.float64)
@@ -54,6 +60,14 @@ def member_oof_scores(config, frame, products_table, pseudo_frame, stages, last_
             ranker = load_ranker(path)
             scores[member], rankers[member] = np.asarray(ranker.scores(frame), np.float64), ("dir", path)
     return scores, rankers
+
+
+def weights_a_classifier(weights: dict) -> bool:
+    """Whether every weight group ({"all" or locale: {member: weight}}) gives weight to the
+    cross-encoder or to a dir: member (which may classify): what R/final needs to give class
+    probabilities (esci_tf.rankers.ensemble), and so to answer tasks 2 and 3."""
+    return all(any(v and (n == "cross_encoder" or n.startswith(EXTERNAL_PREFIX)) for n, v in group.items())
+               for group in weights.values())
 
 
 def _copy_tree(source: str, target: str) -> None:

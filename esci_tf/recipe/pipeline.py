@@ -10,7 +10,9 @@
    soft labels; retrained like distill. Pseudo pairs are never evaluated.
 4. ensemble: members (--members: the last stage's cross-encoder, BM25, zero-shot cosine, other
    model directories) with weights fitted on out-of-fold scores (esci_tf.recipe.ensemble_fit),
-   saved as R/final/, a ranker directory trainers.predict and trainers.export take.
+   saved as R/final/, a ranker directory trainers.predict and trainers.export take; and the tasks
+   2 and 3 decision rule (esci_tf.decisions) fitted on the out-of-fold class probabilities of the
+   last cross-encoder stage that has them, saved as R/final/decisions.json.
 5. report: R/report.json and R/report.png (esci_tf.recipe.report).
 Killed anywhere, a rerun continues: finished stages are skipped, the running one resumes its
 fine-tunes from their checkpoints.
@@ -24,7 +26,7 @@ import pandas as pd
 import tensorflow as tf
 from absl import logging
 
-from esci_tf import files
+from esci_tf import decisions, files
 from esci_tf.data.locales import keep_locales, select_locales
 from esci_tf.data.reader import load_esci, read_table
 from esci_tf.data.template import TemplateSettings
@@ -32,7 +34,7 @@ from esci_tf.labels import GAINS, one_hot
 from esci_tf.recipe import ensemble_fit, fine_tune as tuning, fold_assignment, report as report_lib
 from esci_tf.recipe import targets as targets_lib
 from esci_tf.recipe.config import RecipeConfig
-from esci_tf.recipe.members import member_oof_scores, save_final
+from esci_tf.recipe.members import member_oof_scores, oof_stage, save_final, weights_a_classifier
 from esci_tf.recipe.stages import Stage, fingerprint
 from esci_tf.rankers.base import normalize_locales
 from esci_tf.rankers.ensemble import BagRanker
@@ -350,16 +352,42 @@ def _stage_ensemble(run: _Run) -> Stage:
             config.fold_seed, config.bootstrap_samples)
         _write_csv(frame[["example_id", "query_id", "product_locale"]].assign(
             **{f"score_{n}": s for n, s in member_scores.items()}), stage.path("member_scores.csv"))
-        save_final(run.root, fitted, rankers, every_stage, config.run.data.locales)
+        final = save_final(run.root, fitted, rankers, every_stage, config.run.data.locales)
+        decided = _fit_decisions(run)
+        if decided is not None:
+            decisions.save(final, decided[1])
+            if not weights_a_classifier(fitted.weights):
+                _log("recipe stage ensemble: R/final weights no cross-encoder, so it gives no class probabilities "
+                     "and trainers.predict --task 2/3 --submission refuses it")
         stage.finish({"weights": fitted.weights, "normalization": {k: list(v) for k, v in fitted.normalization.items()},
                       "member_ndcg": fitted.member_ndcg, "dropped": {k: list(v) for k, v in fitted.dropped.items()},
-                      "fit_weights": fitted.fit_weights, "check": fitted.check, "chosen": fitted.chosen})
+                      "fit_weights": fitted.fit_weights, "check": fitted.check, "chosen": fitted.chosen,
+                      "decisions": None if decided is None else {"stage": decided[0], **decided[1].to_dict()}})
 
     return run.run_stage("ensemble", {
         "upstream": {n: s.fingerprint for n, (s, _) in every_stage.items()}, "members": list(config.members),
         "check_fraction": config.check_fraction, "per_locale_weights": config.per_locale_weights,
         "correlation_limit": config.correlation_limit, "weight_step": config.weight_step,
+        "decision_rule": decisions.RULE_VERSION,
         "unlabeled": _frame_fingerprint(unlabeled) if unlabeled is not None else None}, body)
+
+
+def _fit_decisions(run: _Run):
+    """(stage, esci_tf.decisions.DecisionFit): the tasks 2 and 3 rule fitted on the out-of-fold
+    class probabilities of the last cross-encoder stage that has them (None if none has)."""
+    name = oof_stage(run.stages, run.previous)
+    if name is None:
+        return None
+    frame = run.data.frame
+    probabilities = tuning.oof_probabilities(frame, run.stages[name][1].oof)
+    scored = ~np.isnan(probabilities).any(axis=1)
+    fit = decisions.fit_decisions(probabilities[scored], frame["label"].to_numpy()[scored],
+                                  frame["query_id"].to_numpy()[scored], seed=run.config.fold_seed)
+    numbers = "; ".join(f"{task} " + ", ".join(f"{k} {v:.4f}" for k, v in fit.micro_f1[task].items())
+                        for task in ("task2", "task3"))
+    _log(f"recipe stage ensemble: tasks 2 and 3 decided by {fit.rule.describe()} (fitted on the out-of-fold "
+         f"probabilities of stage {name}); micro-F1 {numbers}")
+    return name, fit
 
 
 def train_bi_encoders(config, frame, folds, stage, augmentation=None) -> tuning.ModelSet:

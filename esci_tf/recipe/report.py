@@ -8,6 +8,9 @@ official test lists) and per locale. "Added" is a paired bootstrap of the per-qu
 A stage trained on every pair (--distill_on=all, --pseudo_on=all) has no out-of-fold scores and
 is listed without numbers. Distill and pseudo stages trained per fold learn from out-of-fold
 probabilities of models that saw the other folds' labels, so their numbers lean optimistic.
+Next to each stage's NDCG, the out-of-fold micro-F1 of tasks 2 and 3 by argmax; "decisions": the
+rule saved in R/final/decisions.json and its micro-F1 (argmax, fitted on the same pairs, and
+fitted on other queries: esci_tf.decisions.fit_decisions).
 """
 
 import os
@@ -16,7 +19,7 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
-from esci_tf import files
+from esci_tf import decisions, files
 from esci_tf.labels import GAINS, ranking_score
 from esci_tf.recipe import fine_tune as tuning
 from esci_tf.training.query_stats import bootstrap_interval, paired_delta, per_query_ndcg
@@ -65,6 +68,8 @@ def write_report(config, frame: pd.DataFrame, folds, stages: dict, ensemble_stag
             per_query[name] = per_query_ndcg(gains[scored], ranking_score(probabilities[scored]), query_ids[scored])
             entry["ndcg"] = _summaries(per_query[name], long_queries, query_locale, samples)
             entry["scored_pairs"] = int(scored.sum())
+            entry["micro_f1_argmax"] = decisions.task_micro_f1(probabilities[scored], frame["label"].to_numpy()[scored],
+                                                               decisions.DecisionRule())
         else:
             entry["ndcg"] = "trained on every pair: no out-of-fold scores"
         stage_rows[name] = entry
@@ -95,6 +100,7 @@ def write_report(config, frame: pd.DataFrame, folds, stages: dict, ensemble_stag
         "stages": stage_rows, "members": member_rows, "added": added,
         "ensemble": {k: outputs.get(k) for k in ("weights", "normalization", "member_ndcg", "dropped",
                                                  "fit_weights", "check", "chosen")},
+        "decisions": outputs.get("decisions"),
         "timing_seconds": timing,
     }
     files.write_json(os.path.join(config.output_dir, REPORT_FILE), report)
@@ -147,6 +153,12 @@ def _caption(report: dict) -> list:
         weights = "; ".join(f"{group}: " + ", ".join(f"{m} {w:g}" for m, w in members.items())
                             for group, members in ensemble["weights"].items())
         lines.append(f"R/final: {ensemble.get('chosen') or 'ensemble'} ({weights})")
+    decided = report.get("decisions")
+    if decided:
+        numbers = "; ".join(f"{task[:4]} {task[4:]} " + ", ".join(f"{k.replace('_', ' ')} {v:.3f}" for k, v in
+                                                                  decided["out_of_fold"][task].items())
+                            for task in ("task2", "task3"))
+        lines.append(f"micro-F1 out of fold (stage {decided['stage']}): {numbers}")
     timing = report.get("timing_seconds") or {}
     if timing:
         lines.append("minutes: " + ", ".join(f"{n} {s / 60:.1f}" for n, s in timing.items()))

@@ -18,10 +18,15 @@ def define_flags(flag_values=PREDICT_FLAGS):
     flags.DEFINE_string("products", None, "Products file matching --examples.",
                         flag_values=flag_values)
     flags.DEFINE_string("output", None, "Predictions CSV to write.", flag_values=flag_values)
-    flags.DEFINE_bool("submission", False, "Write the task-1 ranking file (query_id, "
-                      "product_id; best first within each query) instead of scores.",
+    flags.DEFINE_bool("submission", False, "Write a submission file instead of scores: the task-1 ranking "
+                      "(query_id, product_id; best first within each query); with --task=2 the task-2 file "
+                      "(example_id, esci_label: exact/substitute/complement/irrelevant, the KDD Cup 2022's "
+                      "values; the dataset writes E/S/C/I); with --task=3 the task-3 file (example_id, "
+                      "substitute_label: substitute/no_substitute). Tasks 2 and 3 decide from the class "
+                      "probabilities by the model directory's decisions.json, else argmax.",
                       flag_values=flag_values)
-    flags.DEFINE_enum("task", "1", ["1", "2", "3", "all"], "Which task's pairs to score.",
+    flags.DEFINE_enum("task", "1", ["1", "2", "3", "all"], "Which task's pairs to score (1: small_version, "
+                      "2 and 3: large_version, all: either) and, with --submission, which file to write.",
                       flag_values=flag_values)
     flags.DEFINE_enum("split", None, ["train", "test"], "Score only this split's rows.",
                       flag_values=flag_values)
