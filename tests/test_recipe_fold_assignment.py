@@ -97,4 +97,6 @@ def test_recipe_writes_its_folds_and_takes_another_runs_for_a_locale_subset(reci
     assert settings["folds_from"] == {"run": str(tmp_path / "R0"),
                                       "assignment": files.fingerprint(fold_assignment.path(str(tmp_path / "R0")))}
     changed = dict(settings, folds_from=dict(settings["folds_from"], assignment={"size": 1, "sha256": "0" * 64}))
-    assert Stage(str(root), "folds", changed).changed_settings() == ["folds_from"]
+    rerun = Stage(str(root), "folds", changed)
+    assert rerun.changed_settings() == ["folds_from.assignment"]
+    assert rerun.describe_changes() == "folds_from.assignment (another fold assignment in that run)"

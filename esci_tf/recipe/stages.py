@@ -35,9 +35,12 @@ from esci_tf import files
 STAGE_FILE = "stage.json"
 STARTED_FILE = "started.json"
 FLAG_GROUPS = ("run",)  # nested settings whose keys are flag names: named by the key alone
-# Settings whose values are fingerprints of contents: what a change means, instead of two hashes.
+# Settings whose values are fingerprints of contents (by dotted name): what a change means,
+# instead of two hashes.
 FINGERPRINTED = {"data": "other labeled pairs", "unlabeled": "other unlabeled pairs",
-                 "augmentation": "other translations", "upstream": "an earlier stage reran"}
+                 "augmentation": "other translations", "upstream": "an earlier stage reran",
+                 "folds_from.assignment": "another fold assignment in that run"}
+WHOLE = ("folds_from.assignment",)  # one fingerprint each ({size, sha256}: esci_tf.files): compared whole
 _MISSING = object()
 
 
@@ -49,7 +52,9 @@ def differences(before: dict, now: dict, path: tuple = ()) -> list:
         old, new = before.get(key, _MISSING), now.get(key, _MISSING)
         if old == new:
             continue
-        if isinstance(old, dict) and isinstance(new, dict) or \
+        if ".".join((*path, key)) in WHOLE:
+            found.append(((*path, key), old, new))
+        elif isinstance(old, dict) and isinstance(new, dict) or \
                 (isinstance(old, dict) or isinstance(new, dict)) and _MISSING in (old, new):
             found += differences({} if old is _MISSING else old, {} if new is _MISSING else new, (*path, key))
         else:
@@ -68,8 +73,10 @@ def _shown(value) -> str:
 
 def describe(path: tuple, old, new) -> str:
     """One changed setting: `name old -> new`, or `name (what it means)` for a fingerprint."""
-    if path[0] in FINGERPRINTED:
-        return f"{_name(path)} ({FINGERPRINTED[path[0]]})"
+    meaning = next((FINGERPRINTED[".".join(path[:n])] for n in range(1, len(path) + 1)
+                    if ".".join(path[:n]) in FINGERPRINTED), None)
+    if meaning is not None:
+        return f"{_name(path)} ({meaning})"
     return f"{_name(path)} {_shown(old)} -> {_shown(new)}"
 
 
