@@ -71,8 +71,9 @@ _INCH = r"in\x02(?:$| $| \x01| [^\x01\x03]|[^ \x01\x03])"
 _INCH_CONTEXT = r"(?i)(in\x02)(?: [^\x01\x03]|[^ \x01\x03])$"
 # Model numbers: chains of ASCII alphanumeric runs joined by single hyphens.
 # The hyphens after a chain count towards its 4+ characters (as in a lookahead), but are no
-# part of the match.
-_MODEL_CHAIN = r"(?:\x03|\x01\x01)[0-9A-Za-z]+(?:\x02-(?:\x03|\x01\x01)[0-9A-Za-z]+)*\x02-*"
+# part of the match. Chains without a digit are no model numbers: the pattern skips them.
+_SEGMENT = r"(?:\x03|\x01\x01)[0-9A-Za-z]+"
+_MODEL_CHAIN = (rf"(?:{_SEGMENT}\x02-)*(?:\x03|\x01\x01)[A-Za-z]*[0-9][0-9A-Za-z]*(?:\x02-{_SEGMENT})*\x02-*")
 
 
 def mark_runs_text(text: str, start_mark: bool = True) -> str:
