@@ -3,9 +3,9 @@
 The oracle is tests/legacy_entity_tagger.py (the Python tagger esci-tf used until entity markers
 became esci_tf.preprocessing.entity_ops). Compared on every cleaned real text of the ESCI sample
 (queries, titles, bullets, descriptions, brands, colors) with the sample's own gazetteers, on the
-formatted pairs of the sample and of the us/es/jp demo data, and on hand-written cases around
-the rules RE2 has no lookaround for (word boundaries, "in" before a number, a model number's
-lookaheads).
+formatted pairs of the sample, and on hand-written cases around the rules RE2 has no lookaround
+for (word boundaries, "in" before a number, a model number's lookaheads). The us/es/jp demo data
+with entity markers: tests/test_preprocessing_text_parity.py (the same oracle).
 
 KNOWN_DIFFERENCES lists every text where the ops' output differs from the oracle's, with the
 reason it is the better output; the tests fail on any difference not listed (and on a listed
@@ -21,9 +21,7 @@ from legacy_entity_tagger import CatalogEntityTagger
 from esci_tf.data.cleaning import clean_texts
 from esci_tf.data.entities import catalog_gazetteers
 from esci_tf.data.reader import load_esci
-from esci_tf.data.synthetic import generate_esci
 from esci_tf.data.template import TemplateSettings
-from esci_tf.preprocessing.template_ops import RAW_FIELDS
 
 TEXT_COLUMNS = ("product_title", "product_bullet_point", "product_description", "product_brand", "product_color")
 
@@ -124,14 +122,3 @@ def test_real_sample_pairs_format_as_before(sample):
     _, products = _pairs_as_before(frame, template)
     assert sum("[BRAND]" in p for p in products) > len(products) // 2
 
-
-def test_demo_data_formats_as_before():
-    examples, products = generate_esci(num_queries=60, seed=3)
-    frame = examples.merge(products, on=["product_id", "product_locale"], how="left")
-    for column in RAW_FIELDS:
-        frame[column] = frame[column].fillna("")
-    assert set(frame["product_locale"]) == {"us", "es", "jp"}
-    template = TemplateSettings.for_catalog(frame, "text", 0, entity_markers=True)
-    assert template.entity_brands and template.entity_colors
-    queries, texts = _pairs_as_before(frame, template)
-    assert any("[BRAND]" in t for t in texts) and any("[SIZE]" in t or "[MODEL]" in t for t in texts)

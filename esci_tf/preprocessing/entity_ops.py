@@ -10,14 +10,19 @@ written) and keeps the original text. Latin-script entries need Latin word bound
 wins (ties: the earlier start, then BRAND, COLOR, SIZE, MODEL), and markers never nest.
 
 RE2, the regex engine of TF's string ops, has no lookbehind or lookahead, so:
-1. every maximal run of Latin letters and digits is marked: LETTER_RUN (\\x01) before a run that
-   starts with a letter, DIGIT_RUN (\\x03) before one that starts with a digit, RUN_END (\\x02)
-   after it (cleaned text has no control characters). A word boundary is then a marker that a
-   pattern matches, and an entry is marked the same way as text;
+1. every maximal run of Latin letters and digits is marked: LETTER_RUN (\\x01) twice before a run
+   that starts with a letter, DIGIT_RUN (\\x03) before one that starts with a digit, RUN_END
+   (\\x02) after it (cleaned text has no control characters). A word boundary is then a mark
+   that a pattern matches, and an entry is marked the same way as text. Where a rule looks
+   ahead ("in" is a unit unless a number follows) the pattern takes what follows and the match
+   is trimmed back; the doubled letter mark leaves the next size match its start;
 2. each matcher (the brand gazetteer, the color gazetteer, the size patterns, model-number
    chains) is one RE2 pattern scanned by tensorflow_text.regex_split_with_offsets, which finds
    the leftmost-first non-overlapping matches; a gazetteer of more than GAZETTEER_CHUNK entries
-   is split into several patterns (RE2 refuses a program past its memory budget);
+   is split into several patterns (RE2 refuses a program past its memory budget; measured: 20,000
+   entries compile, 100,000 do not). Each pattern scans on its own, so a match that starts
+   inside an earlier match of another chunk is still a candidate (the longest then wins), where
+   one scan of the whole gazetteer would have skipped it;
 3. a model-number chain ("ab-12-cd") takes its first hyphen suffix that passes the rules, as a
    scan that tried each start of the chain would;
 4. overlaps are resolved in a tf.while_loop: each round accepts every candidate that no
@@ -99,10 +104,12 @@ def _escape(char: str) -> str:
 
 
 def trie_pattern(words) -> str:
-    """An RE2 pattern matching any of `words` (literal strings), the longest at a position
-    first, shaped as a trie (it never matches the empty string)."""
+    """An RE2 pattern matching any of `words` (non-empty literal strings, at least one), the
+    longest at a position first, shaped as a trie."""
     trie = {}
     for word in words:
+        if not word:
+            raise ValueError("trie_pattern: an empty word would match everywhere")
         node = trie
         for char in word:
             node = node.setdefault(char, {})
@@ -114,8 +121,9 @@ def trie_pattern(words) -> str:
             return "(?:" + "|".join(branches) + "|)" if branches else ""
         return branches[0] if len(branches) == 1 else "(?:" + "|".join(branches) + ")"
 
-    words_present = [c for c in trie if c]
-    return emit({c: trie[c] for c in words_present}) if words_present else r"[^\x00-\x{10ffff}]"
+    if not trie:
+        raise ValueError("trie_pattern needs at least one word")
+    return emit(trie)
 
 
 def gazetteer_patterns(entries) -> list:
