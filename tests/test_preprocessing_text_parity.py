@@ -126,7 +126,7 @@ def test_demo_data_with_entity_markers_formats_as_before():
     assert template.entity_brands
     expected = legacy.format_pairs(frame, tagger=python_tagger(template), field_style="tokens", prompt_tokens=2)
     assert template.format(frame) == expected
-    assert any("[BRAND]" in p for p in expected[1]) and any("[SIZE]" in p for p in expected[1])
+    assert any("[BRAND]" in p for p in expected[1]) and any("[MODEL]" in p for p in expected[1])
 
 
 def test_real_sample_tokenizes_as_before(esci_sample_dir, pair_preprocessor):
