@@ -4,9 +4,8 @@ Kept as it was; the gazetteers themselves are still built by esci_tf.data.entiti
 
 Entity markers: "[BRAND] nike [/BRAND]" around brands, colors, sizes and model numbers.
 
-`CatalogEntityTagger.from_products(products_df)` builds brand and color gazetteers from the
-catalogue (normalised, with minimum frequency and length) as trie-shaped regular expressions,
-and adds patterns for sizes/quantities/units (en/es/ja) and model numbers. Matching is
+`CatalogEntityTagger(brands, colors)` turns brand and color gazetteers (esci_tf.data.entities
+.catalog_gazetteers) into trie-shaped regular expressions, and adds patterns for sizes/quantities/units (en/es/ja) and model numbers. Matching is
 case-insensitive and keeps the original text. Latin-script entries need word boundaries;
 CJK entries do not (Japanese has no spaces). Of overlapping matches the longest wins
 (ties: BRAND, COLOR, SIZE, MODEL), and markers never nest.
