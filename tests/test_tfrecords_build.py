@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from esci_tf.data.errors import DataError
+from esci_tf.errors import DataError
 from esci_tf.data.reader import load_esci
 from esci_tf.data.splits import assign_folds
 from esci_tf.data.synthetic import generate_esci, write_esci_files

@@ -20,7 +20,7 @@ from absl import app, flags
 
 from esci_tf import cli, cloud_paths
 from esci_tf.choices import BACKBONE_NAMES
-from esci_tf.data.errors import FlagError
+from esci_tf.errors import FlagError
 
 FLAGS = flags.FLAGS
 DEFAULT_TOKENIZER = "xlm_roberta"  # no path: the embedded demo SentencePiece vocabulary

@@ -18,7 +18,7 @@ from absl import logging
 from tqdm import tqdm
 
 from esci_tf import files
-from esci_tf.data.errors import FlagError
+from esci_tf.errors import FlagError
 from esci_tf.data.splits import assign_folds
 from esci_tf.data.validation import PRODUCT_TEXT_COLUMNS, SPLITS, DropReport
 from esci_tf.labels import SHORT_LABELS, one_hot

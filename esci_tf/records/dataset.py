@@ -35,7 +35,7 @@ from typing import Optional
 import numpy as np
 import tensorflow as tf
 
-from esci_tf.data.errors import DataError
+from esci_tf.errors import DataError
 from esci_tf.records import schema
 from esci_tf.records.summary import SUMMARY_FILE
 from esci_tf.records.shards import check_shards, list_shards  # noqa: F401  (public API)

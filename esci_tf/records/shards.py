@@ -11,7 +11,7 @@ import zlib
 import google_crc32c
 import tensorflow as tf
 
-from esci_tf.data.errors import DataError
+from esci_tf.errors import DataError
 from esci_tf.records import schema
 
 _CHUNK_BYTES = 1 << 20

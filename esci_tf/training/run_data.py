@@ -21,7 +21,7 @@ import tensorflow as tf
 from absl import logging
 
 from esci_tf import files
-from esci_tf.data.errors import DataError
+from esci_tf.errors import DataError
 from esci_tf.data.template import TemplateSettings
 from esci_tf.training.config import ConfigError, RunConfig
 from esci_tf.training.run_lock import is_chief
