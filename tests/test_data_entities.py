@@ -1,12 +1,15 @@
-"""esci_tf.data.entities: gazetteers, size/model patterns, longest match, en/es/ja."""
+"""Entity markers: the gazetteers (esci_tf.data.entities) and the tagger's ops
+(esci_tf.preprocessing.entity_ops): size/model patterns, longest match, en/es/ja."""
 
 import re
+import types
 
 import pandas as pd
 import pytest
+import tensorflow as tf
 
 from esci_tf.data.cleaning import clean_text
-from esci_tf.data.entities import CatalogEntityTagger, NullTagger, build_gazetteer
+from esci_tf.data.entities import build_gazetteer, catalog_gazetteers, entity_markers
 from esci_tf.data.reader import load_esci
 from esci_tf.special_tokens import ENTITY_TOKENS
 
@@ -23,9 +26,17 @@ def catalogue():
                          "product_color": colors + [""] * (n - len(colors))})
 
 
+def ops_tagger(brands, colors):
+    """The gazetteers and the ops tagger, with tag(text, locale) on one string."""
+    markers = entity_markers(brands, colors)
+    tag = tf.function(markers.tag, input_signature=[tf.TensorSpec([None], tf.string)])
+    return types.SimpleNamespace(brands=set(brands), colors=set(colors), markers=markers,
+                                 tag=lambda text, locale: tag(tf.constant([text])).numpy()[0].decode())
+
+
 @pytest.fixture(scope="module")
 def tagger():
-    return CatalogEntityTagger.from_products(catalogue())
+    return ops_tagger(*catalog_gazetteers(catalogue()))
 
 
 def test_gazetteer_normalises_and_filters(tagger):
@@ -96,16 +107,26 @@ def test_markers_never_nest_or_overlap(tagger):
     assert MARKER.sub("", tagged).split() == text.replace("ブラックソニー", "ブラック ソニー").split()
 
 
-def test_null_tagger_and_wrap(tagger):
-    assert NullTagger().tag("Nike black", "us") == "Nike black"
-    assert NullTagger().wrap("Nike", "BRAND") == "Nike"
-    assert tagger.wrap("Nike", "BRAND") == f"{ENTITY_TOKENS['BRAND'][0]} Nike {ENTITY_TOKENS['BRAND'][1]}"
+def test_wrap_and_empty_text(tagger):
+    wrapped = tagger.markers.wrap(tf.constant(["Nike", ""]), "BRAND").numpy().tolist()
+    assert wrapped == [f"{ENTITY_TOKENS['BRAND'][0]} Nike {ENTITY_TOKENS['BRAND'][1]}".encode(), b""]
     assert tagger.tag("", "us") == ""
+
+
+def test_a_large_gazetteer_is_split_into_patterns_re2_compiles():
+    from esci_tf.preprocessing.entity_ops import GAZETTEER_CHUNK, EntityMarkers
+
+    brands = [f"brand{i:05d}x" for i in range(2 * GAZETTEER_CHUNK + 10)]
+    markers = EntityMarkers(brands, ["black"])
+    assert [kind for kind, _ in markers.matchers] == [0, 0, 0, 1, 2]
+    text = f"brand{GAZETTEER_CHUNK + 3:05d}x black and brand00001x"
+    assert markers.tag(tf.constant([text])).numpy()[0].decode() == (
+        f"[BRAND] brand{GAZETTEER_CHUNK + 3:05d}x [/BRAND] [COLOR] black [/COLOR] and [BRAND] brand00001x [/BRAND]")
 
 
 def test_real_catalogue(esci_sample_dir):
     df, _ = load_esci(esci_sample_dir / "examples.parquet", esci_sample_dir / "products.parquet")
-    tagger = CatalogEntityTagger.from_products(df)
+    tagger = ops_tagger(*catalog_gazetteers(df))
     assert {"carhartt", "lego", "nike", "makita"} <= tagger.brands
     assert {"black", "white", "navy"} <= tagger.colors
     titles = [clean_text(t) for t in df.drop_duplicates("product_id")["product_title"].head(500)]

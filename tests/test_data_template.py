@@ -5,7 +5,7 @@ import re
 import pandas as pd
 import pytest
 
-from esci_tf.data.entities import CatalogEntityTagger, NullTagger
+from esci_tf.data.entities import catalog_gazetteers, entity_markers
 from esci_tf.errors import DataError
 from esci_tf.data.reader import load_esci
 from esci_tf.data.template import format_pairs
@@ -56,7 +56,7 @@ def test_empty_product_keeps_the_language_token():
 
 def test_tagger_marks_query_and_description_and_wraps_brand_and_color():
     df = merged_frame()
-    tagger = CatalogEntityTagger(brands={"Nike", "ナイキ"}, colors={"BLACK", "ブラック", "azul"})
+    tagger = entity_markers(brands={"Nike", "ナイキ"}, colors={"BLACK", "ブラック", "azul"})
     queries, products = format_pairs(df, tagger=tagger)
     assert queries[0] == "[BRAND] nike [/BRAND] shoes [COLOR] black [/COLOR]"
     assert products[0] == (
@@ -64,7 +64,6 @@ def test_tagger_marks_query_and_description_and_wraps_brand_and_color():
         "description: [BRAND] Nike [/BRAND] Air Max Light | Breathable Great & comfy!"
     )
     assert products[2] == "[L_JP] brand: [BRAND] ナイキ [/BRAND] description: [COLOR] ブラック [/COLOR] スニーカー 軽量"
-    assert format_pairs(df, tagger=NullTagger()) == format_pairs(df)
 
 
 def test_injected_markers_in_raw_text_are_neutralised():
@@ -89,7 +88,7 @@ def test_bad_arguments_and_frames():
 def test_real_sample_pairs(esci_sample_dir):
     df, _ = load_esci(esci_sample_dir / "examples.parquet", esci_sample_dir / "products.parquet")
     df = df.head(600)
-    tagger = CatalogEntityTagger.from_products(df)
+    tagger = entity_markers(*catalog_gazetteers(df))
     queries, products = format_pairs(df, tagger=tagger, field_style="tokens", prompt_tokens=2)
     assert len(queries) == len(products) == 600
     assert all(q for q in queries) and all(p.startswith("[L_US] [P0] [P1] [F_") for p in products)

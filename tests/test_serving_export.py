@@ -1,6 +1,6 @@
 """SavedModel export of a run: `python -m trainers.export` writes <base>/1/ whose raw-field
 signatures, in a fresh process that imports only tensorflow and tensorflow_text, score uncleaned
-rows as trainers.predict does; rank orders products; warm-up requests replay; every op is one
+rows as trainers.predict does (the run has entity markers: they are ops of the graph too); rank orders products; warm-up requests replay; every op is one
 the stock TF Serving 2.20 server links; the README's serving request runs as written."""
 
 import json
@@ -37,6 +37,14 @@ ROWS = [
     ("red shoes", "us", "Running Shoe", None, None, None, None),
     ("★★★", "us", "", None, None, None, None),
 ]
+
+
+def _entity_template():
+    """Entity markers with gazetteers that ROWS hit (brands, colors; sizes and model numbers too)."""
+    from esci_tf.data.template import TemplateSettings
+
+    return TemplateSettings(entity_markers=True, entity_brands=("sonix", "ソニックス"),
+                            entity_colors=("black", "azul", "ホワイト"))
 
 
 def _tiny_run(run_dir: pathlib.Path, template=None):
@@ -94,7 +102,7 @@ def served(tmp_path_factory):
     """The tiny run exported with `python -m trainers.export`, and trainers.predict's scores of
     the same rows written to parquet (the two commands run side by side)."""
     root = tmp_path_factory.mktemp("served")
-    run_dir = _tiny_run(root / "run")
+    run_dir = _tiny_run(root / "run", _entity_template())
     examples, products = _write_parquet(root)
     commands = [
         [sys.executable, "-m", "trainers.export", f"--model_dir={run_dir}", f"--export_dir={root / 'export'}"],
@@ -194,12 +202,22 @@ def test_saved_model_cli_shows_every_signature(served, tmp_path):
 def test_signatures_match_the_keras_model_and_rank_orders_with_ties_in_input_order(served, loaded):
     from esci_tf.rankers.cross_encoder import CrossEncoderRanker
 
+    from esci_tf.preprocessing.fields_preprocessor import FieldsPreprocessor
+    from esci_tf.special_tokens import ENTITY_TOKENS, special_token_id
+
     ranker = CrossEncoderRanker.load(served.run_dir)
     rows = _wire_rows()
-    features = ranker.encoder.fields_preprocessor(rows)
+    fields_preprocessor = ranker.encoder.fields_preprocessor
+    features = fields_preprocessor(rows)
     logits = ranker.model(features, training=False).numpy()
     out = loaded.signatures["serving_default"](**{k: tf.constant(v) for k, v in rows.items()})
     np.testing.assert_allclose(out["logits"].numpy(), logits, atol=1e-5)
+    # The served graph tags entities: the pairs carry marker tokens, and scored untagged they differ.
+    base = fields_preprocessor.pair_preprocessor.base_vocabulary_size
+    marker_ids = [special_token_id(token, base) for pair in ENTITY_TOKENS.values() for token in pair]
+    assert np.isin(features["token_ids"].numpy(), marker_ids).sum() >= 10
+    untagged = FieldsPreprocessor(fields_preprocessor.pair_preprocessor)(rows)
+    assert np.abs(ranker.model(untagged, training=False).numpy() - logits).max() > 1e-3
     np.testing.assert_allclose(out["score"].numpy(), tf.nn.softmax(logits).numpy() @ GAINS, atol=1e-5)
     by_tokens = loaded.signatures["score_tokens"](**{k: tf.constant(features[k]) for k in TOKEN_INPUTS})
     np.testing.assert_allclose(by_tokens["score"].numpy(), out["score"].numpy(), atol=1e-6)
@@ -247,24 +265,3 @@ def test_versions_are_numbered_and_never_overwritten(served):
         export(served.run_dir, str(served.base), version=1)
     with pytest.raises(ValueError, match="ends in a version number"):
         export(served.run_dir, served.export_dir)
-
-
-def test_an_entity_marker_model_exports_text_signatures(tmp_path):
-    from esci_tf.data.template import TemplateSettings
-    from esci_tf.serving.export import TEMPLATE_PARTS
-    from trainers.export import export
-
-    template = TemplateSettings(entity_markers=True, entity_brands=("sonix",), entity_colors=("black",))
-    run_dir = _tiny_run(tmp_path / "run", template)
-    export_dir = export(run_dir, str(tmp_path / "export"))
-    assert export_dir.endswith("1")
-    assert json.loads((pathlib.Path(export_dir, *TEMPLATE_PARTS)).read_text())["entity_markers"] is True
-    loaded = tf.saved_model.load(export_dir)
-    served = loaded.signatures["serving_default"]
-    assert set(served.structured_input_signature[1]) == {"query_text", "product_text"}
-    out = served(query_text=tf.constant(["[BRAND] sonix [/BRAND] headphones"]),
-                 product_text=tf.constant(["[L_US] description: Sonix headphones"]))
-    assert np.isfinite(out["score"].numpy()).all()
-    ranked = loaded.signatures["rank"](query_text=tf.constant("headphones"),
-                                       product_text=tf.constant(["[L_US] a", "[L_US] b"]))
-    assert sorted(ranked["order"].numpy().tolist()) == [0, 1]

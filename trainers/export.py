@@ -12,8 +12,6 @@ never overwritten), with warm-up requests in assets.extra/. A missing or wrong -
 an unwritable --export_dir ends with one line naming it (esci_tf.cli; --verbose: the traceback).
 """
 
-import sys
-
 from absl import app, flags
 
 from esci_tf import cli, cloud_paths
@@ -39,13 +37,9 @@ def export(model_dir: str, export_dir: str, version: int | None = None) -> str:
     versions.version_dir(export_dir, version)  # an existing version fails before the model loads
     ranker = load_ranker(model_dir)
     if isinstance(ranker, CrossEncoderRanker):
-        from esci_tf.serving.export import export_saved_model, raw_fields_mode
+        from esci_tf.serving.export import export_saved_model
 
-        preprocessor = ranker.encoder.fields_preprocessor
-        if not raw_fields_mode(preprocessor):
-            print("trainers.export: this model tags entities (--entity_markers) in Python, so its signatures take "
-                  "(query_text, product_text) formatted by esci_tf.data.template, not raw fields", file=sys.stderr)
-        return export_saved_model(ranker.model, preprocessor, export_dir, version)
+        return export_saved_model(ranker.model, ranker.encoder.fields_preprocessor, export_dir, version)
     from esci_tf.serving.ensemble_export import export_ensemble
 
     return export_ensemble(ranker, export_dir, version)

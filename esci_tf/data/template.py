@@ -5,14 +5,15 @@ Segment A is the cleaned query. Segment B starts with the locale's language toke
 "color: <color> brand: <brand> description: <title> <bullet points> <description>"
 (field_style="text") or the same with special_tokens.FIELD_TOKENS in place of the words
 (field_style="tokens"). Empty fields are left out with their label. Fields are cleaned first;
-with an entity tagger, the query and the description are tagged and the brand and color fields
-are marked whole as BRAND and COLOR. The formatting itself is TF ops
-(esci_tf.preprocessing.template_ops, what the SavedModel runs); this module holds the settings
-and feeds frames through it.
+with entity markers, the query and the description are tagged and the brand and color fields
+are marked whole as BRAND and COLOR. The formatting, markers included, is TF ops
+(esci_tf.preprocessing.template_ops and entity_ops, what the SavedModel runs); this module
+holds the settings and feeds frames through it.
 
 `TemplateSettings` is the template a run uses (field style, prompt tokens, entity markers with
-their gazetteers); it is saved with the model (preprocessing.json, the SavedModel's
-template.json) so prediction and serving format products the same way.
+their gazetteers); it is saved with the model (preprocessing.json, the FieldsPreprocessor's
+config; the SavedModel's graph holds the gazetteers as patterns) so prediction and serving
+format products the same way.
 
 >>> import pandas as pd
 >>> frame = pd.DataFrame({"query": ["red shoes"], "product_locale": ["us"], "product_color": ["Red"],
@@ -29,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 from esci_tf.data.cleaning import as_text
-from esci_tf.data.entities import CatalogEntityTagger, EntityTagger
+from esci_tf.data.entities import catalog_gazetteers, entity_markers
 from esci_tf.errors import DataError
 from esci_tf.preprocessing.template_ops import MAX_FIELD_CHARS, RAW_FIELDS, FieldFormatter
 from esci_tf.special_tokens import LANGUAGE_TOKENS
@@ -38,12 +39,13 @@ REQUIRED_COLUMNS = RAW_FIELDS  # the columns a frame to format needs
 FORMAT_BATCH = 2048  # rows formatted per call of the graph
 
 
-def format_pairs(df: pd.DataFrame, tagger: EntityTagger | None = None, field_style: str = "text",
+def format_pairs(df: pd.DataFrame, tagger=None, field_style: str = "text",
                  prompt_tokens: int = 0, max_field_chars: int | None = MAX_FIELD_CHARS) -> tuple[list, list]:
     """(queries, product_texts), one pair per row of a merged frame (see reader.load_esci).
 
-    The formatting is esci_tf.preprocessing.template_ops (TF ops; the entity tagger, if any, in
-    Python between cleaning and the template); this checks the frame and feeds it in batches.
+    The formatting is esci_tf.preprocessing.template_ops (TF ops; `tagger`: an
+    entity_ops.EntityMarkers, e.g. esci_tf.data.entities.entity_markers(...), or None); this
+    checks the frame and feeds it in batches.
     `max_field_chars` bounds each raw field before cleaning and the joined description
     before tagging: past ~512 tokens no model reads it, and it bounds the cost of a
     catalogue's longest descriptions (None keeps everything).
@@ -106,11 +108,11 @@ class TemplateSettings:
             return cls(field_style, prompt_tokens)
         if products is None:
             raise ValueError("entity markers need the products table to build their gazetteers")
-        tagger = CatalogEntityTagger.from_products(products)
-        return cls(field_style, prompt_tokens, True, tuple(sorted(tagger.brands)), tuple(sorted(tagger.colors)))
+        return cls(field_style, prompt_tokens, True, *catalog_gazetteers(products))
 
-    def tagger(self) -> EntityTagger | None:
-        """The entity tagger of these settings (built once per gazetteer pair), or None."""
+    def tagger(self):
+        """The entity tagger of these settings (entity_ops.EntityMarkers, built once per
+        gazetteer pair), or None."""
         return _tagger(self.entity_brands, self.entity_colors) if self.entity_markers else None
 
     def formatter(self):
@@ -123,7 +125,7 @@ class TemplateSettings:
         return _format_frame(frame, self.formatter())
 
     def to_dict(self) -> dict:
-        """The on-disk form (preprocessing.json "template", template.json)."""
+        """The on-disk form (preprocessing.json "template", the FieldsPreprocessor's config)."""
         values = {"field_style": self.field_style, "prompt_tokens": self.prompt_tokens,
                   "entity_markers": self.entity_markers}
         if self.entity_markers:
@@ -143,5 +145,5 @@ def _formatter(settings: TemplateSettings):
 
 
 @functools.lru_cache(maxsize=8)
-def _tagger(brands: tuple, colors: tuple) -> CatalogEntityTagger:
-    return CatalogEntityTagger(brands, colors)
+def _tagger(brands: tuple, colors: tuple):
+    return entity_markers(brands, colors)

@@ -1,7 +1,8 @@
 """FieldsPreprocessor: raw ESCI string fields -> packed token ids, the model's own preprocessor.
 
-One serializable layer holds the whole text path: cleaning (clean_ops), the paper's template
-(template_ops) and tokenization with pair packing (PairPreprocessor). TFRecord building,
+One serializable layer holds the whole text path: cleaning (clean_ops), entity markers when the
+template has them (entity_ops), the paper's template (template_ops) and tokenization with pair
+packing (PairPreprocessor), all of it TF ops. TFRecord building,
 trainers.predict, the benchmarks and the exported SavedModel all run this one object, so a pair
 is tokenized the same way everywhere.
 
@@ -9,11 +10,9 @@ Inputs are a dict of string tensors [B] keyed by template_ops.RAW_FIELDS ("query
 "product_locale", "product_title", "product_brand", "product_color", "product_bullet_point",
 "product_description"); missing fields are empty.
 
-Entity markers (TemplateSettings.entity_markers) are the one step that is not TF ops: the
-tagger's rules need lookbehind and lookahead for Latin word boundaries and a longest-match
-choice across four matchers, which RE2 (the regex engine of TF's string ops) does not have.
-A preprocessor with entity markers tags in Python between cleaning and the template (`format`
-eagerly); inside a traced graph (a SavedModel) it raises, naming the setting.
+Entity markers (TemplateSettings.entity_markers) run between cleaning and the template; their
+gazetteers are part of the template settings (this layer's config), so a model with them
+exports raw-fields serving like any other.
 
 >>> from esci_tf.preprocessing.tokenizer_loader import load_tokenizer
 >>> pair = PairPreprocessor(load_tokenizer("xlm_roberta"), "xlm_roberta", max_length=16)
@@ -106,7 +105,7 @@ class FieldsPreprocessor(keras.layers.Layer):
 
 def text_path_fingerprint() -> str:
     """SHA-256 of what turns raw fields into token ids besides the tokenizer's own files: the
-    source of the cleaning, template and packing modules, the Unicode data the code point table
+    source of the cleaning, entity marker, template and packing modules, the Unicode data the code point table
     is built from, and the tensorflow-text version. Caches of token ids key on it, so a change
     to any of them rebuilds them."""
     import hashlib
@@ -114,10 +113,10 @@ def text_path_fingerprint() -> str:
 
     import tensorflow_text
 
-    from esci_tf.preprocessing import clean_ops, pair_preprocessor
+    from esci_tf.preprocessing import clean_ops, entity_ops, pair_preprocessor
 
     digest = hashlib.sha256(f"{unicodedata.unidata_version} {tensorflow_text.__version__}".encode())
-    for module in (clean_ops, template_ops, pair_preprocessor):
+    for module in (clean_ops, entity_ops, template_ops, pair_preprocessor):
         with open(module.__file__, "rb") as stream:
             digest.update(stream.read())
     return digest.hexdigest()

@@ -7,9 +7,9 @@ special_tokens.FIELD_TOKENS instead of the words). Empty fields are left out wit
 Each raw field is cut to `max_field_chars` characters before cleaning (at a space near the end
 when there is one), and so is the joined description.
 
-Two steps, so that an entity tagger (Python, see esci_tf.data.entities) can run between them:
-`clean_fields` (raw fields -> cleaned query, color, brand, description) and `assemble`
-(cleaned fields -> the two segments); `FieldFormatter` is both with the settings of a run.
+Two steps, with entity markers (esci_tf.preprocessing.entity_ops) between them when a run has
+them: `clean_fields` (raw fields -> cleaned query, color, brand, description) and `assemble`
+(cleaned fields -> the two segments); `FieldFormatter` is all three with the settings of a run.
 
 >>> import tensorflow as tf
 >>> fields = {"query": tf.constant(["<b>red</b> shoes"]), "product_locale": tf.constant(["us"]),
@@ -30,7 +30,6 @@ DESCRIPTION_PARTS = ("product_title", "product_bullet_point", "product_descripti
 # The raw string fields a model scores: a missing one is empty.
 RAW_FIELDS = ("query", "product_locale", "product_title", "product_brand", "product_color",
               "product_bullet_point", "product_description")
-CLEANED_FIELDS = ("query", "color", "brand", "description", "locale")  # clean_fields' output
 MAX_FIELD_CHARS = 3000  # more than 512 tokens of English, Spanish or Japanese text
 _CUT_WINDOW = 50  # a cut text ends at its last space within this many characters of the cut
 
@@ -142,9 +141,9 @@ def string_fields(fields) -> dict:
 class FieldFormatter(tf.Module):
     """A run's template as ops: raw fields dict -> (query texts, product texts), string [B].
 
-    Without an entity tagger the whole formatting is TF ops (what a SavedModel holds). With one
-    (esci_tf.data.entities, Python), `__call__` runs eagerly: cleaning as ops, the tagger on the
-    cleaned query and description (and brand and color marked whole), then the template as ops.
+    All of it is TF ops (what a SavedModel holds): cleaning, then, with a `tagger`
+    (entity_ops.EntityMarkers), entity markers in the cleaned query and description (brand and
+    color marked whole), then the template.
     """
 
     def __init__(self, field_style: str = "text", prompt_tokens: int = 0, tagger=None,
@@ -156,15 +155,19 @@ class FieldFormatter(tf.Module):
         self.tagger = tagger
         with tf.init_scope():  # the cleaner's tables live outside any traced graph
             self.cleaner = TextCleaner()
-        # One trace each (every field present, [None]); plain ops: nothing for autograph to convert.
+        # One trace (every field present, [None]); plain ops: nothing for autograph to convert.
         fields_spec = [{name: tf.TensorSpec([None], tf.string) for name in RAW_FIELDS}]
-        cleaned_spec = [{name: tf.TensorSpec([None], tf.string) for name in CLEANED_FIELDS}]
         self._format_traced = tf.function(self._format, input_signature=fields_spec, autograph=False)
-        self._clean_traced = tf.function(self.clean, input_signature=fields_spec, autograph=False)
-        self._assemble_traced = tf.function(self.assemble, input_signature=cleaned_spec, autograph=False)
 
     def clean(self, fields: dict) -> dict:
-        return clean_fields(fields, self.cleaner, self.max_field_chars)
+        """clean_fields, then the entity markers (if any) of the cleaned fields."""
+        cleaned = clean_fields(fields, self.cleaner, self.max_field_chars)
+        if self.tagger is None:
+            return cleaned
+        return dict(cleaned, query=self.tagger.tag(cleaned["query"]),
+                    description=self.tagger.tag(cleaned["description"]),
+                    color=self.tagger.wrap(cleaned["color"], "COLOR"),
+                    brand=self.tagger.wrap(cleaned["brand"], "BRAND"))
 
     def assemble(self, cleaned: dict) -> tuple:
         return assemble(cleaned, self.field_style, self.prompt_tokens)
@@ -175,18 +178,4 @@ class FieldFormatter(tf.Module):
     def __call__(self, fields) -> tuple:
         fields = string_fields(fields)
         fields = {name: field(fields, name) for name in RAW_FIELDS}
-        if self.tagger is None:
-            return self._format_traced(fields) if tf.executing_eagerly() else self._format(fields)
-        if not tf.executing_eagerly():
-            raise ValueError("entity markers (--entity_markers) are tagged in Python: a template with them "
-                             "cannot run inside a traced graph such as a SavedModel")
-        cleaned = {k: [v.decode("utf-8") for v in t.numpy()] for k, t in self._clean_traced(fields).items()}
-        tag, wrap, locales = self.tagger.tag, self.tagger.wrap, cleaned["locale"]
-        tagged = {
-            "query": [tag(q, loc) if q else q for q, loc in zip(cleaned["query"], locales)],
-            "description": [tag(d, loc) if d else d for d, loc in zip(cleaned["description"], locales)],
-            "color": [wrap(c, "COLOR") for c in cleaned["color"]],
-            "brand": [wrap(b, "BRAND") for b in cleaned["brand"]],
-            "locale": locales,
-        }
-        return self._assemble_traced({k: tf.constant(v, tf.string, shape=[len(v)]) for k, v in tagged.items()})
+        return self._format_traced(fields) if tf.executing_eagerly() else self._format(fields)

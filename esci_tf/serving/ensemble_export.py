@@ -86,10 +86,6 @@ class _Bag(tf.Module):
         if self.classifies:
             self.models = [m.model for m in bag.members]
             self.preprocessors = [m.encoder.fields_preprocessor for m in bag.members]
-            for preprocessor in self.preprocessors:
-                if preprocessor.template.entity_markers:
-                    raise ValueError("a cross-encoder of this ensemble was trained with entity markers, which are "
-                                     "tagged in Python: the ensemble cannot be exported with raw-field signatures")
             self.gains = tf.constant(GAINS)
         else:
             self.parts = [_graph_member(m) for m in bag.members]

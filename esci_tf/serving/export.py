@@ -13,10 +13,8 @@ lacks one), so clients send "" for an empty field:
 - `score_tokens(token_ids, segment_ids, padding_mask)`: int32 [B, max_length] -> score,
   probabilities, logits, for callers that tokenize themselves (or read TFRecords).
 
-A model trained with entity markers cannot take raw fields in a graph (its tagger is Python,
-see esci_tf.preprocessing.fields_preprocessor): its serving_default takes (query_text,
-product_text) formatted by esci_tf.data.template, rank takes query_text (scalar) and
-product_text [N], and assets.extra/template.json holds the template settings clients format with.
+Every model takes raw fields, whatever its template settings: entity markers
+(--entity_markers) are TF ops of the FieldsPreprocessor too, their gazetteers in the graph.
 
 The SavedModel is built with keras.export.ExportArchive (it tracks the variables and lookup
 tables the endpoints use) and written as <base>/<version>/ (esci_tf.serving.versions) with
@@ -33,15 +31,12 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from esci_tf import files
 from esci_tf.labels import GAINS
 from esci_tf.preprocessing.fields_preprocessor import RAW_FIELDS
 from esci_tf.serving import versions, warmup
 
-TEMPLATE_PARTS = ("assets.extra", "template.json")
 QUERY_FIELDS = ("query", "product_locale")  # one per request in `rank`
 PRODUCT_FIELDS = tuple(name for name in RAW_FIELDS if name not in QUERY_FIELDS)
-TEXT_INPUTS = ("query_text", "product_text")  # serving_default of an entity-marker model
 TOKEN_INPUTS = ("token_ids", "segment_ids", "padding_mask")
 
 # The warm-up rows: markup, an emoji, Japanese and Spanish text, empty fields.
@@ -63,16 +58,6 @@ def serving_inputs(frame) -> dict:
 
     present = frame_fields(frame)
     return {name: present.get(name, np.full(len(frame), "", object)) for name in RAW_FIELDS}
-
-
-def raw_fields_mode(fields_preprocessor) -> bool:
-    """Whether the model can take raw fields in the graph (no Python entity tagger)."""
-    return not fields_preprocessor.template.entity_markers
-
-
-def serving_input_names(fields_preprocessor) -> tuple:
-    """The inputs of serving_default: RAW_FIELDS, or TEXT_INPUTS for an entity-marker model."""
-    return RAW_FIELDS if raw_fields_mode(fields_preprocessor) else TEXT_INPUTS
 
 
 def string_specs(names, shape=(None,)) -> dict:
@@ -108,24 +93,18 @@ def rank_endpoint(serve, query_names, product_names):
 
 def rank_names(input_names) -> tuple:
     """(scalar query inputs, product inputs [N]) of `rank` for serving_default's input names."""
-    if tuple(input_names) == TEXT_INPUTS:
-        return ("query_text",), ("product_text",)
     return tuple(n for n in input_names if n in QUERY_FIELDS), tuple(n for n in input_names if n not in QUERY_FIELDS)
 
 
 def featurizer(fields_preprocessor):
     """tf.function: serving_default's string inputs -> the model's token features. One traced
     graph that serving_default and rank call and the warm-up requests are tokenized with."""
-    pair_preprocessor = fields_preprocessor.pair_preprocessor
-    raw = raw_fields_mode(fields_preprocessor)
 
     def features(inputs):
         same_rows(inputs, "serving_default")
-        if raw:
-            return fields_preprocessor(dict(inputs))
-        return pair_preprocessor(inputs["query_text"], inputs["product_text"])
+        return fields_preprocessor(dict(inputs))
 
-    return tf.function(features, input_signature=[string_specs(serving_input_names(fields_preprocessor))])
+    return tf.function(features, input_signature=[string_specs(RAW_FIELDS)])
 
 
 def build_archive(model, fields_preprocessor, features=None) -> keras.export.ExportArchive:
@@ -139,13 +118,12 @@ def build_archive(model, fields_preprocessor, features=None) -> keras.export.Exp
         probabilities = tf.nn.softmax(logits, axis=-1)
         return {"score": tf.linalg.matvec(probabilities, gains), "probabilities": probabilities, "logits": logits}
 
-    input_names = serving_input_names(fields_preprocessor)
     archive = keras.export.ExportArchive()
     archive.track(model)
     archive.track(fields_preprocessor)
     serve = archive.add_endpoint("serving_default", lambda inputs: score_tokens(features(inputs)),
-                                 input_signature=[string_specs(input_names)])
-    rank, rank_signature = rank_endpoint(serve, *rank_names(input_names))  # calls serve's graph
+                                 input_signature=[string_specs(RAW_FIELDS)])
+    rank, rank_signature = rank_endpoint(serve, *rank_names(RAW_FIELDS))  # calls serve's graph
     archive.add_endpoint("rank", rank, input_signature=[rank_signature])
     length = fields_preprocessor.max_length
     archive.add_endpoint("score_tokens", score_tokens, input_signature=[
@@ -165,11 +143,7 @@ def warmup_inputs(input_names, rows: dict | None = None) -> dict:
 def warmup_requests(fields_preprocessor, features) -> dict:
     """{signature: inputs} of a run's warm-up file: WARMUP_ROWS through each signature
     (`features`: the featurizer, which tokenizes them for score_tokens)."""
-    rows = WARMUP_ROWS
-    if not raw_fields_mode(fields_preprocessor):
-        queries, products = fields_preprocessor.format(rows)  # Python entity tagging, eagerly
-        rows = {"query_text": queries.numpy(), "product_text": products.numpy()}
-    requests = warmup_inputs(serving_input_names(fields_preprocessor), rows)
+    requests = warmup_inputs(RAW_FIELDS, WARMUP_ROWS)
     tokens = features({name: tf.constant(values, tf.string) for name, values in requests["serving_default"].items()})
     return dict(requests, score_tokens={name: tokens[name].numpy() for name in TOKEN_INPUTS})
 
@@ -184,8 +158,5 @@ def export_saved_model(model, fields_preprocessor, base: str, version: int | Non
     def write(directory):
         archive.write_out(directory, verbose=False)
         warmup.write_warmup(directory, requests)
-        if not raw_fields_mode(fields_preprocessor):  # clients format the text: they need the settings
-            template = fields_preprocessor.template.to_dict()
-            files.write_json(files.join(directory, *TEMPLATE_PARTS), dict(sorted(template.items())))
 
     return versions.write_version(base, write, version)
