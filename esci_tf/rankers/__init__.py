@@ -5,7 +5,8 @@ zero-shot cosine, bags of fold models and weighted ensembles are rankers too, sa
 ranker.json. trainers.predict and trainers.export take any ranker directory (`load_ranker`).
 """
 
-from esci_tf.rankers.base import RANKER_FILE, load_ranker, ranker_kind
+from esci_tf.rankers.base import RANKER_FILE, ranker_kind
+from esci_tf.rankers.registry import load_ranker
 from esci_tf.rankers.cross_encoder import CrossEncoderRanker
 
 __all__ = ["RANKER_FILE", "CrossEncoderRanker", "load_ranker", "ranker_kind"]

@@ -1,4 +1,5 @@
-"""Ranker directories: what `load_ranker` finds in a model directory.
+"""Ranker directories: the Ranker protocol, predictions, locales and the kind a directory records
+(esci_tf.rankers.registry loads any of them by that kind).
 
 A ranker scores the (query, product) pairs of a merged ESCI frame (esci_tf.data.reader.load_esci):
 `scores(frame)` -> [N] (higher ranks first), and `probabilities(frame)` -> [N, 4] for rankers that
@@ -15,6 +16,7 @@ those some weighted member covers, and gives each member only its locales' rows.
 
 import dataclasses
 import os
+import typing
 
 import numpy as np
 
@@ -24,6 +26,7 @@ from esci_tf.data.locales import canonical
 from esci_tf.labels import ranking_score
 
 RANKER_FILE = "ranker.json"
+ALL_LOCALES = "all"  # an ensemble's weights for every locale without its own
 LOCALES_KEY = "locales"  # in ranker.json, and in a trainers.fit run's run_settings.json
 
 
@@ -33,6 +36,23 @@ class Prediction:
 
     scores: np.ndarray
     probabilities: np.ndarray | None = None
+
+
+@typing.runtime_checkable
+class Ranker(typing.Protocol):
+    """What every ranker class of esci_tf.rankers.registry.RANKERS has: `kind` (its ranker.json
+    kind), `scores(frame)` -> [N], `.locales` (None: every locale) and the classmethod
+    `load(directory, batch_size)`; each writes its own directory with `save`, except the
+    cross-encoder, whose directory is a trainers.fit run's output. Rankers that classify also have
+    `probabilities(frame)` -> [N, 4]; bags and ensembles `predict(frame)`."""
+
+    kind: str
+    locales: tuple | None
+
+    def scores(self, frame) -> np.ndarray: ...
+
+    @classmethod
+    def load(cls, directory: str, batch_size: int = 128): ...
 
 
 def normalize_locales(locales) -> tuple | None:
@@ -58,6 +78,16 @@ def any_locales(member_locales) -> tuple | None:
     if not member_locales or any(locales is None for locales in member_locales):
         return None
     return tuple(sorted(set().union(*member_locales)))
+
+
+def covered_locales(weights: dict, member_locales: dict) -> tuple | None:
+    """The locales an ensemble with these weights scores (None: every locale): those a member with
+    an "all" weight covers, and those with their own weights; {member: its locales or None}."""
+    weighted = [member_locales[n] for n, w in weights[ALL_LOCALES].items() if w]
+    everywhere = any_locales(weighted)
+    if weighted and everywhere is None:
+        return None
+    return normalize_locales([*(everywhere or ()), *(locale for locale in weights if locale != ALL_LOCALES)]) or ()
 
 
 def locales_record(ranker) -> dict:
@@ -140,42 +170,7 @@ def ranker_locales(directory: str) -> tuple[str, ...] | None:
     if saved["kind"] == "bag":
         return common_locales(ranker_locales(os.path.join(directory, d)) for d in saved["members"])
     if saved["kind"] == "ensemble":
-        from esci_tf.rankers.ensemble import covered_locales
-
         used = {n for weights in saved["weights"].values() for n, w in weights.items() if w}
         return covered_locales(saved["weights"], {name: ranker_locales(os.path.join(directory, path))
                                                   for name, path in saved["members"].items() if name in used})
     return None
-
-
-def load_ranker(directory: str, batch_size: int = 128):
-    """The ranker saved in `directory` (its `.directory` set to it); FileNotFoundError naming
-    --model_dir when there is none."""
-    ranker = _load(directory, batch_size)
-    ranker.directory = directory
-    return ranker
-
-
-def _load(directory: str, batch_size: int):
-    kind = ranker_kind(directory)
-    if kind == "cross_encoder":
-        from esci_tf.rankers.cross_encoder import CrossEncoderRanker
-
-        return CrossEncoderRanker.load(directory, batch_size)
-    if kind == "bm25":
-        from esci_tf.rankers.bm25 import BM25Ranker
-
-        return BM25Ranker.load(directory)
-    if kind == "zero_shot":
-        from esci_tf.rankers.zero_shot import ZeroShotRanker
-
-        return ZeroShotRanker.load(directory, batch_size)
-    if kind == "bi_encoder":
-        from esci_tf.rankers.bi_encoder import BiEncoderRanker
-
-        return BiEncoderRanker.load(directory, batch_size)
-    if kind in ("bag", "ensemble"):
-        from esci_tf.rankers.ensemble import BagRanker, EnsembleRanker
-
-        return (BagRanker if kind == "bag" else EnsembleRanker).load(directory, batch_size)
-    raise ValueError(f"{directory}/{RANKER_FILE}: unknown ranker kind {kind!r}")

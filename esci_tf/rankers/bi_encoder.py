@@ -56,6 +56,8 @@ def texts(frame, product_text: str = "brand_title") -> tuple:
 class BiEncoderRanker:
     """Cosine of the fine-tuned embeddings of each row's query and product."""
 
+    kind = KIND
+
     locales = None  # the locales it was trained for (None: every locale)
 
     def __init__(self, model, preprocessor, query_length: int = 24, product_length: int = 64,

@@ -37,6 +37,8 @@ def words(text: str) -> list:
 class BM25Ranker:
     """BM25 (k1, b) of the cleaned query against the cleaned product title."""
 
+    kind = KIND
+
     locales = None  # the locales it scores (None: every locale)
 
     def __init__(self, document_frequency: dict, num_documents: int, mean_length: float,
@@ -120,7 +122,7 @@ class BM25Ranker:
         files.write_json(os.path.join(directory, RANKER_FILE), state, indent=None)
 
     @classmethod
-    def load(cls, directory: str) -> "BM25Ranker":
+    def load(cls, directory: str, batch_size: int = 128) -> "BM25Ranker":  # batch_size: unused (no model)
         state = files.read_json(os.path.join(directory, RANKER_FILE))
         ranker = cls(state["document_frequency"], state["num_documents"], state["mean_length"], state["k1"],
                      state["b"])

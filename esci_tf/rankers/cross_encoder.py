@@ -23,6 +23,8 @@ ENCODE_CHUNK = 8192  # pairs predicted per call (bounds memory on large files)
 class CrossEncoderRanker:
     """Class probabilities and ranking scores of every pair of a frame."""
 
+    kind = "cross_encoder"
+
     def __init__(self, model, encoder: FrameEncoder, batch_size: int = 128, locales: tuple | None = None):
         self.model = model
         self.locales = locales  # the run's --locales (None: every locale)

@@ -31,21 +31,9 @@ import numpy as np
 
 from esci_tf import files
 from esci_tf.labels import ranking_score
-from esci_tf.rankers.base import (LOCALES_KEY, RANKER_FILE, Prediction, any_locales, check_locales, classifies,
-                                  common_locales, covers, load_ranker, normalize_locales, predict_covered)
-
-ALL_LOCALES = "all"
-
-
-def covered_locales(weights: dict, member_locales: dict) -> tuple | None:
-    """The locales an ensemble with these weights scores (None: every locale): those a member with
-    an "all" weight covers, and those with their own weights; {member: its locales or None}."""
-    weighted = [member_locales[n] for n, w in weights[ALL_LOCALES].items() if w]
-    everywhere = any_locales(weighted)
-    if weighted and everywhere is None:
-        return None
-    return normalize_locales([*(everywhere or ()), *(locale for locale in weights if locale != ALL_LOCALES)]) or ()
-
+from esci_tf.rankers.base import (ALL_LOCALES, LOCALES_KEY, RANKER_FILE, Prediction, check_locales, classifies,
+                                  common_locales, covered_locales, covers, normalize_locales, predict_covered)
+from esci_tf.rankers.registry import load_ranker
 
 class BagRanker:
     """Rankers trained alike (e.g. one per fold): the mean of their class probabilities when

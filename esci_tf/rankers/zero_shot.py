@@ -18,6 +18,8 @@ KIND = "zero_shot"
 class ZeroShotRanker(BiEncoderRanker):
     """Cosine of mean-pooled embeddings of (query, product_title) from a pretrained backbone."""
 
+    kind = KIND
+
     def __init__(self, backbone: str, checkpoint: str, query_length: int = 32, title_length: int = 64,
                  batch_size: int = 128):
         super().__init__(None, None, query_length, title_length, "title", batch_size)

@@ -22,7 +22,7 @@ import math
 
 import numpy as np
 
-from esci_tf.rankers.ensemble import ALL_LOCALES
+from esci_tf.rankers.base import ALL_LOCALES
 from esci_tf.training import metrics
 from esci_tf.training.query_stats import paired_delta, per_query_ndcg, query_lists
 

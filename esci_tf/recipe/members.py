@@ -10,7 +10,8 @@ import tensorflow as tf
 from esci_tf.labels import ranking_score
 from esci_tf.recipe import fine_tune as tuning
 from esci_tf.recipe.config import EXTERNAL_PREFIX
-from esci_tf.rankers.base import load_ranker, normalize_locales
+from esci_tf.rankers.base import normalize_locales
+from esci_tf.rankers.registry import load_ranker
 from esci_tf.rankers.ensemble import BagRanker, EnsembleRanker
 
 FINAL_DIR = "final"

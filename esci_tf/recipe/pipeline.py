@@ -97,7 +97,7 @@ def _bag(stage: Stage, model_set: tuning.ModelSet, batch_size: int):
 def stage_bag(root: str, name: str) -> BagRanker | None:
     """The finished stage `name` of the recipe run in `root` as one ranker (its models, bagged);
     None when that stage has not finished."""
-    from esci_tf.rankers.base import load_ranker
+    from esci_tf.rankers.registry import load_ranker
 
     stage = Stage(root, name, {})
     if not tf.io.gfile.exists(stage.path("stage.json")):

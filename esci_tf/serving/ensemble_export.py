@@ -30,7 +30,8 @@ from esci_tf.preprocessing.clean_ops import TextCleaner, clean_strings
 from esci_tf.preprocessing.fields_preprocessor import RAW_FIELDS
 from esci_tf.rankers.bm25 import BM25Ranker
 from esci_tf.rankers.cross_encoder import CrossEncoderRanker
-from esci_tf.rankers.ensemble import ALL_LOCALES, BagRanker, EnsembleRanker
+from esci_tf.rankers.base import ALL_LOCALES
+from esci_tf.rankers.ensemble import BagRanker, EnsembleRanker
 from esci_tf.rankers.bi_encoder import BiEncoderRanker
 from esci_tf.serving import versions, warmup
 from esci_tf.serving.export import WARMUP_ROWS, rank_endpoint, rank_names, same_rows, string_specs, warmup_inputs
