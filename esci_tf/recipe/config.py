@@ -37,7 +37,7 @@ class RecipeConfig:
     bi_encoder_learning_rate: float = 3e-5
     bi_encoder_list_size: int = 16
     bi_encoder_lists_per_batch: int = 4
-    check_fraction: float = 0.3
+    ensemble_folds: int = 5
     per_locale_weights: bool = False
     correlation_limit: float = 0.98
     weight_step: float = 0.1
@@ -82,8 +82,8 @@ class RecipeConfig:
         if unknown or not self.members or len(set(self.members)) != len(self.members):
             raise ConfigError(f"--members={','.join(self.members)}: distinct names of {', '.join(BUILTIN_MEMBERS)} "
                               f"or {EXTERNAL_PREFIX}MODEL_DIR")
-        if not 0.0 < self.check_fraction < 1.0:
-            raise ConfigError(f"--check_fraction={self.check_fraction}: must be in (0, 1)")
+        if self.ensemble_folds < 2:
+            raise ConfigError(f"--ensemble_folds={self.ensemble_folds}: the nested cross-validation needs at least 2")
         if not 0.0 < self.correlation_limit <= 1.0:
             raise ConfigError(f"--correlation_limit={self.correlation_limit}: must be in (0, 1]")
         if not 0.0 < self.weight_step <= 0.5:

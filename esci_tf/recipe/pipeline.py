@@ -295,23 +295,20 @@ def _stage_ensemble(run: _Run) -> Stage:
     def body(stage):
         member_scores, rankers = member_oof_scores(config, frame, run.data.products_table, unlabeled, run.stages,
                                                    run.previous, run.member_stages)
-        usable = np.all([~np.isnan(s) for s in member_scores.values()], axis=0)
-        labels = frame["label"].to_numpy()
+        locales = frame["product_locale"].to_numpy()
+        usable = ensemble_fit.covered_rows(member_scores, locales)  # e.g. the trained folds' pairs
         fitted = ensemble_fit.fit_ensemble(
-            {n: s[usable] for n, s in member_scores.items()}, GAINS[labels[usable]],
-            frame["query_id"].to_numpy()[usable], frame["product_locale"].to_numpy()[usable],
-            config.check_fraction, config.correlation_limit, config.weight_step, config.per_locale_weights,
-            config.fold_seed, config.bootstrap_samples)
+            {n: s[usable] for n, s in member_scores.items()}, GAINS[frame["label"].to_numpy()[usable]],
+            frame["query_id"].to_numpy()[usable], locales[usable], config.ensemble_folds, config.correlation_limit,
+            config.weight_step, config.per_locale_weights, config.fold_seed, config.bootstrap_samples)
         _write_csv(frame[["example_id", "query_id", "product_locale"]].assign(
             **{f"score_{n}": s for n, s in member_scores.items()}), stage.path("member_scores.csv"))
         save_final(run.root, fitted, rankers, every_stage)
-        stage.finish({"weights": fitted.weights, "normalization": {k: list(v) for k, v in fitted.normalization.items()},
-                      "member_ndcg": fitted.member_ndcg, "dropped": {k: list(v) for k, v in fitted.dropped.items()},
-                      "fit_weights": fitted.fit_weights, "check": fitted.check, "chosen": fitted.chosen})
+        stage.finish(ensemble_fit.outputs(fitted))
 
     return run.run_stage("ensemble", {
         "upstream": {n: s.fingerprint for n, (s, _) in every_stage.items()}, "members": list(config.members),
-        "check_fraction": config.check_fraction, "per_locale_weights": config.per_locale_weights,
+        "ensemble_folds": config.ensemble_folds, "per_locale_weights": config.per_locale_weights,
         "correlation_limit": config.correlation_limit, "weight_step": config.weight_step,
         "unlabeled": _frame_fingerprint(unlabeled) if unlabeled is not None else None}, body)
 

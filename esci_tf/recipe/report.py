@@ -18,7 +18,7 @@ import tensorflow as tf
 
 from esci_tf import files
 from esci_tf.labels import GAINS, ranking_score
-from esci_tf.recipe import fine_tune as tuning
+from esci_tf.recipe import ensemble_fit, fine_tune as tuning
 from esci_tf.training.query_stats import bootstrap_interval, paired_delta, per_query_ndcg
 
 REPORT_FILE = "report.json"
@@ -93,8 +93,7 @@ def write_report(config, frame: pd.DataFrame, folds, stages: dict, ensemble_stag
         "data": {"pairs": int(len(frame)), "queries": int(frame["query_id"].nunique()),
                  "long_list_queries": len(long_queries), "folds": int(config.num_folds)},
         "stages": stage_rows, "members": member_rows, "added": added,
-        "ensemble": {k: outputs.get(k) for k in ("weights", "normalization", "member_ndcg", "dropped",
-                                                 "fit_weights", "check", "chosen")},
+        "ensemble": {k: outputs.get(k) for k in ensemble_fit.OUTPUT_KEYS},
         "timing_seconds": timing,
     }
     files.write_json(os.path.join(config.output_dir, REPORT_FILE), report)
