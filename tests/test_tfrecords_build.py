@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from esci_tf.data.errors import DataError
+from esci_tf.data.errors import DataError, FlagError
 from esci_tf.data.reader import load_esci
 from esci_tf.data.splits import assign_folds
 from esci_tf.data.synthetic import generate_esci, write_esci_files
@@ -130,6 +130,26 @@ def test_field_tokens_and_entity_markers_reach_the_records(tmp_path, synthetic_f
     entity_ids = [special_token_id(token, base) for pair in ENTITY_TOKENS.values() for token in pair]
     assert np.isin(token_ids, field_ids).any(), "field marker tokens are present"
     assert np.isin(token_ids, entity_ids).any(), "entity marker tokens are present"
+
+
+def test_locales_keep_only_those_pairs_in_the_shards_and_summary(tmp_path, synthetic_files, preprocessor):
+    summary = build.build_tfrecords(*synthetic_files, str(tmp_path / "built"), max_length=MAX_LENGTH, num_shards=1,
+                                    task="all", show_progress=False, preprocessor=preprocessor, locales=["JP", "es"])
+    merged, _ = load_esci(*synthetic_files, task="all")
+    kept = merged[merged["product_locale"].isin(["es", "jp"])]
+    assert summary["settings"]["locales"] == ["es", "jp"] and summary["total"]["pairs"] == len(kept) < len(merged)
+    assert {locale for split in summary["splits"].values() for locale in split["locales"]} == {"es", "jp"}
+    records = {split: tfrecords_dataset.read_all(str(tmp_path / "built" / f"{split}-*")) for split in summary["splits"]}
+    assert sorted(np.concatenate([r["example_id"] for r in records.values()])) == sorted(kept["example_id"])
+    assert set(np.concatenate([r["locale"] for r in records.values()]).astype(str)) == {"es", "jp"}
+    with pytest.raises(FlagError, match="--locales=fr: unknown locale 'fr'"):
+        build.build_tfrecords(*synthetic_files, str(tmp_path / "fr"), locales=["fr"], preprocessor=preprocessor)
+    us_only = str(tmp_path / "us_examples.parquet")
+    examples = pd.read_parquet(synthetic_files[0])
+    examples[examples["product_locale"] == "us"].to_parquet(us_only, index=False)
+    with pytest.raises(FlagError, match=f"--locales=jp: no pairs of locale jp in {us_only}"):
+        build.build_tfrecords(us_only, synthetic_files[1], str(tmp_path / "jp"), max_length=MAX_LENGTH, task="all",
+                              locales=["jp"], show_progress=False, preprocessor=preprocessor)
 
 
 def test_bad_settings_name_the_flag(tmp_path, synthetic_files, preprocessor):

@@ -21,6 +21,7 @@ from absl import app, flags
 from esci_tf import cli, cloud_paths
 from esci_tf.choices import BACKBONE_NAMES
 from esci_tf.data.errors import FlagError
+from esci_tf.data.locales import HELP as LOCALES_HELP
 
 FLAGS = flags.FLAGS
 DEFAULT_TOKENIZER = "xlm_roberta"  # no path: the embedded demo SentencePiece vocabulary
@@ -42,19 +43,21 @@ def build_tfrecords(examples: str, products: str, output_dir: str, sources: str 
                     num_folds: int = 5, num_shards: int = 8, entity_markers: bool = False,
                     field_style: str = "text", prompt_tokens: int = 0, on_bad_rows: str = "raise",
                     label_smoothing: float = 0.0, seed: int = 0, show_progress: bool = True,
-                    preprocessor=None, workers: int = 0) -> dict:
+                    preprocessor=None, workers: int = 0, locales=()) -> dict:
     """The files' splits as shards in output_dir (see the module docstring); returns the summary.
 
     `preprocessor`: an existing PairPreprocessor to reuse instead of building one from
     `tokenizer` (it must match the tokenizer's backbone and max_length). `workers`: processes
     that encode and write shards (0: the machine's cores, at most one per 20,000 pairs; the
-    output is the same for any number).
+    output is the same for any number). `locales`: only these locales' pairs (esci_tf.data.locales;
+    empty: all), recorded in the summary's settings.
     """
     # gs:// access first, before the slow imports: a missing credential or bucket fails in seconds.
     cloud_paths.check_inputs({"examples": examples, "products": products, "sources": sources,
                               "tokenizer": tokenizer.partition(":")[2] or None})
     cloud_paths.check_output(output_dir, "output_dir")
     from esci_tf import files
+    from esci_tf.data.locales import parse_locales, select_locales
     from esci_tf.data.product_store import ProductStore
     from esci_tf.data.reader import load_esci_keys, read_table
     from esci_tf.data.template import TemplateSettings
@@ -64,6 +67,7 @@ def build_tfrecords(examples: str, products: str, output_dir: str, sources: str 
     from tfrecords.builder import build_shards, check_build_settings
 
     check_build_settings(max_length, num_folds, num_shards, label_smoothing)
+    locales = parse_locales(locales)
     if workers < 0:
         raise FlagError(f"--workers must be 0 (the machine's cores) or more, got {workers}")
     backbone, tokenizer_path = parse_tokenizer_flag(tokenizer)
@@ -91,6 +95,7 @@ def build_tfrecords(examples: str, products: str, output_dir: str, sources: str 
         try:
             merged, report = load_esci_keys(examples, products, sources, task=task, on_bad_rows=on_bad_rows,
                                             product_keys=product_keys)
+            merged = select_locales(merged, locales, examples)
             # Gazetteers from the whole products file, as trainers build them for prediction too.
             catalog = read_table(products, ("product_id", "product_locale", "product_brand", "product_color")) \
                 if entity_markers else None
@@ -103,7 +108,8 @@ def build_tfrecords(examples: str, products: str, output_dir: str, sources: str 
             del merged, kept
             settings = dict(examples=os.fspath(examples), products=products,
                             sources=None if sources is None else os.fspath(sources), task=str(task),
-                            tokenizer=tokenizer, on_bad_rows=on_bad_rows)
+                            tokenizer=tokenizer, on_bad_rows=on_bad_rows,
+                            **({"locales": list(locales)} if locales else {}))
             return build_shards(frames, output_dir, FrameEncoder(preprocessor, template), num_shards=num_shards,
                                 num_folds=num_folds, seed=seed, label_smoothing=label_smoothing, settings=settings,
                                 dropped=report.to_dict(), show_progress=show_progress, store=store, workers=workers)
@@ -134,6 +140,7 @@ def define_flags():
     flags.DEFINE_enum("on_bad_rows", "raise", ["raise", "skip"], "Bad rows: stop, or drop and report them.")
     flags.DEFINE_float("label_smoothing", 0.0, "Soft labels (1 - a) * one_hot + a / 4.")
     flags.DEFINE_integer("seed", 0, "Seed of the fold assignment.")
+    flags.DEFINE_list("locales", [], LOCALES_HELP)
     flags.DEFINE_integer("workers", 0, "Processes that encode and write shards in parallel; 0: the machine's "
                          "cores, at most one per 20,000 pairs. The shards are the same bytes for any number.")
 
@@ -143,7 +150,7 @@ def main(argv):
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
     names = ("examples", "products", "output_dir", "sources", "tokenizer", "max_length", "task", "num_folds",
              "num_shards", "entity_markers", "field_style", "prompt_tokens", "on_bad_rows", "label_smoothing",
-             "seed", "workers")
+             "seed", "workers", "locales")
     summary = build_tfrecords(**{name: FLAGS[name].value for name in names})
     from tfrecords.summary import format_table
 

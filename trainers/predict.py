@@ -7,7 +7,9 @@ preprocessing, so pairs are encoded as the run's TFRecords were) or a trainers.r
 (an ensemble). Writes query_id, product_id, product_locale, score, p_E, p_S, p_C, p_I per pair
 (file order; the class probabilities are empty for rankers that do not classify); with
 --submission, the task-1 ranking file: query_id, product_id, sorted by score (best first)
-within each query, queries in file order, ties kept in file order.
+within each query, queries in file order, ties kept in file order. --locales=us,jp scores only
+those locales' pairs; a model trained with --locales refuses pairs of another locale (one line
+naming the locale and the model directory): give it its locales.
 
 The pairs stream through in --chunk_size pieces with bounded memory, and a killed run started
 again with the same command continues where it stopped (see `predict`; BUILD.md, "What is
@@ -63,13 +65,15 @@ def predict(cfg) -> int:
     cloud_paths.check_output(cfg.output, "output", directory=False)
     check_writable(cfg.output, "output")
     from esci_tf import files
+    from esci_tf.data.locales import parse_locales, select_locales
     from esci_tf.data.product_store import ProductStore, read_fields
     from esci_tf.data.reader import load_esci_keys
     from esci_tf.data.validation import check_product_rows
     from esci_tf.rankers import load_ranker
-    from esci_tf.rankers.base import predict as predict_frame
+    from esci_tf.rankers.base import check_locales, predict as predict_frame
     from esci_tf.resumable_csv import ResumableCSV, partial_path
 
+    locales = parse_locales(cfg.locales)
     ranker = load_ranker(cfg.model_dir, cfg.batch_size)
     store = None
 
@@ -82,6 +86,8 @@ def predict(cfg) -> int:
     try:
         keys, report = load_esci_keys(cfg.examples, cfg.products, task=cfg.task, split=cfg.split,
                                       on_bad_rows=cfg.on_bad_rows, require_labels=False, product_keys=product_keys)
+        keys = select_locales(keys, locales, cfg.examples).reset_index(drop=True)
+        check_locales(ranker, keys)  # before anything is scored
         if report.counts:
             print(f"dropped rows: {report.to_dict()}", file=sys.stderr)
         writer = ResumableCSV(cfg.output, run_identity(cfg))
@@ -117,7 +123,7 @@ def run_identity(cfg) -> dict:
     return {"model_dir": os.fspath(cfg.model_dir), "model_files": sorted(model),
             "examples": files.fingerprint(cfg.examples), "products": files.fingerprint(cfg.products),
             "task": cfg.task, "split": cfg.split, "on_bad_rows": cfg.on_bad_rows, "batch_size": cfg.batch_size,
-            "chunk_size": cfg.chunk_size}
+            "chunk_size": cfg.chunk_size, **({"locales": sorted(cfg.locales)} if cfg.locales else {})}
 
 
 def run_with_args(argv) -> pd.DataFrame:

@@ -16,7 +16,7 @@ import tensorflow as tf
 from esci_tf import files
 from esci_tf.data.cleaning import clean_texts
 from esci_tf.labels import GAINS
-from esci_tf.rankers.base import RANKER_FILE
+from esci_tf.rankers.base import RANKER_FILE, check_locales, locales_record, ranker_locales
 
 KIND = "bi_encoder"
 MODEL_FILE = "bi_encoder.keras"
@@ -55,6 +55,8 @@ def texts(frame, product_text: str = "brand_title") -> tuple:
 
 class BiEncoderRanker:
     """Cosine of the fine-tuned embeddings of each row's query and product."""
+
+    locales = None  # the locales it was trained for (None: every locale)
 
     def __init__(self, model, preprocessor, query_length: int = 24, product_length: int = 64,
                  product_text: str = "brand_title", batch_size: int = 128):
@@ -102,6 +104,7 @@ class BiEncoderRanker:
     # -- scoring
     def scores(self, frame) -> np.ndarray:
         """[N] cosine of each row's query and product."""
+        check_locales(self, frame)
         if len(frame) == 0:
             return np.zeros(0, np.float64)
         queries, products = texts(frame, self.product_text)
@@ -182,7 +185,8 @@ class BiEncoderRanker:
         tf.io.gfile.rename(path[: -len(".keras")] + ".tmp.keras", path, overwrite=True)
         files.write_json(os.path.join(directory, RANKER_FILE), {
             "kind": KIND, "preprocessor": self.preprocessor.get_config(), "query_length": self.query_length,
-            "product_length": self.product_length, "product_text": self.product_text}, indent=None)
+            "product_length": self.product_length, "product_text": self.product_text, **locales_record(self)},
+            indent=None)
 
     @classmethod
     def load(cls, directory: str, batch_size: int = 128) -> "BiEncoderRanker":
@@ -193,5 +197,7 @@ class BiEncoderRanker:
 
         state = files.read_json(os.path.join(directory, RANKER_FILE))
         model = keras.saving.load_model(os.path.join(directory, MODEL_FILE))
-        return cls(model, PairPreprocessor.from_config(state["preprocessor"]), state["query_length"],
-                   state["product_length"], state["product_text"], batch_size)
+        ranker = cls(model, PairPreprocessor.from_config(state["preprocessor"]), state["query_length"],
+                     state["product_length"], state["product_text"], batch_size)
+        ranker.locales = ranker_locales(directory)
+        return ranker

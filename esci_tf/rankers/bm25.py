@@ -22,7 +22,7 @@ import tensorflow as tf
 
 from esci_tf import files
 from esci_tf.data.cleaning import clean_texts
-from esci_tf.rankers.base import RANKER_FILE
+from esci_tf.rankers.base import RANKER_FILE, check_locales, locales_record, ranker_locales
 
 KIND = "bm25"
 _WORD = re.compile(r"\w+", re.UNICODE)  # Unicode letters, digits, underscore
@@ -36,6 +36,8 @@ def words(text: str) -> list:
 
 class BM25Ranker:
     """BM25 (k1, b) of the cleaned query against the cleaned product title."""
+
+    locales = None  # the locales it scores (None: every locale)
 
     def __init__(self, document_frequency: dict, num_documents: int, mean_length: float,
                  k1: float = 1.5, b: float = 0.75):
@@ -82,6 +84,7 @@ class BM25Ranker:
 
     def scores(self, frame) -> np.ndarray:
         """[N] BM25 scores of a merged frame's (query, product_title) pairs."""
+        check_locales(self, frame)
         queries = clean_texts(frame["query"].tolist())
         titles = clean_texts(frame["product_title"].tolist())
         return self.score_texts(queries, titles)
@@ -112,14 +115,17 @@ class BM25Ranker:
     # -- saving
     def save(self, directory: str) -> None:
         state = {"kind": KIND, "k1": self.k1, "b": self.b, "num_documents": self.num_documents,
-                 "mean_length": self.mean_length, "document_frequency": self.document_frequency}
+                 "mean_length": self.mean_length, "document_frequency": self.document_frequency,
+                 **locales_record(self)}
         files.write_json(os.path.join(directory, RANKER_FILE), state, indent=None)
 
     @classmethod
     def load(cls, directory: str) -> "BM25Ranker":
         state = files.read_json(os.path.join(directory, RANKER_FILE))
-        return cls(state["document_frequency"], state["num_documents"], state["mean_length"], state["k1"],
-                   state["b"])
+        ranker = cls(state["document_frequency"], state["num_documents"], state["mean_length"], state["k1"],
+                     state["b"])
+        ranker.locales = ranker_locales(directory)
+        return ranker
 
 
 def _tf_words(texts):

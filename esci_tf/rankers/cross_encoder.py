@@ -11,6 +11,7 @@ import os
 import numpy as np
 
 from esci_tf.labels import ranking_score
+from esci_tf.rankers.base import check_locales, ranker_locales
 from esci_tf.preprocessing.frame_encoder import FrameEncoder
 from esci_tf.data.template import frame_fields
 from esci_tf.training.checkpointing import BEST_MODEL
@@ -21,8 +22,9 @@ ENCODE_CHUNK = 8192  # pairs predicted per call (bounds memory on large files)
 class CrossEncoderRanker:
     """Class probabilities and ranking scores of every pair of a frame."""
 
-    def __init__(self, model, encoder: FrameEncoder, batch_size: int = 128):
+    def __init__(self, model, encoder: FrameEncoder, batch_size: int = 128, locales: tuple | None = None):
         self.model = model
+        self.locales = locales  # the run's --locales (None: every locale)
         self.encoder = encoder
         self.batch_size = batch_size
         if getattr(model, "preprocessor", None) is None:
@@ -40,12 +42,13 @@ class CrossEncoderRanker:
         path = os.path.join(model_dir, BEST_MODEL)
         if not tf.io.gfile.exists(path):
             raise FileNotFoundError(f"--model_dir={model_dir}: no {BEST_MODEL} in it")
-        return cls(keras.saving.load_model(path), encoder, batch_size)
+        return cls(keras.saving.load_model(path), encoder, batch_size, ranker_locales(model_dir))
 
     def probabilities(self, frame) -> np.ndarray:
         """[N, 4] class probabilities (E, S, C, I) of every row of `frame`, in order."""
         import keras
 
+        check_locales(self, frame)
         probabilities = np.full((len(frame), 4), np.nan, np.float32)
         for start in range(0, len(frame), ENCODE_CHUNK):
             rows = frame.iloc[start:start + ENCODE_CHUNK]

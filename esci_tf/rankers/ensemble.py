@@ -8,6 +8,13 @@ weights may differ per locale (a locale without its own weights uses the "all" w
 class probabilities, where members classify, are their weight-averaged probabilities. Members
 are saved inside the ensemble's directory (members/<name>/), so the directory is self-contained.
 
+Locale-restricted members (a `.locales` tuple: trained with --locales) score only their locales'
+rows. The weights of a locale are over the members that cover it: a locale's own weights may
+name only members that cover it (checked when the ensemble is built or loaded); a locale without
+its own weights takes the "all" weights of the members that cover it. The ensemble covers the
+locales some weighted member covers (or the `locales` it was saved with, a subset), and refuses
+rows of another locale (esci_tf.rankers.base.check_locales).
+
 >>> import pandas as pd
 >>> from esci_tf.rankers.bm25 import BM25Ranker
 >>> bm25 = BM25Ranker.fit(["red shoe", "blue shoe", "red cap"])
@@ -24,9 +31,20 @@ import numpy as np
 
 from esci_tf import files
 from esci_tf.labels import ranking_score
-from esci_tf.rankers.base import RANKER_FILE, Prediction, load_ranker, predict
+from esci_tf.rankers.base import (LOCALES_KEY, RANKER_FILE, Prediction, any_locales, check_locales,
+                                  common_locales, covers, load_ranker, normalize_locales, predict_covered)
 
 ALL_LOCALES = "all"
+
+
+def covered_locales(weights: dict, member_locales: dict) -> tuple | None:
+    """The locales an ensemble with these weights scores (None: every locale): those a member with
+    an "all" weight covers, and those with their own weights; {member: its locales or None}."""
+    weighted = [member_locales[n] for n, w in weights[ALL_LOCALES].items() if w]
+    everywhere = any_locales(weighted)
+    if weighted and everywhere is None:
+        return None
+    return normalize_locales([*(everywhere or ()), *(locale for locale in weights if locale != ALL_LOCALES)]) or ()
 
 
 class BagRanker:
@@ -40,8 +58,10 @@ class BagRanker:
             raise ValueError("a bag needs at least one member")
         self.members = list(members)
         self.classifies = all(hasattr(m, "probabilities") for m in self.members)
+        self.locales = common_locales(getattr(m, "locales", None) for m in self.members)
 
     def predict(self, frame) -> Prediction:
+        check_locales(self, frame)
         if self.classifies:
             probabilities = np.mean([m.probabilities(frame) for m in self.members], axis=0)
             return Prediction(ranking_score(probabilities), probabilities)
@@ -66,9 +86,11 @@ class EnsembleRanker:
 
     kind = "ensemble"
 
-    def __init__(self, members: dict, weights: dict, normalization: dict):
+    def __init__(self, members: dict, weights: dict, normalization: dict, locales=None):
         """members {name: ranker}; weights {locale or "all": {name: weight}}; normalization
-        {name: (mean, std)}."""
+        {name: (mean, std)}; locales: the only locales it scores (None: those its members cover).
+        ValueError when a locale's weights name a member that does not cover it, or a locale of
+        `locales` has no weighted member covering it."""
         if ALL_LOCALES not in weights:
             raise ValueError(f'ensemble weights need an "{ALL_LOCALES}" entry, got {sorted(weights)}')
         unknown = {n for w in weights.values() for n in w} - set(members)
@@ -77,12 +99,41 @@ class EnsembleRanker:
         self.members = dict(members)
         self.weights = {locale: dict(w) for locale, w in weights.items()}
         self.normalization = {name: (float(m), float(s) or 1.0) for name, (m, s) in normalization.items()}
+        for locale, named in self.weights.items():
+            outside = [n for n, w in named.items() if w and locale != ALL_LOCALES and not self.covers(n, locale)]
+            if outside:
+                raise ValueError(f"the ensemble's weights for locale {locale!r} name member {outside[0]}, which was "
+                                 f"trained for locale(s) {','.join(self.member_locales(outside[0]))} only")
+            if locale != ALL_LOCALES and not any(named.values()):
+                raise ValueError(f"the ensemble's weights for locale {locale!r} name no member")
+        self.locales = normalize_locales(locales) if locales is not None else self._covered_locales()
+        for locale in self.locales or ():
+            if not self.weights_for(locale):
+                raise ValueError(f"no weighted member of the ensemble covers locale {locale!r}")
+
+    def member_locales(self, name: str) -> tuple | None:
+        return getattr(self.members[name], "locales", None)
+
+    def covers(self, name: str, locale) -> bool:
+        """Whether member `name` scores rows of `locale`."""
+        return covers(self.member_locales(name), locale)
+
+    def weights_for(self, locale) -> dict:
+        """{member: weight} of `locale`'s rows: its own weights, or the "all" weights of the
+        members that cover it; nonzero weights only (empty: no member covers it)."""
+        named = self.weights.get(str(locale), self.weights[ALL_LOCALES])
+        return {n: w for n, w in named.items() if w and self.covers(n, locale)}
+
+    def _covered_locales(self) -> tuple | None:
+        return covered_locales(self.weights, {n: self.member_locales(n) for n in self.members})
 
     def used_members(self) -> list:
         return [n for n in self.members if any(w.get(n, 0.0) for w in self.weights.values())]
 
     def member_predictions(self, frame) -> dict:
-        return {name: predict(self.members[name], frame) for name in self.used_members()}
+        """{member: its Prediction on `frame`}, each member scoring only the rows of its locales
+        (NaN elsewhere)."""
+        return {name: predict_covered(self.members[name], frame) for name in self.used_members()}
 
     def combine(self, frame, predictions: dict) -> Prediction:
         """The ensemble's output from its members' outputs on `frame`."""
@@ -91,10 +142,7 @@ class EnsembleRanker:
         probabilities, total = np.zeros((len(frame), 4), np.float64), np.zeros((len(frame), 1), np.float64)
         for locale in np.unique(locales):
             rows = locales == locale
-            weights = self.weights.get(str(locale), self.weights[ALL_LOCALES])
-            for name, weight in weights.items():
-                if not weight:
-                    continue
+            for name, weight in self.weights_for(locale).items():
                 mean, std = self.normalization[name]
                 scores[rows] += weight * (predictions[name].scores[rows] - mean) / std
                 if predictions[name].probabilities is not None:
@@ -104,22 +152,26 @@ class EnsembleRanker:
         return Prediction(scores, (probabilities / np.maximum(total, 1e-12)) if classified.all() else None)
 
     def predict(self, frame) -> Prediction:
+        check_locales(self, frame)
         return self.combine(frame, self.member_predictions(frame))
 
     def scores(self, frame) -> np.ndarray:
         return self.predict(frame).scores
 
     @staticmethod
-    def save(directory: str, member_dirs: dict, weights: dict, normalization: dict) -> None:
+    def save(directory: str, member_dirs: dict, weights: dict, normalization: dict, locales=None) -> None:
         """Record an ensemble of the rankers in `member_dirs` ({name: directory relative to
-        `directory`}) with these weights and normalization."""
+        `directory`}) with these weights and normalization (and `locales`, when it scores only those)."""
+        locales = normalize_locales(locales)
         files.write_json(os.path.join(directory, RANKER_FILE), {
             "kind": EnsembleRanker.kind, "members": dict(member_dirs), "weights": weights,
-            "normalization": {n: list(v) for n, v in normalization.items()}})
+            "normalization": {n: list(v) for n, v in normalization.items()},
+            **({LOCALES_KEY: list(locales)} if locales else {})})
 
     @classmethod
     def load(cls, directory: str, batch_size: int = 128) -> "EnsembleRanker":
         saved = files.read_json(os.path.join(directory, RANKER_FILE))
         members = {name: load_ranker(os.path.join(directory, path), batch_size)
                    for name, path in saved["members"].items()}
-        return cls(members, saved["weights"], {n: tuple(v) for n, v in saved["normalization"].items()})
+        return cls(members, saved["weights"], {n: tuple(v) for n, v in saved["normalization"].items()},
+                   saved.get(LOCALES_KEY))

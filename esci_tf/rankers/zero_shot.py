@@ -9,7 +9,7 @@ small; the weights load when it first scores.
 import os
 
 from esci_tf import files
-from esci_tf.rankers.base import RANKER_FILE
+from esci_tf.rankers.base import RANKER_FILE, locales_record, ranker_locales
 from esci_tf.rankers.bi_encoder import BiEncoderRanker
 
 KIND = "zero_shot"
@@ -43,9 +43,11 @@ class ZeroShotRanker(BiEncoderRanker):
     def save(self, directory: str) -> None:
         files.write_json(os.path.join(directory, RANKER_FILE), {
             "kind": KIND, "backbone": self.backbone_name, "checkpoint": self.checkpoint,
-            "query_length": self.query_length, "title_length": self.product_length})
+            "query_length": self.query_length, "title_length": self.product_length, **locales_record(self)})
 
     @classmethod
     def load(cls, directory: str, batch_size: int = 128) -> "ZeroShotRanker":
         state = files.read_json(os.path.join(directory, RANKER_FILE))
-        return cls(state["backbone"], state["checkpoint"], state["query_length"], state["title_length"], batch_size)
+        ranker = cls(state["backbone"], state["checkpoint"], state["query_length"], state["title_length"], batch_size)
+        ranker.locales = ranker_locales(directory)
+        return ranker

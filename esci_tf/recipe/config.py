@@ -25,6 +25,7 @@ class RecipeConfig:
     num_folds: int = 3
     train_folds: tuple = ()
     fold_seed: int = 0
+    folds_from: Optional[str] = None
     distill: bool = True
     distill_on: str = "all"
     hard_label_weight: float = 0.7

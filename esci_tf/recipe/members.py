@@ -10,7 +10,7 @@ import tensorflow as tf
 from esci_tf.labels import ranking_score
 from esci_tf.recipe import fine_tune as tuning
 from esci_tf.recipe.config import EXTERNAL_PREFIX
-from esci_tf.rankers.base import load_ranker
+from esci_tf.rankers.base import load_ranker, normalize_locales
 from esci_tf.rankers.ensemble import BagRanker, EnsembleRanker
 
 FINAL_DIR = "final"
@@ -44,6 +44,7 @@ def member_oof_scores(config, frame, products_table, pseudo_frame, stages, last_
             catalogs = [products_table] + ([pseudo_frame] if pseudo_frame is not None else [])
             ranker = BM25Ranker.fit_catalog(pd.concat([c[["product_id", "product_locale", "product_title"]]
                                                        for c in catalogs], ignore_index=True))
+            ranker.locales = normalize_locales(config.run.data.locales)  # its statistics are of these locales
             scores[member], rankers[member] = ranker.scores(frame), ranker
         elif member == "zero_shot":
             ranker = ZeroShotRanker(config.run.model.backbone, config.run.model.checkpoint)
@@ -68,8 +69,9 @@ def _copy_tree(source: str, target: str) -> None:
             tf.io.gfile.copy(path, os.path.join(target, name), overwrite=True)
 
 
-def save_final(root, fitted, rankers, stages) -> str:
-    """R/final/: the fitted ensemble with copies of the members it weights."""
+def save_final(root, fitted, rankers, stages, locales=None) -> str:
+    """R/final/: the fitted ensemble with copies of the members it weights (scoring only `locales`,
+    the run's --locales, when given)."""
     final = os.path.join(root, FINAL_DIR)
     if tf.io.gfile.exists(final):
         tf.io.gfile.rmtree(final)
@@ -89,5 +91,5 @@ def save_final(root, fitted, rankers, stages) -> str:
         else:
             ranker.save(target)
     weights = {locale: {n: v for n, v in w.items() if v} for locale, w in fitted.weights.items()}
-    EnsembleRanker.save(final, member_dirs, weights, {n: fitted.normalization[n] for n in used})
+    EnsembleRanker.save(final, member_dirs, weights, {n: fitted.normalization[n] for n in used}, locales)
     return final

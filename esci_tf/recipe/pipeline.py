@@ -1,7 +1,8 @@
 """run_recipe: the paper's stages, each into R/<stage>/, each skipped when done with the same settings.
 
-1. folds: query-grouped folds (esci_tf.recipe.targets); one fine-tune per trained fold; the
-   out-of-fold class probabilities of every pair of a trained fold (folds/oof.csv).
+1. folds: query-grouped folds (esci_tf.recipe.targets), recorded per query in
+   folds/fold_assignment.csv (esci_tf.recipe.fold_assignment); one fine-tune per trained fold;
+   the out-of-fold class probabilities of every pair of a trained fold (folds/oof.csv).
 2. distill (--distill): targets = hard_label_weight x (smoothed) label + the rest x out-of-fold
    probabilities; a fine-tune on every pair (--distill_on=all) or per fold (=folds).
 3. pseudo (--pseudo_examples/--pseudo_products): the previous stage's models score the unlabeled
@@ -24,14 +25,18 @@ import tensorflow as tf
 from absl import logging
 
 from esci_tf import files
+from esci_tf.data.locales import keep_locales, select_locales
 from esci_tf.data.reader import load_esci, read_table
 from esci_tf.data.template import TemplateSettings
 from esci_tf.labels import GAINS, one_hot
-from esci_tf.recipe import ensemble_fit, fine_tune as tuning, report as report_lib, targets as targets_lib
+from esci_tf.recipe import ensemble_fit, fine_tune as tuning, fold_assignment, report as report_lib
+from esci_tf.recipe import targets as targets_lib
 from esci_tf.recipe.config import RecipeConfig
 from esci_tf.recipe.members import member_oof_scores, save_final
 from esci_tf.recipe.stages import Stage, fingerprint
+from esci_tf.rankers.base import normalize_locales
 from esci_tf.rankers.ensemble import BagRanker
+from esci_tf.training.config import recorded
 
 OOF_FILE = "oof.csv"
 TRAINING_STAGES = ("folds", "bi_encoder", "distill", "pseudo")  # the stages that train models, in order
@@ -57,7 +62,7 @@ def _frame_fingerprint(frame: pd.DataFrame) -> str:
 
 def _run_settings(config: RecipeConfig) -> dict:
     """The fine-tune settings the stages depend on (not where the run writes or how it logs)."""
-    values = config.run.flat()
+    values = recorded(config.run.flat())
     for name in ("output_dir", "progress_bar", "examples", "products", "augment_examples", "augment_products",
                  "eval_split", "eval_fraction",
                  "train_tfrecords", "eval_tfrecords", "synthetic_queries", "select_best", "resume"):
@@ -141,6 +146,35 @@ def load_recipe_data(config: RecipeConfig) -> RecipeData:
     return RecipeData(frame.reset_index(drop=True), products_table, template, pseudo_frame, augmentation)
 
 
+def _keep_locales(frame: pd.DataFrame | None, locales, what: str) -> pd.DataFrame | None:
+    if frame is None:
+        return None
+    kept, left_out = keep_locales(frame, locales)
+    if left_out:
+        _log(f"recipe: {left_out} {what} of locales outside --locales={','.join(locales)} left out")
+    return kept.reset_index(drop=True)
+
+
+def select_recipe_locales(config: RecipeConfig, data: RecipeData) -> RecipeData:
+    """The data of --locales only (all of it when unset): the labeled pairs (a locale without any is
+    an error naming the flag), the unlabeled and the translated pairs, and the catalog."""
+    locales = config.run.data.locales
+    if not locales:
+        return data
+    frame = select_locales(data.frame, locales, config.run.data.examples or "the recipe's labeled pairs")
+    return dataclasses.replace(
+        data, frame=frame.reset_index(drop=True), products_table=keep_locales(data.products_table, locales)[0],
+        pseudo_frame=_keep_locales(data.pseudo_frame, locales, "unlabeled pairs (--pseudo_examples)"),
+        augmentation=_keep_locales(data.augmentation, locales, "translated pairs (--augment_examples)"))
+
+
+def recipe_folds(config: RecipeConfig, frame: pd.DataFrame) -> np.ndarray:
+    """The fold of each labeled pair: drawn (esci_tf.recipe.targets), or --folds_from's."""
+    if config.folds_from:
+        return fold_assignment.folds_from(config.folds_from, frame, config.num_folds)
+    return targets_lib.assign_recipe_folds(frame, config.num_folds, config.fold_seed)
+
+
 @dataclasses.dataclass
 class _Run:
     """One recipe run's state as its stages fill it in."""
@@ -183,14 +217,14 @@ def run_recipe(config: RecipeConfig, data: RecipeData | None = None) -> dict:
     """Run (or continue) every stage on the config's files (or on `data`); returns the report
     (also R/report.json)."""
     config.validate(files=data is None)
-    data = data or load_recipe_data(config)
+    data = select_recipe_locales(config, data or load_recipe_data(config))
     tf.io.gfile.makedirs(config.output_dir)
     start = time.perf_counter()
     frame = data.frame
     num_train_stages = 1 + config.distill + (data.pseudo_frame is not None)
     num_pairs = len(frame) + (len(data.augmentation) if data.augmentation is not None else 0)
     per_fold = len(config.folds_to_train) * num_pairs * (config.num_folds - 1) / config.num_folds
-    run = _Run(config, data, targets_lib.assign_recipe_folds(frame, config.num_folds, config.fold_seed),
+    run = _Run(config, data, recipe_folds(config, frame),
                tuning.Progress(per_fold * max(config.run.training.epochs, 1) * num_train_stages),
                targets=one_hot(frame["label"].to_numpy(), config.run.training.label_smoothing))
     _stage_folds(run)
@@ -215,6 +249,7 @@ def _stage_folds(run: _Run) -> None:
                                        stage.directory, progress=run.progress, stage="folds",
                                        augmentation=run.data.augmentation)
         _write_csv(frame[["example_id"]].assign(fold=run.folds), stage.path("folds.csv"))
+        fold_assignment.write(run.root, frame["query_id"].to_numpy(), run.folds)
         _finish(stage, model_set)
 
     settings = {"data": _frame_fingerprint(frame), "run": _run_settings(config), "num_folds": config.num_folds,
@@ -222,7 +257,12 @@ def _stage_folds(run: _Run) -> None:
                 "template": run.data.template.to_dict()}
     if run.data.augmentation is not None:  # by content: other translations rerun every stage
         settings["augmentation"] = _frame_fingerprint(run.data.augmentation)
+    if config.folds_from:  # the run and the content of the assignment it took
+        settings["folds_from"] = {"run": config.folds_from,
+                                  "assignment": files.fingerprint(fold_assignment.path(config.folds_from))}
     stage = run.run_stage("folds", settings, body)
+    if not tf.io.gfile.exists(fold_assignment.path(run.root)):  # a run finished before the file existed
+        fold_assignment.write(run.root, frame["query_id"].to_numpy(), run.folds)
     run.stages["folds"] = (stage, _load_model_set(stage))
 
 
@@ -303,7 +343,7 @@ def _stage_ensemble(run: _Run) -> Stage:
             config.weight_step, config.per_locale_weights, config.fold_seed, config.bootstrap_samples)
         _write_csv(frame[["example_id", "query_id", "product_locale"]].assign(
             **{f"score_{n}": s for n, s in member_scores.items()}), stage.path("member_scores.csv"))
-        save_final(run.root, fitted, rankers, every_stage)
+        save_final(run.root, fitted, rankers, every_stage, config.run.data.locales)
         stage.finish(ensemble_fit.outputs(fitted))
 
     return run.run_stage("ensemble", {
@@ -325,6 +365,7 @@ def train_bi_encoders(config, frame, folds, stage, augmentation=None) -> tuning.
         train, held_out = tuning.fold_frames(frame, folds, fold, augmentation=augmentation)
         ranker = BiEncoderRanker.train(train, run.model.backbone, run.model.checkpoint, settings,
                                        backbone_config=run.model.backbone_config)
+        ranker.locales = normalize_locales(run.data.locales)
         directory = f"fold_{fold}"
         ranker.save(stage.path(directory))
         directories.append(directory)

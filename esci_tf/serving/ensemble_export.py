@@ -12,6 +12,11 @@ In the graph, cross-encoders read the fields through their own FieldsPreprocesso
 once per distinct preprocessing); BM25 and the bi-encoders read the cleaned query and title
 (and brand + title), cleaned by esci_tf.preprocessing.clean_ops with a TextCleaner the module
 owns. Per-locale weights follow product_locale ("us", "es", "jp"; other values use "all").
+A locale-restricted member (trained with --locales) runs only on the rows of its locales (gathered
+out of the batch; its score_<member> is NaN on the other rows), and a locale's weights are over
+the members that cover it, as in EnsembleRanker.weights_for. An ensemble that covers only some
+locales fails a request with rows of another locale (an InvalidArgumentError naming them), as
+EnsembleRanker.predict refuses them.
 `esci_tf.serving.export.serving_inputs(frame)` gives the inputs of a merged frame's rows.
 """
 
@@ -28,7 +33,12 @@ from esci_tf.rankers.cross_encoder import CrossEncoderRanker
 from esci_tf.rankers.ensemble import ALL_LOCALES, BagRanker, EnsembleRanker
 from esci_tf.rankers.bi_encoder import BiEncoderRanker
 from esci_tf.serving import versions, warmup
-from esci_tf.serving.export import rank_endpoint, rank_names, same_rows, string_specs, warmup_inputs
+from esci_tf.serving.export import WARMUP_ROWS, rank_endpoint, rank_names, same_rows, string_specs, warmup_inputs
+
+
+def _in_locales(locale, locales):
+    """bool [B]: whether each row's product_locale (string [B]) is one of `locales`."""
+    return tf.reduce_any(tf.equal(locale[:, None], tf.constant(list(locales))[None, :]), axis=1)
 
 
 class _Inputs:
@@ -37,6 +47,13 @@ class _Inputs:
 
     def __init__(self, fields: dict, cleaner: TextCleaner):
         self.fields, self.cleaner, self._cache = fields, cleaner, {}
+
+    def rows(self, locales: tuple):
+        """(the _Inputs of the rows whose product_locale is in `locales`, their int64 indices [R])."""
+        def compute():
+            indices = tf.where(_in_locales(self.fields["product_locale"], locales))[:, 0]
+            return _Inputs({k: tf.gather(v, indices) for k, v in self.fields.items()}, self.cleaner), indices
+        return self._once(("rows",) + tuple(locales), compute)
 
     def _once(self, key, compute):
         if key not in self._cache:
@@ -113,11 +130,29 @@ class _Cosine(tf.Module):
 def _graph_member(ranker):
     if isinstance(ranker, BagRanker):
         return _Bag(ranker)
+    if isinstance(ranker, CrossEncoderRanker):  # a trainers.fit run: a bag of one
+        return _Bag(BagRanker([ranker]))
     if isinstance(ranker, BM25Ranker):
         return _Lexical(ranker)
     if isinstance(ranker, BiEncoderRanker):
         return _Cosine(ranker)
     raise TypeError(f"{type(ranker).__name__} cannot run inside an ensemble SavedModel")
+
+
+def _on_rows(member, inputs: _Inputs, locales):
+    """A member's (score [B], probabilities [B, 4] or None), run only on the rows of `locales`
+    (None: every row) and NaN on the others."""
+    if locales is None:
+        return member(inputs)
+    rows, indices = inputs.rows(locales)
+    score, probabilities = member(rows)
+    size = tf.shape(inputs.fields["product_locale"], out_type=tf.int64)[:1]
+
+    def scatter(values, shape):
+        return tf.tensor_scatter_nd_update(tf.fill(shape, float("nan")), indices[:, None], tf.cast(values, tf.float32))
+
+    return (scatter(score, size),
+            None if probabilities is None else scatter(probabilities, tf.concat([size, [4]], axis=0)))
 
 
 class EnsembleModule(tf.Module):
@@ -131,6 +166,8 @@ class EnsembleModule(tf.Module):
         names = ranker.used_members()
         self.member_names = names
         self.members = [_graph_member(ranker.members[n]) for n in names]
+        self.member_locales = [ranker.member_locales(n) for n in names]
+        self.locales = ranker.locales  # None: every locale
         with tf.init_scope():
             self.cleaner = TextCleaner()
         locales = [l for l in ranker.weights if l != ALL_LOCALES]
@@ -144,17 +181,31 @@ class EnsembleModule(tf.Module):
         self.stds = tf.constant([ranker.normalization[n][1] for n in names], tf.float32)
 
     def __call__(self, fields: dict) -> dict:
-        inputs = _Inputs(dict(fields), self.cleaner)
-        outputs = [member(inputs) for member in self.members]
+        locale = fields["product_locale"]
+        checks = []
+        if self.locales is not None:
+            covered = _in_locales(locale, self.locales)
+            checks.append(tf.debugging.Assert(tf.reduce_all(covered), [
+                f"the ensemble was trained for locale(s) {','.join(self.locales)} only; rows of other locales:",
+                tf.boolean_mask(locale, ~covered)], summarize=5))
+        with tf.control_dependencies(checks):
+            inputs = _Inputs({k: tf.identity(v) for k, v in fields.items()}, self.cleaner)
+        outputs = [_on_rows(member, inputs, locales) for member, locales in zip(self.members, self.member_locales)]
         raw = tf.stack([tf.cast(s, tf.float32) for s, _ in outputs], axis=1)  # [B, M]
-        weights = tf.gather(self.weights, self.locale_index.lookup(fields["product_locale"]))  # [B, M]
-        result = {"score": tf.reduce_sum(weights * (raw - self.means) / self.stds, axis=1)}
+        weights = tf.gather(self.weights, self.locale_index.lookup(locale))  # [B, M]
+        if any(locales is not None for locales in self.member_locales):  # a locale's weights: its members'
+            weights *= tf.stack([tf.ones_like(weights[:, 0]) if locales is None else
+                                 tf.cast(_in_locales(locale, locales), tf.float32)
+                                 for locales in self.member_locales], axis=1)
+        terms = tf.where(weights != 0, weights * (raw - self.means) / self.stds, 0.0)  # NaN where not covered
+        result = {"score": tf.reduce_sum(terms, axis=1)}
         for name, (score, _) in zip(self.member_names, outputs):
             result[f"score_{name.replace(':', '_').replace('/', '_')}"] = tf.cast(score, tf.float32)
         classifying = [(i, p) for i, (_, p) in enumerate(outputs) if p is not None]
         if classifying:
             shares = tf.stack([tf.abs(weights[:, i]) for i, _ in classifying], axis=1)  # [B, C]
             stacked = tf.stack([p for _, p in classifying], axis=1)  # [B, C, 4]
+            stacked = tf.where(shares[..., None] > 0, stacked, 0.0)  # NaN where a member does not cover the row
             total = tf.maximum(tf.reduce_sum(shares, axis=1, keepdims=True), 1e-12)
             result["probabilities"] = tf.reduce_sum(stacked * shares[..., None], axis=1) / total
         return result
@@ -179,7 +230,10 @@ def build_archive(ranker) -> keras.export.ExportArchive:
 def export_ensemble(ranker, base: str, version: int | None = None) -> str:
     """Write the ensemble (or bag) as <base>/<version>/ with warm-up requests; returns that directory."""
     archive = build_archive(ranker)
-    requests = warmup_inputs(RAW_FIELDS)
+    locales = getattr(ranker, "locales", None)  # warm-up rows of the locales it serves
+    keep = [i for i, locale in enumerate(WARMUP_ROWS["product_locale"]) if locales is None or locale in locales]
+    requests = warmup_inputs(RAW_FIELDS, {name: [values[i] for i in keep]
+                                          for name, values in WARMUP_ROWS.items()})
 
     def write(directory):
         archive.write_out(directory, verbose=False)

@@ -23,6 +23,7 @@ from typing import Optional
 from esci_tf.choices import BACKBONE_NAMES, LISTWISE_LOSSES, POOLINGS, PRECISION_POLICIES as PRECISIONS
 from esci_tf.choices import STRATEGY_NAMES as STRATEGIES
 from esci_tf.data.errors import FlagError
+from esci_tf.data.locales import canonical, parse_locales
 from esci_tf.data.reader import TASKS
 
 ADVERSARIAL = ("none", "fgm", "awp")
@@ -54,6 +55,10 @@ class DataConfig:
     field_style: str = "text"
     prompt_tokens: int = 0
     entity_markers: bool = False
+    locales: tuple = ()
+
+    def __post_init__(self):
+        self.locales = canonical(self.locales)  # sorted, distinct, lower case; () is every locale
 
     @property
     def from_files(self) -> bool:
@@ -147,6 +152,16 @@ SECTIONS = {"data": DataConfig, "model": ModelConfig, "training": TrainingConfig
 # changes the results, and a resume with a different value is refused (train_lib).
 RESULT_NEUTRAL = frozenset({"eval_every_steps", "checkpoint_every_steps", "progress_bar", "resume",
                             "tpu_address"})
+# Result settings added after runs were recorded, with the default that means "as before": left out
+# of what a run records while at that default, so a run recorded before the setting existed still
+# resumes (and a recipe stage is still skipped); set, they are recorded and compared.
+RECORDED_WHEN_SET = {"locales": ()}
+
+
+def recorded(values: dict) -> dict:
+    """`values` ({setting: value}) without the RECORDED_WHEN_SET settings at their default."""
+    return {name: value for name, value in values.items()
+            if name not in RECORDED_WHEN_SET or tuple(value or ()) != RECORDED_WHEN_SET[name]}
 
 
 @dataclasses.dataclass
@@ -198,9 +213,9 @@ class RunConfig:
 
     def result_settings(self) -> dict:
         """{setting name: value} of every setting that changes a run's results: all but
-        RESULT_NEUTRAL and output_dir."""
-        return {name: value for name, value in self.flat().items()
-                if name != "output_dir" and name not in RESULT_NEUTRAL}
+        RESULT_NEUTRAL and output_dir (and RECORDED_WHEN_SET ones at their default)."""
+        return recorded({name: value for name, value in self.flat().items()
+                         if name != "output_dir" and name not in RESULT_NEUTRAL})
 
     def replace(self, **changes) -> "RunConfig":
         """A copy with some settings changed, by flat name."""
@@ -335,6 +350,16 @@ def _tfrecords_overlap(config):
              f"share {len(shared)} file(s), e.g. {shared[:1][0] if shared else ''}: evaluate on other shards")
 
 
+def _locales(config):
+    try:
+        parse_locales(config.data.locales)
+    except FlagError as error:  # an unknown locale, named
+        raise ConfigError(str(error)) from error
+    _require(not (config.data.locales and config.data.from_tfrecords),
+             "--locales selects pairs read from --examples/--products or --synthetic_queries; prebuilt "
+             "--train_tfrecords were built with their own locales (tfrecords.build --locales)")
+
+
 def _entity_markers(config):
     _require(not (config.data.entity_markers and config.data.from_tfrecords),
              "--entity_markers applies when building from --examples/--products; prebuilt "
@@ -374,4 +399,4 @@ def _choices_and_bounds(config):
 
 
 _CHECKS = (_output_dir, _data_source, _augmentation, _eval_slice, _length_buckets, _weights, _choices_and_bounds,
-           _backbone_config, _tpu, _entity_markers, _tfrecords_overlap)
+           _backbone_config, _tpu, _entity_markers, _locales, _tfrecords_overlap)

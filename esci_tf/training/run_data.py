@@ -23,7 +23,7 @@ from absl import logging
 from esci_tf import files
 from esci_tf.data.errors import DataError
 from esci_tf.data.template import TemplateSettings
-from esci_tf.training.config import ConfigError, RunConfig
+from esci_tf.training.config import ConfigError, RunConfig, recorded
 from esci_tf.training.run_lock import is_chief
 
 DATA_DIR = "data"
@@ -88,6 +88,7 @@ def split_frame(config: RunConfig, frame: pd.DataFrame):
 
 def load_split_frames(config: RunConfig, data_dir: str) -> SplitFrames:
     """The run's files (or generated data) read, validated and split once."""
+    from esci_tf.data.locales import select_locales
     from esci_tf.data.reader import load_esci, read_table
     from esci_tf.data.synthetic import write_esci_files
 
@@ -100,6 +101,7 @@ def load_split_frames(config: RunConfig, data_dir: str) -> SplitFrames:
                                    products_table=products_table)
     if frame.empty:
         raise ConfigError(f"--examples={examples}: no pairs of task {data.task} in the file")
+    frame = select_locales(frame, data.locales, examples)
     template = TemplateSettings.for_catalog(products_table, data.field_style, data.prompt_tokens,
                                             data.entity_markers)
     train, held_out, info = split_frame(config, frame)
@@ -113,10 +115,15 @@ def add_augmentation(config: RunConfig, train: pd.DataFrame, held_out: pd.DataFr
     """(train with the translated pairs that may train beside it, their counts): translations of
     training queries only, never of an eval query (esci_tf.data.augmentation); eval is untouched."""
     from esci_tf.data import augmentation, splits
+    from esci_tf.data.locales import keep_locales
 
     data = config.data
     translated, report = augmentation.load_augmentation(data.augment_examples, data.augment_products,
                                                         task=data.task, on_bad_rows=data.on_bad_rows)
+    translated, other_locales = keep_locales(translated, data.locales)  # translations into other locales
+    if other_locales:
+        logging.info("augmentation: %d translated pairs of locales outside --locales=%s left out", other_locales,
+                     ",".join(data.locales))
     rows, counts = augmentation.training_rows(translated, train, held_out)
     combined = pd.concat([train, rows], ignore_index=True)
     splits.check_no_leakage(combined, held_out)
@@ -130,7 +137,7 @@ def add_augmentation(config: RunConfig, train: pd.DataFrame, held_out: pd.DataFr
 # draws the eval split and the generated data); frames a caller brings are split and formatted
 # already, so only FRAME_RECORD_SETTINGS apply to them.
 RECORD_SETTINGS = ("synthetic_queries", "task", "eval_split", "eval_fraction", "on_bad_rows", "max_length",
-                   "field_style", "prompt_tokens", "entity_markers", "num_shards", "seed", "backbone")
+                   "field_style", "prompt_tokens", "entity_markers", "num_shards", "seed", "backbone", "locales")
 FRAME_RECORD_SETTINGS = ("max_length", "num_shards", "backbone")
 
 
@@ -163,7 +170,7 @@ def _cache_key(config: RunConfig, preprocessor, identity: dict, from_frames: boo
 
     flat = config.flat()
     names = FRAME_RECORD_SETTINGS if from_frames else RECORD_SETTINGS
-    return {**identity, **{name: flat[name] for name in names}, "tokenizer": preprocessor.fingerprint(),
+    return {**identity, **recorded({name: flat[name] for name in names}), "tokenizer": preprocessor.fingerprint(),
             "text_path": text_path_fingerprint()}
 
 

@@ -13,6 +13,7 @@ import typing
 
 from absl import flags
 
+from esci_tf.data.locales import HELP as LOCALES_HELP
 from esci_tf.training import config as config_lib
 
 FLAGS = flags.FLAGS
@@ -44,6 +45,8 @@ HELP = {
     "field_style": "Product field markers.",
     "prompt_tokens": "Trainable prompt tokens in the template.",
     "entity_markers": "Tag brand/color/size/model entities.",
+    "locales": LOCALES_HELP + " Recorded in run_settings.json (a resume with other locales is refused) and so in "
+               "the model directory: the model refuses to score rows of another locale.",
     # Model.
     "backbone": "Backbone family.",
     "checkpoint": "Pretrained weights: keras-hub preset name, a Hugging Face or keras-hub directory, or "

@@ -2,6 +2,8 @@
 
 from absl import flags
 
+from esci_tf.data.locales import HELP as LOCALES_HELP
+
 PREDICT_FLAGS = flags.FlagValues()
 
 
@@ -23,6 +25,8 @@ def define_flags(flag_values=PREDICT_FLAGS):
                       flag_values=flag_values)
     flags.DEFINE_enum("split", None, ["train", "test"], "Score only this split's rows.",
                       flag_values=flag_values)
+    flags.DEFINE_list("locales", [], LOCALES_HELP + " A model trained with --locales refuses rows of "
+                      "other locales: give it its own.", flag_values=flag_values)
     flags.DEFINE_enum("on_bad_rows", "raise", ["raise", "skip"], "Bad rows stop the run, or "
                       "are dropped and reported.", flag_values=flag_values)
     flags.DEFINE_integer("batch_size", 128, "Pairs per model call.", lower_bound=1,

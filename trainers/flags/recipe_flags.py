@@ -15,6 +15,10 @@ HELP = {
     "train_folds": "Folds to train (empty: all), e.g. 0,3 for the paper's '2 of 7' bagging; the others only "
                    "train the fold models.",
     "fold_seed": "Seed of the fold assignment and of the ensemble's nested cross-validation.",
+    "folds_from": "A trainers.recipe --output_dir R0: use its fold assignment (R0/folds/fold_assignment.csv) "
+                  "instead of drawing one, so the two runs' out-of-fold scores can be ensembled: each query "
+                  "keeps R0's fold (with --locales, a subset of R0's queries keeps theirs). Every query must be "
+                  "in R0's assignment and --num_folds must be R0's.",
     "distill": "Self-distillation stage: retrain on hard_label_weight x label + the rest x out-of-fold "
                "probabilities.",
     "distill_on": "all: one fine-tune on every pair; folds: one per fold (gives out-of-fold scores).",
