@@ -250,9 +250,11 @@ class _Data:
                      self.locales[rows])
 
 
-def _groups(data: _Data, covering: dict, per_locale: bool, min_locale_queries: int) -> dict:
-    """{group: (rows, members covering it)}: "all" first, then the locales with their own weights."""
-    everywhere = [n for n in data.scores if all(n in members for members in covering.values())]
+def _groups(data: _Data, covering: dict, per_locale: bool, min_locale_queries: int, everywhere=None) -> dict:
+    """{group: (rows, members covering it)}: "all" first (`everywhere`: the members covering every
+    locale of all the data, not only of these rows), then the locales with their own weights."""
+    everywhere = [n for n in data.scores if all(n in members for members in covering.values())
+                  and (everywhere is None or n in everywhere)]
     if not everywhere:
         raise ValueError(f"no member covers every locale ({', '.join(covering)}): add one that does, "
                          "e.g. bm25, for the locales without weights of their own")
@@ -306,13 +308,14 @@ def _ndcg_of(weights: dict, data: _Data) -> dict:
 
 def select(scores: dict, gains, query_ids, locales, folds: int = 5, correlation_limit: float = 0.98,
            weight_step: float = 0.1, per_locale: bool = False, seed: int = 0,
-           min_locale_queries: int = MIN_LOCALE_QUERIES) -> Selection:
-    """Steps 1-5 of the module's rule on these rows only."""
+           min_locale_queries: int = MIN_LOCALE_QUERIES, everywhere=None) -> Selection:
+    """Steps 1-5 of the module's rule on these rows only (`everywhere`: the members that may have
+    "all" weights, by default those covering every locale of these rows)."""
     norms = {name: normalization(s) for name, s in scores.items()}
     data = _Data({name: (np.asarray(s, np.float64) - norms[name][0]) / norms[name][1] for name, s in scores.items()},
                  np.asarray(gains, np.float64), np.asarray(query_ids), np.asarray(locales).astype(str))
     covering = coverage(data.scores, data.locales)
-    groups = _groups(data, covering, per_locale, min_locale_queries)
+    groups = _groups(data, covering, per_locale, min_locale_queries, everywhere)
     parts = split_queries(data.query_ids, folds, seed + 1)
     weights, chosen, fitted, best, dropped, inner = {}, {}, {}, {}, {}, {}
     for group, (rows, members) in groups.items():
@@ -353,9 +356,10 @@ def fit_ensemble(scores: dict, gains, query_ids, locales, folds: int = 5, correl
     gains, query_ids = np.asarray(gains, np.float64), np.asarray(query_ids)
     locales = np.asarray(locales).astype(str)
     scores = {name: np.asarray(s, np.float64) for name, s in scores.items()}
-    coverage(scores, locales)  # refuse partial members before any work
+    covering = coverage(scores, locales)  # refuses partial members before any work
+    everywhere = [n for n in scores if all(n in members for members in covering.values())]
     settings = dict(folds=folds, correlation_limit=correlation_limit, weight_step=weight_step,
-                    per_locale=per_locale, seed=seed, min_locale_queries=min_locale_queries)
+                    per_locale=per_locale, seed=seed, min_locale_queries=min_locale_queries, everywhere=everywhere)
     parts = split_queries(query_ids, folds, seed)
     on_held_out = {ENSEMBLE: {}, BEST_MEMBER: {}}
     outer = []

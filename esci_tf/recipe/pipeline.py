@@ -33,12 +33,12 @@ from esci_tf.recipe import ensemble_fit, fine_tune as tuning, fold_assignment, r
 from esci_tf.recipe import targets as targets_lib
 from esci_tf.recipe.config import RecipeConfig
 from esci_tf.recipe.members import member_oof_scores, save_final
+from esci_tf.recipe.runs import FOLDS_FILE, OOF_FILE, load_model_set as _load_model_set
 from esci_tf.recipe.stages import Stage, fingerprint
 from esci_tf.rankers.base import normalize_locales
 from esci_tf.rankers.ensemble import BagRanker
 from esci_tf.training.config import recorded
 
-OOF_FILE = "oof.csv"
 TRAINING_STAGES = ("folds", "bi_encoder", "distill", "pseudo")  # the stages that train models, in order
 
 
@@ -73,17 +73,6 @@ def _run_settings(config: RecipeConfig) -> dict:
 def _write_csv(frame: pd.DataFrame, path: str) -> None:
     with files.atomic_path(path) as temporary, tf.io.gfile.GFile(temporary, "w") as stream:
         frame.to_csv(stream, index=False)
-
-
-def _read_csv(path: str) -> pd.DataFrame:
-    with tf.io.gfile.GFile(path) as stream:
-        return pd.read_csv(stream)
-
-
-def _load_model_set(stage: Stage) -> tuning.ModelSet:
-    outputs = stage.outputs
-    oof = _read_csv(stage.path(OOF_FILE)) if outputs.get("oof") else None
-    return tuning.ModelSet(outputs["directories"], oof)
 
 
 def _bag(stage: Stage, model_set: tuning.ModelSet, batch_size: int):
@@ -248,7 +237,7 @@ def _stage_folds(run: _Run) -> None:
         model_set = tuning.train_folds(run.base, frame, run.folds, config.folds_to_train, run.data.template,
                                        stage.directory, progress=run.progress, stage="folds",
                                        augmentation=run.data.augmentation)
-        _write_csv(frame[["example_id"]].assign(fold=run.folds), stage.path("folds.csv"))
+        _write_csv(frame[["example_id"]].assign(fold=run.folds), stage.path(FOLDS_FILE))
         fold_assignment.write(run.root, frame["query_id"].to_numpy(), run.folds)
         _finish(stage, model_set)
 
@@ -334,7 +323,7 @@ def _stage_ensemble(run: _Run) -> Stage:
 
     def body(stage):
         member_scores, rankers = member_oof_scores(config, frame, run.data.products_table, unlabeled, run.stages,
-                                                   run.previous, run.member_stages)
+                                                   run.previous, run.member_stages, run.folds)
         locales = frame["product_locale"].to_numpy()
         usable = ensemble_fit.covered_rows(member_scores, locales)  # e.g. the trained folds' pairs
         fitted = ensemble_fit.fit_ensemble(

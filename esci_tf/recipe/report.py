@@ -25,7 +25,7 @@ REPORT_FILE = "report.json"
 PLOT_FILE = "report.png"
 
 
-def _summaries(per_query: dict, long_queries: set, query_locale: dict, samples: int) -> dict:
+def summaries(per_query: dict, long_queries: set, query_locale: dict, samples: int) -> dict:
     if not per_query:
         return {}
     result = {"all": bootstrap_interval(list(per_query.values()), num_samples=samples)}
@@ -63,7 +63,7 @@ def write_report(config, frame: pd.DataFrame, folds, stages: dict, ensemble_stag
             probabilities = tuning.oof_probabilities(frame, model_set.oof)
             scored = ~np.isnan(probabilities).any(axis=1)
             per_query[name] = per_query_ndcg(gains[scored], ranking_score(probabilities[scored]), query_ids[scored])
-            entry["ndcg"] = _summaries(per_query[name], long_queries, query_locale, samples)
+            entry["ndcg"] = summaries(per_query[name], long_queries, query_locale, samples)
             entry["scored_pairs"] = int(scored.sum())
         else:
             entry["ndcg"] = "trained on every pair: no out-of-fold scores"
@@ -78,7 +78,7 @@ def write_report(config, frame: pd.DataFrame, folds, stages: dict, ensemble_stag
             values = member_scores[column].to_numpy()
             scored = ~np.isnan(values)
             per_query[f"member {name}"] = per_query_ndcg(gains[scored], values[scored], query_ids[scored])
-            member_rows[name] = _summaries(per_query[f"member {name}"], long_queries, query_locale, samples)
+            member_rows[name] = summaries(per_query[f"member {name}"], long_queries, query_locale, samples)
     added = {}
     names = [n for n in stages if n in per_query]
     for before, after in zip(names, names[1:]):
