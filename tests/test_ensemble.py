@@ -15,7 +15,8 @@ import pytest
 
 from esci_tf.data.errors import FlagError
 from esci_tf.data.reader import load_esci
-from esci_tf.ensembles.build import EnsembleSettings, build_ensemble
+from esci_tf.ensembles.build import build_ensemble
+from esci_tf.ensembles.settings import EnsembleSettings
 from esci_tf.rankers import load_ranker
 from esci_tf.rankers.base import predict
 from esci_tf.rankers.ensemble import ALL_LOCALES

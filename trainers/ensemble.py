@@ -10,34 +10,38 @@ out-of-fold NDCG, their correlations, the weights and the ensemble against its b
 flag or input ends with one line naming it (esci_tf.cli; --verbose: the traceback).
 """
 
-from absl import app, flags
+from absl import app
 
 from esci_tf import cli
 from trainers.flags import ensemble_flags
 
-ensemble_flags.define_flags()
-FLAGS = flags.FLAGS
+FLAGS = ensemble_flags.define_flags()
 
 
 def run(flag_values=FLAGS) -> dict:
-    """Build the ensemble the parsed flags describe; returns its report."""
+    """Build the ensemble the parsed flags describe; returns its report. The settings are checked
+    before TensorFlow is imported."""
+    settings = ensemble_flags.ensemble_settings(flag_values).validate()
+    cli.check_writable(settings.output_dir, "output_dir", directory=True)
     from esci_tf.ensembles.build import build_ensemble
 
-    settings = ensemble_flags.ensemble_settings(flag_values)
-    cli.check_writable(settings.output_dir, "output_dir", directory=True)
     return build_ensemble(settings)
+
+
+def summary(report: dict, output_dir: str) -> str:
+    """The line the command prints: where E is, what it chose, the nested estimate."""
+    ensemble = report["ensemble"]
+    nested, delta = ensemble["nested"], ensemble["nested"]["ensemble_minus_best"]
+    return (f"ensemble written to {output_dir} ({ensemble['chosen']}; weights {ensemble['weights']}); nested NDCG "
+            f"{nested['ensemble_ndcg']:.4f} against the best member's {nested['best_member_ndcg']:.4f}: "
+            f"{delta['mean']:+.4f} [{delta['low']:+.4f}, {delta['high']:+.4f}]")
 
 
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-    report = run(FLAGS)
-    nested = report["ensemble"]["nested"]
-    delta = nested["ensemble_minus_best"]
-    print(f"ensemble written to {FLAGS.output_dir} ({report['ensemble']['chosen']}; weights "
-          f"{report['ensemble']['weights']}); nested NDCG {nested['ensemble_ndcg']:.4f} against the best member's "
-          f"{nested['best_member_ndcg']:.4f}: {delta['mean']:+.4f} [{delta['low']:+.4f}, {delta['high']:+.4f}]")
+    print(summary(run(FLAGS), FLAGS.output_dir))
 
 
 if __name__ == "__main__":
-    cli.run(main, "trainers.ensemble")
+    cli.run(main, "trainers.ensemble", flag_values=FLAGS)

@@ -16,8 +16,6 @@ import numpy as np
 from esci_tf import files
 from esci_tf.recipe.members import bi_encoder_scores, cross_encoder_scores
 
-BUILTIN_MEMBERS = ("bm25", "zero_shot")
-
 
 def run_names(roots) -> list:
     """A short distinct name per run directory: its base name (with -2, -3... when repeated)."""

@@ -14,6 +14,7 @@ from esci_tf.training.config import ConfigError, RunConfig
 STAGE_MODES = ("all", "folds")
 BUILTIN_MEMBERS = ("cross_encoder", "bi_encoder", "bm25", "zero_shot")
 EXTERNAL_PREFIX = "dir:"
+MIN_LOCALE_QUERIES = 30  # a locale with fewer queries gets no weights of its own (esci_tf.recipe.ensemble_fit)
 
 
 @dataclasses.dataclass

@@ -47,10 +47,10 @@ import math
 import numpy as np
 
 from esci_tf.rankers.ensemble import ALL_LOCALES
+from esci_tf.recipe.config import MIN_LOCALE_QUERIES
 from esci_tf.training import metrics
 from esci_tf.training.query_stats import paired_delta, per_query_ndcg, query_lists
 
-MIN_LOCALE_QUERIES = 30
 MAX_GRID_POINTS = 1001  # the full grid of 5 members at step 0.1 (a fit of 4 on 1,000 queries: ~25 s)
 ENSEMBLE, BEST_MEMBER = "ensemble", "best member"
 

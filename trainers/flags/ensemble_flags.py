@@ -1,13 +1,14 @@
-"""The flags of trainers.ensemble, one per esci_tf.ensembles.build.EnsembleSettings setting."""
+"""The flags of trainers.ensemble, one per esci_tf.ensembles.settings.EnsembleSettings setting, in
+their own FlagValues so they never clash with fit's."""
 
 from absl import flags
 
-from esci_tf.ensembles.build import EnsembleSettings
+from esci_tf.ensembles.settings import EnsembleSettings
 
-FLAGS = flags.FLAGS
+ENSEMBLE_FLAGS = flags.FlagValues()
 
 
-def define_flags(flag_values=FLAGS):
+def define_flags(flag_values=ENSEMBLE_FLAGS):
     """Define the ensemble flags once in `flag_values`."""
     if "runs" in flag_values:
         return flag_values
@@ -46,7 +47,7 @@ def define_flags(flag_values=FLAGS):
     return flag_values
 
 
-def ensemble_settings(flag_values=FLAGS) -> EnsembleSettings:
+def ensemble_settings(flag_values=ENSEMBLE_FLAGS) -> EnsembleSettings:
     """The EnsembleSettings the parsed flags describe."""
     names = [f for f in EnsembleSettings.__dataclass_fields__]
     values = {name: flag_values[name].value for name in names}
