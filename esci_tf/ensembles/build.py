@@ -70,6 +70,8 @@ def build_ensemble(settings: EnsembleSettings) -> dict:
     frame, products_table = labeled_pairs(settings, runs)
     scores, rankers, stages = collect(settings, runs, frame, products_table)
     try:
+        ensemble_fit.coverage(scores, frame["product_locale"].to_numpy(),
+                              [f"example_id {e}" for e in frame["example_id"].to_numpy()])
         fitted = ensemble_fit.fit_ensemble(
             scores, GAINS[frame["label"].to_numpy()], frame["query_id"].to_numpy(), frame["product_locale"].to_numpy(),
             settings.ensemble_folds, settings.correlation_limit, settings.weight_step, per_locale=True,

@@ -4,7 +4,7 @@ import dataclasses
 import os
 
 from esci_tf.data.errors import FlagError
-from esci_tf.recipe.config import MIN_LOCALE_QUERIES
+from esci_tf.recipe.config import MIN_LOCALE_QUERIES, RecipeConfig, ensemble_fit_problem
 
 BUILTIN_MEMBERS = ("bm25", "zero_shot")
 
@@ -18,13 +18,13 @@ class EnsembleSettings:
     examples: str
     products: str
     members: tuple = ()
-    ensemble_folds: int = 5
-    correlation_limit: float = 0.98
-    weight_step: float = 0.1
+    ensemble_folds: int = RecipeConfig.ensemble_folds  # the recipe's ensemble defaults
+    correlation_limit: float = RecipeConfig.correlation_limit
+    weight_step: float = RecipeConfig.weight_step
     min_locale_queries: int = MIN_LOCALE_QUERIES
     seed: int = 0
-    bootstrap_samples: int = 1000
-    min_list_size: int = 20
+    bootstrap_samples: int = RecipeConfig.bootstrap_samples
+    min_list_size: int = RecipeConfig.min_list_size
     on_bad_rows: str = "raise"
 
     def validate(self) -> "EnsembleSettings":
@@ -41,10 +41,7 @@ class EnsembleSettings:
                   (os.path.normpath(r), os.path.normpath(os.path.join(r, "final")))]
         if inside:
             raise FlagError(f"--output_dir={self.output_dir} is run {inside[0]} or its final ranker")
-        if self.ensemble_folds < 2:
-            raise FlagError(f"--ensemble_folds={self.ensemble_folds}: the nested cross-validation needs at least 2")
-        if not 0.0 < self.correlation_limit <= 1.0:
-            raise FlagError(f"--correlation_limit={self.correlation_limit}: must be in (0, 1]")
-        if not 0.0 < self.weight_step <= 0.5:
-            raise FlagError(f"--weight_step={self.weight_step}: must be in (0, 0.5]")
+        problem = ensemble_fit_problem(self.ensemble_folds, self.correlation_limit, self.weight_step)
+        if problem:
+            raise FlagError(problem)
         return self

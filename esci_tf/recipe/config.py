@@ -17,6 +17,17 @@ EXTERNAL_PREFIX = "dir:"
 MIN_LOCALE_QUERIES = 30  # a locale with fewer queries gets no weights of its own (esci_tf.recipe.ensemble_fit)
 
 
+def ensemble_fit_problem(ensemble_folds: int, correlation_limit: float, weight_step: float) -> str | None:
+    """What is wrong with the ensemble fit's settings (naming the flag), None when nothing is."""
+    if ensemble_folds < 2:
+        return f"--ensemble_folds={ensemble_folds}: the nested cross-validation needs at least 2"
+    if not 0.0 < correlation_limit <= 1.0:
+        return f"--correlation_limit={correlation_limit}: must be in (0, 1]"
+    if not 0.0 < weight_step <= 0.5:
+        return f"--weight_step={weight_step}: must be in (0, 0.5]"
+    return None
+
+
 @dataclasses.dataclass
 class RecipeConfig:
     """The recipe's settings (see trainers/flags/recipe_flags.py for each one's meaning)."""
@@ -84,12 +95,9 @@ class RecipeConfig:
         if unknown or not self.members or len(set(self.members)) != len(self.members):
             raise ConfigError(f"--members={','.join(self.members)}: distinct names of {', '.join(BUILTIN_MEMBERS)} "
                               f"or {EXTERNAL_PREFIX}MODEL_DIR")
-        if self.ensemble_folds < 2:
-            raise ConfigError(f"--ensemble_folds={self.ensemble_folds}: the nested cross-validation needs at least 2")
-        if not 0.0 < self.correlation_limit <= 1.0:
-            raise ConfigError(f"--correlation_limit={self.correlation_limit}: must be in (0, 1]")
-        if not 0.0 < self.weight_step <= 0.5:
-            raise ConfigError(f"--weight_step={self.weight_step}: must be in (0, 0.5]")
+        problem = ensemble_fit_problem(self.ensemble_folds, self.correlation_limit, self.weight_step)
+        if problem:
+            raise ConfigError(problem)
         return self
 
     def bi_encoder_settings(self):

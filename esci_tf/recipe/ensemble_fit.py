@@ -94,8 +94,9 @@ def normalization(scores: np.ndarray) -> tuple:
     return (float(scores.mean()) if len(scores) else 0.0), (std if std > 0 else 1.0)
 
 
-def coverage(scores: dict, locales) -> dict:
-    """{locale: [members scoring every pair of it]}; ValueError for a member scoring only some."""
+def coverage(scores: dict, locales, row_names=None) -> dict:
+    """{locale: [members scoring every pair of it]}; ValueError for a member scoring only some,
+    naming a pair without a score (its `row_names` entry, e.g. the example_id; else its row)."""
     locales = np.asarray(locales).astype(str)
     result = {}
     for locale in sorted(np.unique(locales)):
@@ -107,8 +108,9 @@ def coverage(scores: dict, locales) -> dict:
                 continue
             if missing.any():
                 first = int(np.flatnonzero(rows)[np.argmax(missing)])
+                pair = f"row {first}" if row_names is None else str(np.asarray(row_names)[first])
                 raise ValueError(f"member {name} has out-of-fold scores for {int((~missing).sum())} of the "
-                                 f"{int(rows.sum())} {locale} pairs (none for row {first}, among others): it "
+                                 f"{int(rows.sum())} {locale} pairs (none for {pair}, among others): it "
                                  f"would be weighted on pairs it has no out-of-fold score for")
             result[locale].append(name)
     return result
