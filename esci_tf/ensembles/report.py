@@ -57,7 +57,7 @@ def write_report(directory: str, frame, scores: dict, fitted, runs: dict, settin
         "settings": settings, "runs": runs,
         "data": {"pairs": int(len(frame)), "queries": int(frame["query_id"].nunique()),
                  "long_list_queries": len(long_queries)},
-        "rule": RULE, "stages": {}, "members": members, "correlation": correlations(scores, query_ids),
+        "final": directory, "rule": RULE, "stages": {}, "members": members, "correlation": correlations(scores, query_ids),
         "added": {"ensemble - best member (nested)": {"all": fit["nested"]["ensemble_minus_best"]}},
         "ensemble": fit,
     }

@@ -145,7 +145,7 @@ def _caption(report: dict) -> list:
     if ensemble.get("weights"):
         weights = "; ".join(f"{group}: " + ", ".join(f"{m} {w:g}" for m, w in members.items())
                             for group, members in ensemble["weights"].items())
-        lines.append(f"R/final: {ensemble.get('chosen') or 'ensemble'} ({weights})")
+        lines.append(f"{report.get('final', 'R/final')}: {ensemble.get('chosen') or 'ensemble'} ({weights})")
     timing = report.get("timing_seconds") or {}
     if timing:
         lines.append("minutes: " + ", ".join(f"{n} {s / 60:.1f}" for n, s in timing.items()))
