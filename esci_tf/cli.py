@@ -15,7 +15,7 @@ import sys
 
 from absl import app, flags
 
-from esci_tf.data.errors import DataError, FlagError
+from esci_tf.errors import DataError, FlagError
 from esci_tf.training.preemption import EXIT_CODE as PREEMPTED_EXIT, Preempted
 
 VERBOSE = "verbose"

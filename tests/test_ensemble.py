@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from esci_tf.data.errors import FlagError
+from esci_tf.errors import FlagError
 from esci_tf.data.reader import load_esci
 from esci_tf.ensembles.build import build_ensemble
 from esci_tf.ensembles.settings import EnsembleSettings

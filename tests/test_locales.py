@@ -15,7 +15,7 @@ import tensorflow as tf
 from absl import flags
 
 from cli_fixtures import assert_one_line_error, run_module
-from esci_tf.data.errors import DataError, FlagError
+from esci_tf.errors import DataError, FlagError
 from esci_tf.data.reader import load_esci
 from esci_tf.rankers import load_ranker
 from esci_tf.rankers.base import predict as predict_frame, ranker_locales
@@ -24,7 +24,7 @@ from esci_tf.rankers.ensemble import EnsembleRanker
 from esci_tf.training import run_settings
 from esci_tf.training.config import RunConfig
 from run_fixtures import TINY_CONFIG
-from tfrecords.dataset import read_all
+from esci_tf.records.dataset import read_all
 from trainers import fit, predict
 
 pytestmark = pytest.mark.slow  # trains a tiny us-only run first

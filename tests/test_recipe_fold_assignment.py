@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from esci_tf import files
-from esci_tf.data.errors import DataError
+from esci_tf.errors import DataError
 from esci_tf.data.reader import load_esci
 from esci_tf.recipe import fold_assignment, targets
 from esci_tf.recipe.config import RecipeConfig

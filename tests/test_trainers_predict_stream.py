@@ -14,7 +14,7 @@ from esci_tf.data.reader import load_esci
 from esci_tf.data.synthetic import generate_esci
 from esci_tf.rankers.base import predict as predict_frame
 from esci_tf.rankers.bm25 import BM25Ranker
-from esci_tf.training.faults import ENV
+from esci_tf.faults import ENV
 from trainers import predict
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

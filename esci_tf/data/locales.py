@@ -15,12 +15,12 @@ wrong file never trains on nothing. The kept locales are recorded with what was 
 >>> select_locales(frame.iloc[:2], ("jp",), "x.csv")
 Traceback (most recent call last):
 ...
-esci_tf.data.errors.FlagError: --locales=jp: no pairs of locale jp in x.csv (it has es, us)
+esci_tf.errors.FlagError: --locales=jp: no pairs of locale jp in x.csv (it has es, us)
 """
 
 import pandas as pd
 
-from esci_tf.data.errors import FlagError
+from esci_tf.errors import FlagError
 from esci_tf.special_tokens import LOCALES
 
 FLAG = "locales"

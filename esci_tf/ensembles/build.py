@@ -22,7 +22,7 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from esci_tf.data.errors import DataError, FlagError
+from esci_tf.errors import DataError, FlagError
 from esci_tf.data.reader import load_esci, read_table
 from esci_tf.ensembles import members as members_lib, report as report_lib
 from esci_tf.ensembles.settings import EnsembleSettings

@@ -3,7 +3,7 @@
 import dataclasses
 import os
 
-from esci_tf.data.errors import FlagError
+from esci_tf.errors import FlagError
 from esci_tf.recipe.config import MIN_LOCALE_QUERIES, RecipeConfig, ensemble_fit_problem
 
 BUILTIN_MEMBERS = ("bm25", "zero_shot")

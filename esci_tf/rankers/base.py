@@ -19,7 +19,7 @@ import os
 import numpy as np
 
 from esci_tf import files
-from esci_tf.data.errors import DataError
+from esci_tf.errors import DataError
 from esci_tf.data.locales import canonical
 from esci_tf.labels import ranking_score
 

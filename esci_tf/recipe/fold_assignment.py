@@ -31,7 +31,7 @@ import pandas as pd
 import tensorflow as tf
 
 from esci_tf import files
-from esci_tf.data.errors import DataError
+from esci_tf.errors import DataError
 from esci_tf.training.config import ConfigError
 
 FILE_NAME = "fold_assignment.csv"

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
-from esci_tf.data.errors import DataError
+from esci_tf.errors import DataError
 from esci_tf.recipe import fine_tune as tuning, fold_assignment
 from esci_tf.recipe.stages import STAGE_FILE, Stage
 
