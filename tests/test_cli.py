@@ -19,6 +19,7 @@ from esci_tf.errors import DataError, FlagError
     ("trainers.predict", "--model_dir"),
     ("trainers.export", "--export_dir"),
     ("trainers.recipe", "--num_folds"),
+    ("trainers.ensemble", "--runs"),
     ("tfrecords.build", "--num_shards"),
     ("tfrecords.translate", "--api_endpoint"),
 ])
@@ -33,7 +34,7 @@ def test_flags_help_and_setting_checks_need_no_tensorflow():
     """Every entry point parses its flags, prints --help and checks settings that need no data
     before TensorFlow is imported (a fraction of a second instead of ~8 s)."""
     modules = ("trainers.fit", "trainers.demo", "trainers.predict", "trainers.export", "trainers.recipe",
-               "tfrecords.build", "tfrecords.translate")
+               "trainers.ensemble", "tfrecords.build", "tfrecords.translate")
     code = "\n".join(["import sys", *(f"import {m}" for m in modules),
                       "from esci_tf.training.config import ConfigError, RunConfig",
                       "try:",

@@ -14,6 +14,18 @@ from esci_tf.training.config import ConfigError, RunConfig
 STAGE_MODES = ("all", "folds")
 BUILTIN_MEMBERS = ("cross_encoder", "bi_encoder", "bm25", "zero_shot")
 EXTERNAL_PREFIX = "dir:"
+MIN_LOCALE_QUERIES = 30  # a locale with fewer queries gets no weights of its own (esci_tf.recipe.ensemble_fit)
+
+
+def ensemble_fit_problem(ensemble_folds: int, correlation_limit: float, weight_step: float) -> str | None:
+    """What is wrong with the ensemble fit's settings (naming the flag), None when nothing is."""
+    if ensemble_folds < 2:
+        return f"--ensemble_folds={ensemble_folds}: the nested cross-validation needs at least 2"
+    if not 0.0 < correlation_limit <= 1.0:
+        return f"--correlation_limit={correlation_limit}: must be in (0, 1]"
+    if not 0.0 < weight_step <= 0.5:
+        return f"--weight_step={weight_step}: must be in (0, 0.5]"
+    return None
 
 
 @dataclasses.dataclass
@@ -38,7 +50,7 @@ class RecipeConfig:
     bi_encoder_learning_rate: float = 3e-5
     bi_encoder_list_size: int = 16
     bi_encoder_lists_per_batch: int = 4
-    check_fraction: float = 0.3
+    ensemble_folds: int = 5
     per_locale_weights: bool = False
     correlation_limit: float = 0.98
     weight_step: float = 0.1
@@ -83,12 +95,9 @@ class RecipeConfig:
         if unknown or not self.members or len(set(self.members)) != len(self.members):
             raise ConfigError(f"--members={','.join(self.members)}: distinct names of {', '.join(BUILTIN_MEMBERS)} "
                               f"or {EXTERNAL_PREFIX}MODEL_DIR")
-        if not 0.0 < self.check_fraction < 1.0:
-            raise ConfigError(f"--check_fraction={self.check_fraction}: must be in (0, 1)")
-        if not 0.0 < self.correlation_limit <= 1.0:
-            raise ConfigError(f"--correlation_limit={self.correlation_limit}: must be in (0, 1]")
-        if not 0.0 < self.weight_step <= 0.5:
-            raise ConfigError(f"--weight_step={self.weight_step}: must be in (0, 0.5]")
+        problem = ensemble_fit_problem(self.ensemble_folds, self.correlation_limit, self.weight_step)
+        if problem:
+            raise ConfigError(problem)
         return self
 
     def bi_encoder_settings(self):

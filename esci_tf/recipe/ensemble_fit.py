@@ -1,32 +1,75 @@
-"""Fitting the ensemble's weights on out-of-fold scores, and checking them on held-out queries.
+"""The ensemble's weights, fitted on out-of-fold scores and chosen by nested cross-validation over
+queries.
 
-Rule, in order:
-1. Each member's scores are standardised over all out-of-fold pairs (mean, std), the numbers the
-   EnsembleRanker applies at prediction time.
-2. The queries are split (seeded, by query) into a fitting part and a check part
-   (check_fraction of them).
-3. Redundancy: members are ranked by their NDCG on the fitting part; a member whose scores
-   correlate with a stronger member's at `correlation_limit` or more (Pearson, within each query,
-   averaged over queries) gets weight 0 (an exact duplicate always does).
-4. Weights: the point of the simplex grid (non-negative, step `weight_step`, summing to 1) with
-   the best mean NDCG on the fitting part; ties go to fewer members, then to earlier ones.
-5. Check: on the check part, the fitted ensemble against the best single member. If the
-   ensemble is worse there, the final ranker is that member alone; otherwise the weights are
-   refitted on all queries (per locale too, with per_locale weights, for locales with at least
-   MIN_LOCALE_QUERIES queries).
+Members' scores are {name: [N]}, NaN on the pairs a member has no out-of-fold score for (another
+locale, a fold its run did not train). A member covers a locale when it scores every pair of
+that locale; a member scoring only some of a locale's pairs is refused (ValueError naming it, the
+locale and a pair without a score: it would be weighted on pairs it has no out-of-fold score
+for; `covered_rows` gives the rows a caller may keep instead). A member is weighted only in the
+groups it covers.
+
+The procedure (`select`), on the out-of-fold scores of some queries:
+1. Standardise each member's scores over the pairs it scores (mean, std: the numbers the
+   EnsembleRanker applies at prediction time).
+2. Groups: "all" (every pair; the members covering every locale) and, with per_locale, each
+   locale with at least min_locale_queries queries (its pairs; the members covering it, so a
+   us-only member is weighted in "us" alone). Other locales are scored with the "all" weights.
+3. Correlation rule, per group: members are ranked by their mean NDCG on the group's queries
+   (ties: the order given); a member whose scores correlate with a stronger kept member's at
+   `correlation_limit` or more (Pearson within each query, averaged over queries) is dropped,
+   so the two share one weight, the stronger member's (the weaker is dropped, not averaged in):
+   a duplicated member gets no extra weight.
+4. Weights, per group: the point of the simplex grid over the kept members (non-negative, step
+   weight_step, summing to 1) with the best mean NDCG on the group's queries; ties go to fewer
+   members, then to earlier ones. A grid of more than MAX_GRID_POINTS points is searched
+   locally instead: from the best member alone, the best move of one step of weight from one
+   member to another, until none improves.
+5. Fallback, per group, by inner cross-validation: the queries are split (seeded) into `folds`
+   parts; for each part, steps 3-4 run on the other parts and are judged on it against the best
+   member (the member covering the group with the best NDCG on the other parts). The group keeps
+   its weights (steps 3-4 on all its queries) when their mean NDCG over the held-out parts is at
+   least the best member's; otherwise its best member (on all its queries) alone.
+
+Nested estimate (`fit_ensemble`): the queries are split (seeded, another split) into `folds`
+outer parts; for each, `select` runs on the other parts only (its standardisation, correlation
+rule, weights and fallback never see the held-out queries) and its ensemble is judged on the
+held-out part against the best member of each group chosen on the same other parts. The
+per-query NDCG of both over every query gives the paired bootstrap interval of the ensemble
+minus its best member. The final weights are `select` on every query.
 """
 
 import dataclasses
+import functools
 import itertools
+import json
 import math
 
 import numpy as np
 
 from esci_tf.rankers.base import ALL_LOCALES
+from esci_tf.recipe.config import MIN_LOCALE_QUERIES
 from esci_tf.training import metrics
 from esci_tf.training.query_stats import paired_delta, per_query_ndcg, query_lists
 
-MIN_LOCALE_QUERIES = 30
+MAX_GRID_POINTS = 1001  # the full grid of 5 members at step 0.1 (a fit of 4 on 1,000 queries: ~25 s)
+ENSEMBLE, BEST_MEMBER = "ensemble", "best member"
+
+
+@dataclasses.dataclass
+class Selection:
+    """What `select` chose on some queries."""
+
+    weights: dict  # {"all" or locale: {member: weight}}, the ranker's weights
+    normalization: dict  # {member: (mean, std)}
+    chosen: dict  # {group: ENSEMBLE or BEST_MEMBER}
+    ensemble_weights: dict  # {group: {member: weight}} of steps 3-4, before the fallback
+    best: dict  # {group: best member}
+    dropped: dict  # {group: {member: (stronger member, correlation)}}
+    inner: dict  # {group: inner cross-validation means of the ensemble and the best member}
+
+    @property
+    def best_member_weights(self) -> dict:
+        return {group: {member: 1.0} for group, member in self.best.items()}
 
 
 @dataclasses.dataclass
@@ -35,34 +78,76 @@ class EnsembleFit:
 
     weights: dict  # {"all" or locale: {member: weight}}
     normalization: dict  # {member: (mean, std)}
-    member_ndcg: dict  # {member: mean NDCG on the fitting part}
-    dropped: dict  # {member: (stronger member, correlation)}
-    fit_weights: dict  # weights fitted on the fitting part
-    check: dict  # NDCG on the check part: ensemble, best member, paired delta
-    chosen: str  # "ensemble" or "best member"
+    member_ndcg: dict  # {member: mean NDCG on the queries it scores}
+    dropped: dict  # {group: {member: (stronger member, correlation)}}
+    groups: dict  # {group: {"chosen", "best_member", "inner"}} of the final selection
+    nested: dict  # the nested estimate: ensemble, best member, paired delta
+    outer: list  # per outer part: its held-out query count and what select chose without it
+    chosen: str  # "ensemble", "best member" or "ensemble (best member in: ...)"
 
 
 def normalization(scores: np.ndarray) -> tuple:
+    """(mean, std) of the scores a member has (NaN ignored; std 1 when constant)."""
     scores = np.asarray(scores, np.float64)
-    std = float(scores.std())
-    return float(scores.mean()), (std if std > 0 else 1.0)
+    scores = scores[~np.isnan(scores)]
+    std = float(scores.std()) if len(scores) else 0.0
+    return (float(scores.mean()) if len(scores) else 0.0), (std if std > 0 else 1.0)
+
+
+def coverage(scores: dict, locales, row_names=None) -> dict:
+    """{locale: [members scoring every pair of it]}; ValueError for a member scoring only some,
+    naming a pair without a score (its `row_names` entry, e.g. the example_id; else its row)."""
+    locales = np.asarray(locales).astype(str)
+    result = {}
+    for locale in sorted(np.unique(locales)):
+        rows = locales == locale
+        result[locale] = []
+        for name, values in scores.items():
+            missing = np.isnan(np.asarray(values, np.float64)[rows])
+            if missing.all():
+                continue
+            if missing.any():
+                first = int(np.flatnonzero(rows)[np.argmax(missing)])
+                pair = f"row {first}" if row_names is None else str(np.asarray(row_names)[first])
+                raise ValueError(f"member {name} has out-of-fold scores for {int((~missing).sum())} of the "
+                                 f"{int(rows.sum())} {locale} pairs (none for {pair}, among others): it "
+                                 f"would be weighted on pairs it has no out-of-fold score for")
+            result[locale].append(name)
+    return result
+
+
+def covered_rows(scores: dict, locales) -> np.ndarray:
+    """Boolean [N]: the rows every member scores, or has no score in the whole of the row's locale
+    for (what `coverage` accepts)."""
+    locales = np.asarray(locales).astype(str)
+    keep = np.ones(len(locales), bool)
+    for values in scores.values():
+        scored = ~np.isnan(np.asarray(values, np.float64))
+        for locale in np.unique(locales):
+            rows = locales == locale
+            if scored[rows].any():
+                keep &= ~rows | scored
+    return keep
 
 
 def within_query_correlation(a, b, query_ids) -> float:
     """Mean over queries (3+ rows, both varying) of the Pearson correlation of two score lists."""
     _, rows, mask = query_lists(query_ids)
-    a, b = np.asarray(a, np.float64)[rows], np.asarray(b, np.float64)[rows]
-    values = []
-    for x, y, m in zip(a, b, mask):
-        x, y = x[m], y[m]
-        if len(x) >= 3 and x.std() > 0 and y.std() > 0:
-            values.append(float(np.corrcoef(x, y)[0, 1]))
-    if not values:  # no query long enough: one correlation over all rows
-        flat_a, flat_b = a[mask], b[mask]
-        return float(np.corrcoef(flat_a, flat_b)[0, 1]) if flat_a.std() > 0 and flat_b.std() > 0 else 1.0
-    return float(np.mean(values))
+    x, y = np.asarray(a, np.float64)[rows], np.asarray(b, np.float64)[rows]
+    count = mask.sum(axis=1)
+    x_mean = np.where(mask, x, 0).sum(axis=1) / np.maximum(count, 1)
+    y_mean = np.where(mask, y, 0).sum(axis=1) / np.maximum(count, 1)
+    dx, dy = np.where(mask, x - x_mean[:, None], 0), np.where(mask, y - y_mean[:, None], 0)
+    sxx, syy, sxy = (dx * dx).sum(axis=1), (dy * dy).sum(axis=1), (dx * dy).sum(axis=1)
+    valid = (count >= 3) & (sxx > 1e-12 * np.maximum(1, (x * x * mask).sum(axis=1))) & \
+        (syy > 1e-12 * np.maximum(1, (y * y * mask).sum(axis=1)))
+    if valid.any():
+        return float(np.mean(sxy[valid] / np.sqrt(sxx[valid] * syy[valid])))
+    flat_a, flat_b = x[mask], y[mask]  # no query long enough: one correlation over all rows
+    return float(np.corrcoef(flat_a, flat_b)[0, 1]) if flat_a.std() > 0 and flat_b.std() > 0 else 1.0
 
 
+@functools.lru_cache(maxsize=16)
 def simplex_grid(num_members: int, step: float) -> np.ndarray:
     """Every non-negative weight vector with entries in multiples of `step` summing to 1."""
     units = int(round(1.0 / step))
@@ -70,78 +155,247 @@ def simplex_grid(num_members: int, step: float) -> np.ndarray:
     return np.array(points, np.float64) / units
 
 
+def grid_size(num_members: int, step: float) -> int:
+    units = int(round(1.0 / step))
+    return math.comb(units + num_members - 1, num_members - 1)
+
+
 class _Lists:
-    """Padded per-query lists of the rows of some queries, for fast NDCG of many score vectors."""
+    """Padded per-query lists of the rows of some queries, for fast NDCG of many score vectors
+    (metrics.ndcg_per_list's conventions with one stable sort: ties by list order, padding last;
+    queries without a positive gain left out)."""
 
     def __init__(self, gains, query_ids):
-        _, self.rows, self.mask = query_lists(query_ids)
-        self.gains = np.asarray(gains, np.float64)[self.rows]
-        self.counted = (np.where(self.mask, self.gains, 0) > 0).any(axis=1)
+        _, rows, mask = query_lists(query_ids)
+        gains = np.where(mask, np.asarray(gains, np.float64)[rows], 0.0)
+        self.counted = (gains > 0).any(axis=1)
+        self.rows, self.mask, self.gains = rows[self.counted], mask[self.counted], gains[self.counted]
+        self.discount = metrics.discounts(rows.shape[1])
+        self.ideal = (-np.sort(-self.gains, axis=1) * self.discount).sum(axis=1)
 
     def mean_ndcg(self, scores) -> float:
-        values = metrics.ndcg_per_list(self.gains, np.asarray(scores, np.float64)[self.rows], self.mask)
-        return float(np.nanmean(values[self.counted])) if self.counted.any() else float("nan")
+        return float(self.many(np.asarray(scores, np.float64)[:, None])[0])
+
+    def many(self, score_columns: np.ndarray, chunk: int = 64) -> np.ndarray:
+        """Mean NDCG of each column of [N, G] scores."""
+        if not self.counted.any():
+            return np.full(score_columns.shape[1], np.nan)
+        result = []
+        for start in range(0, score_columns.shape[1], chunk):
+            block = np.moveaxis(score_columns[:, start:start + chunk][self.rows], 2, 0)  # [g, Q, L]
+            order = np.argsort(np.where(self.mask, -block, np.inf), axis=2, kind="stable")
+            gains = np.take_along_axis(np.broadcast_to(self.gains, block.shape), order, axis=2)
+            result.append(((gains * self.discount).sum(axis=2) / self.ideal).mean(axis=1))
+        return np.concatenate(result)
 
 
 def best_weights(standardized: dict, names: list, gains, query_ids, step: float) -> tuple:
-    """({name: weight}, mean NDCG) of the best simplex-grid point on these rows."""
+    """({name: weight}, mean NDCG) of the best simplex-grid point on these rows (step 4)."""
     lists = _Lists(gains, query_ids)
     matrix = np.stack([standardized[n] for n in names], axis=1)
-    best, best_value = None, -math.inf
+    if grid_size(len(names), step) > MAX_GRID_POINTS:
+        return _local_search(lists, matrix, names, step)
     grid = simplex_grid(len(names), step)
     order = np.lexsort((np.arange(len(grid)), (grid > 0).sum(axis=1)))  # fewer members first
-    for index in order:
-        value = lists.mean_ndcg(matrix @ grid[index])
-        if value > best_value + 1e-12:
-            best, best_value = grid[index], value
-    return {n: float(w) for n, w in zip(names, best) if w > 0}, best_value
+    values = lists.many(matrix @ grid[order].T)
+    values = np.where(np.isnan(values), -np.inf, values)
+    index = int(np.argmax(values > values.max() - 1e-12))  # the first of the best
+    best = grid[order[index]]
+    return {n: float(w) for n, w in zip(names, best) if w > 0}, float(values[index])
 
 
-def split_queries(query_ids, check_fraction: float, seed: int) -> np.ndarray:
-    """Boolean [N]: the rows of the check part (check_fraction of the queries, seeded)."""
+def _local_search(lists: _Lists, matrix: np.ndarray, names: list, step: float) -> tuple:
+    units = int(round(1.0 / step))
+    singles = lists.many(matrix)
+    point = np.zeros(len(names), np.int64)
+    point[int(np.nanargmax(singles))] = units
+    value = float(np.nanmax(singles))
+    moves = [(i, j) for i in range(len(names)) for j in range(len(names)) if i != j]
+    while True:
+        candidates = []
+        for i, j in moves:
+            if point[i] > 0:
+                candidate = point.copy()
+                candidate[i] -= 1
+                candidate[j] += 1
+                candidates.append(candidate)
+        if not candidates:
+            break
+        candidates = np.array(candidates)
+        values = lists.many(matrix @ (candidates.T / units))
+        best = int(np.nanargmax(values))
+        if not values[best] > value + 1e-12:
+            break
+        point, value = candidates[best], float(values[best])
+    return {n: float(u) / units for n, u in zip(names, point) if u > 0}, value
+
+
+def split_queries(query_ids, folds: int, seed: int) -> np.ndarray:
+    """[N] part (0..folds-1) of each row: the queries dealt (seeded) into `folds` parts."""
     unique = np.unique(query_ids)
-    picked = np.random.default_rng(seed).permutation(len(unique))[: int(round(check_fraction * len(unique)))]
-    return np.isin(query_ids, unique[picked])
+    part = np.empty(len(unique), np.int64)
+    part[np.random.default_rng(seed).permutation(len(unique))] = np.arange(len(unique)) % folds
+    return part[np.searchsorted(unique, query_ids)]
 
 
-def fit_ensemble(scores: dict, gains, query_ids, locales, check_fraction: float = 0.3,
-                 correlation_limit: float = 0.98, weight_step: float = 0.1, per_locale: bool = False,
-                 seed: int = 0, bootstrap_samples: int = 1000) -> EnsembleFit:
-    """Fit the weights of members' out-of-fold `scores` ({name: [N]}) by the module's rule."""
-    gains, query_ids, locales = np.asarray(gains), np.asarray(query_ids), np.asarray(locales)
-    norms = {name: normalization(s) for name, s in scores.items()}
-    standardized = {name: (np.asarray(s, np.float64) - norms[name][0]) / norms[name][1] for name, s in scores.items()}
-    check = split_queries(query_ids, check_fraction, seed)
-    fit = ~check
-    strength = {name: _Lists(gains[fit], query_ids[fit]).mean_ndcg(s[fit]) for name, s in standardized.items()}
-    ranked = sorted(scores, key=lambda n: (-strength[n], list(scores).index(n)))
+@dataclasses.dataclass
+class _Data:
+    """Some queries' standardised member scores, labels and locales."""
+
+    scores: dict
+    gains: np.ndarray
+    query_ids: np.ndarray
+    locales: np.ndarray
+
+    def subset(self, rows) -> "_Data":
+        return _Data({n: s[rows] for n, s in self.scores.items()}, self.gains[rows], self.query_ids[rows],
+                     self.locales[rows])
+
+
+def _groups(data: _Data, covering: dict, per_locale: bool, min_locale_queries: int, everywhere=None) -> dict:
+    """{group: (rows, members covering it)}: "all" first (`everywhere`: the members covering every
+    locale of all the data, not only of these rows), then the locales with their own weights."""
+    everywhere = [n for n in data.scores if all(n in members for members in covering.values())
+                  and (everywhere is None or n in everywhere)]
+    if not everywhere:
+        raise ValueError(f"no member covers every locale ({', '.join(covering)}): add one that does, "
+                         "e.g. bm25, for the locales without weights of their own")
+    groups = {ALL_LOCALES: (np.ones(len(data.gains), bool), everywhere)}
+    if per_locale:
+        for locale, members in covering.items():
+            rows = data.locales == locale
+            if members and len(np.unique(data.query_ids[rows])) >= min_locale_queries:
+                groups[locale] = (rows, members)
+    return groups
+
+
+def _strengths(data: _Data, names: list) -> dict:
+    lists = _Lists(data.gains, data.query_ids)
+    values = lists.many(np.stack([data.scores[n] for n in names], axis=1))
+    return {n: float(v) for n, v in zip(names, values)}
+
+
+def _fit_group(data: _Data, members: list, correlation_limit: float, step: float) -> tuple:
+    """Steps 3-4 on one group's rows: ({member: weight}, best member, {dropped: (stronger, r)})."""
+    strength = _strengths(data, members)
+    ranked = sorted(members, key=lambda n: (-np.nan_to_num(strength[n], nan=-1.0), members.index(n)))
     kept, dropped = [], {}
     for name in ranked:
         for stronger in kept:
-            correlation = within_query_correlation(standardized[name], standardized[stronger], query_ids)
+            correlation = within_query_correlation(data.scores[name], data.scores[stronger], data.query_ids)
             if correlation >= correlation_limit:
                 dropped[name] = (stronger, correlation)
                 break
         else:
             kept.append(name)
-    fitted, _ = best_weights({n: standardized[n][fit] for n in kept}, kept, gains[fit], query_ids[fit], weight_step)
-    ensemble_scores = sum(w * standardized[n] for n, w in fitted.items())
-    best = ranked[0]
-    on_check = {"ensemble": per_query_ndcg(gains[check], ensemble_scores[check], query_ids[check]),
-                best: per_query_ndcg(gains[check], standardized[best][check], query_ids[check])}
-    delta = paired_delta(on_check["ensemble"], on_check[best], num_samples=bootstrap_samples)
-    report = {"best_member": best, "ensemble_ndcg": float(np.mean(list(on_check["ensemble"].values()))),
-              "best_member_ndcg": float(np.mean(list(on_check[best].values()))),
-              "ensemble_minus_best": delta, "num_queries": len(on_check["ensemble"])}
-    if report["ensemble_ndcg"] < report["best_member_ndcg"]:
-        weights, chosen = {ALL_LOCALES: {best: 1.0}}, "best member"
-    else:
-        final, _ = best_weights(standardized, kept, gains, query_ids, weight_step)
-        weights, chosen = {ALL_LOCALES: final}, "ensemble"
-        if per_locale:
-            for locale in np.unique(locales):
-                rows = locales == locale
-                if len(np.unique(query_ids[rows])) >= MIN_LOCALE_QUERIES:
-                    weights[str(locale)], _ = best_weights({n: standardized[n][rows] for n in kept}, kept,
-                                                           gains[rows], query_ids[rows], weight_step)
-    return EnsembleFit(weights, norms, strength, dropped, fitted, report, chosen)
+    weights, _ = best_weights(data.scores, kept, data.gains, data.query_ids, step)
+    return weights, ranked[0], dropped
+
+
+def apply_weights(weights: dict, scores: dict, locales) -> np.ndarray:
+    """The ensemble's score of each row from standardised member scores (as EnsembleRanker.combine:
+    a locale's own weights, else the "all" weights)."""
+    locales = np.asarray(locales).astype(str)
+    result = np.zeros(len(locales), np.float64)
+    for locale in np.unique(locales):
+        rows = locales == locale
+        for name, weight in weights.get(locale, weights[ALL_LOCALES]).items():
+            result[rows] += weight * scores[name][rows]
+    return result
+
+
+def _ndcg_of(weights: dict, data: _Data) -> dict:
+    return per_query_ndcg(data.gains, apply_weights(weights, data.scores, data.locales), data.query_ids)
+
+
+def select(scores: dict, gains, query_ids, locales, folds: int = 5, correlation_limit: float = 0.98,
+           weight_step: float = 0.1, per_locale: bool = False, seed: int = 0,
+           min_locale_queries: int = MIN_LOCALE_QUERIES, everywhere=None) -> Selection:
+    """Steps 1-5 of the module's rule on these rows only (`everywhere`: the members that may have
+    "all" weights, by default those covering every locale of these rows)."""
+    norms = {name: normalization(s) for name, s in scores.items()}
+    data = _Data({name: (np.asarray(s, np.float64) - norms[name][0]) / norms[name][1] for name, s in scores.items()},
+                 np.asarray(gains, np.float64), np.asarray(query_ids), np.asarray(locales).astype(str))
+    covering = coverage(data.scores, data.locales)
+    groups = _groups(data, covering, per_locale, min_locale_queries, everywhere)
+    parts = split_queries(data.query_ids, folds, seed + 1)
+    weights, chosen, fitted, best, dropped, inner = {}, {}, {}, {}, {}, {}
+    for group, (rows, members) in groups.items():
+        group_data = data.subset(rows)
+        fitted[group], best[group], dropped[group] = _fit_group(group_data, members, correlation_limit, weight_step)
+        held_out = {ENSEMBLE: {}, BEST_MEMBER: {}}
+        for part in range(folds):
+            inside = parts[rows] != part
+            if inside.all() or not inside.any():
+                continue
+            train, test = group_data.subset(inside), group_data.subset(~inside)
+            part_weights, part_best, _ = _fit_group(train, members, correlation_limit, weight_step)
+            held_out[ENSEMBLE].update(_ndcg_of({ALL_LOCALES: part_weights}, test))
+            held_out[BEST_MEMBER].update(_ndcg_of({ALL_LOCALES: {part_best: 1.0}}, test))
+        means = {k: float(np.mean(list(v.values()))) if v else float("nan") for k, v in held_out.items()}
+        inner[group] = {**means, "num_queries": len(held_out[ENSEMBLE])}
+        chosen[group] = BEST_MEMBER if means[ENSEMBLE] < means[BEST_MEMBER] else ENSEMBLE
+        weights[group] = fitted[group] if chosen[group] == ENSEMBLE else {best[group]: 1.0}
+    return Selection(weights, norms, chosen, fitted, best, dropped, inner)
+
+
+def _standardized(scores: dict, norms: dict, rows) -> dict:
+    return {n: (np.asarray(s, np.float64)[rows] - norms[n][0]) / norms[n][1] for n, s in scores.items()}
+
+
+def _summary(chosen: dict) -> str:
+    fallback = [g for g, c in chosen.items() if c == BEST_MEMBER]
+    if not fallback:
+        return ENSEMBLE
+    return BEST_MEMBER if len(fallback) == len(chosen) else f"{ENSEMBLE} ({BEST_MEMBER} in: {', '.join(fallback)})"
+
+
+def fit_ensemble(scores: dict, gains, query_ids, locales, folds: int = 5, correlation_limit: float = 0.98,
+                 weight_step: float = 0.1, per_locale: bool = False, seed: int = 0, bootstrap_samples: int = 1000,
+                 min_locale_queries: int = MIN_LOCALE_QUERIES) -> EnsembleFit:
+    """The final weights of members' out-of-fold `scores` ({name: [N], NaN where none}) and the
+    nested estimate, by the module's rule."""
+    gains, query_ids = np.asarray(gains, np.float64), np.asarray(query_ids)
+    locales = np.asarray(locales).astype(str)
+    scores = {name: np.asarray(s, np.float64) for name, s in scores.items()}
+    covering = coverage(scores, locales)  # refuses partial members before any work
+    everywhere = [n for n in scores if all(n in members for members in covering.values())]
+    settings = dict(folds=folds, correlation_limit=correlation_limit, weight_step=weight_step,
+                    per_locale=per_locale, seed=seed, min_locale_queries=min_locale_queries, everywhere=everywhere)
+    parts = split_queries(query_ids, folds, seed)
+    on_held_out = {ENSEMBLE: {}, BEST_MEMBER: {}}
+    outer = []
+    for part in range(folds):
+        inside = parts != part
+        if inside.all() or not inside.any():
+            continue
+        chosen = select({n: s[inside] for n, s in scores.items()}, gains[inside], query_ids[inside], locales[inside],
+                        **settings)
+        held_out = _Data(_standardized(scores, chosen.normalization, ~inside), gains[~inside], query_ids[~inside],
+                         locales[~inside])
+        on_held_out[ENSEMBLE].update(_ndcg_of(chosen.weights, held_out))
+        on_held_out[BEST_MEMBER].update(_ndcg_of(chosen.best_member_weights, held_out))
+        outer.append({"part": part, "held_out_queries": int(len(np.unique(query_ids[~inside]))),
+                      "weights": chosen.weights, "chosen": chosen.chosen})
+    nested = {"folds": folds, "num_queries": len(on_held_out[ENSEMBLE]),
+              "ensemble_ndcg": float(np.mean(list(on_held_out[ENSEMBLE].values()))),
+              "best_member_ndcg": float(np.mean(list(on_held_out[BEST_MEMBER].values()))),
+              "ensemble_minus_best": paired_delta(on_held_out[ENSEMBLE], on_held_out[BEST_MEMBER],
+                                                  num_samples=bootstrap_samples)}
+    final = select(scores, gains, query_ids, locales, **settings)
+    member_ndcg = {}
+    for name, values in scores.items():
+        rows = ~np.isnan(values)
+        member_ndcg[name] = _Lists(gains[rows], query_ids[rows]).mean_ndcg(values[rows]) if rows.any() else math.nan
+    groups = {g: {"chosen": final.chosen[g], "best_member": final.best[g], "ensemble_weights": final.ensemble_weights[g],
+                  "inner": final.inner[g]} for g in final.weights}
+    return EnsembleFit(final.weights, final.normalization, member_ndcg, final.dropped, groups, nested, outer,
+                       _summary(final.chosen))
+
+
+OUTPUT_KEYS = ("weights", "normalization", "member_ndcg", "dropped", "groups", "nested", "outer", "chosen")
+
+
+def outputs(fitted: EnsembleFit) -> dict:
+    """The fit as JSON values (what the recipe's ensemble stage and the ensemble report record)."""
+    return json.loads(json.dumps({k: getattr(fitted, k) for k in OUTPUT_KEYS}))

@@ -35,12 +35,12 @@ from esci_tf.recipe import ensemble_fit, fine_tune as tuning, fold_assignment, r
 from esci_tf.recipe import targets as targets_lib
 from esci_tf.recipe.config import RecipeConfig
 from esci_tf.recipe.members import member_oof_scores, oof_stage, save_final, weights_a_classifier
+from esci_tf.recipe.runs import FOLDS_FILE, OOF_FILE, load_model_set as _load_model_set
 from esci_tf.recipe.stages import Stage, fingerprint
 from esci_tf.rankers.base import normalize_locales
 from esci_tf.rankers.ensemble import BagRanker
 from esci_tf.training.config import recorded
 
-OOF_FILE = "oof.csv"
 TRAINING_STAGES = ("folds", "bi_encoder", "distill", "pseudo")  # the stages that train models, in order
 
 
@@ -75,17 +75,6 @@ def _run_settings(config: RecipeConfig) -> dict:
 def _write_csv(frame: pd.DataFrame, path: str) -> None:
     with files.atomic_path(path) as temporary, tf.io.gfile.GFile(temporary, "w") as stream:
         frame.to_csv(stream, index=False)
-
-
-def _read_csv(path: str) -> pd.DataFrame:
-    with tf.io.gfile.GFile(path) as stream:
-        return pd.read_csv(stream)
-
-
-def _load_model_set(stage: Stage) -> tuning.ModelSet:
-    outputs = stage.outputs
-    oof = _read_csv(stage.path(OOF_FILE)) if outputs.get("oof") else None
-    return tuning.ModelSet(outputs["directories"], oof)
 
 
 def _bag(stage: Stage, model_set: tuning.ModelSet, batch_size: int):
@@ -264,7 +253,7 @@ def _stage_folds(run: _Run) -> None:
         model_set = tuning.train_folds(run.base, frame, run.folds, config.folds_to_train, run.data.template,
                                        stage.directory, progress=run.progress, stage="folds",
                                        augmentation=run.data.augmentation)
-        _write_csv(frame[["example_id"]].assign(fold=run.folds), stage.path("folds.csv"))
+        _write_csv(frame[["example_id"]].assign(fold=run.folds), stage.path(FOLDS_FILE))
         fold_assignment.write(run.root, frame["query_id"].to_numpy(), run.folds)
         _finish(stage, model_set)
 
@@ -342,14 +331,13 @@ def _stage_ensemble(run: _Run) -> Stage:
 
     def body(stage):
         member_scores, rankers = member_oof_scores(config, frame, run.data.products_table, unlabeled, run.stages,
-                                                   run.previous, run.member_stages)
-        usable = np.all([~np.isnan(s) for s in member_scores.values()], axis=0)
-        labels = frame["label"].to_numpy()
+                                                   run.previous, run.member_stages, run.folds)
+        locales = frame["product_locale"].to_numpy()
+        usable = ensemble_fit.covered_rows(member_scores, locales)  # e.g. the trained folds' pairs
         fitted = ensemble_fit.fit_ensemble(
-            {n: s[usable] for n, s in member_scores.items()}, GAINS[labels[usable]],
-            frame["query_id"].to_numpy()[usable], frame["product_locale"].to_numpy()[usable],
-            config.check_fraction, config.correlation_limit, config.weight_step, config.per_locale_weights,
-            config.fold_seed, config.bootstrap_samples)
+            {n: s[usable] for n, s in member_scores.items()}, GAINS[frame["label"].to_numpy()[usable]],
+            frame["query_id"].to_numpy()[usable], locales[usable], config.ensemble_folds, config.correlation_limit,
+            config.weight_step, config.per_locale_weights, config.fold_seed, config.bootstrap_samples)
         _write_csv(frame[["example_id", "query_id", "product_locale"]].assign(
             **{f"score_{n}": s for n, s in member_scores.items()}), stage.path("member_scores.csv"))
         final = save_final(run.root, fitted, rankers, every_stage, config.run.data.locales)
@@ -359,14 +347,12 @@ def _stage_ensemble(run: _Run) -> Stage:
             if not weights_a_classifier(fitted.weights):
                 _log("recipe stage ensemble: R/final weights no cross-encoder, so it gives no class probabilities "
                      "and trainers.predict --task 2/3 --submission refuses it")
-        stage.finish({"weights": fitted.weights, "normalization": {k: list(v) for k, v in fitted.normalization.items()},
-                      "member_ndcg": fitted.member_ndcg, "dropped": {k: list(v) for k, v in fitted.dropped.items()},
-                      "fit_weights": fitted.fit_weights, "check": fitted.check, "chosen": fitted.chosen,
+        stage.finish({**ensemble_fit.outputs(fitted),
                       "decisions": None if decided is None else {"stage": decided[0], **decided[1].to_dict()}})
 
     return run.run_stage("ensemble", {
         "upstream": {n: s.fingerprint for n, (s, _) in every_stage.items()}, "members": list(config.members),
-        "check_fraction": config.check_fraction, "per_locale_weights": config.per_locale_weights,
+        "ensemble_folds": config.ensemble_folds, "per_locale_weights": config.per_locale_weights,
         "correlation_limit": config.correlation_limit, "weight_step": config.weight_step,
         "decision_rule": decisions.RULE_VERSION,
         "unlabeled": _frame_fingerprint(unlabeled) if unlabeled is not None else None}, body)

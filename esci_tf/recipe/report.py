@@ -21,14 +21,14 @@ import tensorflow as tf
 
 from esci_tf import decisions, files
 from esci_tf.labels import GAINS, ranking_score
-from esci_tf.recipe import fine_tune as tuning
+from esci_tf.recipe import ensemble_fit, fine_tune as tuning
 from esci_tf.training.query_stats import bootstrap_interval, paired_delta, per_query_ndcg
 
 REPORT_FILE = "report.json"
 PLOT_FILE = "report.png"
 
 
-def _summaries(per_query: dict, long_queries: set, query_locale: dict, samples: int) -> dict:
+def summaries(per_query: dict, long_queries: set, query_locale: dict, samples: int) -> dict:
     if not per_query:
         return {}
     result = {"all": bootstrap_interval(list(per_query.values()), num_samples=samples)}
@@ -66,7 +66,7 @@ def write_report(config, frame: pd.DataFrame, folds, stages: dict, ensemble_stag
             probabilities = tuning.oof_probabilities(frame, model_set.oof)
             scored = ~np.isnan(probabilities).any(axis=1)
             per_query[name] = per_query_ndcg(gains[scored], ranking_score(probabilities[scored]), query_ids[scored])
-            entry["ndcg"] = _summaries(per_query[name], long_queries, query_locale, samples)
+            entry["ndcg"] = summaries(per_query[name], long_queries, query_locale, samples)
             entry["scored_pairs"] = int(scored.sum())
             entry["micro_f1_argmax"] = decisions.task_micro_f1(probabilities[scored], frame["label"].to_numpy()[scored],
                                                                decisions.DecisionRule())
@@ -83,7 +83,7 @@ def write_report(config, frame: pd.DataFrame, folds, stages: dict, ensemble_stag
             values = member_scores[column].to_numpy()
             scored = ~np.isnan(values)
             per_query[f"member {name}"] = per_query_ndcg(gains[scored], values[scored], query_ids[scored])
-            member_rows[name] = _summaries(per_query[f"member {name}"], long_queries, query_locale, samples)
+            member_rows[name] = summaries(per_query[f"member {name}"], long_queries, query_locale, samples)
     added = {}
     names = [n for n in stages if n in per_query]
     for before, after in zip(names, names[1:]):
@@ -98,8 +98,7 @@ def write_report(config, frame: pd.DataFrame, folds, stages: dict, ensemble_stag
         "data": {"pairs": int(len(frame)), "queries": int(frame["query_id"].nunique()),
                  "long_list_queries": len(long_queries), "folds": int(config.num_folds)},
         "stages": stage_rows, "members": member_rows, "added": added,
-        "ensemble": {k: outputs.get(k) for k in ("weights", "normalization", "member_ndcg", "dropped",
-                                                 "fit_weights", "check", "chosen")},
+        "ensemble": {k: outputs.get(k) for k in ensemble_fit.OUTPUT_KEYS},
         "decisions": outputs.get("decisions"),
         "timing_seconds": timing,
     }
@@ -152,7 +151,7 @@ def _caption(report: dict) -> list:
     if ensemble.get("weights"):
         weights = "; ".join(f"{group}: " + ", ".join(f"{m} {w:g}" for m, w in members.items())
                             for group, members in ensemble["weights"].items())
-        lines.append(f"R/final: {ensemble.get('chosen') or 'ensemble'} ({weights})")
+        lines.append(f"{report.get('final', 'R/final')}: {ensemble.get('chosen') or 'ensemble'} ({weights})")
     decided = report.get("decisions")
     if decided:
         numbers = "; ".join(f"{task[:4]} {task[4:]} " + ", ".join(f"{k.replace('_', ' ')} {v:.3f}" for k, v in

@@ -95,6 +95,12 @@ class Stage:
         self.settings = json.loads(json.dumps(settings, default=str))  # as stage.json stores them
         self._saved = files.read_json(os.path.join(self.directory, STAGE_FILE), missing_ok=True)
 
+    @classmethod
+    def finished(cls, root: str, name: str) -> "Stage | None":
+        """Stage `name` of the run in `root` with the settings it finished with; None when it has not."""
+        saved = files.read_json(os.path.join(root, name, STAGE_FILE), missing_ok=True)
+        return None if saved is None else cls(root, name, saved["settings"])
+
     def path(self, *names: str) -> str:
         return os.path.join(self.directory, *names)
 

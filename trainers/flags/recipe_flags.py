@@ -14,7 +14,7 @@ HELP = {
     "num_folds": "Query-grouped folds (balanced by rows and locale; translations stay with their query).",
     "train_folds": "Folds to train (empty: all), e.g. 0,3 for the paper's '2 of 7' bagging; the others only "
                    "train the fold models.",
-    "fold_seed": "Seed of the fold assignment and of the ensemble's fit/check split.",
+    "fold_seed": "Seed of the fold assignment and of the ensemble's nested cross-validation.",
     "folds_from": "A trainers.recipe --output_dir R0: use its fold assignment (R0/folds/fold_assignment.csv) "
                   "instead of drawing one, so the two runs' out-of-fold scores can be ensembled: each query "
                   "keeps R0's fold (with --locales, a subset of R0's queries keeps theirs). Every query must be "
@@ -33,7 +33,8 @@ HELP = {
     "bi_encoder_learning_rate": "Peak AdamW learning rate of the bi_encoder fold models.",
     "bi_encoder_list_size": "Products per bi_encoder training list (longer lists are cut).",
     "bi_encoder_lists_per_batch": "Query lists per bi_encoder training batch.",
-    "check_fraction": "Share of the out-of-fold queries held out to check the fitted weights.",
+    "ensemble_folds": "Query parts of the nested cross-validation that chooses the ensemble's weights (and its "
+                      "fallback to the best member) and estimates the ensemble against its best member.",
     "per_locale_weights": "Fit weights per locale (locales with 30+ queries).",
     "correlation_limit": "A member correlating this much with a stronger member gets weight 0.",
     "weight_step": "Grid step of the ensemble weights.",
