@@ -89,7 +89,17 @@ def build_ensemble(settings: EnsembleSettings) -> dict:
          for name, (root, run) in zip(members_lib.run_names(runs), runs.items())},
         {k: v for k, v in dataclasses.asdict(settings).items() if k != "output_dir"},
         settings.min_list_size, settings.bootstrap_samples)
-    save_ensemble(settings.output_dir, fitted.weights, fitted.normalization, rankers, stages)
+    save_ensemble(settings.output_dir, fitted.weights, fitted.normalization, rankers, stages,
+                  classifier=probability_member(scores, fitted))
     return report
+
+
+def probability_member(scores: dict, fitted) -> str | None:
+    """The cross-encoder member E/ takes class probabilities from on rows no weighted member
+    classifies (tasks 2 and 3): of the runs' cross-encoders, the one with out-of-fold scores on
+    the most pairs, then the best NDCG; None when no run has one."""
+    names = [n for n in scores if n.endswith(".cross_encoder")]
+    return max(names, key=lambda n: (int(np.isfinite(np.asarray(scores[n], np.float64)).sum()),
+                                     fitted.member_ndcg.get(n, -1.0)), default=None)
 
 

@@ -5,8 +5,10 @@ EnsembleRanker score = sum over members m of w_m * (s_m - mean_m) / std_m, where
 member's ranking score and mean_m, std_m standardise it (fixed numbers, measured on the
 out-of-fold scores the weights were fitted on), so one request of any size scores the same way;
 weights may differ per locale (a locale without its own weights uses the "all" weights). Its
-class probabilities, where members classify, are their weight-averaged probabilities. Members
-are saved inside the ensemble's directory (members/<name>/), so the directory is self-contained.
+class probabilities, where members classify, are their weight-averaged probabilities; on rows
+where no weighted member classifies (weights that chose a bi-encoder alone, say), those of its
+`classifier` member, if it has one (a recipe's cross-encoder: kept for tasks 2 and 3 even when
+its score weight is 0). Members are saved inside the ensemble's directory (members/<name>/), so the directory is self-contained.
 
 Locale-restricted members (a `.locales` tuple: trained with --locales) score only their locales'
 rows. The weights of a locale are over the members that cover it: a locale's own weights may
@@ -34,6 +36,9 @@ from esci_tf.labels import ranking_score
 from esci_tf.rankers.base import (ALL_LOCALES, LOCALES_KEY, RANKER_FILE, Prediction, check_locales, classifies,
                                   common_locales, covered_locales, covers, normalize_locales, predict_covered)
 from esci_tf.rankers.registry import load_ranker
+
+CLASSIFIER_KEY = "classifier"  # in ranker.json
+
 
 class BagRanker:
     """Rankers trained alike (e.g. one per fold): the mean of their class probabilities when
@@ -74,7 +79,7 @@ class EnsembleRanker:
 
     kind = "ensemble"
 
-    def __init__(self, members: dict, weights: dict, normalization: dict, locales=None):
+    def __init__(self, members: dict, weights: dict, normalization: dict, locales=None, classifier=None):
         """members {name: ranker}; weights {locale or "all": {name: weight}}; normalization
         {name: (mean, std)}; locales: the only locales it scores (None: those its members cover).
         ValueError when a locale's weights name a member that does not cover it, or a locale of
@@ -87,6 +92,9 @@ class EnsembleRanker:
         self.members = dict(members)
         self.weights = {locale: dict(w) for locale, w in weights.items()}
         self.normalization = {name: (float(m), float(s) or 1.0) for name, (m, s) in normalization.items()}
+        if classifier is not None and classifier not in self.members:
+            raise ValueError(f"the ensemble's classifier {classifier!r} is not one of its members {sorted(self.members)}")
+        self.classifier = classifier  # gives the class probabilities of rows no weighted member classifies
         for locale, named in self.weights.items():
             outside = [n for n, w in named.items() if w and locale != ALL_LOCALES and not self.covers(n, locale)]
             if outside:
@@ -117,11 +125,16 @@ class EnsembleRanker:
 
     @property
     def classifies(self) -> bool:
-        """Every weight group (each locale's, "all") weights a member that classifies."""
+        """Every weight group (each locale's, "all") weights a member that classifies, or the
+        ensemble has a classifier member that does."""
+        if self.classifier is not None and classifies(self.members[self.classifier]):
+            return True
         return all(any(w and classifies(self.members[n]) for n, w in group.items()) for group in self.weights.values())
 
     def used_members(self) -> list:
-        return [n for n in self.members if any(w.get(n, 0.0) for w in self.weights.values())]
+        """The members it runs: those with a weight, and the classifier."""
+        return [n for n in self.members
+                if any(w.get(n, 0.0) for w in self.weights.values()) or n == self.classifier]
 
     def member_predictions(self, frame) -> dict:
         """{member: its Prediction on `frame`}, each member scoring only the rows of its locales
@@ -142,7 +155,12 @@ class EnsembleRanker:
                     probabilities[rows] += abs(weight) * predictions[name].probabilities[rows]
                     total[rows] += abs(weight)
         classified = total[:, 0] > 0
-        return Prediction(scores, (probabilities / np.maximum(total, 1e-12)) if classified.all() else None)
+        probabilities = probabilities / np.maximum(total, 1e-12)
+        fallback = predictions[self.classifier].probabilities if self.classifier is not None else None
+        if fallback is not None and not classified.all():  # rows no weighted member classifies
+            probabilities[~classified] = fallback[~classified]
+            classified |= ~np.isnan(fallback).any(axis=1)
+        return Prediction(scores, probabilities if classified.all() else None)
 
     def predict(self, frame) -> Prediction:
         check_locales(self, frame)
@@ -152,14 +170,17 @@ class EnsembleRanker:
         return self.predict(frame).scores
 
     @staticmethod
-    def save(directory: str, member_dirs: dict, weights: dict, normalization: dict, locales=None) -> None:
+    def save(directory: str, member_dirs: dict, weights: dict, normalization: dict, locales=None,
+             classifier=None) -> None:
         """Record an ensemble of the rankers in `member_dirs` ({name: directory relative to
-        `directory`}) with these weights and normalization (and `locales`, when it scores only those)."""
+        `directory`}) with these weights and normalization (and `locales`, when it scores only
+        those; `classifier`, the member giving the probabilities no weighted member gives)."""
         locales = normalize_locales(locales)
         files.write_json(os.path.join(directory, RANKER_FILE), {
             "kind": EnsembleRanker.kind, "members": dict(member_dirs), "weights": weights,
             "normalization": {n: list(v) for n, v in normalization.items()},
-            **({LOCALES_KEY: list(locales)} if locales else {})})
+            **({LOCALES_KEY: list(locales)} if locales else {}),
+            **({CLASSIFIER_KEY: classifier} if classifier else {})})
 
     @classmethod
     def load(cls, directory: str, batch_size: int = 128) -> "EnsembleRanker":
@@ -167,4 +188,4 @@ class EnsembleRanker:
         members = {name: load_ranker(os.path.join(directory, path), batch_size)
                    for name, path in saved["members"].items()}
         return cls(members, saved["weights"], {n: tuple(v) for n, v in saved["normalization"].items()},
-                   saved.get(LOCALES_KEY))
+                   saved.get(LOCALES_KEY), saved.get(CLASSIFIER_KEY))

@@ -24,6 +24,7 @@ from esci_tf.rankers.ensemble import BagRanker, EnsembleRanker
 from esci_tf.rankers.registry import load_ranker
 
 FINAL_DIR = "final"
+CLASSIFIER = "cross_encoder"  # the member R/final takes class probabilities from when no weighted member gives them
 
 
 def _log(message: str) -> None:
@@ -125,14 +126,6 @@ def member_oof_scores(config, frame, products_table, pseudo_frame, stages, last_
     return scores, rankers
 
 
-def weights_a_classifier(weights: dict) -> bool:
-    """Whether every weight group ({"all" or locale: {member: weight}}) gives weight to the
-    cross-encoder or to a dir: member (which may classify): what R/final needs to give class
-    probabilities (esci_tf.rankers.ensemble), and so to answer tasks 2 and 3."""
-    return all(any(v and (n == "cross_encoder" or n.startswith(EXTERNAL_PREFIX)) for n, v in group.items())
-               for group in weights.values())
-
-
 def _copy_tree(source: str, target: str) -> None:
     tf.io.gfile.makedirs(target)
     for name in tf.io.gfile.listdir(source):
@@ -152,10 +145,11 @@ def save_final(root, fitted, rankers, stages, locales=None) -> str:
     final = os.path.join(root, FINAL_DIR)
     if tf.io.gfile.exists(final):
         tf.io.gfile.rmtree(final)
-    return save_ensemble(final, fitted.weights, fitted.normalization, rankers, stages, locales)
+    classifier = CLASSIFIER if CLASSIFIER in rankers else None
+    return save_ensemble(final, fitted.weights, fitted.normalization, rankers, stages, locales, classifier)
 
 
-def save_ensemble(directory, weights, normalization, rankers, stages, locales=None) -> str:
+def save_ensemble(directory, weights, normalization, rankers, stages, locales=None, classifier=None) -> str:
     """An EnsembleRanker directory with copies of the members `weights` names (its ranker.json last,
     so a directory without it is unfinished): rankers {member: a ranker to save, ("stage", key of
     `stages`: its models bagged) or ("dir", a ranker directory to copy)}."""
@@ -164,7 +158,7 @@ def save_ensemble(directory, weights, normalization, rankers, stages, locales=No
         tf.io.gfile.remove(ranker_file)
     if tf.io.gfile.exists(os.path.join(directory, "members")):
         tf.io.gfile.rmtree(os.path.join(directory, "members"))
-    used = sorted({n for w in weights.values() for n, v in w.items() if v})
+    used = sorted({n for w in weights.values() for n, v in w.items() if v} | ({classifier} if classifier else set()))
     member_dirs = {}
     for name in used:
         target = os.path.join(directory, "members", name.replace(":", "_").replace("/", "_"))
@@ -180,5 +174,5 @@ def save_ensemble(directory, weights, normalization, rankers, stages, locales=No
         else:
             ranker.save(target)
     weights = {locale: {n: v for n, v in w.items() if v} for locale, w in weights.items()}
-    EnsembleRanker.save(directory, member_dirs, weights, {n: normalization[n] for n in used}, locales)
+    EnsembleRanker.save(directory, member_dirs, weights, {n: normalization[n] for n in used}, locales, classifier)
     return directory

@@ -34,7 +34,7 @@ from esci_tf.labels import GAINS, one_hot
 from esci_tf.recipe import ensemble_fit, fine_tune as tuning, fold_assignment, report as report_lib
 from esci_tf.recipe import targets as targets_lib
 from esci_tf.recipe.config import RecipeConfig
-from esci_tf.recipe.members import member_oof_scores, oof_stage, save_final, weights_a_classifier
+from esci_tf.recipe.members import member_oof_scores, oof_stage, save_final
 from esci_tf.recipe.runs import FOLDS_FILE, OOF_FILE, load_model_set as _load_model_set
 from esci_tf.recipe.stages import Stage, fingerprint
 from esci_tf.rankers.base import normalize_locales
@@ -344,9 +344,6 @@ def _stage_ensemble(run: _Run) -> Stage:
         decided = _fit_decisions(run)
         if decided is not None:
             decisions.save(final, decided[1])
-            if not weights_a_classifier(fitted.weights):
-                _log("recipe stage ensemble: R/final weights no cross-encoder, so it gives no class probabilities "
-                     "and trainers.predict --task 2/3 --submission refuses it")
         stage.finish({**ensemble_fit.outputs(fitted),
                       "decisions": None if decided is None else {"stage": decided[0], **decided[1].to_dict()}})
 

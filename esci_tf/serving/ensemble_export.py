@@ -5,7 +5,9 @@ Signatures take the raw ESCI fields, as a single run's export does (esci_tf.serv
 every input required, "" for an empty field):
 - `serving_default`: query, product_locale, product_title, product_brand, product_color,
   product_bullet_point, product_description, string [B] -> score [B] and, when members
-  classify, probabilities [B, 4] (E, S, C, I); each member's own score as score_<member>.
+  classify, probabilities [B, 4] (E, S, C, I: the weighted members' as EnsembleRanker gives them,
+  the ensemble's classifier member's on rows no weighted member classifies); each member's own
+  score as score_<member>.
 - `rank`: query and product_locale scalars, the product_* fields [N] -> the same outputs for
   the N products and order int32 [N] (indices by descending score, ties in input order).
 In the graph, cross-encoders read the fields through their own FieldsPreprocessor (computed
@@ -165,6 +167,8 @@ class EnsembleModule(tf.Module):
         self.members = [_graph_member(ranker.members[n]) for n in names]
         self.member_locales = [ranker.member_locales(n) for n in names]
         self.locales = ranker.locales  # None: every locale
+        classifier = getattr(ranker, "classifier", None)
+        self.classifier_index = names.index(classifier) if classifier in names else None
         with tf.init_scope():
             self.cleaner = TextCleaner()
         locales = [l for l in ranker.weights if l != ALL_LOCALES]
@@ -203,8 +207,12 @@ class EnsembleModule(tf.Module):
             shares = tf.stack([tf.abs(weights[:, i]) for i, _ in classifying], axis=1)  # [B, C]
             stacked = tf.stack([p for _, p in classifying], axis=1)  # [B, C, 4]
             stacked = tf.where(shares[..., None] > 0, stacked, 0.0)  # NaN where a member does not cover the row
-            total = tf.maximum(tf.reduce_sum(shares, axis=1, keepdims=True), 1e-12)
-            result["probabilities"] = tf.reduce_sum(stacked * shares[..., None], axis=1) / total
+            total = tf.reduce_sum(shares, axis=1, keepdims=True)
+            probabilities = tf.reduce_sum(stacked * shares[..., None], axis=1) / tf.maximum(total, 1e-12)
+            fallback = None if self.classifier_index is None else outputs[self.classifier_index][1]
+            if fallback is not None:  # rows no weighted member classifies: the classifier member's
+                probabilities = tf.where(total > 0, probabilities, tf.cast(fallback, tf.float32))
+            result["probabilities"] = probabilities
         return result
 
 
