@@ -109,6 +109,11 @@ def test_ensemble_of_two_runs_with_a_us_only_member_is_a_ranker_for_predict(two_
     assert nested["num_queries"] == report["data"]["queries"] and len(fit["outer"]) == 3
     assert {"mean", "low", "high"} <= set(nested["ensemble_minus_best"])
     assert (tmp_path / "E" / "report.png").read_bytes()[:4] == b"\x89PNG"
+    # Tasks 2 and 3: the cross-encoder scoring the most pairs is E/'s classifier and fits decisions.json.
+    assert report["decisions"]["stage"] == "R_all.cross_encoder"
+    assert set(report["decisions"]["out_of_fold"]) == {"task2", "task3"}
+    assert json.loads((tmp_path / "E" / "ranker.json").read_text())["classifier"] == "R_all.cross_encoder"
+    assert (tmp_path / "E" / "decisions.json").exists()
     # E/ is a ranker directory: trainers.predict scores a mixed-locale frame as the library does.
     from trainers import predict as predict_main
 
@@ -120,6 +125,7 @@ def test_ensemble_of_two_runs_with_a_us_only_member_is_a_ranker_for_predict(two_
     ensemble = load_ranker(str(tmp_path / "E"))
     np.testing.assert_allclose(table["score"], predict(ensemble, frame).scores, atol=1e-6)
     assert np.isfinite(table["score"]).all()
+    assert np.isfinite(table[["p_E", "p_S", "p_C", "p_I"]].to_numpy()).all()  # whatever the weights chose
 
 
 def test_a_duplicated_run_gets_no_extra_weight(two_runs, recipe_files, tmp_path):

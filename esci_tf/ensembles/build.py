@@ -12,8 +12,12 @@
 4. Weights: esci_tf.recipe.ensemble_fit with per-locale weights (each locale over the members that
    cover it), nested cross-validation over queries; a member with out-of-fold scores for only some
    of a locale's pairs is refused (it would be weighted on pairs it has none for).
-5. E/: the EnsembleRanker with copies of the members it weights (ranker.json written last),
-   E/report.json and E/report.png (esci_tf.ensembles.report).
+5. Tasks 2 and 3: of the runs' cross-encoders, the one scoring the most pairs (then the best
+   NDCG) is E/'s classifier member (class probabilities where no weighted member gives them) and
+   its out-of-fold probabilities fit E/decisions.json (esci_tf.decisions), as a recipe's R/final.
+6. E/: the EnsembleRanker with copies of the members it weights and the classifier (ranker.json
+   written last), E/report.json (with the tasks 2 and 3 micro-F1) and E/report.png
+   (esci_tf.ensembles.report).
 """
 
 import dataclasses
@@ -22,13 +26,15 @@ import os
 import numpy as np
 import tensorflow as tf
 
+from esci_tf import decisions
 from esci_tf.errors import DataError, FlagError
 from esci_tf.data.reader import load_esci, read_table
 from esci_tf.ensembles import members as members_lib, report as report_lib
 from esci_tf.ensembles.settings import EnsembleSettings
 from esci_tf.labels import GAINS
 from esci_tf.recipe import ensemble_fit, fold_assignment, runs as runs_lib
-from esci_tf.recipe.members import save_ensemble
+from esci_tf.recipe import fine_tune as tuning
+from esci_tf.recipe.members import oof_stage, save_ensemble
 from esci_tf.rankers.base import RANKER_FILE
 
 
@@ -83,15 +89,32 @@ def build_ensemble(settings: EnsembleSettings) -> dict:
     ranker_file = os.path.join(settings.output_dir, RANKER_FILE)
     if tf.io.gfile.exists(ranker_file):  # a rerun: E/ is unfinished until its ranker.json is written again
         tf.io.gfile.remove(ranker_file)
+    classifier = probability_member(scores, fitted)
+    decided = None
+    if classifier is not None:  # tasks 2 and 3 from its out-of-fold class probabilities
+        run = dict(zip(members_lib.run_names(runs), runs.values()))[classifier[: -len(".cross_encoder")]]
+        decided = fit_decisions(run, frame, settings.seed)
     report = report_lib.write_report(
         settings.output_dir, frame, scores, fitted,
         {root: {"name": name, "stages": list(run.stages), "training_pairs": int(len(run.example_ids))}
          for name, (root, run) in zip(members_lib.run_names(runs), runs.items())},
         {k: v for k, v in dataclasses.asdict(settings).items() if k != "output_dir"},
-        settings.min_list_size, settings.bootstrap_samples)
-    save_ensemble(settings.output_dir, fitted.weights, fitted.normalization, rankers, stages,
-                  classifier=probability_member(scores, fitted))
+        settings.min_list_size, settings.bootstrap_samples,
+        None if decided is None else {"stage": classifier, **decided.to_dict()})
+    if decided is not None:
+        decisions.save(settings.output_dir, decided)
+    save_ensemble(settings.output_dir, fitted.weights, fitted.normalization, rankers, stages, classifier=classifier)
     return report
+
+
+def fit_decisions(run, frame, seed: int):
+    """The tasks 2 and 3 rule (esci_tf.decisions) fitted on the run's cross-encoder out-of-fold
+    class probabilities of the labeled pairs it scored, as the recipe fits R/final's."""
+    stage = oof_stage(run.cross_encoder_stages, run.last_stage)
+    probabilities = tuning.oof_probabilities(frame, run.cross_encoder_stages[stage][1].oof)
+    scored = ~np.isnan(probabilities).any(axis=1)
+    return decisions.fit_decisions(probabilities[scored], frame["label"].to_numpy()[scored],
+                                   frame["query_id"].to_numpy()[scored], seed=seed)
 
 
 def probability_member(scores: dict, fitted) -> str | None:

@@ -39,8 +39,9 @@ def correlations(scores: dict, query_ids) -> dict:
 
 
 def write_report(directory: str, frame, scores: dict, fitted, runs: dict, settings: dict,
-                 min_list_size: int, bootstrap_samples: int) -> dict:
-    """Compute the report, write E/report.json (and E/report.png with matplotlib); return it."""
+                 min_list_size: int, bootstrap_samples: int, decided: dict | None = None) -> dict:
+    """Compute the report, write E/report.json (and E/report.png with matplotlib); return it.
+    `decided`: {"stage": the member whose probabilities decide tasks 2 and 3, **DecisionFit.to_dict()}."""
     gains = GAINS[frame["label"].to_numpy()]
     query_ids = frame["query_id"].to_numpy()
     sizes = frame.groupby("query_id")["query_id"].transform("size").to_numpy()
@@ -60,6 +61,7 @@ def write_report(directory: str, frame, scores: dict, fitted, runs: dict, settin
         "final": directory, "rule": RULE, "stages": {}, "members": members, "correlation": correlations(scores, query_ids),
         "added": {"ensemble - best member (nested)": {"all": fit["nested"]["ensemble_minus_best"]}},
         "ensemble": fit,
+        "decisions": decided,  # tasks 2 and 3: the rule and its out-of-fold micro-F1 (None: no cross-encoder)
     }
     files.write_json(os.path.join(directory, REPORT_FILE), report)
     recipe_report.plot(report, os.path.join(directory, PLOT_FILE))
