@@ -10,8 +10,10 @@ step N; rerun the same command to resume` and exits 143.
 0; --helpfull adds every library's flags.
 """
 
+import errno
 import os
 import sys
+import tempfile
 
 from absl import app, flags
 
@@ -74,11 +76,14 @@ def help_text(flag_values, doc: str | None, full: bool = False) -> str:
 
 
 def check_writable(path: str, flag: str, directory: bool = False) -> None:
-    """Raises (naming the flag) when a local output file (or directory) cannot be written.
+    """Raises (naming the flag and the path) when a local output file (or directory) cannot be written.
 
-    A path that exists must be a file (a directory with `directory`) and writable; otherwise its
-    nearest existing parent must be a writable directory. Remote paths are left alone here:
-    entry points check gs:// ones with esci_tf.cloud_paths.check_output.
+    A path that exists must be a file (a directory with `directory`); the directory that holds
+    the output (the output directory itself, or the file's) or, when it does not exist yet, its
+    nearest existing parent must be a directory in which a file can be created: a probe file is
+    created and removed there (permission bits alone miss read-only file systems, /proc, and a
+    root user's false "writable"), which is where the temporaries of an atomic write go. Remote
+    paths are left alone here: entry points check gs:// ones with esci_tf.cloud_paths.check_output.
     """
     path = os.fspath(path)
     if "://" in path:
@@ -89,16 +94,21 @@ def check_writable(path: str, flag: str, directory: bool = False) -> None:
             raise NotADirectoryError(f"--{flag}={path}: exists and is not a directory")
         if not directory and os.path.isdir(absolute):
             raise IsADirectoryError(f"--{flag}={path}: is a directory; give a file name")
-        if not os.access(absolute, os.W_OK):
+        if not directory and not os.access(absolute, os.W_OK):
             raise PermissionError(f"--{flag}={path}: not writable")
-        return
-    parent = os.path.dirname(absolute)
+    parent = absolute if directory else os.path.dirname(absolute)
     while not os.path.exists(parent):
         parent = os.path.dirname(parent)
     if not os.path.isdir(parent):
         raise NotADirectoryError(f"--{flag}={path}: {parent} is a file, not a directory")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise PermissionError(f"--{flag}={path}: cannot create it, {parent} is not writable")
+    try:
+        descriptor, probe = tempfile.mkstemp(prefix=".esci_tf_probe.", dir=parent)
+    except OSError as error:
+        where = "it is not writable" if parent == absolute else f"cannot create it, {parent} is not writable"
+        reason = f" ({error.strerror})" if error.errno != errno.ENOENT else ""  # ENOENT: /proc's answer
+        raise PermissionError(f"--{flag}={path}: {where}{reason}") from None
+    os.close(descriptor)
+    os.remove(probe)
 
 
 def run(main, program: str, flag_values=flags.FLAGS, argv=None) -> None:
