@@ -5,24 +5,29 @@ flag or setting, bad data, a missing or unwritable file) prints `<program>: <mes
 last line on stderr and exits 2 (flags and settings) or 1 (data and files); --verbose (defined
 here, once) shows the traceback as well. Any other exception is a bug and keeps its traceback.
 A run stopped by SIGTERM (esci_tf.training.preemption.Preempted) prints `<program>: preempted at
-step N; rerun the same command to resume` and exits 143.
+step N; rerun the same command to resume` and exits 143; a training run stopped by SIGINT (Ctrl-C)
+the same with `interrupted at step N`, exit 130. Ctrl-C anywhere else prints `<program>:
+interrupted (Ctrl-C); rerun the same command to continue` and exits 130 (the programs' files are
+written whole or resumed, so a rerun continues or starts the file again).
 --help (-h, --helpshort) prints the module docstring and the entry point's own flags and exits
 0; --helpfull adds every library's flags.
 """
 
 import errno
 import os
+import signal
 import sys
 import tempfile
 
 from absl import app, flags
 
 from esci_tf.data.errors import DataError, FlagError
-from esci_tf.training.preemption import EXIT_CODE as PREEMPTED_EXIT, Preempted
+from esci_tf.training.preemption import Preempted
 
 VERBOSE = "verbose"
 FLAG_EXIT = 2  # a bad flag or setting
 DATA_EXIT = 1  # bad data, a missing or unwritable file
+INTERRUPTED_EXIT = 128 + signal.SIGINT  # Ctrl-C
 HELP_ARGS = ("--help", "-h", "-?", "--helpshort")
 HELPFULL_ARGS = ("--helpfull",)
 _FILE_ERRORS = (FileNotFoundError, PermissionError, NotADirectoryError, IsADirectoryError, FileExistsError)
@@ -138,7 +143,10 @@ def run(main, program: str, flag_values=flags.FLAGS, argv=None) -> None:
         try:
             return main(args)
         except Preempted as stopped:  # a BaseException: no `except Exception` on the way swallowed it
-            fail(program, stopped, PREEMPTED_EXIT)
+            fail(program, stopped, stopped.exit_code)
+        except KeyboardInterrupt:
+            fail(program, KeyboardInterrupt("interrupted (Ctrl-C); rerun the same command to continue"),
+                 INTERRUPTED_EXIT)
         except Exception as error:  # noqa: BLE001 (user errors become one line; bugs re-raise)
             code = exit_code(error)
             if code is None or flag_values[VERBOSE].value:
