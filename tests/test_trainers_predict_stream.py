@@ -1,7 +1,8 @@
 """trainers.predict streams chunks to its output: the same file as scoring the whole frame at
 once, and a run killed by SIGKILL mid-file, started again with the same command, continues after
 its last recorded chunk (it scores only the chunks after it) and writes the identical file: with
-a BM25 ranker and with a trainers.fit cross-encoder directory."""
+a BM25 ranker and with a trainers.fit cross-encoder directory; Ctrl-C (SIGINT) the same, after
+one line."""
 
 import io
 import os
@@ -66,14 +67,21 @@ def test_chunks_write_what_the_whole_frame_scores(scored, tmp_path):
                                                              "whole.csv"]
 
 
-def _kill_then_rerun(args, written, tmp_path, monkeypatch):
-    """Kills `trainers.predict args` (a subprocess) by SIGKILL with its 3rd chunk on disk but not
-    recorded, runs the same command again here and returns how many chunks the rerun scored."""
+def _kill_then_rerun(args, written, tmp_path, monkeypatch, how="KILL"):
+    """Stops `trainers.predict args` (a subprocess) by SIGKILL (or `how`: INT, Ctrl-C's signal)
+    with its 3rd chunk on disk but not recorded, runs the same command again here and returns how
+    many chunks the rerun scored."""
     output = tmp_path / "preds.csv"
     command = [sys.executable, "-m", "trainers.predict", *args, f"--output={output}"]
-    env = dict(os.environ, PYTHONPATH=REPO, **{ENV: "predictions_write@3:KILL"})  # chunk 3 on disk, not recorded
+    env = dict(os.environ, PYTHONPATH=REPO, **{ENV: f"predictions_write@3:{how}"})  # chunk 3 on disk, not recorded
     killed = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
-    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+    if how == "KILL":
+        assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+    else:  # Ctrl-C: one line, exit 130, no traceback
+        assert killed.returncode == 128 + signal.SIGINT, killed.stderr[-2000:]
+        assert killed.stderr.strip().splitlines()[-1] == ("trainers.predict: interrupted (Ctrl-C); rerun the same "
+                                                          "command to continue"), killed.stderr[-2000:]
+        assert "Traceback" not in killed.stderr, killed.stderr[-2000:]
     assert not output.exists()
     partial = (tmp_path / "preds.csv.partial").read_bytes()
     assert written.startswith(partial) and len(partial) < len(written)
@@ -95,9 +103,10 @@ def _chunks(written):
     return -(-rows // CHUNK)
 
 
-def test_sigkill_mid_file_then_rerun_continues_after_the_recorded_chunks(scored, tmp_path, monkeypatch):
+@pytest.mark.parametrize("how", ["KILL", "INT"])
+def test_sigkill_mid_file_then_rerun_continues_after_the_recorded_chunks(scored, tmp_path, monkeypatch, how):
     _, _, args, written = scored
-    scored_chunks = _kill_then_rerun(args, written, tmp_path, monkeypatch)
+    scored_chunks = _kill_then_rerun(args, written, tmp_path, monkeypatch, how)
     assert len(scored_chunks) == _chunks(written) - 2  # chunks 1-2 were recorded: not scored again
 
 
