@@ -5,7 +5,9 @@ Signatures take the raw ESCI fields, as a single run's export does (esci_tf.serv
 every input required, "" for an empty field):
 - `serving_default`: query, product_locale, product_title, product_brand, product_color,
   product_bullet_point, product_description, string [B] -> score [B] and, when members
-  classify, probabilities [B, 4] (E, S, C, I); each member's own score as score_<member>.
+  classify, probabilities [B, 4] (E, S, C, I); each member's own score as score_<member>;
+  valid bool [B], False where the query is empty after cleaning (esci_tf.serving.export's
+  rule: such rows are scored all the same).
 - `rank`: query and product_locale scalars, the product_* fields [N] -> the same outputs for
   the N products and order int32 [N] (indices by descending score, ties in input order).
 In the graph, cross-encoders read the fields through their own FieldsPreprocessor (computed
@@ -28,7 +30,8 @@ from esci_tf.rankers.cross_encoder import CrossEncoderRanker
 from esci_tf.rankers.ensemble import ALL_LOCALES, BagRanker, EnsembleRanker
 from esci_tf.rankers.bi_encoder import BiEncoderRanker
 from esci_tf.serving import versions, warmup
-from esci_tf.serving.export import rank_endpoint, rank_names, same_rows, string_specs, warmup_inputs
+from esci_tf.serving.export import (VALID_OUTPUT, query_has_text, rank_endpoint, rank_names, same_rows,
+                                    string_specs, warmup_inputs)
 
 
 class _Inputs:
@@ -148,7 +151,8 @@ class EnsembleModule(tf.Module):
         outputs = [member(inputs) for member in self.members]
         raw = tf.stack([tf.cast(s, tf.float32) for s, _ in outputs], axis=1)  # [B, M]
         weights = tf.gather(self.weights, self.locale_index.lookup(fields["product_locale"]))  # [B, M]
-        result = {"score": tf.reduce_sum(weights * (raw - self.means) / self.stds, axis=1)}
+        result = {"score": tf.reduce_sum(weights * (raw - self.means) / self.stds, axis=1),
+                  VALID_OUTPUT: query_has_text(inputs.cleaned("query"))}
         for name, (score, _) in zip(self.member_names, outputs):
             result[f"score_{name.replace(':', '_').replace('/', '_')}"] = tf.cast(score, tf.float32)
         classifying = [(i, p) for i, (_, p) in enumerate(outputs) if p is not None]

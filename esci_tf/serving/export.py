@@ -5,13 +5,22 @@ lacks one), so clients send "" for an empty field:
 - `serving_default`: the raw ESCI fields, string [B] each: query, product_locale ("us", "es",
   "jp"), product_title, product_brand, product_color, product_bullet_point,
   product_description -> score [B] (P(E) + 0.1 P(S) + 0.01 P(C)), probabilities [B, 4]
-  (E, S, C, I), logits [B, 4]. Cleaning, the template, tokenization and packing run in the
-  graph (the model's FieldsPreprocessor, the same object trainers.predict runs).
+  (E, S, C, I), logits [B, 4], valid bool [B] (see below). Cleaning, the template,
+  tokenization and packing run in the graph (the model's FieldsPreprocessor, the same object
+  trainers.predict runs).
 - `rank`: one query: query and product_locale, string scalars; N products: the product_*
-  fields, string [N] -> score [N], probabilities [N, 4], logits [N, 4] and order int32 [N]
-  (product indices by descending score, ties in input order).
+  fields, string [N] -> score [N], probabilities [N, 4], logits [N, 4], valid [N] and order
+  int32 [N] (product indices by descending score, ties in input order).
 - `score_tokens(token_ids, segment_ids, padding_mask)`: int32 [B, max_length] -> score,
-  probabilities, logits, for callers that tokenize themselves (or read TFRecords).
+  probabilities, logits, for callers that tokenize themselves (or read TFRecords); no `valid`.
+
+An empty query. `valid` is False for a row whose query has no text left after cleaning (blank,
+or emoji and symbols only: "🎧🎧", "★★★"), the queries tfrecords.build refuses to train on
+(esci_tf.data.validation, empty_query). Such a row is still scored, as trainers.predict scores
+it (the model then judges the product text alone, which no training pair taught it), so its
+score looks like any other: a client tells it by `valid` and decides (ask for a query, show
+the products unranked). The ensemble export (esci_tf.serving.ensemble_export) has the same
+output.
 
 A model trained with entity markers cannot take raw fields in a graph (its tagger is Python,
 see esci_tf.preprocessing.fields_preprocessor): its serving_default takes (query_text,
@@ -43,6 +52,7 @@ QUERY_FIELDS = ("query", "product_locale")  # one per request in `rank`
 PRODUCT_FIELDS = tuple(name for name in RAW_FIELDS if name not in QUERY_FIELDS)
 TEXT_INPUTS = ("query_text", "product_text")  # serving_default of an entity-marker model
 TOKEN_INPUTS = ("token_ids", "segment_ids", "padding_mask")
+VALID_OUTPUT = "valid"  # False: the query is empty after cleaning (see the module docstring)
 
 # The warm-up rows: markup, an emoji, Japanese and Spanish text, empty fields.
 WARMUP_ROWS = {
@@ -80,6 +90,11 @@ def string_specs(names, shape=(None,)) -> dict:
     return {name: tf.TensorSpec(shape, tf.string, name=name) for name in names}
 
 
+def query_has_text(cleaned_queries):
+    """VALID_OUTPUT: bool [B], True where a cleaned query has text (not blank)."""
+    return tf.strings.length(tf.strings.strip(cleaned_queries)) > 0
+
+
 def same_rows(inputs: dict, signature: str):
     """Checks in the graph that every input of `inputs` has as many rows as the first."""
     names = sorted(inputs)
@@ -114,16 +129,19 @@ def rank_names(input_names) -> tuple:
 
 
 def featurizer(fields_preprocessor):
-    """tf.function: serving_default's string inputs -> the model's token features. One traced
-    graph that serving_default and rank call and the warm-up requests are tokenized with."""
+    """tf.function: serving_default's string inputs -> the model's token features and
+    VALID_OUTPUT. One traced graph that serving_default and rank call and the warm-up requests
+    are tokenized with."""
     pair_preprocessor = fields_preprocessor.pair_preprocessor
     raw = raw_fields_mode(fields_preprocessor)
 
     def features(inputs):
         same_rows(inputs, "serving_default")
-        if raw:
-            return fields_preprocessor(dict(inputs))
-        return pair_preprocessor(inputs["query_text"], inputs["product_text"])
+        if raw:  # what fields_preprocessor(inputs) runs, keeping the cleaned query
+            queries, products = fields_preprocessor.format(dict(inputs))
+        else:  # formatted by the client: segment A is the cleaned query (and its entity markers)
+            queries, products = inputs["query_text"], inputs["product_text"]
+        return dict(pair_preprocessor(queries, products), **{VALID_OUTPUT: query_has_text(queries)})
 
     return tf.function(features, input_signature=[string_specs(serving_input_names(fields_preprocessor))])
 
@@ -143,8 +161,11 @@ def build_archive(model, fields_preprocessor, features=None) -> keras.export.Exp
     archive = keras.export.ExportArchive()
     archive.track(model)
     archive.track(fields_preprocessor)
-    serve = archive.add_endpoint("serving_default", lambda inputs: score_tokens(features(inputs)),
-                                 input_signature=[string_specs(input_names)])
+    def serve(inputs):
+        encoded = features(inputs)
+        return dict(score_tokens({name: encoded[name] for name in TOKEN_INPUTS}), **{VALID_OUTPUT: encoded[VALID_OUTPUT]})
+
+    serve = archive.add_endpoint("serving_default", serve, input_signature=[string_specs(input_names)])
     rank, rank_signature = rank_endpoint(serve, *rank_names(input_names))  # calls serve's graph
     archive.add_endpoint("rank", rank, input_signature=[rank_signature])
     length = fields_preprocessor.max_length
