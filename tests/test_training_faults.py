@@ -20,13 +20,14 @@ import sys
 import zipfile
 
 import h5py
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 from absl import flags
 
 from cli_fixtures import assert_one_line_error, run_module
-from run_fixtures import TINY_CONFIG, checkpoint_values
+from run_fixtures import SAVE_COUNTER, TINY_CONFIG, checkpoint_values
 from esci_tf import cli, files
 from esci_tf.training import checkpointing, faults, preemption, train_lib
 from esci_tf.training.run_settings import SETTINGS_FILE
@@ -156,6 +157,33 @@ def test_ctrl_c_stops_at_a_checkpoint_with_one_line_and_the_rerun_resumes_to_the
     assert tf.train.latest_checkpoint(str(output_dir / train_lib.CHECKPOINT_DIR)).endswith("ckpt-2")
     metrics = fit_in_process(output_dir)
     assert_same_run(output_dir, reference, metrics)
+
+
+class SigtermAt(keras.callbacks.Callback):
+    """Sends this process SIGTERM at the end of batch `at` (a preemption at a chosen step)."""
+
+    def __init__(self, at):
+        super().__init__()
+        self.at = at
+
+    def on_train_batch_end(self, batch, logs=None):
+        if batch + 1 == self.at:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+
+def test_a_sigterm_between_checkpoint_steps_resumes_to_the_reference_state_with_one_save_more(reference, tmp_path):
+    """Step 3 is not a checkpoint step (every 2): the SIGTERM saves ckpt-3, a save the reference
+    never made. The resumed run must equal the reference in weights, optimizer state and position
+    (checkpoint_values), not in tf.train.Checkpoint's save_counter, which counts the saves."""
+    output_dir = str(tmp_path / "run")
+    with pytest.raises(preemption.Preempted) as stopped:
+        fit.run_with_args(["fit", *ARGS, f"--output_dir={output_dir}"], callbacks=[SigtermAt(3)])
+    assert stopped.value.step == 3
+    metrics = fit_in_process(output_dir)
+    assert_same_run(output_dir, reference, metrics)
+    saves = [tf.train.load_checkpoint(os.path.join(d, train_lib.CHECKPOINT_DIR)).get_tensor(SAVE_COUNTER)
+             for d in (reference["dir"], output_dir)]
+    assert saves[1] == saves[0] + 1, saves
 
 
 def test_a_run_stopped_in_a_checkpoint_write_keeps_its_lock_and_its_kill_leaves_nothing_a_resume_trusts(
