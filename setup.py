@@ -28,7 +28,7 @@ INSTALL_REQUIRES = [
     "requests==2.34.2",
     "emoji==2.16.0",
     "tqdm==4.70.1",
-    "google-crc32c==1.9.0",  # TFRecord shard checksums (tfrecords/shards.py)
+    "google-crc32c==1.9.0",  # TFRecord shard checksums (esci_tf/records/shards.py)
     "matplotlib==3.11.2",  # trainers.recipe's report.png, bench/quality.py's plot
 ]
 

@@ -21,7 +21,7 @@ import tempfile
 
 from absl import app, flags
 
-from esci_tf.data.errors import DataError, FlagError
+from esci_tf.errors import DataError, FlagError
 from esci_tf.training.preemption import Preempted
 
 VERBOSE = "verbose"

@@ -32,7 +32,7 @@ import socket
 import time
 import urllib.parse
 
-from esci_tf.data.errors import DataError
+from esci_tf.errors import DataError
 
 SCOPE = "https://www.googleapis.com/auth/devstorage.read_write"
 GOOGLE_ENDPOINT = "https://storage.googleapis.com"

@@ -28,7 +28,7 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from esci_tf.data.errors import DataError
+from esci_tf.errors import DataError
 
 
 # Model hub addresses handled by keras-hub's from_preset, not file systems.

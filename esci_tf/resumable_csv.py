@@ -41,7 +41,7 @@ import tensorflow as tf
 from absl import logging
 
 from esci_tf import files
-from esci_tf.training import faults
+from esci_tf import faults
 
 PARTIAL_SUFFIX = ".partial"
 PROGRESS_SUFFIX = ".partial.json"

@@ -10,7 +10,7 @@ import emoji
 import pandas as pd
 
 from esci_tf.data.entities import EntityTagger
-from esci_tf.data.errors import DataError
+from esci_tf.errors import DataError
 from esci_tf.special_tokens import ALL_SPECIAL_TOKENS, FIELD_TOKENS, LANGUAGE_TOKENS, PROMPT_TOKENS
 
 SEPARATOR = " | "

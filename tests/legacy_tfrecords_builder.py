@@ -10,10 +10,10 @@ import numpy as np
 from esci_tf.data.reader import load_esci, read_table
 from esci_tf.data.template import TemplateSettings
 from esci_tf.preprocessing.frame_encoder import FrameEncoder
-from tfrecords import summary as summary_lib
-from tfrecords import writer
-from tfrecords.builder import TEST_FOLD, remove_previous_build, shards_for, targets_of
-from tfrecords.shards import check_shard
+from esci_tf.records import summary as summary_lib
+from esci_tf.records import writer
+from esci_tf.records.builder import TEST_FOLD, remove_previous_build, shards_for, targets_of
+from esci_tf.records.shards import check_shard
 
 
 def legacy_build(examples, products, output_dir, preprocessor, tokenizer, task="1", num_folds=5, num_shards=8,

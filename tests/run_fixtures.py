@@ -30,7 +30,7 @@ def write_tiny_tfrecords(directory: str) -> str:
     from esci_tf.labels import label_index, one_hot
     from esci_tf.preprocessing.pair_preprocessor import PairPreprocessor
     from esci_tf.preprocessing.tokenizer_loader import load_tokenizer
-    from tfrecords.writer import write_split
+    from esci_tf.records.writer import write_split
 
     examples, products = generate_esci(16, 0)
     frame = examples.merge(products, on=["product_id", "product_locale"])

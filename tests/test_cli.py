@@ -10,7 +10,7 @@ from absl import flags
 
 from cli_fixtures import REPO, assert_one_line_error, run_module
 from esci_tf import cli
-from esci_tf.data.errors import DataError, FlagError
+from esci_tf.errors import DataError, FlagError
 
 
 @pytest.mark.parametrize("module, own_flag", [

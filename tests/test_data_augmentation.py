@@ -23,7 +23,7 @@ from esci_tf.recipe.config import RecipeConfig
 from esci_tf.training import run_data
 from esci_tf.training.config import RunConfig
 from run_fixtures import TINY_CONFIG
-from tfrecords.builder import TARGET_COLUMNS
+from esci_tf.records.builder import TARGET_COLUMNS
 from tfrecords.translate import translate_files
 
 

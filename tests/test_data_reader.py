@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from esci_tf.data.errors import DataError
+from esci_tf.errors import DataError
 from esci_tf.data.reader import load_esci, read_table
 
 

@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from esci_tf.data.errors import DataError
+from esci_tf.errors import DataError
 from esci_tf.data.reader import load_esci
 from esci_tf.data.splits import assign_folds, check_no_leakage, remove_leaked_queries
 

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from esci_tf.data.entities import CatalogEntityTagger, NullTagger
-from esci_tf.data.errors import DataError
+from esci_tf.errors import DataError
 from esci_tf.data.reader import load_esci
 from esci_tf.data.template import format_pairs
 from esci_tf.special_tokens import ALL_SPECIAL_TOKENS, FIELD_TOKENS, LANGUAGE_TOKENS, PROMPT_TOKENS

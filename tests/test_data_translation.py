@@ -6,7 +6,7 @@ import sqlite3
 import pandas as pd
 import pytest
 
-from esci_tf.data.errors import DataError
+from esci_tf.errors import DataError
 from esci_tf.data.synthetic import generate_esci
 from esci_tf.data.translation.base import Translator, TranslatorSetupError
 from esci_tf.data.translation.batching import CharacterRate, batches

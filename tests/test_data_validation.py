@@ -4,7 +4,7 @@ with on_bad_rows="skip" drops them and counts them per reason."""
 import pandas as pd
 import pytest
 
-from esci_tf.data.errors import DataError
+from esci_tf.errors import DataError
 from esci_tf.data.reader import load_esci
 from test_data_reader import examples_frame, write
 

@@ -22,7 +22,7 @@ import tensorflow as tf
 
 from gcs_fixtures import environment_variables
 from run_fixtures import TINY_CONFIG, checkpoint_values
-from esci_tf.training import faults
+from esci_tf import faults
 
 pytestmark = pytest.mark.slow  # two trainers.fit subprocesses and an export (about a minute on 2 cores)
 

@@ -9,7 +9,7 @@ import tensorflow as tf
 import keras_hub
 from safetensors.numpy import load_file, save_file
 
-from esci_tf.data.errors import DataError
+from esci_tf.errors import DataError
 from esci_tf.models import build_cross_encoder, checkpoints, load_backbone, load_hf_backbone
 
 torch = pytest.importorskip("torch")

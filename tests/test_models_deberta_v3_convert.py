@@ -9,7 +9,7 @@ import keras_hub
 import numpy as np
 import pytest
 
-from esci_tf.data.errors import DataError
+from esci_tf.errors import DataError
 from esci_tf.models import load_hf_backbone
 from tests import hf_fixtures
 

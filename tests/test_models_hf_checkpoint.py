@@ -11,7 +11,7 @@ import tensorflow as tf
 
 pytest.importorskip("torch")
 
-from esci_tf.data.errors import DataError  # noqa: E402
+from esci_tf.errors import DataError  # noqa: E402
 from esci_tf.models import load_hf_backbone, registry  # noqa: E402
 from tests import hf_fixtures  # noqa: E402
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import safetensors.numpy
 
-from esci_tf.data.errors import DataError
+from esci_tf.errors import DataError
 from esci_tf.models import load_hf_backbone
 from esci_tf.models.rembert.backbone import RemBertBackbone
 from tests import hf_fixtures

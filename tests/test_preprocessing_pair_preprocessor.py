@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from esci_tf.data.errors import DataError
+from esci_tf.errors import DataError
 from esci_tf.preprocessing import PairPreprocessor, load_tokenizer, preprocess_pairs
 from esci_tf.models.bert.tokenizer import HFBertTokenizer
 from esci_tf.special_tokens import ALL_SPECIAL_TOKENS, special_token_id

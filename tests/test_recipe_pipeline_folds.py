@@ -11,7 +11,7 @@ from esci_tf.data.template import TemplateSettings
 from esci_tf.recipe import fine_tune as tuning, targets
 from esci_tf.training.config import RunConfig
 from recipe_fixtures import TINY
-from tfrecords.dataset import read_all
+from esci_tf.records.dataset import read_all
 
 pytestmark = pytest.mark.slow  # trains three tiny fold models
 

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from esci_tf.data.errors import DataError
+from esci_tf.errors import DataError
 from esci_tf.data.reader import load_esci
 from esci_tf.data.splits import assign_folds
 from esci_tf.data.synthetic import generate_esci, write_esci_files
@@ -19,7 +19,7 @@ from esci_tf.labels import one_hot
 from esci_tf.preprocessing import PairPreprocessor, load_tokenizer
 from esci_tf.special_tokens import ALL_SPECIAL_TOKENS, ENTITY_TOKENS, FIELD_TOKENS, special_token_id
 from tfrecords import build, dataset as tfrecords_dataset
-from tfrecords.summary import read_summary
+from esci_tf.records.summary import read_summary
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 MAX_LENGTH = 32

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from esci_tf.data.errors import DataError
+from esci_tf.errors import DataError
 from esci_tf.labels import one_hot
-from tfrecords import dataset as tfrecords_dataset, schema, writer
+from esci_tf.records import dataset as tfrecords_dataset, schema, writer
 
 MAX_LENGTH = 8
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from esci_tf.labels import one_hot
-from tfrecords import dataset as tfrecords_dataset, writer
+from esci_tf.records import dataset as tfrecords_dataset, writer
 
 MAX_LENGTH = 16
 BUCKETS = (4, 8, 16)

@@ -13,7 +13,7 @@ import pytest
 from cli_fixtures import assert_one_line_error, run_module
 from esci_tf import cli
 from esci_tf.data.augmentation import ORIGINAL_EXAMPLE_ID, ORIGINAL_QUERY_ID, load_augmentation
-from esci_tf.data.errors import DataError, FlagError
+from esci_tf.errors import DataError, FlagError
 from esci_tf.data.synthetic import write_esci_files
 from esci_tf.data.translation.base import Translator
 from esci_tf.data.translation.demo import DemoTranslator, demo_table_rows

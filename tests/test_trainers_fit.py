@@ -69,7 +69,7 @@ class RecordOptimizer(keras.callbacks.Callback):
 @pytest.mark.slow
 def test_lazy_adamw_with_fgm_moves_only_the_seen_embedding_rows(tiny_tfrecords, tmp_path):
     from esci_tf.training.lazy_adamw import LazyAdamW
-    from tfrecords.dataset import make_dataset
+    from esci_tf.records.dataset import make_dataset
 
     record = RecordOptimizer()
     metrics = fit.run_with_args(fit_args(tiny_tfrecords, tmp_path, "--steps=3", "--optimizer=lazy_adamw",

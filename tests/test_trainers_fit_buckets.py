@@ -52,7 +52,7 @@ def test_jit_train_step_is_traced_once_for_all_bucket_shapes(tiny_tfrecords, mon
     from esci_tf.models import build_cross_encoder
     from esci_tf.preprocessing.tokenizer_loader import load_tokenizer
     from esci_tf.training.training_model import TrainingModel
-    from tfrecords.dataset import make_dataset
+    from esci_tf.records.dataset import make_dataset
 
     dataset = make_dataset(os.path.join(tiny_tfrecords, "train-*"), 4, 24, training=True,
                            deterministic=True, repeat=True, length_buckets=(8, 16, 24)).take(12)

@@ -18,7 +18,7 @@ from esci_tf.data.synthetic import generate_esci
 from esci_tf.rankers import base as rankers_base
 from esci_tf.rankers.base import predict as predict_frame
 from esci_tf.rankers.bm25 import BM25Ranker
-from esci_tf.training.faults import ENV
+from esci_tf.faults import ENV
 from run_fixtures import TINY_CONFIG
 from trainers import fit, predict
 

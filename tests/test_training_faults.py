@@ -1,5 +1,5 @@
 """Fault injection: `python -m trainers.fit` killed (SIGKILL, SIGTERM) at chosen points
-(esci_tf.training.faults), artifacts truncated or corrupted, a second run on a live run's
+(esci_tf.faults), artifacts truncated or corrupted, a second run on a live run's
 output_dir, changed settings. Each rerun ends with the weights, best model and metrics of one
 uninterrupted reference run, or stops with one clear line.
 

@@ -2,9 +2,9 @@
 
 Streams: the examples' keys are read and checked whole (esci_tf.data.reader.load_esci_keys:
 the same checks and drop report as load_esci), the products' text goes piece by piece to a
-local store (esci_tf.data.product_store), and tfrecords.builder.build_shards writes
+local store (esci_tf.data.product_store), and esci_tf.records.builder.build_shards writes
 Z/<split>-NNNNN-of-NNNNN.tfrecord.gz per split (train/test as in the examples file) one shard
-job at a time in --workers processes (tfrecords.shard_jobs), each shard a batch of pairs at a
+job at a time in --workers processes (esci_tf.records.shard_jobs), each shard a batch of pairs at a
 time and read back; prints a summary table and writes Z/summary.json last. What is held in
 memory: README.md, "Full-size data". The flags and Z's writability are checked before any file is
 read; a bad flag or input ends with one line naming it (esci_tf.cli; --verbose: the traceback).
@@ -20,7 +20,7 @@ from absl import app, flags
 
 from esci_tf import cli, cloud_paths
 from esci_tf.choices import BACKBONE_NAMES
-from esci_tf.data.errors import FlagError
+from esci_tf.errors import FlagError
 
 FLAGS = flags.FLAGS
 DEFAULT_TOKENIZER = "xlm_roberta"  # no path: the embedded demo SentencePiece vocabulary
@@ -61,7 +61,7 @@ def build_tfrecords(examples: str, products: str, output_dir: str, sources: str 
     from esci_tf.data.validation import check_product_rows
     from esci_tf.preprocessing import PairPreprocessor, load_tokenizer
     from esci_tf.preprocessing.frame_encoder import FrameEncoder
-    from tfrecords.builder import build_shards, check_build_settings
+    from esci_tf.records.builder import build_shards, check_build_settings
 
     check_build_settings(max_length, num_folds, num_shards, label_smoothing)
     if workers < 0:
@@ -145,7 +145,7 @@ def main(argv):
              "num_shards", "entity_markers", "field_style", "prompt_tokens", "on_bad_rows", "label_smoothing",
              "seed", "workers")
     summary = build_tfrecords(**{name: FLAGS[name].value for name in names})
-    from tfrecords.summary import format_table
+    from esci_tf.records.summary import format_table
 
     print(format_table(summary))
     print(f"summary: {FLAGS.output_dir}/summary.json")

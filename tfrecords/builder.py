@@ -3,7 +3,7 @@
 `build_shards` takes frames already read and validated (esci_tf.data.reader.load_esci, or a
 training run's own train/eval split; or load_esci_keys' frames with a ProductStore holding
 their text) and a FrameEncoder (template + PairPreprocessor); it cuts each split into shard
-jobs (tfrecords.shard_jobs: format, tokenize and write a batch at a time, then read the shard
+jobs (esci_tf.records.shard_jobs: format, tokenize and write a batch at a time, then read the shard
 back), runs them in one or more processes and writes summary.json last. Training rows get query-grouped folds 0..num_folds-1 (or the frame's
 own "fold" column); rows of other splits get fold -1. Targets are the one-hot labels
 (optionally smoothed), or the soft labels of the frame's TARGET_COLUMNS when it has them
@@ -18,14 +18,14 @@ from absl import logging
 from tqdm import tqdm
 
 from esci_tf import files
-from esci_tf.data.errors import FlagError
+from esci_tf.errors import FlagError
 from esci_tf.data.splits import assign_folds
 from esci_tf.data.validation import PRODUCT_TEXT_COLUMNS, SPLITS, DropReport
 from esci_tf.labels import SHORT_LABELS, one_hot
-from tfrecords import summary as summary_lib
-from tfrecords import writer
-from tfrecords import schema
-from tfrecords.shard_jobs import ShardJob, auto_workers, run_jobs
+from esci_tf.records import summary as summary_lib
+from esci_tf.records import writer
+from esci_tf.records import schema
+from esci_tf.records.shard_jobs import ShardJob, auto_workers, run_jobs
 
 TEST_FOLD = -1  # fold number of rows outside the training split
 TARGET_COLUMNS = tuple(f"target_{s}" for s in SHORT_LABELS)  # optional soft labels of a frame
@@ -122,7 +122,7 @@ def build_shards(frames: dict, output_dir: str, encoder, num_shards: int = 8, nu
 
     Frames hold the product text columns, or (with `store`, an esci_tf.data.product_store
     ProductStore) a `product_row` column whose text the store holds. Each shard is one job
-    (tfrecords.shard_jobs) encoded and written a batch at a time, by `workers` processes (0: the
+    (esci_tf.records.shard_jobs) encoded and written a batch at a time, by `workers` processes (0: the
     machine's cores, one per shard_jobs.PAIRS_PER_WORKER pairs at most); the output is the same
     bytes for any `workers`.
     """

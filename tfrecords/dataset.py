@@ -1,4 +1,4 @@
-"""tf.data input pipelines over the TFRecord shards written by tfrecords.writer.
+"""tf.data input pipelines over the TFRecord shards written by esci_tf.records.writer.
 
 make_dataset yields (features, labels):
 - pairwise: features token_ids/segment_ids/padding_mask int32 [B, max_length], labels float32
@@ -9,7 +9,7 @@ With include_metadata (default: when not training) the features also carry query
 example_id, fold (int64), product_id, locale (string), shaped [B] or [B, list_size]; padding
 rows of a list have query_id = example_id = fold = -1 and empty strings.
 
-Listwise mode needs each query's rows in one shard (tfrecords.writer guarantees it). A query
+Listwise mode needs each query's rows in one shard (esci_tf.records.writer guarantees it). A query
 with more than list_size products is an error by default (long_lists="error": evaluation needs
 each whole list exactly once); long_lists="split" cuts it into chunks of list_size instead.
 Lists shorter than list_size are emitted when their shard ends, so a shard's short lists are
@@ -35,10 +35,10 @@ from typing import Optional
 import numpy as np
 import tensorflow as tf
 
-from esci_tf.data.errors import DataError
-from tfrecords import schema
-from tfrecords.summary import SUMMARY_FILE
-from tfrecords.shards import check_shards, list_shards  # noqa: F401  (public API)
+from esci_tf.errors import DataError
+from esci_tf.records import schema
+from esci_tf.records.summary import SUMMARY_FILE
+from esci_tf.records.shards import check_shards, list_shards  # noqa: F401  (public API)
 
 AUTOTUNE = tf.data.AUTOTUNE
 _READ_BUFFER_BYTES = 8 << 20

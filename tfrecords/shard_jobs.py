@@ -4,8 +4,8 @@ in this process or in parallel worker processes, with the same bytes either way.
 A job holds only its own shard's rows (ids, labels, folds, queries, and the product text, or the
 byte spans of it in an esci_tf.data.product_store file) and writes them `ENCODE_BATCH` rows at a
 time: raw fields -> FrameEncoder's FieldsPreprocessor -> tf.train.Example -> the GZIP shard
-(tfrecords.writer.open_shard: a temporary name, renamed when complete), then reads the shard
-back (tfrecords.shards.check_shard). Every pair is encoded on its own (the graph is per row,
+(esci_tf.records.writer.open_shard: a temporary name, renamed when complete), then reads the shard
+back (esci_tf.records.shards.check_shard). Every pair is encoded on its own (the graph is per row,
 padded to max_length), so which rows share a batch, and which process runs a shard, cannot
 change a byte. `run_jobs` yields the results in job order; with workers > 1 the jobs go to a
 pool of spawned processes (each rebuilds the encoder from FrameEncoder.to_config once), at
@@ -19,7 +19,7 @@ import numpy as np
 
 from esci_tf.data.product_store import read_fields
 from esci_tf.preprocessing.frame_encoder import ENCODE_BATCH
-from tfrecords import schema
+from esci_tf.records import schema
 
 _ENCODER = None  # a worker process's FrameEncoder (set by _start_worker)
 
@@ -54,8 +54,8 @@ class ShardJob:
 
 def write_shard(job: ShardJob, encoder, batch_rows: int = ENCODE_BATCH) -> np.ndarray:
     """Writes and checks one shard; returns the tokens truncation cut from each of its rows."""
-    from tfrecords.shards import check_shard
-    from tfrecords.writer import open_shard, serialize_example
+    from esci_tf.records.shards import check_shard
+    from esci_tf.records.writer import open_shard, serialize_example
 
     cut = [np.zeros(0, np.int32)]
     with open_shard(job.path) as writer:

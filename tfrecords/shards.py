@@ -11,8 +11,8 @@ import zlib
 import google_crc32c
 import tensorflow as tf
 
-from esci_tf.data.errors import DataError
-from tfrecords import schema
+from esci_tf.errors import DataError
+from esci_tf.records import schema
 
 _CHUNK_BYTES = 1 << 20
 _PIECE_BYTES = 64  # on a zlib error, the failing chunk is re-fed in pieces this small

@@ -25,7 +25,7 @@ import os
 from absl import app, flags
 
 from esci_tf import cli
-from esci_tf.data.errors import DataError, FlagError
+from esci_tf.errors import DataError, FlagError
 
 FLAGS = flags.FLAGS
 BACKENDS = ("google", "table", "argos")

@@ -14,8 +14,8 @@ import tensorflow as tf
 
 from esci_tf import files
 from esci_tf.labels import NUM_CLASSES
-from esci_tf.training import faults
-from tfrecords import schema
+from esci_tf import faults
+from esci_tf.records import schema
 
 
 def assign_shards(query_ids, num_shards: int) -> np.ndarray:

@@ -29,7 +29,7 @@ def export(model_dir: str, export_dir: str, version: int | None = None) -> str:
     from esci_tf.rankers import CrossEncoderRanker, load_ranker
     from esci_tf.serving import versions
 
-    from esci_tf.data.errors import FlagError
+    from esci_tf.errors import FlagError
 
     last = str(export_dir).rstrip("/").rsplit("/", 1)[-1]
     if last.isdigit():

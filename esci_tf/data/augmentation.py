@@ -22,7 +22,7 @@ Evaluation sets are never given augmentation rows: callers add them to training 
 import numpy as np
 import pandas as pd
 
-from esci_tf.data.errors import DataError
+from esci_tf.errors import DataError
 
 ORIGINAL_QUERY_ID = "original_query_id"
 ORIGINAL_EXAMPLE_ID = "original_example_id"

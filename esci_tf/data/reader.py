@@ -10,7 +10,7 @@ import os
 import numpy as np
 import pandas as pd
 
-from esci_tf.data.errors import DataError
+from esci_tf.errors import DataError
 from esci_tf.data.validation import (
     MISSING_PRODUCT,
     ON_BAD_ROWS,

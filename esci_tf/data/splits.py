@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from esci_tf.data.cleaning import normalize_keys
-from esci_tf.data.errors import DataError
+from esci_tf.errors import DataError
 
 MAX_LISTED = 10
 

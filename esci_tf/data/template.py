@@ -30,7 +30,7 @@ import pandas as pd
 
 from esci_tf.data.cleaning import as_text
 from esci_tf.data.entities import CatalogEntityTagger, EntityTagger
-from esci_tf.data.errors import DataError
+from esci_tf.errors import DataError
 from esci_tf.preprocessing.template_ops import MAX_FIELD_CHARS, RAW_FIELDS, FieldFormatter
 from esci_tf.special_tokens import LANGUAGE_TOKENS
 

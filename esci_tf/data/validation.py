@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from esci_tf.data.cleaning import clean_texts
-from esci_tf.data.errors import DataError
+from esci_tf.errors import DataError
 from esci_tf.labels import is_known_label
 from esci_tf.special_tokens import LOCALES
 

@@ -24,7 +24,7 @@ import os
 import tensorflow as tf
 from keras_hub.src.utils.preset_utils import KerasPresetLoader, get_preset_loader
 
-from esci_tf.data.errors import DataError
+from esci_tf.errors import DataError
 from esci_tf.models import registry
 from esci_tf.models.hf_checkpoint import (
     CONFIG_FILE,

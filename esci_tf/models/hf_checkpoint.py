@@ -17,7 +17,7 @@ from keras_hub.src.utils.preset_utils import get_file
 from keras_hub.src.utils.transformers.safetensor_utils import SafetensorLoader
 from safetensors import safe_open
 
-from esci_tf.data.errors import DataError
+from esci_tf.errors import DataError
 from esci_tf.files import join
 
 CONFIG_FILE = "config.json"

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from esci_tf.data.errors import DataError
+from esci_tf.errors import DataError
 from esci_tf.inputs import MODEL_INPUT_KEYS
 
 

@@ -10,7 +10,7 @@ import os
 
 import numpy as np
 
-from esci_tf.data.errors import DataError
+from esci_tf.errors import DataError
 from esci_tf.labels import ranking_score
 from esci_tf.preprocessing.frame_encoder import FrameEncoder
 from esci_tf.data.template import frame_fields

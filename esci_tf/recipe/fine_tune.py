@@ -80,7 +80,7 @@ def with_augmentation(train: pd.DataFrame, held_out: pd.DataFrame, augmentation:
     original pair's soft targets when `train` has them."""
     if augmentation is None or not len(augmentation):
         return train
-    from tfrecords.builder import TARGET_COLUMNS
+    from esci_tf.records.builder import TARGET_COLUMNS
 
     rows, _ = training_rows(augmentation, train, held_out, inherit=TARGET_COLUMNS)
     return pd.concat([train, rows], ignore_index=True)

@@ -26,7 +26,7 @@ from esci_tf.data.augmentation import ORIGINAL_QUERY_ID as TRANSLATION_SOURCE
 from esci_tf.data.cleaning import normalize_keys
 from esci_tf.data.splits import assign_folds
 from esci_tf.labels import one_hot
-from tfrecords.builder import TARGET_COLUMNS
+from esci_tf.records.builder import TARGET_COLUMNS
 
 
 def query_groups(frame: pd.DataFrame) -> np.ndarray:
@@ -76,7 +76,7 @@ def distill_targets(labels, oof_probabilities, hard_label_weight: float, label_s
 
 
 def with_targets(frame: pd.DataFrame, targets: np.ndarray) -> pd.DataFrame:
-    """The frame with soft-label columns (tfrecords.builder.TARGET_COLUMNS) the builder writes."""
+    """The frame with soft-label columns (esci_tf.records.builder.TARGET_COLUMNS) the builder writes."""
     targets = np.asarray(targets, np.float32)
     return frame.assign(**{column: targets[:, i] for i, column in enumerate(TARGET_COLUMNS)})
 

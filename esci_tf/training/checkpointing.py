@@ -20,7 +20,7 @@ import tensorflow as tf
 from absl import logging
 
 from esci_tf import files
-from esci_tf.training import faults
+from esci_tf import faults
 from esci_tf.training.config import ConfigError
 from esci_tf.training.run_lock import is_chief
 

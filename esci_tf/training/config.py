@@ -22,7 +22,7 @@ from typing import Optional
 
 from esci_tf.choices import BACKBONE_NAMES, LISTWISE_LOSSES, POOLINGS, PRECISION_POLICIES as PRECISIONS
 from esci_tf.choices import STRATEGY_NAMES as STRATEGIES
-from esci_tf.data.errors import FlagError
+from esci_tf.errors import FlagError
 from esci_tf.data.reader import TASKS
 
 ADVERSARIAL = ("none", "fgm", "awp")

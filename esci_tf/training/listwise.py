@@ -1,6 +1,6 @@
 """Listwise training loss: cross-entropy plus a keras-rs ranking loss over each query's list.
 
-A listwise batch (tfrecords.dataset.make_dataset(listwise=True)) holds features
+A listwise batch (esci_tf.records.dataset.make_dataset(listwise=True)) holds features
 [B, list_size, max_length], soft-label targets [B, list_size, 4] and a bool "list_mask"
 [B, list_size] that is False on padding rows. The encoder sees the lists flattened to
 [B * list_size, max_length]; the loss is

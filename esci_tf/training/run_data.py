@@ -4,7 +4,7 @@ A run's data comes from prebuilt shards (--train_tfrecords/--eval_tfrecords), fr
 files (--examples/--products: read and validated once, split into a query-grouped eval slice
 and the rest), from generated data (--synthetic_queries), or, for library callers such as the
 recipe, from frames they pass in (`SplitFrames`). Frames become shards through
-tfrecords.builder.build_shards; <output_dir>/data/data_info.json (written last) records what
+esci_tf.records.builder.build_shards; <output_dir>/data/data_info.json (written last) records what
 they were built from: the content of the inputs (`data_identity`: size and SHA-256 of each
 file, or the frames' hash), every setting that changes the records, the tokenizer, and each
 shard's size. A rerun with the same key and intact shards reuses them; anything else rebuilds
@@ -21,7 +21,7 @@ import tensorflow as tf
 from absl import logging
 
 from esci_tf import files
-from esci_tf.data.errors import DataError
+from esci_tf.errors import DataError
 from esci_tf.data.template import TemplateSettings
 from esci_tf.training.config import ConfigError, RunConfig
 from esci_tf.training.run_lock import is_chief
@@ -46,7 +46,7 @@ class RunData:
 @dataclasses.dataclass
 class SplitFrames:
     """A run's train and eval pairs as merged ESCI frames (reader.load_esci columns; optional
-    soft labels in tfrecords.builder.TARGET_COLUMNS), the template they are formatted with, and
+    soft labels in esci_tf.records.builder.TARGET_COLUMNS), the template they are formatted with, and
     what to record about them."""
 
     train: pd.DataFrame
@@ -175,7 +175,7 @@ def _cache_key(config: RunConfig, preprocessor, identity: dict, from_frames: boo
 
 
 def _shard_sizes(data_dir: str) -> dict:
-    from tfrecords.schema import SHARD_SUFFIX
+    from esci_tf.records.schema import SHARD_SUFFIX
 
     return {os.path.basename(path): tf.io.gfile.stat(path).length
             for path in sorted(tf.io.gfile.glob(os.path.join(data_dir, f"*{SHARD_SUFFIX}")))}
@@ -198,7 +198,7 @@ def _stale_reason(saved: dict | None, key: dict, data_dir: str) -> str | None:
             return f"shard {name} is {found}, built with {size} bytes"
     if saved.get("shards") is None:
         return "built by an older version (no shard sizes recorded)"
-    from tfrecords.summary import SUMMARY_FILE
+    from esci_tf.records.summary import SUMMARY_FILE
 
     try:
         files.read_json(os.path.join(data_dir, SUMMARY_FILE))
@@ -208,7 +208,7 @@ def _stale_reason(saved: dict | None, key: dict, data_dir: str) -> str | None:
 
 
 def _count_records(pattern: str) -> int:
-    from tfrecords.shards import check_shards
+    from esci_tf.records.shards import check_shards
 
     return int(sum(check_shards(pattern).values()))
 
@@ -219,7 +219,7 @@ def prepare_run_data(config: RunConfig, preprocessor, frames: SplitFrames | None
     the same inputs and settings (see the module docstring). `identity`: data_identity(config,
     frames) when the caller has it already."""
     from esci_tf.preprocessing.frame_encoder import FrameEncoder
-    from tfrecords.builder import build_shards
+    from esci_tf.records.builder import build_shards
 
     data = config.data
     if data.from_tfrecords and frames is None:

@@ -97,7 +97,7 @@ class RankingTask:
     def train_dataset(self, data, position: int = 0):
         """The deterministic, endless training stream over data.train_pattern, skipped to
         `position` batches (so a resumed run continues exactly where it stopped)."""
-        from tfrecords.dataset import ReadOptions, make_dataset
+        from esci_tf.records.dataset import ReadOptions, make_dataset
 
         config = self.config
         options = ReadOptions(training=True, deterministic=True, seed=config.runtime.seed, repeat=True)
@@ -120,7 +120,7 @@ class RankingTask:
         """The eval pairs in file order (every pair once), with their ids and a known size."""
         import tensorflow as tf
 
-        from tfrecords.dataset import make_dataset
+        from esci_tf.records.dataset import make_dataset
 
         batch_size = self.eval_batch_size()
         dataset = make_dataset(data.eval_pattern, batch_size, self.config.data.max_length, training=False,

@@ -36,7 +36,7 @@ import tensorflow as tf
 from absl import logging
 
 from esci_tf import files, labels
-from esci_tf.data.errors import DataError
+from esci_tf.errors import DataError
 from esci_tf.preprocessing.frame_encoder import FrameEncoder
 from esci_tf.training import checkpointing, evaluation, preemption, run_settings, seeding
 from esci_tf.training.config import ConfigError, RunConfig

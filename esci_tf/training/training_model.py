@@ -193,7 +193,7 @@ class TrainingModel(keras.Model):
         if self.listwise_loss_weight:
             raise ValueError(
                 "listwise_loss_weight > 0 needs listwise batches (features with 'list_mask', "
-                "from tfrecords.dataset.make_dataset(listwise=True)); got pairwise features"
+                "from esci_tf.records.dataset.make_dataset(listwise=True)); got pairwise features"
             )
         logits = self.model(x, training=training)
         return self.classification_loss(y, logits, sample_weight), logits

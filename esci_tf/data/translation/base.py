@@ -12,7 +12,7 @@
 
 import abc
 
-from esci_tf.data.errors import DataError, FlagError
+from esci_tf.errors import DataError, FlagError
 
 # ESCI product_locale -> the language code translation services use (BCP-47).
 LOCALE_LANGUAGES = {"us": "en", "es": "es", "jp": "ja"}

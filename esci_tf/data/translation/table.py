@@ -15,7 +15,7 @@ naming both rows.
 import pandas as pd
 
 from esci_tf import files
-from esci_tf.data.errors import DataError
+from esci_tf.errors import DataError
 from esci_tf.data.translation.base import Translator, language_of
 
 TABLE_COLUMNS = ("source_language", "target_language", "source_text", "translated_text")
