@@ -5,26 +5,33 @@ flag or setting, bad data, a missing or unwritable file) prints `<program>: <mes
 last line on stderr and exits 2 (flags and settings) or 1 (data and files); --verbose (defined
 here, once) shows the traceback as well. Any other exception is a bug and keeps its traceback.
 A run stopped by SIGTERM (esci_tf.training.preemption.Preempted) prints `<program>: preempted at
-step N; rerun the same command to resume` and exits 143.
+step N; rerun the same command to resume` and exits 143; a training run stopped by SIGINT (Ctrl-C)
+the same with `interrupted at step N`, exit 130. Ctrl-C anywhere else prints `<program>:
+interrupted (Ctrl-C); rerun the same command to continue` and exits 130 (the programs' files are
+written whole or resumed, so a rerun continues or starts the file again).
 --help (-h, --helpshort) prints the module docstring and the entry point's own flags and exits
 0; --helpfull adds every library's flags. An entry point with shipped flagfiles (`flagfile_dir`)
 takes them by bare name and lets the command line replace a flagfile's alternative settings
 (esci_tf.command_line); --help says which.
 """
 
+import errno
 import os
+import signal
 import sys
+import tempfile
 import textwrap
 
 from absl import app, flags
 
 from esci_tf import command_line
 from esci_tf.errors import DataError, FlagError
-from esci_tf.training.preemption import EXIT_CODE as PREEMPTED_EXIT, Preempted
+from esci_tf.training.preemption import Preempted
 
 VERBOSE = "verbose"
 FLAG_EXIT = 2  # a bad flag or setting
 DATA_EXIT = 1  # bad data, a missing or unwritable file
+INTERRUPTED_EXIT = 128 + signal.SIGINT  # Ctrl-C
 HELP_ARGS = ("--help", "-h", "-?", "--helpshort")
 HELPFULL_ARGS = ("--helpfull",)
 _FILE_ERRORS = (FileNotFoundError, PermissionError, NotADirectoryError, IsADirectoryError, FileExistsError)
@@ -87,11 +94,14 @@ def help_text(flag_values, doc: str | None, full: bool = False, flagfile_dir: st
 
 
 def check_writable(path: str, flag: str, directory: bool = False) -> None:
-    """Raises (naming the flag) when a local output file (or directory) cannot be written.
+    """Raises (naming the flag and the path) when a local output file (or directory) cannot be written.
 
-    A path that exists must be a file (a directory with `directory`) and writable; otherwise its
-    nearest existing parent must be a writable directory. Remote paths are left alone here:
-    entry points check gs:// ones with esci_tf.cloud_paths.check_output.
+    A path that exists must be a file (a directory with `directory`); the directory that holds
+    the output (the output directory itself, or the file's) or, when it does not exist yet, its
+    nearest existing parent must be a directory in which a file can be created: a probe file is
+    created and removed there (permission bits alone miss read-only file systems, /proc, and a
+    root user's false "writable"), which is where the temporaries of an atomic write go. Remote
+    paths are left alone here: entry points check gs:// ones with esci_tf.cloud_paths.check_output.
     """
     path = os.fspath(path)
     if "://" in path:
@@ -102,16 +112,21 @@ def check_writable(path: str, flag: str, directory: bool = False) -> None:
             raise NotADirectoryError(f"--{flag}={path}: exists and is not a directory")
         if not directory and os.path.isdir(absolute):
             raise IsADirectoryError(f"--{flag}={path}: is a directory; give a file name")
-        if not os.access(absolute, os.W_OK):
+        if not directory and not os.access(absolute, os.W_OK):
             raise PermissionError(f"--{flag}={path}: not writable")
-        return
-    parent = os.path.dirname(absolute)
+    parent = absolute if directory else os.path.dirname(absolute)
     while not os.path.exists(parent):
         parent = os.path.dirname(parent)
     if not os.path.isdir(parent):
         raise NotADirectoryError(f"--{flag}={path}: {parent} is a file, not a directory")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise PermissionError(f"--{flag}={path}: cannot create it, {parent} is not writable")
+    try:
+        descriptor, probe = tempfile.mkstemp(prefix=".esci_tf_probe.", dir=parent)
+    except OSError as error:
+        where = "it is not writable" if parent == absolute else f"cannot create it, {parent} is not writable"
+        reason = f" ({error.strerror})" if error.errno != errno.ENOENT else ""  # ENOENT: /proc's answer
+        raise PermissionError(f"--{flag}={path}: {where}{reason}") from None
+    os.close(descriptor)
+    os.remove(probe)
 
 
 def run(main, program: str, flag_values=flags.FLAGS, argv=None, flagfile_dir: str | None = None,
@@ -143,7 +158,10 @@ def run(main, program: str, flag_values=flags.FLAGS, argv=None, flagfile_dir: st
         try:
             return main(args)
         except Preempted as stopped:  # a BaseException: no `except Exception` on the way swallowed it
-            fail(program, stopped, PREEMPTED_EXIT)
+            fail(program, stopped, stopped.exit_code)
+        except KeyboardInterrupt:
+            fail(program, KeyboardInterrupt("interrupted (Ctrl-C); rerun the same command to continue"),
+                 INTERRUPTED_EXIT)
         except Exception as error:  # noqa: BLE001 (user errors become one line; bugs re-raise)
             code = exit_code(error)
             if code is None or flag_values[VERBOSE].value:

@@ -5,8 +5,8 @@ Points: "checkpoint_write" (a checkpoint's shards are in ckpt-N_temp/, not yet m
 "best_model_write" (best_model.keras is half-way: written under its temporary name, not yet
 renamed), "shard_write" (a TFRecord shard is written under its temporary name, not renamed),
 "predictions_write" (a chunk of trainers.predict rows is on disk, its progress not yet recorded).
-Signals: KILL (default), TERM, or STOP (the process stops alive, holding its lock, until a
-SIGKILL or SIGCONT). Unset, `point` is one dictionary lookup; nothing else reads the variable.
+Signals: KILL (default), TERM, INT (what Ctrl-C sends), or STOP (the process stops alive, holding
+its lock, until a SIGKILL or SIGCONT). Unset, `point` is one dictionary lookup; nothing else reads the variable.
 """
 
 import os

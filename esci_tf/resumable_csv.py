@@ -3,8 +3,9 @@ stream millions of rows to one file and pick up where a kill left it.
 
 Rows go to `<name>.partial` next to the output (a local temporary directory for a remote one);
 after each piece is on disk (flushed and fsync'd), `<name>.partial.json` records the rows and
-bytes written so far and the writer's `identity` (the inputs, model and settings). A new writer
-with the same identity truncates the partial file to the recorded bytes (dropping a piece
+bytes written so far and the writer's `identity` (the inputs, model and settings: anything JSON
+holds; it is compared as JSON reads it back, so a tuple equals the list it is saved as). A new
+writer with the same identity truncates the partial file to the recorded bytes (dropping a piece
 that was being written when the kill came) and continues from the recorded row; any other
 identity starts over. `finish` moves the complete file to the output in one rename (a copy
 for gs://), so the output path only ever holds a complete file.
@@ -26,9 +27,13 @@ for gs://), so the output path only ever holds a complete file.
 >>> ResumableCSV(path + ".2", {"model": "m1"}).append(pd.DataFrame({"a": [1]}))
 >>> ResumableCSV(path + ".2", {"model": "m2"}).rows_done  # another model: starts over
 0
+>>> ResumableCSV(path + ".3", {"files": [("w.h5", 9)]}).append(pd.DataFrame({"a": [1]}))
+>>> ResumableCSV(path + ".3", {"files": [("w.h5", 9)]}).rows_done  # tuples saved as JSON lists
+1
 """
 
 import hashlib
+import json
 import os
 import tempfile
 
@@ -56,7 +61,7 @@ class ResumableCSV:
 
     def __init__(self, output: str, identity: dict):
         self.output = output
-        self.identity = identity
+        self.identity = json.loads(json.dumps(identity, default=files.json_default))  # as it reads back
         self.partial = partial_path(output)
         self.progress_path = self.partial[: -len(PARTIAL_SUFFIX)] + PROGRESS_SUFFIX
         directory = os.path.dirname(self.partial)

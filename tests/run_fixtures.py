@@ -72,8 +72,17 @@ class Kill(keras.callbacks.Callback):
             raise Kill.Killed()
 
 
+# tf.train.Checkpoint's count of the saves made: a SIGTERM at a batch that is not a checkpoint
+# step adds one, so it depends on when a signal came, not on the training state.
+SAVE_COUNTER = "save_counter/.ATTRIBUTES/VARIABLE_VALUE"
+
+
 def checkpoint_values(output_dir):
-    reader = tf.train.load_checkpoint(os.path.join(output_dir, train_lib.CHECKPOINT_DIR))
-    names = [n for n, _ in tf.train.list_variables(os.path.join(output_dir, train_lib.CHECKPOINT_DIR))
-             if not n.startswith("_CHECKPOINTABLE_OBJECT_GRAPH")]
+    """Every value of the run's newest checkpoint that a resumed run must reproduce: weights,
+    optimizer state (moments, iterations), data position and dropout seeds; not SAVE_COUNTER."""
+    directory = os.path.join(output_dir, train_lib.CHECKPOINT_DIR)
+    reader = tf.train.load_checkpoint(directory)
+    names = [n for n, _ in tf.train.list_variables(directory)
+             if not n.startswith("_CHECKPOINTABLE_OBJECT_GRAPH") and n != SAVE_COUNTER]
+    assert any("position" in n for n in names) and any("optimizer" in n for n in names), names
     return {n: reader.get_tensor(n) for n in names}

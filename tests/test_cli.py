@@ -102,6 +102,22 @@ def test_predict_checks_its_output_before_loading_and_scoring(tmp_path):
                           code=cli.DATA_EXIT)
 
 
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="needs Linux's /proc, where no file can be created")
+@pytest.mark.parametrize("module, args, flag", [
+    ("trainers.predict", ("--model_dir=no_model", "--examples=e.parquet", "--products=p.parquet"), "--output"),
+    ("trainers.fit", ("--synthetic_queries=12", "--backbone=xlm_roberta", "--max_length=24",
+                      '--backbone_config={"num_layers": 2, "num_heads": 2, "hidden_dim": 32, "intermediate_dim": 64}'),
+     "--output_dir"),
+])
+def test_an_output_where_no_file_can_be_created_is_one_line_naming_the_flag(module, args, flag):
+    """/proc passes permission checks (for root everything does) but refuses new files: the
+    up-front check creates one, so the user's flag and path are named before any work (the
+    missing model and inputs are not even looked at)."""
+    result = run_module(module, *args, f"{flag}=/proc/esci_out/preds.csv")
+    assert_one_line_error(result, module, f"{flag}=/proc/esci_out/preds.csv", "/proc is not writable",
+                          code=cli.DATA_EXIT)
+
+
 def test_user_errors_and_bugs_are_told_apart():
     from esci_tf.training.config import ConfigError
 
@@ -125,6 +141,12 @@ def test_check_writable(tmp_path):
         cli.check_writable(a_file / "x.csv", "output")
     with pytest.raises(IsADirectoryError, match="--output="):
         cli.check_writable(tmp_path, "output")
+    if os.path.isdir("/proc/self"):  # exists, passes os.access for root, refuses new files
+        with pytest.raises(PermissionError, match="--output=/proc/out.csv: cannot create it, /proc is not writable"):
+            cli.check_writable("/proc/out.csv", "output")
+        with pytest.raises(PermissionError, match="--output_dir=/proc/run: cannot create it"):
+            cli.check_writable("/proc/run", "output_dir", directory=True)
+    assert not [name for name in os.listdir(tmp_path) if name.startswith(".esci_tf_probe")]
     if os.geteuid() != 0:  # root may write anywhere
         locked = tmp_path / "locked"
         locked.mkdir()

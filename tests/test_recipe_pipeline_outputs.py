@@ -48,6 +48,10 @@ def test_final_ranker_scores_the_same_through_predict_and_export(recipe_files, t
         np.testing.assert_allclose(out[f"score_{name}"].numpy(), member.scores, rtol=1e-5, atol=1e-6)
     # The combination divides by each member's spread (tiny for this barely trained model).
     np.testing.assert_allclose(out["score"].numpy(), expected.scores, atol=5e-4)
+    assert out["valid"].numpy().all()  # every query has text; an emoji-only one has none:
+    emoji = loaded.signatures["serving_default"](**{k: v[:1] if k != "query" else tf.constant(["🎧🎧"])
+                                                    for k, v in inputs.items()})
+    assert emoji["valid"].numpy().tolist() == [False] and np.isfinite(emoji["score"].numpy()).all()
     # rank: one query's products score as in serving_default.
     rows = (frame["query"] == frame["query"].iloc[0]).to_numpy()
     products = {k: tf.boolean_mask(v, rows) for k, v in inputs.items() if k not in ("query", "product_locale")}

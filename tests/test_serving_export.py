@@ -234,6 +234,27 @@ def test_signatures_match_the_keras_model_and_rank_orders_with_ties_in_input_ord
                                                 for k, v in rows.items()})
 
 
+def test_a_query_empty_after_cleaning_is_scored_and_flagged_not_valid(served, loaded):
+    """The serving policy (esci_tf.serving.export): a query with no text after cleaning (what
+    tfrecords.build refuses to train on) is scored as trainers.predict scores it, with valid=False."""
+    from esci_tf.data.cleaning import clean_texts
+
+    queries = ["🎧🎧", "★★★", "", "   ", "headphones", "<b>x</b> 🎧", "ワイヤレス"]
+    expected = [bool(text.strip()) for text in clean_texts(queries)]  # tfrecords.build's rule
+    assert expected == [False, False, False, False, True, True, True]
+    rows = {name: [value[1]] * len(queries) for name, value in _wire_rows().items()}
+    out = loaded.signatures["serving_default"](**{k: tf.constant(v) for k, v in dict(rows, query=queries).items()})
+    assert out["valid"].numpy().tolist() == expected
+    assert np.isfinite(out["score"].numpy()).all()
+    wire = _wire_rows()  # ROWS 0 and 5 ("🎧🎧", "★★★"): scored as trainers.predict scored them
+    out = loaded.signatures["serving_default"](**{k: tf.constant(v) for k, v in wire.items()})
+    assert out["valid"].numpy().tolist() == [False, True, True, True, True, False]
+    np.testing.assert_allclose(out["score"].numpy(), served.predictions["score"].to_numpy(), atol=1e-5)
+    products = {k: tf.constant(v) for k, v in wire.items() if k in PRODUCT_FIELDS}
+    ranked = loaded.signatures["rank"](query=tf.constant("🎧🎧"), product_locale=tf.constant("us"), **products)
+    assert not ranked["valid"].numpy().any() and ranked["valid"].shape == ranked["score"].shape
+
+
 def test_warmup_requests_replay_against_their_signatures(served, loaded):
     from esci_tf.serving.warmup import read_warmup
 

@@ -8,7 +8,8 @@ import pytest
 from run_fixtures import TINY_CONFIG
 from trainers import demo
 
-TINY_DEMO = ("--synthetic_queries=12", "--task=1", "--eval_fraction=0.25", f"--backbone_config={TINY_CONFIG}",
+TINY_DEMO = ("--synthetic_queries=24", "--task=1",  # 3 eval queries (evaluation.MIN_QUERIES)
+             "--eval_fraction=0.25", f"--backbone_config={TINY_CONFIG}",
              "--nocross_attention", "--max_length=24", "--batch_size=8", "--epochs=1", "--noprogress_bar",
              "--num_shards=1")
 

@@ -74,3 +74,19 @@ def test_eval_shards_that_are_training_shards_are_refused(tiny_tfrecords, tmp_pa
     with pytest.raises(flags.Error, match=message):
         fit.run_with_args(args)
     assert not (tmp_path / "flags.txt").exists(), "refused before anything is written"
+
+
+
+@pytest.mark.parametrize("task, message", [
+    ("--task=all", "--eval_fraction: the eval set holds 2 queries (27 pairs), too few for its NDCG to choose the "
+                   "best model (at least 3); raise --eval_fraction"),
+    ("--task=1", "--eval_fraction=0.2: the data holds 2 queries, too few to hold out 1 in 5"),
+])
+def test_an_eval_set_too_small_to_choose_a_model_is_refused_naming_eval_fraction(tmp_path, task, message):
+    """9 generated queries with --eval_fraction=0.2 leave 2 eval queries (--task=all), or 2
+    queries in all (task 1: one locale): the eval NDCG would pick the "best" model by chance, or
+    the split fails; either way the run stops before training (evaluation.MIN_QUERIES)."""
+    result = run_module("trainers.fit", *SYNTHETIC, "--synthetic_queries=9", task, "--eval_fraction=0.2",
+                        f"--backbone_config={TINY_CONFIG}", f"--output_dir={tmp_path / 'run'}")
+    assert_one_line_error(result, "trainers.fit", message, code=cli.FLAG_EXIT)
+    assert not (tmp_path / "run" / "checkpoints").exists(), "nothing was trained"

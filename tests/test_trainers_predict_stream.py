@@ -1,5 +1,8 @@
 """trainers.predict streams chunks to its output: the same file as scoring the whole frame at
-once, and a run killed by SIGKILL mid-file, started again, writes the identical file."""
+once, and a run killed by SIGKILL mid-file, started again with the same command, continues after
+its last recorded chunk (it scores only the chunks after it) and writes the identical file: with
+a BM25 ranker and with a trainers.fit cross-encoder directory; Ctrl-C (SIGINT) the same, after
+one line."""
 
 import io
 import os
@@ -13,10 +16,12 @@ import pytest
 from cli_fixtures import assert_one_line_error, run_module
 from esci_tf.data.reader import load_esci
 from esci_tf.data.synthetic import generate_esci
+from esci_tf.rankers import base as rankers_base
 from esci_tf.rankers.base import predict as predict_frame
 from esci_tf.rankers.bm25 import BM25Ranker
 from esci_tf.faults import ENV
-from trainers import predict
+from run_fixtures import TINY_CONFIG
+from trainers import fit, predict
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CHUNK = 40
@@ -38,6 +43,20 @@ def scored(tmp_path_factory):
     return paths, model_dir, args, (directory / "whole.csv").read_bytes()
 
 
+@pytest.fixture(scope="module")
+def cross_encoder_scored(tmp_path_factory, scored):
+    """The same files scored by a tiny trainers.fit cross-encoder (its --output_dir)."""
+    paths, _, args, _ = scored
+    run = tmp_path_factory.mktemp("fit")
+    fit.run_with_args(["fit", "--synthetic_queries=24", "--eval_fraction=0.25", "--backbone=xlm_roberta",
+                       f"--backbone_config={TINY_CONFIG}", "--max_length=24", "--batch_size=8", "--steps=2",
+                       "--noprogress_bar", "--num_shards=1", f"--output_dir={run}"])
+    args = [f"--model_dir={run}", *args[1:]]
+    whole = tmp_path_factory.mktemp("whole") / "whole.csv"
+    predict.run_with_args(["predict", *args, f"--output={whole}"])
+    return args, whole.read_bytes()
+
+
 def test_chunks_write_what_the_whole_frame_scores(scored, tmp_path):
     paths, model_dir, _, written = scored
     frame, _ = load_esci(*paths, task="all", require_labels=False)
@@ -49,19 +68,54 @@ def test_chunks_write_what_the_whole_frame_scores(scored, tmp_path):
                                                              "whole.csv"]
 
 
-def test_sigkill_mid_file_then_rerun_writes_the_same_file(scored, tmp_path):
-    _, _, args, written = scored
+def _kill_then_rerun(args, written, tmp_path, monkeypatch, how="KILL"):
+    """Stops `trainers.predict args` (a subprocess) by SIGKILL (or `how`: INT, Ctrl-C's signal)
+    with its 3rd chunk on disk but not recorded, runs the same command again here and returns how
+    many chunks the rerun scored."""
     output = tmp_path / "preds.csv"
     command = [sys.executable, "-m", "trainers.predict", *args, f"--output={output}"]
-    env = dict(os.environ, PYTHONPATH=REPO, **{ENV: "predictions_write@3:KILL"})  # chunk 3 on disk, not recorded
+    env = dict(os.environ, PYTHONPATH=REPO, **{ENV: f"predictions_write@3:{how}"})  # chunk 3 on disk, not recorded
     killed = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
-    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+    if how == "KILL":
+        assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+    else:  # Ctrl-C: one line, exit 130, no traceback
+        assert killed.returncode == 128 + signal.SIGINT, killed.stderr[-2000:]
+        assert killed.stderr.strip().splitlines()[-1] == ("trainers.predict: interrupted (Ctrl-C); rerun the same "
+                                                          "command to continue"), killed.stderr[-2000:]
+        assert "Traceback" not in killed.stderr, killed.stderr[-2000:]
     assert not output.exists()
     partial = (tmp_path / "preds.csv.partial").read_bytes()
     assert written.startswith(partial) and len(partial) < len(written)
+    scored_chunks = []
+
+    def counting(ranker, frame):
+        scored_chunks.append(len(frame))
+        return predict_frame(ranker, frame)
+
+    monkeypatch.setattr(rankers_base, "predict", counting)
     predict.run_with_args(["predict", *args, f"--output={output}"])  # the same command again
     assert output.read_bytes() == written
     assert sorted(os.listdir(tmp_path)) == ["preds.csv"]
+    return scored_chunks
+
+
+def _chunks(written):
+    rows = written.count(b"\n") - 1
+    return -(-rows // CHUNK)
+
+
+@pytest.mark.parametrize("how", ["KILL", "INT"])
+def test_sigkill_mid_file_then_rerun_continues_after_the_recorded_chunks(scored, tmp_path, monkeypatch, how):
+    _, _, args, written = scored
+    scored_chunks = _kill_then_rerun(args, written, tmp_path, monkeypatch, how)
+    assert len(scored_chunks) == _chunks(written) - 2  # chunks 1-2 were recorded: not scored again
+
+
+@pytest.mark.slow  # trains a tiny run first
+def test_sigkill_mid_file_then_rerun_continues_with_a_cross_encoder(cross_encoder_scored, tmp_path, monkeypatch):
+    args, written = cross_encoder_scored
+    scored_chunks = _kill_then_rerun(args, written, tmp_path, monkeypatch)
+    assert len(scored_chunks) == _chunks(written) - 2
 
 
 def test_submission_ranks_the_streamed_scores(scored, tmp_path):

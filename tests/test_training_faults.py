@@ -20,14 +20,15 @@ import sys
 import zipfile
 
 import h5py
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 from absl import flags
 
-from run_fixtures import TINY_CONFIG, checkpoint_values
-from esci_tf import files
-from esci_tf import faults
+from cli_fixtures import assert_one_line_error, run_module
+from run_fixtures import SAVE_COUNTER, TINY_CONFIG, checkpoint_values
+from esci_tf import cli, faults, files
 from esci_tf.training import checkpointing, preemption, train_lib
 from esci_tf.training.run_settings import SETTINGS_FILE
 from trainers import fit
@@ -108,12 +109,14 @@ def copy_of(reference, tmp_path):
     return target
 
 
-def preempted_at(process) -> int:
-    """The step of a run that SIGTERM stopped: exit 143 and its one last line."""
-    assert process.returncode == preemption.EXIT_CODE, process.output
+def preempted_at(process, how="preempted", code=preemption.EXIT_CODE) -> int:
+    """The step of a run that SIGTERM (SIGINT: how="interrupted", code=130) stopped: the exit
+    status and its one last line, no traceback."""
+    assert process.returncode == code, process.output
     last = process.output.strip().splitlines()[-1]
-    found = re.fullmatch(r"trainers\.fit: preempted at step (\d+); rerun the same command to resume", last)
+    found = re.fullmatch(rf"trainers\.fit: {how} at step (\d+); rerun the same command to resume", last)
     assert found, process.output[-3000:]
+    assert "Traceback" not in process.output and "KeyboardInterrupt" not in process.output, process.output[-3000:]
     return int(found.group(1))
 
 
@@ -143,6 +146,44 @@ def test_repeated_kills_while_writing_shards_and_best_models_resume_to_the_refer
 
     metrics = fit_in_process(output_dir)
     assert_same_run(output_dir, reference, metrics)
+
+
+def test_ctrl_c_stops_at_a_checkpoint_with_one_line_and_the_rerun_resumes_to_the_reference(reference, tmp_path):
+    """SIGINT (what Ctrl-C sends), here in ckpt-2's write: the run ends as a SIGTERM does, with
+    the checkpoint of the step it reached, one line and exit 130 (not 143: not a preemption)."""
+    output_dir = tmp_path / "run"
+    process = fit_process(output_dir, "checkpoint_write@1:INT")
+    assert preempted_at(process, how="interrupted", code=128 + signal.SIGINT) == 2
+    assert tf.train.latest_checkpoint(str(output_dir / train_lib.CHECKPOINT_DIR)).endswith("ckpt-2")
+    metrics = fit_in_process(output_dir)
+    assert_same_run(output_dir, reference, metrics)
+
+
+class SigtermAt(keras.callbacks.Callback):
+    """Sends this process SIGTERM at the end of batch `at` (a preemption at a chosen step)."""
+
+    def __init__(self, at):
+        super().__init__()
+        self.at = at
+
+    def on_train_batch_end(self, batch, logs=None):
+        if batch + 1 == self.at:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+
+def test_a_sigterm_between_checkpoint_steps_resumes_to_the_reference_state_with_one_save_more(reference, tmp_path):
+    """Step 3 is not a checkpoint step (every 2): the SIGTERM saves ckpt-3, a save the reference
+    never made. The resumed run must equal the reference in weights, optimizer state and position
+    (checkpoint_values), not in tf.train.Checkpoint's save_counter, which counts the saves."""
+    output_dir = str(tmp_path / "run")
+    with pytest.raises(preemption.Preempted) as stopped:
+        fit.run_with_args(["fit", *ARGS, f"--output_dir={output_dir}"], callbacks=[SigtermAt(3)])
+    assert stopped.value.step == 3
+    metrics = fit_in_process(output_dir)
+    assert_same_run(output_dir, reference, metrics)
+    saves = [tf.train.load_checkpoint(os.path.join(d, train_lib.CHECKPOINT_DIR)).get_tensor(SAVE_COUNTER)
+             for d in (reference["dir"], output_dir)]
+    assert saves[1] == saves[0] + 1, saves
 
 
 def test_a_run_stopped_in_a_checkpoint_write_keeps_its_lock_and_its_kill_leaves_nothing_a_resume_trusts(
@@ -176,6 +217,19 @@ def test_a_truncated_final_best_model_is_rebuilt(reference, tmp_path, caplog):
         metrics = fit_in_process(output_dir)
     assert "rebuilding it by evaluating step 6 again" in caplog.text
     assert_same_run(output_dir, reference, metrics)
+
+
+def test_predict_with_a_truncated_best_model_names_the_file_in_one_line(reference, tmp_path):
+    output_dir = copy_of(reference, tmp_path)
+    model = os.path.join(output_dir, checkpointing.BEST_MODEL)
+    with open(model, "r+b") as stream:
+        stream.truncate(os.path.getsize(model) // 2)
+    data = os.path.join(output_dir, "data")
+    result = run_module("trainers.predict", f"--model_dir={output_dir}", "--task=all",
+                        f"--examples={data}/synthetic_examples.parquet", f"--products={data}/synthetic_products.parquet",
+                        f"--output={tmp_path / 'preds.csv'}")
+    assert_one_line_error(result, "trainers.predict", f"{model}: truncated or corrupt: not a .keras archive",
+                          code=cli.DATA_EXIT)
 
 
 def test_an_unreadable_earlier_best_model_is_a_clear_error(reference, tmp_path):

@@ -76,7 +76,7 @@ def test_the_data_cache_of_files_is_keyed_by_their_content(tmp_path, caplog):
     from esci_tf.training.run_data import prepare_run_data
     from esci_tf.training.task import RankingTask
 
-    examples, products = write_esci_files(12, 0, str(tmp_path / "files"))
+    examples, products = write_esci_files(32, 0, str(tmp_path / "files"))  # half the rows: still 3+ eval queries
     config = _config(tmp_path / "run", examples=examples, products=products, task="all", eval_fraction=0.25)
     preprocessor = RankingTask(config).build_preprocessor()
     first = prepare_run_data(config, preprocessor, show_progress=False)

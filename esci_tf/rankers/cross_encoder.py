@@ -10,12 +10,13 @@ import os
 
 import numpy as np
 
+from esci_tf.errors import DataError
 from esci_tf.labels import ranking_score
 from esci_tf.preprocessing import fields_preprocessor  # noqa: F401  (registers a saved model's preprocessor class)
 from esci_tf.rankers.base import check_locales, ranker_locales
 from esci_tf.preprocessing.frame_encoder import FrameEncoder
 from esci_tf.data.template import frame_fields
-from esci_tf.training.checkpointing import BEST_MODEL
+from esci_tf.training.checkpointing import BEST_MODEL, model_file_problem
 
 ENCODE_CHUNK = 8192  # pairs predicted per call (bounds memory on large files)
 
@@ -35,16 +36,20 @@ class CrossEncoderRanker:
 
     @classmethod
     def load(cls, model_dir: str, batch_size: int = 128) -> "CrossEncoderRanker":
-        """The best model and preprocessing of a trainers.fit --output_dir."""
+        """The best model and preprocessing of a trainers.fit --output_dir; a best_model.keras that
+        is not a complete archive (checkpointing.model_file_problem) is a DataError naming it."""
         import keras
-        import tensorflow as tf
 
         import esci_tf.models  # noqa: F401  (registers the custom layers for loading)
 
         encoder = FrameEncoder.load(model_dir)
         path = os.path.join(model_dir, BEST_MODEL)
-        if not tf.io.gfile.exists(path):
+        problem = model_file_problem(path)
+        if problem == "missing":
             raise FileNotFoundError(f"--model_dir={model_dir}: no {BEST_MODEL} in it")
+        if problem is not None:  # Keras would say "File not found" of a file cut short
+            raise DataError(f"truncated or corrupt: {problem}; the same trainers.fit command run again on "
+                            f"{model_dir} rebuilds a best model of its last step", path=path)
         return cls(keras.saving.load_model(path), encoder, batch_size, ranker_locales(model_dir))
 
     def probabilities(self, frame) -> np.ndarray:

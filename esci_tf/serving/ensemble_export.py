@@ -7,7 +7,8 @@ every input required, "" for an empty field):
   product_bullet_point, product_description, string [B] -> score [B] and, when members
   classify, probabilities [B, 4] (E, S, C, I: the weighted members' as EnsembleRanker gives them,
   the ensemble's classifier member's on rows no weighted member classifies); each member's own
-  score as score_<member>.
+  score as score_<member>; valid bool [B], False where the query is empty after cleaning
+  (esci_tf.serving.export's rule: such rows are scored all the same).
 - `rank`: query and product_locale scalars, the product_* fields [N] -> the same outputs for
   the N products and order int32 [N] (indices by descending score, ties in input order).
 In the graph, cross-encoders read the fields through their own FieldsPreprocessor (computed
@@ -36,7 +37,8 @@ from esci_tf.rankers.base import ALL_LOCALES
 from esci_tf.rankers.ensemble import BagRanker, EnsembleRanker
 from esci_tf.rankers.bi_encoder import BiEncoderRanker
 from esci_tf.serving import versions, warmup
-from esci_tf.serving.export import WARMUP_ROWS, rank_endpoint, rank_names, same_rows, string_specs, warmup_inputs
+from esci_tf.serving.export import (VALID_OUTPUT, WARMUP_ROWS, query_has_text, rank_endpoint, rank_names,
+                                    same_rows, string_specs, warmup_inputs)
 
 
 def _in_locales(locale, locales):
@@ -199,7 +201,7 @@ class EnsembleModule(tf.Module):
                                  tf.cast(_in_locales(locale, locales), tf.float32)
                                  for locales in self.member_locales], axis=1)
         terms = tf.where(weights != 0, weights * (raw - self.means) / self.stds, 0.0)  # NaN where not covered
-        result = {"score": tf.reduce_sum(terms, axis=1)}
+        result = {"score": tf.reduce_sum(terms, axis=1), VALID_OUTPUT: query_has_text(inputs.cleaned("query"))}
         for name, (score, _) in zip(self.member_names, outputs):
             result[f"score_{name.replace(':', '_').replace('/', '_')}"] = tf.cast(score, tf.float32)
         classifying = [(i, p) for i, (_, p) in enumerate(outputs) if p is not None]

@@ -5,13 +5,22 @@ lacks one), so clients send "" for an empty field:
 - `serving_default`: the raw ESCI fields, string [B] each: query, product_locale ("us", "es",
   "jp"), product_title, product_brand, product_color, product_bullet_point,
   product_description -> score [B] (P(E) + 0.1 P(S) + 0.01 P(C)), probabilities [B, 4]
-  (E, S, C, I), logits [B, 4]. Cleaning, the template, tokenization and packing run in the
-  graph (the model's FieldsPreprocessor, the same object trainers.predict runs).
+  (E, S, C, I), logits [B, 4], valid bool [B] (see below). Cleaning, the template,
+  tokenization and packing run in the graph (the model's FieldsPreprocessor, the same object
+  trainers.predict runs).
 - `rank`: one query: query and product_locale, string scalars; N products: the product_*
-  fields, string [N] -> score [N], probabilities [N, 4], logits [N, 4] and order int32 [N]
-  (product indices by descending score, ties in input order).
+  fields, string [N] -> score [N], probabilities [N, 4], logits [N, 4], valid [N] and order
+  int32 [N] (product indices by descending score, ties in input order).
 - `score_tokens(token_ids, segment_ids, padding_mask)`: int32 [B, max_length] -> score,
-  probabilities, logits, for callers that tokenize themselves (or read TFRecords).
+  probabilities, logits, for callers that tokenize themselves (or read TFRecords); no `valid`.
+
+An empty query. `valid` is False for a row whose query has no text left after cleaning (blank,
+or emoji and symbols only: "🎧🎧", "★★★"), the queries tfrecords.build refuses to train on
+(esci_tf.data.validation, empty_query). Such a row is still scored, as trainers.predict scores
+it (the model then judges the product text alone, which no training pair taught it), so its
+score looks like any other: a client tells it by `valid` and decides (ask for a query, show
+the products unranked). The ensemble export (esci_tf.serving.ensemble_export) has the same
+output.
 
 Every model takes raw fields, whatever its template settings: entity markers
 (--entity_markers) are TF ops of the FieldsPreprocessor too, their gazetteers in the graph.
@@ -38,6 +47,7 @@ from esci_tf.serving import versions, warmup
 QUERY_FIELDS = ("query", "product_locale")  # one per request in `rank`
 PRODUCT_FIELDS = tuple(name for name in RAW_FIELDS if name not in QUERY_FIELDS)
 TOKEN_INPUTS = ("token_ids", "segment_ids", "padding_mask")
+VALID_OUTPUT = "valid"  # False: the query is empty after cleaning (see the module docstring)
 
 # The warm-up rows: markup, an emoji, Japanese and Spanish text, empty fields.
 WARMUP_ROWS = {
@@ -63,6 +73,11 @@ def serving_inputs(frame) -> dict:
 def string_specs(names, shape=(None,)) -> dict:
     """{name: string TensorSpec named `name`}: the named inputs of a signature."""
     return {name: tf.TensorSpec(shape, tf.string, name=name) for name in names}
+
+
+def query_has_text(cleaned_queries):
+    """VALID_OUTPUT: bool [B], True where a cleaned query has text (not blank)."""
+    return tf.strings.length(tf.strings.strip(cleaned_queries)) > 0
 
 
 def same_rows(inputs: dict, signature: str):
@@ -97,12 +112,16 @@ def rank_names(input_names) -> tuple:
 
 
 def featurizer(fields_preprocessor):
-    """tf.function: serving_default's string inputs -> the model's token features. One traced
-    graph that serving_default and rank call and the warm-up requests are tokenized with."""
+    """tf.function: serving_default's string inputs -> the model's token features and
+    VALID_OUTPUT. One traced graph that serving_default and rank call and the warm-up requests
+    are tokenized with."""
+    pair_preprocessor = fields_preprocessor.pair_preprocessor
 
     def features(inputs):
         same_rows(inputs, "serving_default")
-        return fields_preprocessor(dict(inputs))
+        queries, products = fields_preprocessor.format(dict(inputs))  # what fields_preprocessor runs,
+        # keeping segment A: the cleaned query (and its entity markers)
+        return dict(pair_preprocessor(queries, products), **{VALID_OUTPUT: query_has_text(queries)})
 
     return tf.function(features, input_signature=[string_specs(RAW_FIELDS)])
 
@@ -121,8 +140,11 @@ def build_archive(model, fields_preprocessor, features=None) -> keras.export.Exp
     archive = keras.export.ExportArchive()
     archive.track(model)
     archive.track(fields_preprocessor)
-    serve = archive.add_endpoint("serving_default", lambda inputs: score_tokens(features(inputs)),
-                                 input_signature=[string_specs(RAW_FIELDS)])
+    def serve(inputs):
+        encoded = features(inputs)
+        return dict(score_tokens({name: encoded[name] for name in TOKEN_INPUTS}), **{VALID_OUTPUT: encoded[VALID_OUTPUT]})
+
+    serve = archive.add_endpoint("serving_default", serve, input_signature=[string_specs(RAW_FIELDS)])
     rank, rank_signature = rank_endpoint(serve, *rank_names(RAW_FIELDS))  # calls serve's graph
     archive.add_endpoint("rank", rank, input_signature=[rank_signature])
     length = fields_preprocessor.max_length

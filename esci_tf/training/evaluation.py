@@ -4,6 +4,10 @@ The eval dataset is read pairwise (every pair once, in file order); predictions 
 grouped by query into padded lists, so each query's whole list is ranked whatever the batch
 boundaries were. Reports carry both the model's NDCG and the random-order NDCG of the same
 lists, overall and per locale, plus task-2 classification metrics.
+
+An eval set of fewer than MIN_QUERIES queries cannot choose a run's best model (one or two
+query lists: a single swapped pair moves the NDCG by a tenth or more, so the "best" step is
+chance); `check_selection_size` refuses it with a line naming the flag that made it.
 """
 
 import numpy as np
@@ -12,8 +16,19 @@ import pandas as pd
 from esci_tf.inputs import MODEL_INPUT_KEYS
 from esci_tf.labels import PROB_COLUMNS, ranking_score
 from esci_tf.training import metrics
+from esci_tf.training.config import ConfigError
 
 ID_COLUMNS = ("example_id", "query_id", "product_id", "locale")
+MIN_QUERIES = 3  # the fewest eval queries whose NDCG chooses a best model
+
+
+def check_selection_size(num_queries: int, num_pairs: int, flag: str) -> None:
+    """ConfigError naming `flag` when an eval set of `num_queries` queries is too small to choose
+    the best model by NDCG (fewer than MIN_QUERIES)."""
+    if num_queries < MIN_QUERIES:
+        noun = "query" if num_queries == 1 else "queries"
+        raise ConfigError(f"{flag}: the eval set holds {num_queries} {noun} ({num_pairs} pairs), too few for its "
+                          f"NDCG to choose the best model (at least {MIN_QUERIES}); raise {flag} or give more queries")
 
 
 def _as_str(values) -> np.ndarray:

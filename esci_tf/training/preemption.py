@@ -1,9 +1,10 @@
 """SIGTERM ends a training run with a checkpoint at the step it reached: what a spot or
 preemptible Cloud TPU / Compute Engine VM gets before it is reclaimed (about 30 s before the
-power goes), and what `kill`, systemd or a scheduler send.
+power goes), and what `kill`, systemd or a scheduler send. SIGINT (Ctrl-C) does the same.
 
 `with Watch() as watch:` (train_lib.run_experiment holds one for the whole run) replaces the
-SIGTERM handler of the main thread for the block. What a SIGTERM does depends on where the run is:
+SIGTERM and SIGINT handlers of the main thread for the block. What either signal (called SIGTERM
+below) does depends on where the run is:
 
 - in the training loop and in checkpoint saves (`with watch.deferred():`) it only sets
   `watch.requested`; the loop stops at the end of the current batch, saves a checkpoint of
@@ -15,12 +16,17 @@ SIGTERM handler of the main thread for the block. What a SIGTERM does depends on
   interrupted evaluation is redone by the resumed run.
 
 Preempted is a BaseException, as KeyboardInterrupt is, so no `except Exception` swallows it; the
-entry points (esci_tf.cli) end with EXIT_CODE (143, 128 + SIGTERM, the status a shell reports for
-a process SIGTERM ended) and one line, `<program>: preempted at step N; rerun the same command to
-resume`. A second SIGTERM while the first is being handled changes nothing.
+entry points (esci_tf.cli) end with its `exit_code`, 128 + the signal (the status a shell reports
+for a process that signal ended: EXIT_CODE, 143, for SIGTERM, which the TPU launch scripts take as
+"relaunch"; 130 for SIGINT, which they do not) and one line, `<program>: preempted at step N;
+rerun the same command to resume` (SIGINT: `interrupted at step N; ...`). A second signal while
+the first is being handled changes nothing.
 
 >>> str(Preempted(12))
 'preempted at step 12; rerun the same command to resume'
+>>> stopped = Preempted(12, signal.SIGINT)
+>>> str(stopped), stopped.exit_code
+('interrupted at step 12; rerun the same command to resume', 130)
 >>> import os
 >>> with Watch() as watch, watch.deferred():
 ...     os.kill(os.getpid(), signal.SIGTERM)
@@ -35,43 +41,55 @@ import threading
 from absl import logging
 
 EXIT_CODE = 128 + signal.SIGTERM
+SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
 class Preempted(BaseException):
-    """The run was stopped by SIGTERM; `step` is the step its checkpoint holds (None until known)."""
+    """The run was stopped by SIGTERM (or SIGINT: `signum`); `step` is the step its checkpoint
+    holds (None until known)."""
 
-    def __init__(self, step: int | None = None):
+    def __init__(self, step: int | None = None, signum: int = signal.SIGTERM):
         super().__init__(step)
         self.step = step
+        self.signum = signum
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + self.signum
 
     def __str__(self):
-        return f"preempted at step {self.step}; rerun the same command to resume"
+        how = "interrupted" if self.signum == signal.SIGINT else "preempted"
+        return f"{how} at step {self.step}; rerun the same command to resume"
 
 
 class Watch:
-    """The run's SIGTERM handler (see the module docstring). Outside the main thread, where
-    Python cannot take signals, it installs nothing and `requested` stays False."""
+    """The run's SIGTERM and SIGINT handler (see the module docstring). Outside the main thread,
+    where Python cannot take signals, it installs nothing and `requested` stays False. `signum`:
+    the first signal that came."""
 
     def __init__(self):
         self.requested = False
+        self.signum = signal.SIGTERM
         self._deferred = 0
         self._raised = False
-        self._previous = None
+        self._previous = {}
 
     def __enter__(self):
         if threading.current_thread() is threading.main_thread():
-            self._previous = signal.signal(signal.SIGTERM, self._on_sigterm)
+            self._previous = {signum: signal.signal(signum, self._on_signal) for signum in SIGNALS}
         return self
 
     def __exit__(self, *exc):
-        if self._previous is not None:
-            signal.signal(signal.SIGTERM, self._previous)
-            self._previous = None
+        for signum, previous in self._previous.items():
+            signal.signal(signum, previous)
+        self._previous = {}
         return False
 
-    def _on_sigterm(self, signum, frame):
+    def _on_signal(self, signum, frame):
         if not self.requested:
-            logging.warning("SIGTERM: stopping the run at the next safe point with a checkpoint")
+            self.signum = signum
+            logging.warning("%s: stopping the run at the next safe point with a checkpoint",
+                            signal.Signals(signum).name)
         self.requested = True
         if not self._deferred:
             self._raise()
@@ -79,7 +97,7 @@ class Watch:
     def _raise(self):
         if not self._raised:
             self._raised = True
-            raise Preempted()
+            raise Preempted(signum=self.signum)
 
     @contextlib.contextmanager
     def deferred(self):

@@ -65,8 +65,10 @@ class SplitFrames:
 
 
 def split_frame(config: RunConfig, frame: pd.DataFrame):
-    """(train, eval, info): the query-grouped eval slice and the rest, leaked queries removed."""
+    """(train, eval, info): the query-grouped eval slice and the rest, leaked queries removed; an
+    eval slice of fewer than evaluation.MIN_QUERIES queries is refused (ConfigError naming the flag)."""
     from esci_tf.data import splits
+    from esci_tf.training import evaluation
 
     data = config.data
     if data.eval_split == "test":
@@ -74,12 +76,17 @@ def split_frame(config: RunConfig, frame: pd.DataFrame):
         info = {"eval_split": "official test rows"}
     else:
         num_folds = max(2, int(round(1.0 / data.eval_fraction)))
+        num_queries = frame["query_id"].nunique()
+        if num_queries < num_folds:
+            raise ConfigError(f"--eval_fraction={data.eval_fraction}: the data holds {num_queries} queries, too few "
+                              f"to hold out 1 in {num_folds}; give more queries")
         is_eval = np.asarray(splits.assign_folds(frame, num_folds, config.runtime.seed)) == 0
         info = {"eval_split": f"fold 0 of {num_folds} query-grouped folds (seed {config.runtime.seed})"}
     train, held_out = frame[~is_eval], frame[is_eval]
+    flag = "--eval_split" if data.eval_split == "test" else "--eval_fraction"
     if train.empty or held_out.empty:
-        flag = "--eval_split" if data.eval_split == "test" else "--eval_fraction"
         raise ConfigError(f"{flag}: the split leaves {len(train)} training and {len(held_out)} eval pairs")
+    evaluation.check_selection_size(held_out["query_id"].nunique(), len(held_out), flag)
     train, removed = splits.remove_leaked_queries(train, held_out)
     splits.check_no_leakage(train, held_out)
     info["train_pairs_removed_for_leakage"] = int(removed)

@@ -24,7 +24,7 @@ killed writer left, refuses other result settings, drops what the killed part of
 wrote after the resumed position, and redoes the evaluation at that position when its outputs
 are incomplete or unreadable (see _reconcile_best). A SIGTERM (a preempted VM) stops the run at
 the end of the current batch with a checkpoint of that step and raises preemption.Preempted
-(esci_tf.training.preemption).
+(esci_tf.training.preemption); so does a SIGINT (Ctrl-C).
 """
 
 import json
@@ -273,7 +273,7 @@ def run_experiment(config: RunConfig, frames=None, callbacks=(), flags_text: str
     refused or failed invocation leaves the file of the run as it is.
     Raises ConfigError while another run holds output_dir, and when it holds checkpoints of a
     run with other result settings (run_settings).
-    A SIGTERM raises preemption.Preempted(step) once the checkpoint of `step` is saved.
+    A SIGTERM or SIGINT raises preemption.Preempted(step) once the checkpoint of `step` is saved.
     """
     task = RankingTask(config, data_source=frames is None)
     tf.io.gfile.makedirs(config.output_dir)
@@ -351,7 +351,7 @@ def _run(task, config: RunConfig, frames, callbacks, flags_text, watch) -> dict:
         with watch.deferred():
             if checkpoint.manager.latest_checkpoint is None or int(checkpoint.position.numpy()) != actions.position:
                 checkpoint.save(actions.position)
-        raise preemption.Preempted(actions.position)
+        raise preemption.Preempted(actions.position, watch.signum)
     timing["train_seconds"] = time.perf_counter() - start
     timing.update({k: v for k, v in progress.throughput().items() if k != "seconds"})
     if remaining == 0:  # a rerun of a finished run trains nothing: keep the run's own timing

@@ -36,7 +36,8 @@ HELP = {
     "augment_examples": "Translated pairs (tfrecords.translate's examples.parquet) added to training only: "
                         "translations of the training queries, never of an evaluation query, never evaluated.",
     "augment_products": "The products of --augment_examples (tfrecords.translate's products.parquet).",
-    "eval_fraction": "Share of queries held out for validation (query-grouped; rounded to 1/k for k folds).",
+    "eval_fraction": "Share of queries held out for validation (query-grouped; rounded to 1/k for k folds); an eval "
+                     "set of fewer than 3 queries is refused (its NDCG cannot choose the best model).",
     "eval_split": "'fraction': validate on --eval_fraction of the queries; 'test': validate on the file's "
                   "official test rows (leaked queries removed from training).",
     "on_bad_rows": "Bad input rows stop the run, or are dropped and counted in metrics.json.",
