@@ -88,7 +88,8 @@ def help_text(flag_values, doc: str | None, full: bool = False, flagfile_dir: st
             "--flagfile=F reads flags from the file F; flags after it override its values, and a data source "
             "or weights given after it replace the file's (--checkpoint replaces --backbone_config; an empty "
             "--backbone_config= clears it). A bare name that is no file here is a shipped flagfile, found from "
-            f"any directory: {', '.join(command_line.shipped_flagfiles(flagfile_dir))} (in {flagfile_dir}).", 100)
+            f"any directory: {', '.join(command_line.shipped_flagfiles(flagfile_dir))} (in {flagfile_dir}).", 100,
+            break_long_words=False, break_on_hyphens=False)  # a path stays whole, whatever its length
     return (f"{(doc or '').strip()}{shipped}\n\nflags:\n{listed}\n\n"
             "Try --helpfull to list every flag, the libraries' included.")
 

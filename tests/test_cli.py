@@ -153,3 +153,15 @@ def test_check_writable(tmp_path):
         locked.chmod(0o500)
         with pytest.raises(PermissionError, match="not writable"):
             cli.check_writable(locked / "out.csv", "output")
+
+
+def test_help_names_a_long_hyphenated_flagfile_directory_whole(tmp_path):
+    """--help's paragraph on shipped flagfiles is wrapped without breaking the directory's path
+    (at hyphens or for length), so it can be copied from the terminal."""
+    from absl import flags as absl_flags
+
+    directory = tmp_path / ("pytest-of-root-popen-gw0-" * 4) / "lib" / "trainers" / "flags"
+    directory.mkdir(parents=True)
+    (directory / "demo.flags").write_text("--epochs=1\n")
+    text = cli.help_text(absl_flags.FlagValues(), "A program.", False, str(directory))
+    assert str(directory) in text and "demo.flags" in text

@@ -111,7 +111,7 @@ def test_ensemble_of_two_runs_with_a_us_only_member_is_a_ranker_for_predict(two_
     assert (tmp_path / "E" / "report.png").read_bytes()[:4] == b"\x89PNG"
     # Tasks 2 and 3: the cross-encoder scoring the most pairs is E/'s classifier and fits decisions.json.
     assert report["decisions"]["stage"] == "R_all.cross_encoder"
-    assert set(report["decisions"]["out_of_fold"]) == {"task2", "task3"}
+    assert {"task2", "task3"} <= set(report["decisions"]["out_of_fold"])
     assert json.loads((tmp_path / "E" / "ranker.json").read_text())["classifier"] == "R_all.cross_encoder"
     assert (tmp_path / "E" / "decisions.json").exists()
     # E/ is a ranker directory: trainers.predict scores a mixed-locale frame as the library does.

@@ -31,7 +31,7 @@ pytestmark = pytest.mark.slow  # trains a tiny us-only run first
 
 
 def _fit_args(output_dir, *extra):
-    return ["fit", "--synthetic_queries=24", "--eval_fraction=0.25", "--backbone=xlm_roberta",
+    return ["fit", "--synthetic_queries=48", "--eval_fraction=0.3", "--backbone=xlm_roberta",
             f"--backbone_config={TINY_CONFIG}", "--max_length=24", "--batch_size=8", "--steps=2",
             "--learning_rate=1e-3", "--noprogress_bar", "--num_shards=1", "--strategy=cpu",
             f"--output_dir={output_dir}", *extra]
