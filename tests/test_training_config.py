@@ -1,6 +1,7 @@
 """RunConfig: flat round trip, the flags carry its defaults and choices, checks name the flag."""
 
 import dataclasses
+import typing
 
 import pytest
 
@@ -127,3 +128,20 @@ def test_tpu_strategy_needs_a_tpu_here_or_an_address():
     with pytest.raises(ConfigError, match="--strategy=tpu: no TPU on this machine"):
         config.validate()
     config.replace(tpu_address="grpc://10.0.0.2:8470").validate()  # a remote TPU: checked when connecting
+
+
+def test_every_file_the_run_reads_is_an_input_path_checked_up_front():
+    """input_paths() (what the gs:// checks see before anything loads) names every data file
+    setting, the augmentation files included, and the weights and tokenizer."""
+    from esci_tf.training.config import DATA_FILES
+
+    paths = {name: f"gs://bucket/{name}" for name in DATA_FILES}
+    config = RunConfig.from_flat({**paths, "checkpoint": "gs://bucket/ckpt", "tokenizer": "gs://bucket/tok",
+                                  "output_dir": "/tmp/run"})
+    assert config.input_paths() == {**paths, "checkpoint": "gs://bucket/ckpt", "tokenizer": "gs://bucket/tok"}
+    assert {"augment_examples", "augment_products"} <= set(DATA_FILES)
+    # Every optional string of the data and model sections names something to read: a new one
+    # must be checked up front too.
+    path_fields = {f.name for section in ("data", "model") for f in dataclasses.fields(getattr(config, section))
+                   if f.type == typing.Optional[str]}
+    assert path_fields == set(config.input_paths())

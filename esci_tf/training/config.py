@@ -149,6 +149,8 @@ SECTIONS = {"data": DataConfig, "model": ModelConfig, "training": TrainingConfig
 # it prints and where it finds a TPU, not the weights it trains (a resume continues the same
 # deterministic stream; evaluations read the model and change nothing). Every other setting
 # changes the results, and a resume with a different value is refused (train_lib).
+# The settings that name data files the run reads (recorded by content: run_settings).
+DATA_FILES = ("examples", "products", "train_tfrecords", "eval_tfrecords", "augment_examples", "augment_products")
 RESULT_NEUTRAL = frozenset({"eval_every_steps", "checkpoint_every_steps", "progress_bar", "resume",
                             "tpu_address"})
 # Result settings added after runs were recorded, with the default that means "as before": left out
@@ -205,10 +207,9 @@ class RunConfig:
 
     def input_paths(self) -> dict:
         """{flag: path} of every file, directory or glob the run reads (None where unset), for
-        esci_tf.cloud_paths.check_inputs."""
-        data, model = self.data, self.model
-        return {"examples": data.examples, "products": data.products, "train_tfrecords": data.train_tfrecords,
-                "eval_tfrecords": data.eval_tfrecords, "checkpoint": model.checkpoint, "tokenizer": model.tokenizer}
+        esci_tf.cloud_paths.check_inputs: the DATA_FILES, the checkpoint and the tokenizer."""
+        return {**{name: getattr(self.data, name) for name in DATA_FILES},
+                "checkpoint": self.model.checkpoint, "tokenizer": self.model.tokenizer}
 
     def result_settings(self) -> dict:
         """{setting name: value} of every setting that changes a run's results: all but

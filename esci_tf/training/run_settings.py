@@ -16,16 +16,14 @@ import os
 from absl import logging
 
 from esci_tf import files
-from esci_tf.training.config import ConfigError, RunConfig
+from esci_tf.training.config import DATA_FILES, ConfigError, RunConfig
 
 SETTINGS_FILE = "run_settings.json"
-# Settings that name input files: recorded by content instead (run_data.data_identity).
-PATH_SETTINGS = ("examples", "products", "train_tfrecords", "eval_tfrecords", "augment_examples", "augment_products")
 
 
 def result_settings(config: RunConfig, identity: dict) -> dict:
     """The settings that change `config`'s results, inputs by content, as JSON values."""
-    values = {name: value for name, value in config.result_settings().items() if name not in PATH_SETTINGS}
+    values = {name: value for name, value in config.result_settings().items() if name not in DATA_FILES}
     values.update(identity)
     return json.loads(json.dumps(values, default=files.json_default))
 
