@@ -33,8 +33,7 @@ from esci_tf.ensembles import members as members_lib, report as report_lib
 from esci_tf.ensembles.settings import EnsembleSettings
 from esci_tf.labels import GAINS
 from esci_tf.recipe import ensemble_fit, fold_assignment, runs as runs_lib
-from esci_tf.recipe import fine_tune as tuning
-from esci_tf.recipe.members import oof_stage, save_ensemble
+from esci_tf.recipe.members import fit_stage_decisions, save_ensemble
 from esci_tf.rankers.base import RANKER_FILE
 
 
@@ -93,7 +92,8 @@ def build_ensemble(settings: EnsembleSettings) -> dict:
     decided = None
     if classifier is not None:  # tasks 2 and 3 from its out-of-fold class probabilities
         run = dict(zip(members_lib.run_names(runs), runs.values()))[classifier[: -len(".cross_encoder")]]
-        decided = fit_decisions(run, frame, settings.seed)
+        found = fit_stage_decisions(frame, run.cross_encoder_stages, run.last_stage, settings.seed)
+        decided = None if found is None else found[1]
     report = report_lib.write_report(
         settings.output_dir, frame, scores, fitted,
         {root: {"name": name, "stages": list(run.stages), "training_pairs": int(len(run.example_ids))}
@@ -105,16 +105,6 @@ def build_ensemble(settings: EnsembleSettings) -> dict:
         decisions.save(settings.output_dir, decided)
     save_ensemble(settings.output_dir, fitted.weights, fitted.normalization, rankers, stages, classifier=classifier)
     return report
-
-
-def fit_decisions(run, frame, seed: int):
-    """The tasks 2 and 3 rule (esci_tf.decisions) fitted on the run's cross-encoder out-of-fold
-    class probabilities of the labeled pairs it scored, as the recipe fits R/final's."""
-    stage = oof_stage(run.cross_encoder_stages, run.last_stage)
-    probabilities = tuning.oof_probabilities(frame, run.cross_encoder_stages[stage][1].oof)
-    scored = ~np.isnan(probabilities).any(axis=1)
-    return decisions.fit_decisions(probabilities[scored], frame["label"].to_numpy()[scored],
-                                   frame["query_id"].to_numpy()[scored], seed=seed)
 
 
 def probability_member(scores: dict, fitted) -> str | None:

@@ -50,7 +50,7 @@ class BagRanker:
         if not members:
             raise ValueError("a bag needs at least one member")
         self.members = list(members)
-        self.classifies = all(hasattr(m, "probabilities") for m in self.members)
+        self.classifies = all(classifies(m) for m in self.members)
         self.locales = common_locales(getattr(m, "locales", None) for m in self.members)
 
     def predict(self, frame) -> Prediction:

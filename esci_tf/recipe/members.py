@@ -38,6 +38,21 @@ def oof_stage(stages, last_stage) -> str | None:
                  if name in stages and stages[name][1].oof is not None), None)
 
 
+def fit_stage_decisions(frame, stages: dict, last_stage: str, seed: int):
+    """(stage name, esci_tf.decisions.DecisionFit): the tasks 2 and 3 rule fitted on the
+    out-of-fold class probabilities of `oof_stage` over the pairs it scored; None if no stage has
+    them. What R/final's (the recipe) and E/'s (trainers.ensemble) decisions.json hold."""
+    from esci_tf import decisions
+
+    name = oof_stage(stages, last_stage)
+    if name is None:
+        return None
+    probabilities = tuning.oof_probabilities(frame, stages[name][1].oof)
+    scored = ~np.isnan(probabilities).any(axis=1)
+    return name, decisions.fit_decisions(probabilities[scored], frame["label"].to_numpy()[scored],
+                                         frame["query_id"].to_numpy()[scored], seed=seed)
+
+
 def cross_encoder_scores(frame, stages: dict, last_stage: str) -> tuple:
     """(out-of-fold ranking scores [N] of the cross-encoder, NaN where none; the stage they come
     from: `oof_stage`)."""

@@ -34,12 +34,12 @@ from esci_tf.labels import GAINS, one_hot
 from esci_tf.recipe import ensemble_fit, fine_tune as tuning, fold_assignment, report as report_lib
 from esci_tf.recipe import targets as targets_lib
 from esci_tf.recipe.config import RecipeConfig
-from esci_tf.recipe.members import member_oof_scores, oof_stage, save_final
+from esci_tf.recipe.members import fit_stage_decisions, member_oof_scores, save_final
 from esci_tf.recipe.runs import FOLDS_FILE, OOF_FILE, load_model_set as _load_model_set
 from esci_tf.recipe.stages import Stage, fingerprint
 from esci_tf.rankers.base import normalize_locales
 from esci_tf.rankers.ensemble import BagRanker
-from esci_tf.training.config import recorded
+from esci_tf.training.config import DATA_FILES, recorded
 
 TRAINING_STAGES = ("folds", "bi_encoder", "distill", "pseudo")  # the stages that train models, in order
 
@@ -65,9 +65,8 @@ def _frame_fingerprint(frame: pd.DataFrame) -> str:
 def _run_settings(config: RecipeConfig) -> dict:
     """The fine-tune settings the stages depend on (not where the run writes or how it logs)."""
     values = recorded(config.run.flat())
-    for name in ("output_dir", "progress_bar", "examples", "products", "augment_examples", "augment_products",
-                 "eval_split", "eval_fraction",
-                 "train_tfrecords", "eval_tfrecords", "synthetic_queries", "select_best", "resume"):
+    for name in ("output_dir", "progress_bar", *DATA_FILES, "eval_split", "eval_fraction", "synthetic_queries",
+                 "select_best", "resume"):
         values.pop(name, None)
     return values
 
@@ -358,14 +357,10 @@ def _stage_ensemble(run: _Run) -> Stage:
 def _fit_decisions(run: _Run):
     """(stage, esci_tf.decisions.DecisionFit): the tasks 2 and 3 rule fitted on the out-of-fold
     class probabilities of the last cross-encoder stage that has them (None if none has)."""
-    name = oof_stage(run.stages, run.previous)
-    if name is None:
+    decided = fit_stage_decisions(run.data.frame, run.stages, run.previous, run.config.fold_seed)
+    if decided is None:
         return None
-    frame = run.data.frame
-    probabilities = tuning.oof_probabilities(frame, run.stages[name][1].oof)
-    scored = ~np.isnan(probabilities).any(axis=1)
-    fit = decisions.fit_decisions(probabilities[scored], frame["label"].to_numpy()[scored],
-                                  frame["query_id"].to_numpy()[scored], seed=run.config.fold_seed)
+    name, fit = decided
     numbers = "; ".join(f"{task} " + ", ".join(f"{k} {v:.4f}" for k, v in fit.micro_f1[task].items())
                         for task in ("task2", "task3"))
     _log(f"recipe stage ensemble: tasks 2 and 3 decided by {fit.rule.describe()} (fitted on the out-of-fold "
