@@ -138,3 +138,21 @@ def test_predict_flags_are_checked(tmp_path):
     with pytest.raises(FileNotFoundError, match="--model_dir"):
         predict.run_with_args(["predict", f"--model_dir={tmp_path}", "--examples=x",
                                "--products=y", f"--output={tmp_path / 'o.csv'}"])
+
+
+def test_a_rerun_with_the_same_locales_spelled_otherwise_continues_the_partial_file(tmp_path):
+    """run_identity (what a partial file must match to be continued) holds --locales as parsed, so
+    `--locales=US,jp` and `--locales=jp,us` name the same run."""
+    import types
+
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "ranker.json").write_text("{}")
+    for name in ("x.csv", "y.csv"):
+        (tmp_path / name).write_text("a\n")
+    settings = dict(model_dir=str(tmp_path / "model"), examples=str(tmp_path / "x.csv"),
+                    products=str(tmp_path / "y.csv"), task="1", split="test", on_bad_rows="raise", batch_size=8,
+                    chunk_size=16)
+    upper = predict.run_identity(types.SimpleNamespace(**settings, locales=["US", "jp"]))
+    lower = predict.run_identity(types.SimpleNamespace(**settings, locales=["jp", "us"]))
+    assert upper == lower and upper["locales"] == ["jp", "us"]
+    assert predict.run_identity(types.SimpleNamespace(**settings, locales=["us"])) != upper

@@ -159,13 +159,14 @@ def run_identity(cfg) -> dict:
     import tensorflow as tf
 
     from esci_tf import files
+    from esci_tf.data.locales import parse_locales
 
     model = [(os.path.relpath(os.path.join(root, name), cfg.model_dir), tf.io.gfile.stat(os.path.join(root, name)).length)
              for root, _, names in tf.io.gfile.walk(cfg.model_dir) for name in names]
     return {"model_dir": os.fspath(cfg.model_dir), "model_files": sorted(model),
             "examples": files.fingerprint(cfg.examples), "products": files.fingerprint(cfg.products),
             "task": cfg.task, "split": cfg.split, "on_bad_rows": cfg.on_bad_rows, "batch_size": cfg.batch_size,
-            "chunk_size": cfg.chunk_size, **({"locales": sorted(cfg.locales)} if cfg.locales else {})}
+            "chunk_size": cfg.chunk_size, **({"locales": list(parse_locales(cfg.locales))} if cfg.locales else {})}
 
 
 def run_with_args(argv) -> pd.DataFrame:
