@@ -165,3 +165,12 @@ def test_help_names_a_long_hyphenated_flagfile_directory_whole(tmp_path):
     (directory / "demo.flags").write_text("--epochs=1\n")
     text = cli.help_text(absl_flags.FlagValues(), "A program.", False, str(directory))
     assert str(directory) in text and "demo.flags" in text
+
+
+def test_the_light_entry_points_parse_without_pandas():
+    """tfrecords.build, tfrecords.translate and trainers.export read no data before their flags
+    are checked, so their --help imports neither TensorFlow nor pandas (~0.1 s of CPU, README)."""
+    code = "\n".join(["import sys", "import tfrecords.build, tfrecords.translate, trainers.export",
+                      "print(sorted(m for m in ('tensorflow', 'pandas') if m in sys.modules))"])
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.splitlines()[-1] == "[]", done.stdout + done.stderr[-2000:]

@@ -4,7 +4,8 @@ The flag is a comma list of ESCI locales (us, es, jp); empty means every locale.
 and check the official files whole first, then keep the rows of the given locales
 (`select_locales`); a given locale without rows is an error naming the flag, so a typo or the
 wrong file never trains on nothing. The kept locales are recorded with what was built from them
-(a run's run_settings.json, a ranker directory, summary.json).
+(a run's run_settings.json, a ranker directory, summary.json). No pandas import here (frames
+come from the caller): the flags' help and checks that read this module stay fast.
 
 >>> import pandas as pd
 >>> frame = pd.DataFrame({"product_locale": ["us", "es", "jp", "us"]})
@@ -17,8 +18,6 @@ Traceback (most recent call last):
 ...
 esci_tf.errors.FlagError: --locales=jp: no pairs of locale jp in x.csv (it has es, us)
 """
-
-import pandas as pd
 
 from esci_tf.errors import FlagError
 from esci_tf.special_tokens import LOCALES
@@ -46,7 +45,7 @@ def parse_locales(values) -> tuple:
     return tuple(chosen)
 
 
-def keep_locales(frame: pd.DataFrame, locales) -> tuple:
+def keep_locales(frame, locales) -> tuple:
     """(the rows of `frame` in `locales`, how many were left out): for extra pairs (translations,
     unlabeled pairs) that may lack a locale; all rows when `locales` is empty."""
     if not locales:
@@ -55,7 +54,7 @@ def keep_locales(frame: pd.DataFrame, locales) -> tuple:
     return frame[kept], int((~kept).sum())
 
 
-def select_locales(frame: pd.DataFrame, locales, source: str) -> pd.DataFrame:
+def select_locales(frame, locales, source: str):
     """The rows of `frame` (product_locale column) in `locales` (all rows when empty); FlagError
     naming --locales and `source` (the file the rows came from) when one of them has no row."""
     if not locales:
