@@ -177,6 +177,25 @@ def test_export_and_predict_equal_the_ensemble_on_mixed_locales(ensemble_dir, mi
     np.testing.assert_allclose(ranked["score"].numpy(), expected.scores[rows], atol=1e-4)
 
 
+def test_the_classifier_member_gives_the_probabilities_in_python_and_in_the_export(ensemble_dir, mixed_frame,
+                                                                                    tmp_path):
+    """Weights that chose BM25 alone: the ensemble's class probabilities are its classifier
+    member's (the cross-encoder), in EnsembleRanker and in the exported graph alike."""
+    from esci_tf.serving.ensemble_export import export_ensemble
+    from esci_tf.serving.export import serving_inputs
+
+    members = load_ranker(str(ensemble_dir)).members
+    ensemble = EnsembleRanker(members, {"all": {"bm25": 1.0}}, {"ce": (0.3, 0.2), "bm25": (2.0, 1.5)},
+                              classifier="ce")
+    us = mixed_frame[mixed_frame["product_locale"] == "us"].reset_index(drop=True)
+    expected = ensemble.predict(us)
+    np.testing.assert_allclose(expected.probabilities, members["ce"].probabilities(us), atol=1e-6)
+    loaded = tf.saved_model.load(export_ensemble(ensemble, str(tmp_path / "export")))
+    out = loaded.signatures["serving_default"](**{k: tf.constant(v.astype(str)) for k, v in serving_inputs(us).items()})
+    np.testing.assert_allclose(out["score"].numpy(), expected.scores, atol=1e-4)
+    np.testing.assert_allclose(out["probabilities"].numpy(), expected.probabilities, atol=1e-4)
+
+
 def test_exported_ensemble_of_some_locales_refuses_the_others(mixed_frame, tmp_path):
     from esci_tf.serving.ensemble_export import export_ensemble
     from esci_tf.serving.export import serving_inputs
