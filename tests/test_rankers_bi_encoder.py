@@ -63,3 +63,30 @@ def test_lists_train_score_save_and_load(frame, tmp_path):
         ranker.save(str(target))
     assert not target.exists() or list(target.iterdir()) == []
     ranker.model.save = original
+
+
+def test_cosent_loss_is_one_log_sum_exp_over_the_batch_ordered_pairs():
+    import tensorflow as tf
+
+    from esci_tf.training.bi_encoder_training import cosent_loss
+
+    gains = tf.constant([[1.0, 0.1, 0.0, 0.0], [0.0, 1.0, 1.0, 0.0]])
+    scores = tf.constant([[2.0, 3.0, 0.5, 9.0], [1.0, 0.0, 4.0, 7.0]])
+    mask = tf.constant([[True, True, True, False], [True, True, True, False]])  # item 3: padding
+    # Ordered pairs (i above j): list 0 (0,1), (0,2), (1,2); list 1 (1,0), (2,0). Ties and padding none.
+    terms = [3.0 - 2.0, 0.5 - 2.0, 0.5 - 3.0, 1.0 - 0.0, 1.0 - 4.0]
+    expected = np.log1p(np.exp(terms).sum())
+    np.testing.assert_allclose(cosent_loss(gains, scores, mask).numpy(), expected, rtol=1e-6)
+    # No ordered pair (all gains equal): log(1 + 0) = 0, not NaN.
+    assert cosent_loss(tf.zeros([1, 3]), tf.constant([[1.0, 2.0, 3.0]]), tf.ones([1, 3], tf.bool)).numpy() == 0.0
+
+
+def test_the_recipe_refuses_an_unknown_bi_encoder_loss():
+    from esci_tf.recipe.config import RecipeConfig
+    from esci_tf.training.config import ConfigError, RunConfig
+
+    run = RunConfig.from_flat({"output_dir": "/tmp/r", "examples": "e.parquet", "products": "p.parquet",
+                             "backbone_config": {"num_layers": 1}})
+    RecipeConfig(run=run, output_dir="/tmp/r", bi_encoder_loss="cosent").validate(files=False)
+    with pytest.raises(ConfigError, match="--bi_encoder_loss='softmax'"):
+        RecipeConfig(run=run, output_dir="/tmp/r", bi_encoder_loss="softmax").validate(files=False)

@@ -31,6 +31,7 @@ class BiEncoderSettings:
     list_size: int = 16
     lists_per_batch: int = 4
     scale: float = 20.0
+    loss: str = "pairwise_logistic"  # or "cosent" (esci_tf.training.bi_encoder_training)
     query_length: int = 24
     product_length: int = 64
     precision: str = "mixed_bfloat16"
@@ -176,7 +177,7 @@ class BiEncoderRanker:
         ranker = cls(model, preprocessor, settings.query_length, settings.product_length)
         dataset, num_lists = ranker.list_dataset(frame, settings)
         steps = max(1, settings.epochs * num_lists // settings.lists_per_batch)
-        train_bi_encoder(model, dataset, steps, settings.learning_rate, scale=settings.scale)
+        train_bi_encoder(model, dataset, steps, settings.learning_rate, scale=settings.scale, loss=settings.loss)
         return ranker
 
     # -- saving

@@ -9,6 +9,7 @@ is fitted; every field has the name of its trainers.recipe flag.
 import dataclasses
 from typing import Optional
 
+from esci_tf.choices import BI_ENCODER_LOSSES
 from esci_tf.training.config import ConfigError, RunConfig
 
 STAGE_MODES = ("all", "folds")
@@ -50,6 +51,7 @@ class RecipeConfig:
     bi_encoder_learning_rate: float = 3e-5
     bi_encoder_list_size: int = 16
     bi_encoder_lists_per_batch: int = 4
+    bi_encoder_loss: str = "pairwise_logistic"
     ensemble_folds: int = 5
     per_locale_weights: bool = False
     correlation_limit: float = 0.98
@@ -91,6 +93,8 @@ class RecipeConfig:
             raise ConfigError("give both --pseudo_examples and --pseudo_products, or neither")
         if not 0.0 < self.pseudo_threshold < 1.0:
             raise ConfigError(f"--pseudo_threshold={self.pseudo_threshold}: must be in (0, 1)")
+        if self.bi_encoder_loss not in BI_ENCODER_LOSSES:
+            raise ConfigError(f"--bi_encoder_loss={self.bi_encoder_loss!r}: expected one of {', '.join(BI_ENCODER_LOSSES)}")
         unknown = [m for m in self.members if m not in BUILTIN_MEMBERS and not m.startswith(EXTERNAL_PREFIX)]
         if unknown or not self.members or len(set(self.members)) != len(self.members):
             raise ConfigError(f"--members={','.join(self.members)}: distinct names of {', '.join(BUILTIN_MEMBERS)} "
@@ -106,6 +110,7 @@ class RecipeConfig:
 
         return BiEncoderSettings(epochs=self.bi_encoder_epochs, learning_rate=self.bi_encoder_learning_rate,
                                  list_size=self.bi_encoder_list_size, lists_per_batch=self.bi_encoder_lists_per_batch,
+                                 loss=self.bi_encoder_loss,
                                  precision=self.run.runtime.precision, seed=self.run.runtime.seed)
 
     def settings(self) -> dict:

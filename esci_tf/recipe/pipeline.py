@@ -265,9 +265,12 @@ def _stage_folds(run: _Run) -> None:
 def _stage_bi_encoder(run: _Run) -> None:
     """1b. The bi-encoder member's fold models (bagged in R/final) and their out-of-fold scores."""
     config, model = run.config, run.config.run.model
+    settings = vars(config.bi_encoder_settings()).copy()
+    if settings["loss"] == "pairwise_logistic":  # the only loss before --bi_encoder_loss: old runs' key
+        del settings["loss"]
     stage = run.run_stage("bi_encoder", {"data": _frame_fingerprint(run.data.frame),
                                          "folds": run.stages["folds"][0].settings,
-                                         "settings": vars(config.bi_encoder_settings()), "backbone": model.backbone,
+                                         "settings": settings, "backbone": model.backbone,
                                          "checkpoint": model.checkpoint},
                           lambda stage: train_bi_encoders(config, run.data.frame, run.folds, stage,
                                                           run.data.augmentation))

@@ -33,6 +33,8 @@ HELP = {
     "bi_encoder_learning_rate": "Peak AdamW learning rate of the bi_encoder fold models.",
     "bi_encoder_list_size": "Products per bi_encoder training list (longer lists are cut).",
     "bi_encoder_lists_per_batch": "Query lists per bi_encoder training batch.",
+    "bi_encoder_loss": "The bi_encoder's loss over each query's list: pairwise_logistic (keras-rs) or cosent "
+                       "(one log-sum-exp over the batch's wrongly ordered pairs).",
     "ensemble_folds": "Query parts of the nested cross-validation that chooses the ensemble's weights (and its "
                       "fallback to the best member) and estimates the ensemble against its best member.",
     "per_locale_weights": "Fit weights per locale (locales with 30+ queries).",
