@@ -63,10 +63,9 @@ def pipeline_contender(examples, products, preprocessor, tmp, num_pairs) -> harn
 
 
 def tokenize_contender(pairs, preprocessor) -> harness.Contender:
-    from esci_tf.preprocessing import preprocess_pairs
 
     def tokenize():
-        features, _ = preprocess_pairs(preprocessor, pairs.queries, pairs.products, batch_size=512)
+        features, _ = preprocessor.encode_in_batches(pairs.queries, pairs.products, batch_size=512)
         return harness.Work(examples=len(features["token_ids"]))
 
     return harness.Contender("ours_tokenize", "ours", run=tokenize, warmup=tokenize,

@@ -10,7 +10,7 @@ import sentencepiece as spm
 import transformers
 
 from esci_tf.data.synthetic import generate_esci
-from esci_tf.preprocessing import PairPreprocessor, load_tokenizer, preprocess_pairs
+from esci_tf.preprocessing import PairPreprocessor, load_tokenizer
 from tests import preprocessing_fixtures
 
 pytestmark = pytest.mark.slow  # real tokenizers and weights against transformers
@@ -53,7 +53,8 @@ def test_minilm_matches_transformers_on_real_esci(esci_sample_dir):
     merged = examples.merge(products, on=["product_id", "product_locale"], how="left").iloc[:1000]
     queries = list(merged["query"])
     product_texts = list(merged["product_title"] + " " + merged["product_bullet_point"].fillna(""))
-    features, num_truncated = preprocess_pairs(preprocessor, queries, product_texts)
+    features, tokens_cut = preprocessor.encode_in_batches(queries, product_texts)
+    num_truncated = int(np.count_nonzero(tokens_cut))
     reference = _hf_features(hf, queries, product_texts, 128)
     for key, values in reference.items():
         np.testing.assert_array_equal(features[key], values, err_msg=key)
@@ -115,7 +116,7 @@ def test_sentencepiece_backbones_match(kind, tmp_path, synthetic_texts):
 
     pairs = [(q, p) for q, p in zip(queries, product_texts) if _transformers_agrees(kind, q + p)]
     pair_queries, pair_products = [q for q, _ in pairs], [p for _, p in pairs]
-    features, _ = preprocess_pairs(preprocessor, pair_queries, pair_products)
+    features, _ = preprocessor.encode_in_batches(pair_queries, pair_products)
     if kind == "rembert":  # transformers 5 adds no special tokens here: lay them out from its ids
         reference = _layout_with_hf_specials(hf, pair_queries, pair_products)
     else:

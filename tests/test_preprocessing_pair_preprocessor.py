@@ -8,7 +8,7 @@ import pytest
 import tensorflow as tf
 
 from esci_tf.errors import DataError
-from esci_tf.preprocessing import PairPreprocessor, load_tokenizer, preprocess_pairs
+from esci_tf.preprocessing import PairPreprocessor, load_tokenizer
 from esci_tf.models.bert.tokenizer import HFBertTokenizer
 from esci_tf.special_tokens import ALL_SPECIAL_TOKENS, special_token_id
 from tests import preprocessing_fixtures
@@ -144,26 +144,28 @@ def test_keras_serialization_of_registered_classes(preprocessors):
     np.testing.assert_array_equal(again(queries, products)["token_ids"], preprocessor(queries, products)["token_ids"])
 
 
-def test_preprocess_pairs_batches_and_counts_truncation(preprocessors):
+def test_encode_in_batches_batches_and_counts_truncation(preprocessors):
     preprocessor = preprocessors["bert"]
     queries = ["red shoe"] * 5
     products = ["blue", LONG_PRODUCT, "nike", LONG_PRODUCT, "phone case"]
-    features, num_truncated = preprocess_pairs(preprocessor, queries, products, batch_size=2)
+    features, tokens_cut = preprocessor.encode_in_batches(queries, products, batch_size=2)
+    num_truncated = int(np.count_nonzero(tokens_cut))
     assert num_truncated == 2
     whole = preprocessor(queries, products)
     for key in ("token_ids", "segment_ids", "padding_mask"):
         assert features[key].dtype == np.int32 and features[key].shape == (5, MAX_LENGTH)
         np.testing.assert_array_equal(features[key], whole[key])
-    empty, none_cut = preprocess_pairs(preprocessor, [], [])
+    empty, tokens_cut = preprocessor.encode_in_batches([], [])
+    none_cut = int(np.count_nonzero(tokens_cut))
     assert empty["token_ids"].shape == (0, MAX_LENGTH) and none_cut == 0
 
 
 def test_bad_input_errors(tokenizers, preprocessors):
     preprocessor = preprocessors["bert"]
     with pytest.raises(DataError, match="row 1"):
-        preprocess_pairs(preprocessor, ["a", None], ["b", "c"])
+        preprocessor.encode_in_batches(["a", None], ["b", "c"])
     with pytest.raises(DataError, match="2 queries but 1 product"):
-        preprocess_pairs(preprocessor, ["a", "b"], ["c"])
+        preprocessor.encode_in_batches(["a", "b"], ["c"])
     with pytest.raises(ValueError, match="unknown backbone"):
         PairPreprocessor(tokenizers["bert"], "roberta")
     with pytest.raises(ValueError, match="max_length"):

@@ -1,4 +1,5 @@
-"""Run a PairPreprocessor over Python sequences of strings in batches."""
+"""The batch loop of the encoders: PairPreprocessor.encode_in_batches (Python sequences of
+formatted strings) and FieldsPreprocessor.encode_in_batches (raw fields) run through it."""
 
 import numpy as np
 
@@ -43,9 +44,3 @@ def batched_encode(encode, num_rows: int, max_length: int, batch_size: int, prog
             progress.update(len(cut[-1]))
     return {key: np.concatenate(parts[key]) for key in MODEL_INPUT_KEYS}, np.concatenate(cut)
 
-
-def preprocess_pairs(preprocessor, queries, products, batch_size: int = 1024):
-    """(features, num_truncated): features maps token_ids/segment_ids/padding_mask to int32
-    numpy arrays [N, max_length]; num_truncated counts pairs that lost tokens to truncation."""
-    features, tokens_cut = encode_in_batches(preprocessor, queries, products, batch_size)
-    return features, int(np.count_nonzero(tokens_cut))

@@ -147,6 +147,13 @@ class PairPreprocessor(keras.layers.Layer):
             return self._traced("encode")(queries, product_texts)
         return self._encode(queries, product_texts)
 
+    def encode_in_batches(self, queries, product_texts, batch_size: int = 1024, progress=None) -> tuple:
+        """(features, tokens_cut) as numpy: int32 [N, max_length] per model input and [N], from
+        Python sequences of formatted query and product strings (esci_tf.preprocessing.encode)."""
+        from esci_tf.preprocessing.encode import encode_in_batches
+
+        return encode_in_batches(self, queries, product_texts, batch_size, progress)
+
     def fingerprint(self) -> str:
         """SHA-256 of the config without layer names (Keras numbers those per instance): equal
         fingerprints tokenize and pack alike (the data caches and the traced graphs key on it)."""
