@@ -8,6 +8,8 @@ R/report.png say what each stage and member scores out of fold. Every trainers.f
 input ends with one line naming it (esci_tf.cli; --verbose: the traceback).
 """
 
+import sys
+
 from absl import app, flags
 
 from esci_tf import cli, cloud_paths
@@ -19,8 +21,21 @@ flags.adopt_module_key_flags(fit_flags)
 FLAGS = flags.FLAGS
 
 
-def run(flag_values=FLAGS) -> dict:
-    """Run (or continue) the recipe the parsed flags describe; returns its report."""
+def member_configs(config, argv) -> dict:
+    """{name: RecipeConfig} of --member_runs: the command line `argv` with each member's flagfile
+    after it (so its flags win), checked like the command's own."""
+    configs = {}
+    for name, flagfile in zip(config.member_run_names(), config.member_runs):
+        values = flags.FlagValues()
+        recipe_flags.define_flags(values)
+        fit_flags.parse([*argv, f"--flagfile={flagfile}"], values)
+        configs[name] = recipe_flags.recipe_config(values)
+    return configs
+
+
+def run(flag_values=FLAGS, argv=None) -> dict:
+    """Run (or continue) the recipe the parsed flags describe (`argv`: the command line they
+    came from, sys.argv by default; member runs start from it); returns its report."""
     from esci_tf.training.config import ConfigError
 
     try:
@@ -29,8 +44,16 @@ def run(flag_values=FLAGS) -> dict:
                                   "pseudo_products": config.pseudo_products})
         cloud_paths.check_output(config.output_dir, "output_dir")
         config.validate()
+        members = member_configs(config, sys.argv if argv is None else argv)
+        for name, member in members.items():
+            member.validate()
+            cloud_paths.check_inputs(member.run.input_paths())
         cli.check_writable(config.output_dir, "output_dir", directory=True)
-        from esci_tf.recipe.pipeline import run_recipe  # TensorFlow: only once the settings are checked
+        if members:
+            from esci_tf.recipe.member_runs import run_with_members  # TensorFlow: once the settings are checked
+
+            return run_with_members(config, members)
+        from esci_tf.recipe.pipeline import run_recipe
 
         return run_recipe(config)
     except ConfigError as error:
@@ -40,7 +63,7 @@ def run(flag_values=FLAGS) -> dict:
 def run_with_args(argv) -> dict:
     """Parse `argv` (argv[0] is the program name) as recipe flags and run; for library use."""
     fit_flags.parse(argv, FLAGS)
-    return run(FLAGS)
+    return run(FLAGS, argv)
 
 
 def main(argv):
@@ -48,7 +71,8 @@ def main(argv):
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
     report = run(FLAGS)
     chosen = report["ensemble"]["chosen"]
-    print(f"recipe finished: final ranker ({chosen}) in {FLAGS.output_dir}/final; report {FLAGS.output_dir}/report.json")
+    where = report.get("runs_ensemble_report", f"{FLAGS.output_dir}/report.json")
+    print(f"recipe finished: final ranker ({chosen}) in {FLAGS.output_dir}/final; report {where}")
 
 
 if __name__ == "__main__":

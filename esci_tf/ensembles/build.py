@@ -64,9 +64,10 @@ def collect(settings: EnsembleSettings, runs: dict, frame, products_table) -> tu
     return scores, rankers, stages
 
 
-def build_ensemble(settings: EnsembleSettings) -> dict:
-    """Steps 1-5 of the module docstring; returns the report (also E/report.json)."""
-    settings.validate()
+def build_ensemble(settings: EnsembleSettings, own_run: str | None = None) -> dict:
+    """Steps 1-5 of the module docstring; returns the report (also E/report.json). `own_run`: the
+    recipe run (one of the runs) whose R/final this ensemble replaces (esci_tf.recipe.member_runs)."""
+    settings.validate(own_run)
     runs = {root: runs_lib.load_run(root) for root in settings.runs}
     try:
         fold_assignment.check_aligned({root: run.folds for root, run in runs.items()})

@@ -27,8 +27,9 @@ class EnsembleSettings:
     min_list_size: int = RecipeConfig.min_list_size
     on_bad_rows: str = "raise"
 
-    def validate(self) -> "EnsembleSettings":
-        """FlagError naming the flag of a setting that cannot work; returns self."""
+    def validate(self, own_run: str | None = None) -> "EnsembleSettings":
+        """FlagError naming the flag of a setting that cannot work; returns self. `own_run`: the
+        recipe run whose final ranker this ensemble replaces (its --member_runs)."""
         if not self.runs:
             raise FlagError("--runs: give at least one trainers.recipe --output_dir")
         if len({os.path.normpath(r) for r in self.runs}) != len(self.runs):
@@ -37,7 +38,7 @@ class EnsembleSettings:
         if unknown or len(set(self.members)) != len(self.members):
             raise FlagError(f"--members={','.join(self.members)}: distinct names of "
                             f"{', '.join(BUILTIN_MEMBERS)}")
-        inside = [r for r in self.runs if os.path.normpath(self.output_dir) in
+        inside = [r for r in self.runs if r != own_run and os.path.normpath(self.output_dir) in
                   (os.path.normpath(r), os.path.normpath(os.path.join(r, "final")))]
         if inside:
             raise FlagError(f"--output_dir={self.output_dir} is run {inside[0]} or its final ranker")

@@ -7,6 +7,7 @@ is fitted; every field has the name of its trainers.recipe flag.
 """
 
 import dataclasses
+import os
 from typing import Optional
 
 from esci_tf.choices import BI_ENCODER_LOSSES
@@ -47,6 +48,7 @@ class RecipeConfig:
     pseudo_threshold: float = 0.7
     pseudo_on: str = "all"
     members: tuple = ("cross_encoder", "bm25", "zero_shot")
+    member_runs: tuple = ()  # flagfiles of member runs (esci_tf.recipe.member_runs)
     bi_encoder_epochs: int = 4
     bi_encoder_learning_rate: float = 3e-5
     bi_encoder_list_size: int = 16
@@ -95,6 +97,12 @@ class RecipeConfig:
             raise ConfigError(f"--pseudo_threshold={self.pseudo_threshold}: must be in (0, 1)")
         if self.bi_encoder_loss not in BI_ENCODER_LOSSES:
             raise ConfigError(f"--bi_encoder_loss={self.bi_encoder_loss!r}: expected one of {', '.join(BI_ENCODER_LOSSES)}")
+        names = self.member_run_names()
+        if len(set(names)) != len(names) or not all(names):
+            raise ConfigError(f"--member_runs={','.join(self.member_runs)}: flagfiles with distinct base names "
+                              "(each names its run, R/runs/<name>)")
+        if self.member_runs and (self.run.data.examples is None or self.run.data.products is None):
+            raise ConfigError("--member_runs: the runs' ensemble reads its pairs from --examples and --products")
         unknown = [m for m in self.members if m not in BUILTIN_MEMBERS and not m.startswith(EXTERNAL_PREFIX)]
         if unknown or not self.members or len(set(self.members)) != len(self.members):
             raise ConfigError(f"--members={','.join(self.members)}: distinct names of {', '.join(BUILTIN_MEMBERS)} "
@@ -103,6 +111,10 @@ class RecipeConfig:
         if problem:
             raise ConfigError(problem)
         return self
+
+    def member_run_names(self) -> tuple:
+        """Each --member_runs flagfile's run name (R/runs/<name>): its base name without extension."""
+        return tuple(os.path.splitext(os.path.basename(f.rstrip("/")))[0] for f in self.member_runs)
 
     def bi_encoder_settings(self):
         """How the bi_encoder member's fold models fine-tune."""

@@ -29,6 +29,11 @@ HELP = {
     "pseudo_on": "all: one fine-tune on training + pseudo pairs; folds: one per fold.",
     "members": "Ensemble members: cross_encoder (the last stage's models), bi_encoder (a fine-tuned "
                "sentence encoder, one per fold, bagged), bm25, zero_shot, dir:MODEL_DIR.",
+    "member_runs": "Flagfiles of member runs (the paper's ensemble across separately trained models): each is "
+                   "this command line plus the flagfile's flags (which win), trained into R/runs/<its base name> "
+                   "with this run's folds and no pseudo labels; R/final is then the ensemble across this run and "
+                   "them (trainers.ensemble's, with this run's bm25/zero_shot members), its report in "
+                   "R/final/report.json.",
     "bi_encoder_epochs": "Passes over the query lists of each bi_encoder fold model.",
     "bi_encoder_learning_rate": "Peak AdamW learning rate of the bi_encoder fold models.",
     "bi_encoder_list_size": "Products per bi_encoder training list (longer lists are cut).",
@@ -72,4 +77,5 @@ def recipe_config(flag_values=FLAGS) -> RecipeConfig:
               if f.name not in ("run", "output_dir")}
     values["train_folds"] = tuple(int(f) for f in values["train_folds"])
     values["members"] = tuple(values["members"])
+    values["member_runs"] = tuple(values["member_runs"])
     return RecipeConfig(run=fit_flags.run_config(flag_values), output_dir=flag_values.output_dir, **values)
