@@ -96,10 +96,10 @@ def train_bi_encoder(frame, train_rows, eval_rows, seed: int, epochs: int, learn
                      log=print) -> np.ndarray:
     """The recipe's bi-encoder member (esci_tf.rankers.bi_encoder) fine-tuned on the fold's training
     rows; its cosine for the eval rows."""
-    from esci_tf.rankers.bi_encoder import BiEncoderRanker, BiEncoderSettings
+    from esci_tf.training.bi_encoder_training import BiEncoderSettings, train_bi_encoder_ranker
 
     settings = BiEncoderSettings(epochs=epochs, learning_rate=learning_rate, seed=seed)
-    ranker = BiEncoderRanker.train(frame.iloc[train_rows], "bert", RECIPE_CHECKPOINT, settings)
+    ranker = train_bi_encoder_ranker(frame.iloc[train_rows], "bert", RECIPE_CHECKPOINT, settings)
     log(f"    bi_encoder seed {seed}: {epochs} epochs at lr {learning_rate:g}")
     return np.asarray(ranker.scores(frame.iloc[eval_rows]), np.float64)
 

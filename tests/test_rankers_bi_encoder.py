@@ -8,7 +8,8 @@ import pytest
 
 from esci_tf import files
 from esci_tf.rankers import load_ranker
-from esci_tf.rankers.bi_encoder import BiEncoderRanker, BiEncoderSettings, texts
+from esci_tf.rankers.bi_encoder import texts
+from esci_tf.training.bi_encoder_training import BiEncoderSettings, list_dataset, train_bi_encoder_ranker
 
 from run_fixtures import loaded_synthetic_frame
 
@@ -34,8 +35,8 @@ def test_product_texts_are_cleaned_brand_and_title():
 @pytest.mark.slow
 def test_lists_train_score_save_and_load(frame, tmp_path):
     settings = BiEncoderSettings(epochs=1, list_size=4, lists_per_batch=2, precision="float32")
-    ranker = BiEncoderRanker.train(frame, "xlm_roberta", None, settings, backbone_config=TINY)
-    dataset, num_lists = ranker.list_dataset(frame, settings)
+    ranker = train_bi_encoder_ranker(frame, "xlm_roberta", None, settings, backbone_config=TINY)
+    dataset, num_lists = list_dataset(ranker, frame, settings)
     sizes = frame.groupby("query_id").size().to_numpy()
     assert num_lists == int(np.ceil(sizes / 4).sum())
     x, gains = next(iter(dataset))

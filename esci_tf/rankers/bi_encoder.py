@@ -1,13 +1,11 @@
 """BiEncoderRanker: a fine-tuned BiEncoder (esci_tf.models.bi_encoder) scoring merged ESCI frames.
 
 The query side is the cleaned query; the product side is the cleaned brand and title. Training
-(`BiEncoderRanker.train`) starts from a pretrained sentence encoder and fine-tunes it on the
-frame's query lists (esci_tf.training.bi_encoder_training), cut into lists of at most
-`list_size` products. A fine-tune is short: killed, it starts again from the beginning. The
-ranker directory holds bi_encoder.keras and ranker.json (tokenizer config and lengths).
+lives in esci_tf.training.bi_encoder_training (`train_bi_encoder_ranker`: from a pretrained
+sentence encoder, on the frame's query lists, resumable from its checkpoints). The ranker
+directory holds bi_encoder.keras and ranker.json (tokenizer config and lengths).
 """
 
-import dataclasses
 import os
 
 import numpy as np
@@ -15,27 +13,10 @@ import tensorflow as tf
 
 from esci_tf import files
 from esci_tf.preprocessing.cleaning import clean_texts
-from esci_tf.labels import GAINS
 from esci_tf.rankers.base import RANKER_FILE, check_locales, locales_record, ranker_locales
 
 KIND = "bi_encoder"
 MODEL_FILE = "bi_encoder.keras"
-
-
-@dataclasses.dataclass(frozen=True)
-class BiEncoderSettings:
-    """How a bi-encoder fine-tunes (the recipe's --bi_encoder_* flags)."""
-
-    epochs: int = 4
-    learning_rate: float = 3e-5
-    list_size: int = 16
-    lists_per_batch: int = 4
-    scale: float = 20.0
-    loss: str = "pairwise_logistic"  # or "cosent" (esci_tf.training.bi_encoder_training)
-    query_length: int = 24
-    product_length: int = 64
-    precision: str = "mixed_bfloat16"
-    seed: int = 0
 
 
 PRODUCT_TEXTS = ("brand_title", "title")
@@ -125,60 +106,6 @@ class BiEncoderRanker:
         return tf.cast(self.model({"query_token_ids": query_ids, "query_padding_mask": query_mask,
                                    "product_token_ids": product_ids, "product_padding_mask": product_mask},
                                   training=False), tf.float32)
-
-    # -- training
-    def list_dataset(self, frame, settings: BiEncoderSettings):
-        """The frame's query lists (at most list_size products each) as an endless, shuffled
-        tf.data stream of batches of lists_per_batch lists; and the number of lists."""
-        queries, products = texts(frame, self.product_text)
-        gains = GAINS[frame["label"].to_numpy()]
-        query_ids, query_mask = self.pack(queries, self.query_length)
-        product_ids, product_mask = self.pack(products, self.product_length)
-        chunks = []
-        for rows in frame.reset_index(drop=True).groupby("query_id", sort=False).indices.values():
-            chunks.extend(rows[i:i + settings.list_size] for i in range(0, len(rows), settings.list_size))
-        size, count = settings.list_size, len(chunks)
-        lists = {"query_token_ids": np.stack([query_ids[c[0]] for c in chunks]),
-                 "query_padding_mask": np.stack([query_mask[c[0]] for c in chunks]),
-                 "product_token_ids": np.zeros((count, size, self.product_length), np.int32),
-                 "product_padding_mask": np.zeros((count, size, self.product_length), np.int32),
-                 "list_mask": np.zeros((count, size), bool)}
-        list_gains = np.zeros((count, size), np.float32)
-        for i, rows in enumerate(chunks):
-            lists["product_token_ids"][i, :len(rows)] = product_ids[rows]
-            lists["product_padding_mask"][i, :len(rows)] = product_mask[rows]
-            lists["list_mask"][i, :len(rows)] = True
-            list_gains[i, :len(rows)] = gains[rows]
-        dataset = (tf.data.Dataset.from_tensor_slices((lists, list_gains))
-                   .shuffle(count, seed=settings.seed, reshuffle_each_iteration=True).repeat()
-                   .batch(settings.lists_per_batch, drop_remainder=True).prefetch(2))
-        return dataset, count
-
-    @classmethod
-    def train(cls, frame, backbone: str, checkpoint: str, settings: BiEncoderSettings = BiEncoderSettings(),
-              backbone_config: dict | None = None) -> "BiEncoderRanker":
-        """Fine-tune a BiEncoder from `checkpoint` (or a random `backbone_config`) on the frame's lists."""
-        from esci_tf.models.bi_encoder import build_bi_encoder
-        from esci_tf.preprocessing.pair_preprocessor import PairPreprocessor
-        from esci_tf.preprocessing.tokenizer_loader import load_tokenizer
-        from esci_tf.training.bi_encoder_training import train_bi_encoder
-        from esci_tf.training.seeding import set_random_seed
-        from esci_tf.training.task import resolve_location
-
-        set_random_seed(settings.seed)
-        location = resolve_location(checkpoint)
-        longest = max(settings.query_length, settings.product_length)
-        preprocessor = PairPreprocessor(load_tokenizer(backbone, location), backbone, longest)
-        if backbone_config is not None:  # random init (tests): the tokenizer's vocabulary
-            backbone_config = {"vocabulary_size": preprocessor.base_vocabulary_size, "max_sequence_length": longest,
-                               **backbone_config}
-        model = build_bi_encoder(backbone, checkpoint=location if backbone_config is None else None,
-                                 backbone_config=backbone_config, dtype_policy=settings.precision)
-        ranker = cls(model, preprocessor, settings.query_length, settings.product_length)
-        dataset, num_lists = ranker.list_dataset(frame, settings)
-        steps = max(1, settings.epochs * num_lists // settings.lists_per_batch)
-        train_bi_encoder(model, dataset, steps, settings.learning_rate, scale=settings.scale, loss=settings.loss)
-        return ranker
 
     # -- saving
     def save(self, directory: str) -> None:

@@ -118,7 +118,7 @@ class RecipeConfig:
 
     def bi_encoder_settings(self):
         """How the bi_encoder member's fold models fine-tune."""
-        from esci_tf.rankers.bi_encoder import BiEncoderSettings
+        from esci_tf.training.bi_encoder_training import BiEncoderSettings
 
         return BiEncoderSettings(epochs=self.bi_encoder_epochs, learning_rate=self.bi_encoder_learning_rate,
                                  list_size=self.bi_encoder_list_size, lists_per_batch=self.bi_encoder_lists_per_batch,

@@ -373,23 +373,33 @@ def _fit_decisions(run: _Run):
 
 def train_bi_encoders(config, frame, folds, stage, augmentation=None) -> tuning.ModelSet:
     """One BiEncoderRanker per trained fold (saved as fold_<k>; trained on the other folds and
-    their translations) and its out-of-fold scores."""
+    their translations) and its out-of-fold scores. Killed, a rerun keeps the folds saved whole
+    (their ranker.json is written last) and resumes the running one from its checkpoints
+    (fold_<k>/checkpoints, every --checkpoint_every_steps steps, else 100)."""
+    from esci_tf.rankers.base import RANKER_FILE
     from esci_tf.rankers.bi_encoder import BiEncoderRanker
+    from esci_tf.training.bi_encoder_training import train_bi_encoder_ranker
 
     run, settings = config.run, config.bi_encoder_settings()
     directories, oof = [], []
     for fold in config.folds_to_train:
         start = time.perf_counter()
         train, held_out = tuning.fold_frames(frame, folds, fold, augmentation=augmentation)
-        ranker = BiEncoderRanker.train(train, run.model.backbone, run.model.checkpoint, settings,
-                                       backbone_config=run.model.backbone_config)
-        ranker.locales = normalize_locales(run.data.locales)
         directory = f"fold_{fold}"
-        ranker.save(stage.path(directory))
+        if tf.io.gfile.exists(stage.path(directory, RANKER_FILE)):  # saved whole before a kill
+            ranker = BiEncoderRanker.load(stage.path(directory))
+            _log(f"recipe: stage bi_encoder, fold {fold} was done")
+        else:
+            ranker = train_bi_encoder_ranker(train, run.model.backbone, run.model.checkpoint, settings,
+                                             backbone_config=run.model.backbone_config,
+                                             checkpoint_dir=stage.path(directory, tuning.CHECKPOINT_DIR),
+                                             checkpoint_every=run.training.checkpoint_every_steps or 100)
+            ranker.locales = normalize_locales(run.data.locales)
+            ranker.save(stage.path(directory))
+            _log(f"recipe: stage bi_encoder, fold {fold} done in {time.perf_counter() - start:.0f} s")
         directories.append(directory)
         oof.append(pd.DataFrame({"example_id": held_out["example_id"].to_numpy(), "fold": fold,
                                  "score": ranker.scores(held_out)}))
-        _log(f"recipe: stage bi_encoder, fold {fold} done in {time.perf_counter() - start:.0f} s")
     model_set = tuning.ModelSet(directories, pd.concat(oof, ignore_index=True))
     _finish(stage, model_set)
     return model_set

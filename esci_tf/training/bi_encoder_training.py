@@ -1,4 +1,11 @@
-"""Fine-tuning a BiEncoder on query lists with a keras-rs pairwise ranking loss.
+"""Fine-tuning a BiEncoder on query lists with a keras-rs pairwise ranking loss (or CoSENT).
+
+`train_bi_encoder_ranker` builds a BiEncoderRanker from a pretrained sentence encoder (or a
+random config) and fine-tunes it on a merged frame's query lists (`list_dataset`: at most
+`list_size` products a list, an endless seeded shuffle). With a checkpoint directory it resumes
+as the cross-encoder's run loop does (esci_tf.training.checkpointing.TrainingCheckpoint: model
+and optimizer variables and the data position, saved every `checkpoint_every` steps; a killed
+fine-tune continues from the last one on the same stream).
 
 A batch holds query lists: the query's int32 [B, Tq] "query_token_ids"/"query_padding_mask",
 the products' [B, L, Tp] "product_token_ids"/"product_padding_mask", "list_mask" [B, L] (False
@@ -14,16 +21,37 @@ AdamW with linear warmup and decay (esci_tf.training.schedules), no
 decay on biases and norms, as the cross-encoder trains.
 """
 
+import dataclasses
+
 import keras
 import keras_rs
+import numpy as np
 import tensorflow as tf
+from absl import logging
 
 from esci_tf.choices import BI_ENCODER_LOSSES
+from esci_tf.labels import GAINS
 
 from esci_tf.training.schedules import WarmupLinearDecay
 from esci_tf.training.task import NO_DECAY_NAMES
 
 LIST_MASK = "list_mask"
+
+
+@dataclasses.dataclass(frozen=True)
+class BiEncoderSettings:
+    """How a bi-encoder fine-tunes (the recipe's --bi_encoder_* flags)."""
+
+    epochs: int = 4
+    learning_rate: float = 3e-5
+    list_size: int = 16
+    lists_per_batch: int = 4
+    scale: float = 20.0
+    loss: str = "pairwise_logistic"  # or "cosent" (esci_tf.training.bi_encoder_training)
+    query_length: int = 24
+    product_length: int = 64
+    precision: str = "mixed_bfloat16"
+    seed: int = 0
 
 
 def cosent_loss(gains, scores, mask):
@@ -90,8 +118,11 @@ class BiEncoderTrainer(keras.Model):
 
 def train_bi_encoder(model, dataset, steps: int, learning_rate: float = 3e-5, warmup_ratio: float = 0.1,
                      weight_decay: float = 0.01, clipnorm: float = 1.0, scale: float = 20.0,
-                     loss: str = "pairwise_logistic") -> dict:
-    """Fit `model` for `steps` batches of `dataset` (endless list batches); returns the history."""
+                     loss: str = "pairwise_logistic", checkpoint_dir: str | None = None,
+                     checkpoint_every: int = 100) -> int:
+    """Fit `model` for `steps` batches of `dataset` (endless list batches, the same stream on every
+    call); with `checkpoint_dir`, continue from its last checkpoint and save one every
+    `checkpoint_every` steps. Returns the step it started from (0: fresh)."""
     if steps < 1:
         raise ValueError(f"steps must be >= 1, got {steps}")
     trainer = BiEncoderTrainer(model, scale, loss)
@@ -100,5 +131,91 @@ def train_bi_encoder(model, dataset, steps: int, learning_rate: float = 3e-5, wa
         weight_decay=weight_decay, clipnorm=clipnorm or None)
     optimizer.exclude_from_weight_decay(var_names=NO_DECAY_NAMES)
     trainer.compile(optimizer=optimizer)
-    history = trainer.fit(dataset, steps_per_epoch=steps, epochs=1, verbose=0)
-    return history.history
+    if checkpoint_dir is None:
+        trainer.fit(dataset, steps_per_epoch=steps, epochs=1, verbose=0)
+        return 0
+    from esci_tf.training.checkpointing import TrainingCheckpoint
+
+    checkpoint = TrainingCheckpoint(checkpoint_dir, trainer, optimizer)
+    start = position = min(checkpoint.restore_latest(), steps)
+    if start:
+        logging.info("bi-encoder: resuming from step %d of %d (%s)", start, steps, checkpoint_dir)
+    while position < steps:
+        chunk = min(max(1, checkpoint_every), steps - position)
+        trainer.fit(dataset.skip(position), steps_per_epoch=chunk, epochs=1, verbose=0)
+        position += chunk
+        checkpoint.save(position)
+    return start
+
+
+def list_dataset(ranker, frame, settings: BiEncoderSettings):
+    """The frame's query lists (at most list_size products each), packed by `ranker`, as an
+    endless seeded stream of batches of lists_per_batch lists (`shuffled_stream`); and the number
+    of lists."""
+    from esci_tf.rankers.bi_encoder import texts
+
+    queries, products = texts(frame, ranker.product_text)
+    gains = GAINS[frame["label"].to_numpy()]
+    query_ids, query_mask = ranker.pack(queries, ranker.query_length)
+    product_ids, product_mask = ranker.pack(products, ranker.product_length)
+    chunks = []
+    for rows in frame.reset_index(drop=True).groupby("query_id", sort=False).indices.values():
+        chunks.extend(rows[i:i + settings.list_size] for i in range(0, len(rows), settings.list_size))
+    size, count = settings.list_size, len(chunks)
+    lists = {"query_token_ids": np.stack([query_ids[c[0]] for c in chunks]),
+             "query_padding_mask": np.stack([query_mask[c[0]] for c in chunks]),
+             "product_token_ids": np.zeros((count, size, ranker.product_length), np.int32),
+             "product_padding_mask": np.zeros((count, size, ranker.product_length), np.int32),
+             LIST_MASK: np.zeros((count, size), bool)}
+    list_gains = np.zeros((count, size), np.float32)
+    for i, rows in enumerate(chunks):
+        lists["product_token_ids"][i, :len(rows)] = product_ids[rows]
+        lists["product_padding_mask"][i, :len(rows)] = product_mask[rows]
+        lists[LIST_MASK][i, :len(rows)] = True
+        list_gains[i, :len(rows)] = gains[rows]
+    return shuffled_stream((lists, list_gains), count, settings.seed, settings.lists_per_batch), count
+
+
+def shuffled_stream(elements, count: int, seed: int, batch_size: int):
+    """An endless stream of batches of `elements` (nested arrays with `count` rows): epoch e is a
+    permutation drawn statelessly from (seed, e), so the stream is a function of the seed alone and
+    `stream.skip(n)` is where a run that consumed n batches stands (tf.data's reshuffling shuffle
+    keeps state across iterators, so a second iterator would see other orders)."""
+    elements = tf.nest.map_structure(tf.constant, elements)
+
+    def epoch(index):
+        keys = tf.random.stateless_uniform([count], seed=tf.stack([tf.cast(seed, tf.int64), index]))
+        return tf.data.Dataset.from_tensor_slices(tf.argsort(keys))
+
+    return (tf.data.Dataset.range(2 ** 62).flat_map(epoch)
+            .map(lambda row: tf.nest.map_structure(lambda column: tf.gather(column, row), elements))
+            .batch(batch_size, drop_remainder=True).prefetch(2))
+
+
+def train_bi_encoder_ranker(frame, backbone: str, checkpoint: str | None,
+                            settings: BiEncoderSettings = BiEncoderSettings(), backbone_config: dict | None = None,
+                            checkpoint_dir: str | None = None, checkpoint_every: int = 100):
+    """A BiEncoderRanker fine-tuned from `checkpoint` (or a random `backbone_config`) on the frame's
+    lists; resumed from `checkpoint_dir` when it holds a checkpoint of the same fine-tune."""
+    from esci_tf.models.bi_encoder import build_bi_encoder
+    from esci_tf.preprocessing.pair_preprocessor import PairPreprocessor
+    from esci_tf.preprocessing.tokenizer_loader import load_tokenizer
+    from esci_tf.rankers.bi_encoder import BiEncoderRanker
+    from esci_tf.training.seeding import set_random_seed
+    from esci_tf.training.task import resolve_location
+
+    set_random_seed(settings.seed)
+    location = resolve_location(checkpoint)
+    longest = max(settings.query_length, settings.product_length)
+    preprocessor = PairPreprocessor(load_tokenizer(backbone, location), backbone, longest)
+    if backbone_config is not None:  # random init (tests): the tokenizer's vocabulary
+        backbone_config = {"vocabulary_size": preprocessor.base_vocabulary_size, "max_sequence_length": longest,
+                           **backbone_config}
+    model = build_bi_encoder(backbone, checkpoint=location if backbone_config is None else None,
+                             backbone_config=backbone_config, dtype_policy=settings.precision)
+    ranker = BiEncoderRanker(model, preprocessor, settings.query_length, settings.product_length)
+    dataset, num_lists = list_dataset(ranker, frame, settings)
+    steps = max(1, settings.epochs * num_lists // settings.lists_per_batch)
+    train_bi_encoder(model, dataset, steps, settings.learning_rate, scale=settings.scale, loss=settings.loss,
+                     checkpoint_dir=checkpoint_dir, checkpoint_every=checkpoint_every)
+    return ranker
