@@ -25,8 +25,7 @@ def run(flag_values=FLAGS) -> dict:
 
     try:
         config = recipe_flags.recipe_config(flag_values)
-        cloud_paths.check_inputs({**config.run.input_paths(), "pseudo_examples": config.pseudo_examples,
-                                  "pseudo_products": config.pseudo_products})
+        cloud_paths.check_inputs(config.input_paths())
         cloud_paths.check_output(config.output_dir, "output_dir")
         config.validate()
         cli.check_writable(config.output_dir, "output_dir", directory=True)
