@@ -9,6 +9,7 @@ instead of ~8 s); the modules that implement each choice import its tuple from h
 """
 
 TASKS = ("1", "2", "3", "all")  # KDD Cup 2022 tasks whose pairs to read (esci_tf.data.reader)
+SPLITS = ("train", "test")  # the official files' split column
 ON_BAD_ROWS = ("raise", "skip")  # what bad input rows do: stop the command, or are dropped and reported
 BACKBONE_NAMES = ("bert", "xlm_roberta", "deberta_v3", "rembert")  # esci_tf/models/<name>/, registry order
 POOLINGS = ("cls", "weighted_layers", "mean")  # esci_tf.models.cross_encoder

@@ -36,11 +36,12 @@ class RecipeConfig:
 
     run: RunConfig
     output_dir: Optional[str] = None
-    num_folds: int = setting(3, "Query-grouped cross-validation folds (balanced by rows and locale; translations "
-                             "stay with their query).")
+    num_folds: int = setting(3, "Query-grouped cross-validation folds of the training pairs (esci_tf.data.splits: "
+                             "balanced by rows and locale; translations stay with their query).")
     train_folds: tuple = setting((), "Folds to train (empty: all), e.g. 0,3 for the paper's '2 of 7' bagging; the "
                                  "others only train the fold models.")
-    fold_seed: int = setting(0, "Seed of the fold assignment and of the ensemble's nested cross-validation.")
+    fold_seed: int = setting(0, "Seed of the fold assignment (trainers.recipe: and of the ensemble's nested "
+                             "cross-validation).")
     folds_from: Optional[str] = setting(
         None, "A trainers.recipe --output_dir R0: use its fold assignment (R0/folds/fold_assignment.csv) instead of "
         "drawing one, so the two runs' out-of-fold scores can be ensembled: each query keeps R0's fold (with "
