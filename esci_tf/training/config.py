@@ -2,7 +2,10 @@
 
 Every field has the name of the trainers.fit flag that sets it (`--batch_size` sets
 `training.batch_size`), so a flagfile, a RunConfig and the run's config.json say the same
-thing. `validate()` checks the settings that do not need the data and raises ConfigError (a
+thing. Each field is declared once with esci_tf.settings.setting (type, default, help, choices,
+bounds, role); the flags, the checks of choices and bounds, the up-front path checks
+(`input_paths`), what a resume compares (`result_settings`, run_settings) and the recipe's stage
+keys are derived from those declarations (DEVELOPERS.md, "Adding a setting"). `validate()` checks the settings that do not need the data and raises ConfigError (a
 ValueError) naming the flag; checks that need the data (a batch larger than the training
 set, ...) raise ConfigError from the run itself.
 
