@@ -7,7 +7,7 @@ and role in its metadata, and everything else is derived from that declaration.
 
 The field's annotation is the setting's type; `setting(default, help, ...)` is its default, help
 text, fixed choices, (lowest, highest or None) bounds and role. The command lines define one flag
-per declared setting (trainers/flags/generate.py: same name, type, default, help and choices),
+per declared setting (trainers/flags/define.py: same name, type, default, help and choices),
 `check_values` checks choices and bounds naming the flag, and the roles decide the rest:
 
 - INPUT: a file, directory or glob the command reads: checked up front (gs:// access) and, for
