@@ -8,6 +8,9 @@ instead of ~8 s); the modules that implement each choice import its tuple from h
 (('bert', 'xlm_roberta'), ('auto', 'cpu', 'default'), ('float32', 'mixed_bfloat16'))
 """
 
+TASKS = ("1", "2", "3", "all")  # KDD Cup 2022 tasks whose pairs to read (esci_tf.data.reader)
+SPLITS = ("train", "test")  # the official files' split column
+ON_BAD_ROWS = ("raise", "skip")  # what bad input rows do: stop the command, or are dropped and reported
 BACKBONE_NAMES = ("bert", "xlm_roberta", "deberta_v3", "rembert")  # esci_tf/models/<name>/, registry order
 POOLINGS = ("cls", "weighted_layers", "mean")  # esci_tf.models.cross_encoder
 PRECISION_POLICIES = ("float32", "mixed_bfloat16")  # esci_tf.models.precision

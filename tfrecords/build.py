@@ -16,15 +16,15 @@ import contextlib
 import os
 import tempfile
 
-from absl import app, flags
+from absl import app
 
 from esci_tf import cli, cloud_paths
 from esci_tf.choices import BACKBONE_NAMES
+from esci_tf.command_settings import DEFAULT_TOKENIZER
 from esci_tf.errors import FlagError
-from esci_tf.data.locales import HELP as LOCALES_HELP
+from trainers.flags import build_flags
 
-FLAGS = flags.FLAGS
-DEFAULT_TOKENIZER = "xlm_roberta"  # no path: the embedded demo SentencePiece vocabulary
+FLAGS = build_flags.define_flags()  # the build's own FlagValues (trainers/flags/build_flags.py)
 # The columns of the checked examples a streaming build keeps (the text is in the product store).
 KEY_COLUMNS = ("example_id", "query", "query_id", "product_id", "product_locale", "product_row", "label")
 
@@ -118,40 +118,10 @@ def build_tfrecords(examples: str, products: str, output_dir: str, sources: str 
                 store.remove()
 
 
-def define_flags():
-    """Defines the command-line flags (only when run as a program, so importing is side-effect free)."""
-    flags.DEFINE_string("examples", None, "Examples file (parquet or csv; local or gs://).", required=True)
-    flags.DEFINE_string("products", None, "Products file (parquet or csv; local or gs://).", required=True)
-    flags.DEFINE_string("sources", None, "Optional query sources file (query_id, source).")
-    flags.DEFINE_string("output_dir", None, "Directory for the shards and summary.json.", required=True)
-    flags.DEFINE_string(
-        "tokenizer", DEFAULT_TOKENIZER,
-        f"BACKBONE[:PATH]: backbone in {'|'.join(BACKBONE_NAMES)}; PATH a Hugging Face or "
-        "keras-hub preset directory (local or gs://) or a keras-hub preset name. Plain xlm_roberta "
-        "uses the embedded demo SentencePiece vocabulary.",
-    )
-    flags.DEFINE_integer("max_length", 128, "Tokens per packed (query, product) pair.")
-    flags.DEFINE_enum("task", "1", ["1", "2", "3", "all"], "KDD Cup task whose rows to keep.")
-    flags.DEFINE_integer("num_folds", 5, "Cross-validation folds of the training split (grouped by query).")
-    flags.DEFINE_integer("num_shards", 8, "Shard files per split.")
-    flags.DEFINE_bool("entity_markers", False, "Wrap brands/colors/sizes/models in typed entity markers.")
-    flags.DEFINE_enum("field_style", "text", ["text", "tokens"], "Product field labels: words or marker tokens.")
-    flags.DEFINE_integer("prompt_tokens", 0, "Trainable prompt tokens inserted by the template.")
-    flags.DEFINE_enum("on_bad_rows", "raise", ["raise", "skip"], "Bad rows: stop, or drop and report them.")
-    flags.DEFINE_float("label_smoothing", 0.0, "Soft labels (1 - a) * one_hot + a / 4.")
-    flags.DEFINE_integer("seed", 0, "Seed of the fold assignment.")
-    flags.DEFINE_list("locales", [], LOCALES_HELP)
-    flags.DEFINE_integer("workers", 0, "Processes that encode and write shards in parallel; 0: the machine's "
-                         "cores, at most one per 20,000 pairs. The shards are the same bytes for any number.")
-
-
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-    names = ("examples", "products", "output_dir", "sources", "tokenizer", "max_length", "task", "num_folds",
-             "num_shards", "entity_markers", "field_style", "prompt_tokens", "on_bad_rows", "label_smoothing",
-             "seed", "workers", "locales")
-    summary = build_tfrecords(**{name: FLAGS[name].value for name in names})
+    summary = build_tfrecords(**build_flags.build_arguments(FLAGS))
     from esci_tf.records.summary import format_table
 
     print(format_table(summary))
@@ -159,5 +129,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    define_flags()
-    cli.run(main, "tfrecords.build")
+    cli.run(main, "tfrecords.build", flag_values=FLAGS)

@@ -68,8 +68,12 @@ def predict(cfg) -> int:
     """
     from esci_tf import cloud_paths
     from esci_tf.cli import check_writable
+    from esci_tf.command_settings import PredictSettings
+    from esci_tf.settings import INPUT, check_values, declared, names
 
-    cloud_paths.check_inputs({"model_dir": cfg.model_dir, "examples": cfg.examples, "products": cfg.products})
+    settings = declared(PredictSettings)
+    check_values(settings, {item.name: getattr(cfg, item.name) for item in settings})  # choices, bounds
+    cloud_paths.check_inputs({name: getattr(cfg, name) for name in names(settings, INPUT)})
     cloud_paths.check_output(cfg.output, "output", directory=False)
     check_writable(cfg.output, "output")
     from esci_tf import decisions, files

@@ -40,8 +40,7 @@ def run(flag_values=FLAGS, argv=None) -> dict:
 
     try:
         config = recipe_flags.recipe_config(flag_values)
-        cloud_paths.check_inputs({**config.run.input_paths(), "pseudo_examples": config.pseudo_examples,
-                                  "pseudo_products": config.pseudo_products})
+        cloud_paths.check_inputs(config.input_paths())
         cloud_paths.check_output(config.output_dir, "output_dir")
         config.validate()
         members = member_configs(config, sys.argv if argv is None else argv)

@@ -10,6 +10,7 @@ import os
 import numpy as np
 import pandas as pd
 
+from esci_tf.choices import TASKS
 from esci_tf.errors import DataError
 from esci_tf.data.validation import (
     MISSING_PRODUCT,
@@ -27,7 +28,6 @@ from esci_tf.data.validation import (
 )
 from esci_tf.labels import is_known_label, label_index
 
-TASKS = ("1", "2", "3", "all")
 # Read as text so ids such as ISBN "0425284700" keep their leading zeros and "NA" stays a brand.
 _CSV_SUFFIXES = {".csv": ",", ".tsv": "\t"}
 _COMPRESSIONS = (".gz", ".bz2", ".zip", ".xz", ".zst")

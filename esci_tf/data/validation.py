@@ -20,6 +20,7 @@ import dataclasses
 import numpy as np
 import pandas as pd
 
+from esci_tf.choices import ON_BAD_ROWS, SPLITS
 from esci_tf.preprocessing.cleaning import clean_texts
 from esci_tf.errors import DataError
 from esci_tf.labels import is_known_label
@@ -45,8 +46,6 @@ PRODUCT_TEXT_COLUMNS = (
 )
 PRODUCT_COLUMNS = ("product_id",) + PRODUCT_TEXT_COLUMNS + ("product_locale",)
 SOURCE_COLUMNS = ("query_id", "source")
-SPLITS = ("train", "test")
-ON_BAD_ROWS = ("raise", "skip")
 MAX_LISTED = 5  # offending rows named in one message
 
 # Row-level reasons: the only ones "skip" mode may drop.

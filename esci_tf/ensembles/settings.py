@@ -5,27 +5,33 @@ import os
 
 from esci_tf.errors import FlagError
 from esci_tf.recipe.config import MIN_LOCALE_QUERIES, RecipeConfig, ensemble_fit_problem
+from esci_tf.settings import INPUT, LOCAL, borrowed, setting
+from esci_tf.training.config import DataConfig
 
 BUILTIN_MEMBERS = ("bm25", "zero_shot")
 
 
 @dataclasses.dataclass
 class EnsembleSettings:
-    """trainers.ensemble's settings (trainers/flags/ensemble_flags.py has each one's meaning)."""
+    """trainers.ensemble's settings, each declared with its help (esci_tf.settings)."""
 
-    runs: tuple
-    output_dir: str
-    examples: str
-    products: str
-    members: tuple = ()
-    ensemble_folds: int = RecipeConfig.ensemble_folds  # the recipe's ensemble defaults
-    correlation_limit: float = RecipeConfig.correlation_limit
-    weight_step: float = RecipeConfig.weight_step
-    min_locale_queries: int = MIN_LOCALE_QUERIES
-    seed: int = 0
-    bootstrap_samples: int = RecipeConfig.bootstrap_samples
-    min_list_size: int = RecipeConfig.min_list_size
-    on_bad_rows: str = "raise"
+    runs: tuple = setting((), "trainers.recipe --output_dirs whose members join: each run's cross-encoder and "
+                          "bi-encoder (if it trained one). Their folds must be aligned (--folds_from).", role=INPUT)
+    output_dir: str = setting(None, "E/: the ensemble's ranker directory (for trainers.predict and trainers.export), "
+                              "with report.json and report.png.", role=LOCAL, required=True)
+    examples: str = borrowed(DataConfig, "examples", required=True)
+    products: str = borrowed(DataConfig, "products", required=True)
+    members: tuple = setting((), "Members besides the runs': bm25, zero_shot (the first run's backbone and "
+                             "checkpoint).")
+    ensemble_folds: int = borrowed(RecipeConfig, "ensemble_folds")  # the recipe's ensemble settings
+    correlation_limit: float = borrowed(RecipeConfig, "correlation_limit")
+    weight_step: float = borrowed(RecipeConfig, "weight_step")
+    min_locale_queries: int = setting(MIN_LOCALE_QUERIES, "Locales with at least this many queries get weights of "
+                                      "their own (the others: the weights of the members covering every locale).")
+    seed: int = setting(0, "Seed of the nested cross-validation's query parts.")
+    bootstrap_samples: int = borrowed(RecipeConfig, "bootstrap_samples")
+    min_list_size: int = borrowed(RecipeConfig, "min_list_size")
+    on_bad_rows: str = borrowed(DataConfig, "on_bad_rows")
 
     def validate(self, own_run: str | None = None) -> "EnsembleSettings":
         """FlagError naming the flag of a setting that cannot work; returns self. `own_run`: the

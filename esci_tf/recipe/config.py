@@ -11,6 +11,7 @@ import os
 from typing import Optional
 
 from esci_tf.choices import BI_ENCODER_LOSSES
+from esci_tf.settings import INPUT, declared, names, setting
 from esci_tf.training.config import ConfigError, RunConfig
 
 STAGE_MODES = ("all", "folds")
@@ -32,34 +33,59 @@ def ensemble_fit_problem(ensemble_folds: int, correlation_limit: float, weight_s
 
 @dataclasses.dataclass
 class RecipeConfig:
-    """The recipe's settings (see trainers/flags/recipe_flags.py for each one's meaning)."""
+    """The recipe's settings, each declared with its help (esci_tf.settings); `run` and
+    `output_dir` are the fine-tunes' (trainers.fit's flags)."""
 
     run: RunConfig
     output_dir: Optional[str] = None
-    num_folds: int = 3
-    train_folds: tuple = ()
-    fold_seed: int = 0
-    folds_from: Optional[str] = None
-    distill: bool = True
-    distill_on: str = "all"
-    hard_label_weight: float = 0.7
-    pseudo_examples: Optional[str] = None
-    pseudo_products: Optional[str] = None
-    pseudo_threshold: float = 0.7
-    pseudo_on: str = "all"
-    members: tuple = ("cross_encoder", "bm25", "zero_shot")
-    member_runs: tuple = ()  # flagfiles of member runs (esci_tf.recipe.member_runs)
-    bi_encoder_epochs: int = 4
-    bi_encoder_learning_rate: float = 3e-5
-    bi_encoder_list_size: int = 16
-    bi_encoder_lists_per_batch: int = 4
-    bi_encoder_loss: str = "pairwise_logistic"
-    ensemble_folds: int = 5
-    per_locale_weights: bool = False
-    correlation_limit: float = 0.98
-    weight_step: float = 0.1
-    min_list_size: int = 20
-    bootstrap_samples: int = 1000
+    num_folds: int = setting(3, "Query-grouped cross-validation folds of the training pairs (esci_tf.data.splits: "
+                             "balanced by rows and locale; translations stay with their query).")
+    train_folds: tuple = setting((), "Folds to train (empty: all), e.g. 0,3 for the paper's '2 of 7' bagging; the "
+                                 "others only train the fold models.")
+    fold_seed: int = setting(0, "Seed of the fold assignment (trainers.recipe: and of the ensemble's nested "
+                             "cross-validation).")
+    folds_from: Optional[str] = setting(
+        None, "A trainers.recipe --output_dir R0: use its fold assignment (R0/folds/fold_assignment.csv) instead of "
+        "drawing one, so the two runs' out-of-fold scores can be ensembled: each query keeps R0's fold (with "
+        "--locales, a subset of R0's queries keeps theirs). Every query must be in R0's assignment and --num_folds "
+        "must be R0's.")
+    distill: bool = setting(True, "Self-distillation stage: retrain on hard_label_weight x label + the rest x "
+                            "out-of-fold probabilities.")
+    distill_on: str = setting("all", "all: one fine-tune on every pair; folds: one per fold (gives out-of-fold "
+                              "scores).", choices=STAGE_MODES)
+    hard_label_weight: float = setting(0.7, "Share of the (smoothed) hard label in the distillation targets (the "
+                                       "paper: 0.7).")
+    pseudo_examples: Optional[str] = setting(None, "Unlabeled examples (official schema; esci_label absent or "
+                                             "ignored) for pseudo labels.", role=INPUT)
+    pseudo_products: Optional[str] = setting(None, "Products of --pseudo_examples.", role=INPUT)
+    pseudo_threshold: float = setting(0.7, "Pseudo pairs kept: largest class probability above this (soft labels).")
+    pseudo_on: str = setting("all", "all: one fine-tune on training + pseudo pairs; folds: one per fold.",
+                             choices=STAGE_MODES)
+    members: tuple = setting(("cross_encoder", "bm25", "zero_shot"), "Ensemble members: cross_encoder (the last "
+                             "stage's models), bi_encoder (a fine-tuned sentence encoder, one per fold, bagged), "
+                             "bm25, zero_shot, dir:MODEL_DIR.")
+    member_runs: tuple = setting((), "Flagfiles of member runs (the paper's ensemble across separately trained "
+                                 "models): each is this command line plus the flagfile's flags (which win), trained "
+                                 "into R/runs/<its base name> with this run's folds and no pseudo labels; R/final is "
+                                 "then the ensemble across this run and them (trainers.ensemble's, with this run's "
+                                 "bm25/zero_shot members), its report in R/final/report.json "
+                                 "(esci_tf.recipe.member_runs).")
+    bi_encoder_epochs: int = setting(4, "Passes over the query lists of each bi_encoder fold model.")
+    bi_encoder_learning_rate: float = setting(3e-5, "Peak AdamW learning rate of the bi_encoder fold models.")
+    bi_encoder_list_size: int = setting(16, "Products per bi_encoder training list (longer lists are cut).")
+    bi_encoder_lists_per_batch: int = setting(4, "Query lists per bi_encoder training batch.")
+    bi_encoder_loss: str = setting("pairwise_logistic", "The bi_encoder's loss over each query's list: "
+                                   "pairwise_logistic (keras-rs) or cosent (one log-sum-exp over the batch's wrongly "
+                                   "ordered pairs).", choices=BI_ENCODER_LOSSES)
+    ensemble_folds: int = setting(5, "Query parts of the nested cross-validation that chooses the ensemble's weights "
+                                  "(and its fallback to the best member) and estimates the ensemble against its best "
+                                  "member.")
+    per_locale_weights: bool = setting(False, "Fit weights per locale (locales with 30+ queries).")
+    correlation_limit: float = setting(0.98, "A member correlating this much with a stronger member gets weight 0 "
+                                       "(the two share the stronger one's weight).")
+    weight_step: float = setting(0.1, "Grid step of the ensemble weights.")
+    min_list_size: int = setting(20, "Queries with at least this many pairs count as long lists in the report.")
+    bootstrap_samples: int = setting(1000, "Bootstrap resamples of the report's intervals.")
 
     @property
     def folds_to_train(self) -> tuple:
@@ -124,6 +150,11 @@ class RecipeConfig:
                                  list_size=self.bi_encoder_list_size, lists_per_batch=self.bi_encoder_lists_per_batch,
                                  loss=self.bi_encoder_loss,
                                  precision=self.run.runtime.precision, seed=self.run.runtime.seed)
+
+    def input_paths(self) -> dict:
+        """{flag: path} of every file the recipe reads (cloud_paths.check_inputs): the run's and the
+        recipe's own settings of role INPUT."""
+        return {**self.run.input_paths(), **{name: getattr(self, name) for name in names(declared(RecipeConfig), INPUT)}}
 
     def settings(self) -> dict:
         """Every recipe setting but `run`, by name."""

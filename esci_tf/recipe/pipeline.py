@@ -39,7 +39,8 @@ from esci_tf.recipe.runs import FOLDS_FILE, OOF_FILE, load_model_set as _load_mo
 from esci_tf.recipe.stages import Stage, fingerprint
 from esci_tf.rankers.base import normalize_locales
 from esci_tf.rankers.ensemble import BagRanker
-from esci_tf.training.config import DATA_FILES, recorded
+from esci_tf.settings import LOCATION, NEUTRAL, RESULT, names
+from esci_tf.training.config import recorded, settings as run_config_settings
 
 TRAINING_STAGES = ("folds", "bi_encoder", "distill", "pseudo")  # the stages that train models, in order
 
@@ -62,13 +63,17 @@ def _frame_fingerprint(frame: pd.DataFrame) -> str:
     return fingerprint(int(pd.util.hash_pandas_object(frame, index=False).sum()) % (1 << 62))
 
 
+# Fine-tune settings the recipe decides itself for every fine-tune (the data source and the
+# evaluation split: its folds; which model is kept: the last), so they key no stage.
+SET_BY_RECIPE = ("synthetic_queries", "eval_split", "eval_fraction", "select_best")
+
+
 def _run_settings(config: RecipeConfig) -> dict:
-    """The fine-tune settings the stages depend on (not where the run writes or how it logs)."""
-    values = recorded(config.run.flat())
-    for name in ("output_dir", "progress_bar", *DATA_FILES, "eval_split", "eval_fraction", "synthetic_queries",
-                 "select_best", "resume"):
-        values.pop(name, None)
-    return values
+    """The fine-tune settings the stages depend on, by their roles (esci_tf.settings): the result
+    and neutral ones, not the input files (keyed by content), nor how one invocation runs (LOCAL:
+    where it writes, whether it resumes, what it prints), nor SET_BY_RECIPE."""
+    keyed = set(names(run_config_settings(), RESULT, NEUTRAL, LOCATION)) - set(SET_BY_RECIPE)
+    return recorded({name: value for name, value in config.run.flat().items() if name in keyed})
 
 
 def _write_csv(frame: pd.DataFrame, path: str) -> None:

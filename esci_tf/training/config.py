@@ -2,7 +2,10 @@
 
 Every field has the name of the trainers.fit flag that sets it (`--batch_size` sets
 `training.batch_size`), so a flagfile, a RunConfig and the run's config.json say the same
-thing. `validate()` checks the settings that do not need the data and raises ConfigError (a
+thing. Each field is declared once with esci_tf.settings.setting (type, default, help, choices,
+bounds, role); the flags, the checks of choices and bounds, the up-front path checks
+(`input_paths`), what a resume compares (`result_settings`, run_settings) and the recipe's stage
+keys are derived from those declarations (DEVELOPERS.md, "Adding a setting"). `validate()` checks the settings that do not need the data and raises ConfigError (a
 ValueError) naming the flag; checks that need the data (a batch larger than the training
 set, ...) raise ConfigError from the run itself.
 
@@ -19,11 +22,11 @@ esci_tf.training.config.ConfigError: give one data source: --examples and --prod
 import dataclasses
 from typing import Optional
 
-from esci_tf.choices import BACKBONE_CONFIG_KEYS, BACKBONE_NAMES, LISTWISE_LOSSES, POOLINGS, PRECISION_POLICIES as PRECISIONS
-from esci_tf.choices import STRATEGY_NAMES as STRATEGIES
+from esci_tf.choices import BACKBONE_CONFIG_KEYS, BACKBONE_NAMES, LISTWISE_LOSSES, ON_BAD_ROWS, POOLINGS, TASKS
+from esci_tf.choices import PRECISION_POLICIES as PRECISIONS, STRATEGY_NAMES as STRATEGIES
 from esci_tf.errors import FlagError
-from esci_tf.data.locales import canonical, parse_locales
-from esci_tf.data.reader import TASKS
+from esci_tf.data.locales import HELP as LOCALES_HELP, canonical, parse_locales
+from esci_tf.settings import INPUT, LOCAL, LOCATION, NEUTRAL, check_values, declared, names, setting
 
 ADVERSARIAL = ("none", "fgm", "awp")
 OPTIMIZERS = ("adamw", "lazy_adamw")
@@ -37,24 +40,44 @@ class ConfigError(FlagError):
 class DataConfig:
     """Where the pairs come from, how they are split, formatted and tokenized."""
 
-    examples: Optional[str] = None
-    products: Optional[str] = None
-    train_tfrecords: Optional[str] = None
-    eval_tfrecords: Optional[str] = None
-    synthetic_queries: int = 0
-    augment_examples: Optional[str] = None
-    augment_products: Optional[str] = None
-    task: str = "1"
-    eval_split: str = "fraction"
-    eval_fraction: float = 0.1
-    on_bad_rows: str = "raise"
-    num_shards: int = 4
-    max_length: int = 128
-    length_buckets: tuple = ()
-    field_style: str = "text"
-    prompt_tokens: int = 0
-    entity_markers: bool = False
-    locales: tuple = ()
+    examples: Optional[str] = setting(None, "ESCI examples file (parquet/csv; local or gs://).", role=INPUT)
+    products: Optional[str] = setting(None, "ESCI products file matching --examples (parquet/csv; local or gs://).",
+                                      role=INPUT)
+    train_tfrecords: Optional[str] = setting(None, "Prebuilt training shards (glob), instead of --examples/--products.",
+                                             role=INPUT)
+    eval_tfrecords: Optional[str] = setting(None, "Prebuilt eval shards (glob).", role=INPUT)
+    synthetic_queries: int = setting(0, "Train on this many queries of generated ESCI-like data "
+                                     "(esci_tf.data.synthetic; us/es/jp) instead of files.", bounds=(0, None))
+    augment_examples: Optional[str] = setting(
+        None, "Translated pairs (tfrecords.translate's examples.parquet) added to training only: translations of "
+        "the training queries, never of an evaluation query, never evaluated.", role=INPUT)
+    augment_products: Optional[str] = setting(
+        None, "The products of --augment_examples (tfrecords.translate's products.parquet).", role=INPUT)
+    task: str = setting("1", "Which KDD Cup task's pairs to use (1: small_version, 2 and 3: large_version, all: "
+                        "either).", choices=TASKS)
+    eval_split: str = setting("fraction", "'fraction': validate on --eval_fraction of the queries; 'test': validate "
+                              "on the file's official test rows (leaked queries removed from training).",
+                              choices=("fraction", "test"))
+    eval_fraction: float = setting(0.1, "Share of queries held out for validation (query-grouped; rounded to 1/k for "
+                                   "k folds); an eval set of fewer than 3 queries is refused (its NDCG cannot choose "
+                                   "the best model).", bounds=(0.0, 0.5))
+    on_bad_rows: str = setting("raise", "Bad input rows stop the command, or are dropped and reported (a run: "
+                               "counted in metrics.json).", choices=ON_BAD_ROWS)
+    num_shards: int = setting(4, "TFRecord shard files per split (trainers.fit: of the run's cache built from "
+                              "parquet).", bounds=(1, None))
+    max_length: int = setting(128, "Tokens per packed (query, product) pair.", bounds=(8, None))
+    length_buckets: tuple = setting(
+        (), "Static length buckets of the training batches, e.g. 32,64,128: each batch holds pairs of one bucket, "
+        "cut to its length (few compiled shapes, less padding). Capped at --max_length: larger values are left out "
+        "and --max_length is always the last bucket (so 32,64,128 with --max_length=48 means 32,48). Empty: every "
+        "batch is --max_length long.")
+    field_style: str = setting("text", "Product field labels: words (text) or marker tokens (tokens).",
+                               choices=("text", "tokens"))
+    prompt_tokens: int = setting(0, "Trainable prompt tokens inserted by the template.", bounds=(0, 8))
+    entity_markers: bool = setting(False, "Wrap brands/colors/sizes/models in typed entity markers.")
+    locales: tuple = setting((), LOCALES_HELP + " Recorded with what is built from them (run_settings.json, the "
+                             "model directory, summary.json): a model trained with --locales refuses rows of "
+                             "another locale.", added=True)
 
     def __post_init__(self):
         self.locales = canonical(self.locales)  # sorted, distinct, lower case; () is every locale
@@ -80,15 +103,20 @@ class DataConfig:
 class ModelConfig:
     """The backbone, its weights and tokenizer, and the head on top."""
 
-    backbone: str = "xlm_roberta"
-    checkpoint: Optional[str] = None
-    tokenizer: Optional[str] = None
-    backbone_config: Optional[dict] = None
-    pooling: str = "cls"
-    num_pooled_layers: int = 4
-    multi_sample_dropout: int = 0
-    cross_attention: bool = False
-    dropout: float = 0.1
+    backbone: str = setting("xlm_roberta", "Backbone family.", choices=BACKBONE_NAMES)
+    checkpoint: Optional[str] = setting(
+        None, "Pretrained weights: keras-hub preset name, a Hugging Face or keras-hub directory, or package:NAME "
+        "for a Python package shipping a Hugging Face dir in NAME/model. Unset: random init from --backbone_config.",
+        role=LOCATION)
+    tokenizer: Optional[str] = setting(None, "Tokenizer location (defaults to --checkpoint; unset for xlm_roberta: "
+                                       "the embedded demo vocabulary).", role=LOCATION)
+    backbone_config: Optional[dict] = setting(
+        None, 'JSON backbone config for random init, e.g. \'{"num_layers": 2, "hidden_dim": 32, ...}\'.')
+    pooling: str = setting("cls", "Head input.", choices=POOLINGS)
+    num_pooled_layers: int = setting(4, "Layers mixed by weighted_layers pooling.", bounds=(1, None))
+    multi_sample_dropout: int = setting(0, "Dropout masks averaged by the head (0: off).", bounds=(0, None))
+    cross_attention: bool = setting(False, "Query/product cross-attention head.")
+    dropout: float = setting(0.1, "Head dropout rate.", bounds=(0.0, 0.9))
 
     @property
     def tokenizer_location(self) -> Optional[str]:
@@ -102,78 +130,111 @@ class TrainingConfig:
     (what the learning-rate schedule sees); with gradient_accumulation=N the weights change
     every N batches."""
 
-    batch_size: int = 32
-    eval_batch_size: int = 0
-    learning_rate: float = 3e-5
-    weight_decay: float = 0.01
-    optimizer: str = "adamw"
-    clipnorm: float = 1.0
-    warmup_steps: Optional[int] = None
-    warmup_ratio: float = 0.1
-    epochs: int = 1
-    steps: int = 0
-    gradient_accumulation: int = 1
-    label_smoothing: float = 0.0
-    adversarial: str = "none"
-    fgm_epsilon: float = 1.0
-    awp_lr: float = 1.0
-    awp_eps: float = 0.01
-    awp_start_loss: float = 0.6
-    listwise_loss_weight: float = 0.0
-    listwise_loss: str = "pairwise_logistic"
-    list_size: int = 16
+    batch_size: int = setting(32, "Global batch size.", bounds=(1, None))
+    eval_batch_size: int = setting(0, "Eval batch size (0: 2 x --batch_size).", bounds=(0, None))
+    learning_rate: float = setting(3e-5, "Peak AdamW learning rate.", bounds=(0.0, None))
+    weight_decay: float = setting(0.01, "AdamW weight decay.", bounds=(0.0, None))
+    optimizer: str = setting("adamw", "keras AdamW, or esci_tf LazyAdamW: sparse (token-embedding) gradients update "
+                             "only the rows a batch touches (fast for 250k-token vocabularies; see bench/README.md).",
+                             choices=OPTIMIZERS)
+    clipnorm: float = setting(1.0, "Gradient norm clip (0: off).", bounds=(0.0, None))
+    warmup_steps: Optional[int] = setting(None, "Linear warmup steps (overrides --warmup_ratio).", bounds=(0, None))
+    warmup_ratio: float = setting(0.1, "Warmup as a share of all steps.", bounds=(0.0, 1.0))
+    epochs: int = setting(1, "Passes over the training data (if --steps is 0).", bounds=(1, None))
+    steps: int = setting(0, "Training batches in all (0: --epochs epochs).", bounds=(0, None))
+    gradient_accumulation: int = setting(1, "Batches per optimizer update.", bounds=(1, None))
+    label_smoothing: float = setting(0.0, "Label smoothing of the targets: (1 - a) * one_hot + a / 4.",
+                                     bounds=(0.0, 0.99))
+    adversarial: str = setting("none", "Adversarial training.", choices=ADVERSARIAL)
+    fgm_epsilon: float = setting(1.0, "FGM perturbation norm.", bounds=(0.0, None))
+    awp_lr: float = setting(1.0, "AWP adversarial learning rate.", bounds=(0.0, None))
+    awp_eps: float = setting(0.01, "AWP relative weight perturbation bound.", bounds=(0.0, None))
+    awp_start_loss: float = setting(0.6, "AWP starts once the loss is below this.")
+    listwise_loss_weight: float = setting(
+        0.0, "Weight of a keras-rs listwise loss over each query's products added to the cross-entropy (0: off). On, "
+        "the training data comes as listwise batches of --batch_size // --list_size query lists (long lists split).",
+        bounds=(0.0, None))
+    listwise_loss: str = setting("pairwise_logistic", "The listwise loss (esci_tf.training.listwise).",
+                                 choices=LISTWISE_LOSSES)
+    list_size: int = setting(16, "Products per training list with --listwise_loss_weight > 0.", bounds=(2, None))
 
 
 @dataclasses.dataclass
 class RuntimeConfig:
     """How and where the run executes, evaluates and checkpoints."""
 
-    precision: str = "float32"
-    jit_compile: bool = False
-    strategy: str = "auto"
-    tpu_address: Optional[str] = None
-    steps_per_execution: int = 1
-    seed: int = 42
-    eval_every_steps: int = 0
-    checkpoint_every_steps: int = 0
-    max_eval_batches: int = 0
-    select_best: bool = True
-    resume: bool = True
-    progress_bar: bool = True
+    precision: str = setting("float32", "Dtype policy.", choices=PRECISIONS)
+    jit_compile: bool = setting(False, "XLA-compile the train step.")
+    strategy: str = setting("auto", "Distribution strategy.", choices=STRATEGIES)
+    tpu_address: Optional[str] = setting(None, "TPU name or grpc address (strategy tpu).", role=NEUTRAL)
+    steps_per_execution: int = setting(1, "Batches per compiled call.", bounds=(1, None))
+    seed: int = setting(42, "Seed of weights init, data order, splits and dropout.")
+    eval_every_steps: int = setting(0, "Evaluate every N batches (0: every epoch, and at the end).", role=NEUTRAL,
+                                    bounds=(0, None))
+    checkpoint_every_steps: int = setting(0, "Save a resumable checkpoint every N batches (0: at each evaluation).",
+                                          role=NEUTRAL, bounds=(0, None))
+    max_eval_batches: int = setting(0, "Cap on eval batches (0: the whole eval set).", bounds=(0, None))
+    select_best: bool = setting(True, "Keep the model of the best evaluation (by eval NDCG); --noselect_best "
+                                "evaluates only the final model and keeps it (out-of-fold scoring must not choose "
+                                "on the eval queries).")
+    resume: bool = setting(True, "Continue from the checkpoint in --output_dir if any.", role=LOCAL)
+    progress_bar: bool = setting(True, "Show the tqdm progress bar.", role=LOCAL)
 
 
 SECTIONS = {"data": DataConfig, "model": ModelConfig, "training": TrainingConfig,
             "runtime": RuntimeConfig}
 
-# The settings a resumed run may change: they decide when the run evaluates and checkpoints, what
-# it prints and where it finds a TPU, not the weights it trains (a resume continues the same
-# deterministic stream; evaluations read the model and change nothing). Every other setting
-# changes the results, and a resume with a different value is refused (train_lib).
-# The settings that name data files the run reads (recorded by content: run_settings).
-DATA_FILES = ("examples", "products", "train_tfrecords", "eval_tfrecords", "augment_examples", "augment_products")
-RESULT_NEUTRAL = frozenset({"eval_every_steps", "checkpoint_every_steps", "progress_bar", "resume",
-                            "tpu_address"})
-# Result settings added after runs were recorded, with the default that means "as before": left out
-# of what a run records while at that default, so a run recorded before the setting existed still
-# resumes (and a recipe stage is still skipped); set, they are recorded and compared.
-RECORDED_WHEN_SET = {"locales": ()}
+
+
+def settings() -> list:
+    """Every RunConfig setting declared (esci_tf.settings.Declared): output_dir, then the
+    sections' fields in SECTIONS order. Everything below is derived from these declarations."""
+    found = declared(RunConfig)
+    for section_class in SECTIONS.values():
+        found += declared(section_class)
+    return found
+
+
+def defaults() -> dict:
+    """{setting name: declared default} of every setting."""
+    return {item.name: item.default for item in settings()}
+
+
+def data_files() -> tuple:
+    """The settings naming data files a run reads (role INPUT: checked up front, recorded by content)."""
+    return names(settings(), INPUT)
+
+
+def result_neutral() -> frozenset:
+    """The settings a resumed run may change (roles NEUTRAL and LOCAL, output_dir aside): they decide
+    when the run evaluates and checkpoints, what it prints and where it finds a TPU, not the weights
+    it trains (a resume continues the same deterministic stream; evaluations read the model and change
+    nothing). Every other setting changes the results, and a resume with another value is refused."""
+    return frozenset(names(settings(), NEUTRAL, LOCAL)) - {"output_dir"}
 
 
 def recorded(values: dict) -> dict:
-    """`values` ({setting: value}) without the RECORDED_WHEN_SET settings at their default."""
+    """`values` ({setting: value}) without the settings declared `added` while at their default
+    (esci_tf.settings): what a run records of them, equal to the records of runs made before they
+    existed."""
+    added = {item.name: item.default for item in settings() if item.setting.added}
     return {name: value for name, value in values.items()
-            if name not in RECORDED_WHEN_SET or tuple(value or ()) != RECORDED_WHEN_SET[name]}
+            if name not in added or _plain(value) != _plain(added[name])}
+
+
+def _plain(value):
+    return tuple(value) if isinstance(value, (list, tuple)) else value
 
 
 @dataclasses.dataclass
 class RunConfig:
     """One run: its four sections and the directory everything is written to."""
 
-    data: DataConfig = dataclasses.field(default_factory=DataConfig)
-    model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
-    training: TrainingConfig = dataclasses.field(default_factory=TrainingConfig)
-    runtime: RuntimeConfig = dataclasses.field(default_factory=RuntimeConfig)
-    output_dir: Optional[str] = None
+    data: DataConfig = dataclasses.field(default_factory=lambda: SECTIONS["data"]())
+    model: ModelConfig = dataclasses.field(default_factory=lambda: SECTIONS["model"]())
+    training: TrainingConfig = dataclasses.field(default_factory=lambda: SECTIONS["training"]())
+    runtime: RuntimeConfig = dataclasses.field(default_factory=lambda: SECTIONS["runtime"]())
+    output_dir: Optional[str] = setting(None, "Where checkpoints, logs and results go.", role=LOCAL)
 
     @classmethod
     def field_names(cls) -> dict:
@@ -207,15 +268,17 @@ class RunConfig:
 
     def input_paths(self) -> dict:
         """{flag: path} of every file, directory or glob the run reads (None where unset), for
-        esci_tf.cloud_paths.check_inputs: the DATA_FILES, the checkpoint and the tokenizer."""
-        return {**{name: getattr(self.data, name) for name in DATA_FILES},
-                "checkpoint": self.model.checkpoint, "tokenizer": self.model.tokenizer}
+        esci_tf.cloud_paths.check_inputs: the settings of roles INPUT (data files) and LOCATION
+        (the checkpoint and the tokenizer)."""
+        flat = self.flat()
+        return {name: flat[name] for name in names(settings(), INPUT, LOCATION)}
 
     def result_settings(self) -> dict:
         """{setting name: value} of every setting that changes a run's results: all but
-        RESULT_NEUTRAL and output_dir (and RECORDED_WHEN_SET ones at their default)."""
+        result_neutral() and output_dir (and `added` ones at their default)."""
+        neutral = result_neutral()
         return recorded({name: value for name, value in self.flat().items()
-                         if name != "output_dir" and name not in RESULT_NEUTRAL})
+                         if name != "output_dir" and name not in neutral})
 
     def replace(self, **changes) -> "RunConfig":
         """A copy with some settings changed, by flat name."""
@@ -228,6 +291,14 @@ class RunConfig:
             if data_source or check is not _data_source:
                 check(self)
         return self
+
+
+# Fixed names of today's declarations, for readers (code derives them from settings() at call time).
+DATA_FILES = data_files()
+RESULT_NEUTRAL = result_neutral()
+CHOICES = {item.name: item.setting.choices for item in settings() if item.setting.choices is not None}
+BOUNDS = {item.name: item.setting.bounds for item in settings() if item.setting.bounds is not None}
+
 
 
 def _require(condition: bool, message: str) -> None:
@@ -347,36 +418,8 @@ def _entity_markers(config):
              "--train_tfrecords already carry their tokens")
 
 
-# Settings with a fixed set of values (trainers.fit makes them enum flags).
-CHOICES = {
-    "task": TASKS, "eval_split": ("fraction", "test"), "on_bad_rows": ("raise", "skip"),
-    "field_style": ("text", "tokens"), "backbone": BACKBONE_NAMES, "pooling": POOLINGS,
-    "optimizer": OPTIMIZERS, "adversarial": ADVERSARIAL, "listwise_loss": LISTWISE_LOSSES,
-    "precision": PRECISIONS, "strategy": STRATEGIES,
-}
-# (lowest, highest or None) of numeric settings.
-BOUNDS = {
-    "synthetic_queries": (0, None), "eval_fraction": (0.0, 0.5), "num_shards": (1, None),
-    "max_length": (8, None), "prompt_tokens": (0, 8), "num_pooled_layers": (1, None),
-    "multi_sample_dropout": (0, None), "dropout": (0.0, 0.9), "batch_size": (1, None),
-    "eval_batch_size": (0, None), "learning_rate": (0.0, None), "weight_decay": (0.0, None),
-    "clipnorm": (0.0, None), "warmup_steps": (0, None), "warmup_ratio": (0.0, 1.0), "epochs": (1, None),
-    "steps": (0, None), "gradient_accumulation": (1, None), "label_smoothing": (0.0, 0.99),
-    "fgm_epsilon": (0.0, None), "awp_lr": (0.0, None), "awp_eps": (0.0, None),
-    "listwise_loss_weight": (0.0, None), "list_size": (2, None), "steps_per_execution": (1, None),
-    "eval_every_steps": (0, None), "checkpoint_every_steps": (0, None), "max_eval_batches": (0, None),
-}
-
-
 def _choices_and_bounds(config):
-    values = config.flat()
-    for name, choices in CHOICES.items():
-        _require(values[name] in choices,
-                 f"--{name}={values[name]!r}: expected one of {', '.join(map(str, choices))}")
-    for name, (low, high) in BOUNDS.items():
-        value = values[name]
-        within = value is None or (value >= low and (high is None or value <= high))
-        _require(within, f"--{name}={value}: must be >= {low}" + (f" and <= {high}" if high is not None else ""))
+    check_values(settings(), config.flat(), ConfigError)
 
 
 _CHECKS = (_output_dir, _data_source, _augmentation, _eval_slice, _length_buckets, _weights, _choices_and_bounds,

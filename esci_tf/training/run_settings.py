@@ -1,9 +1,11 @@
 """The settings a run's results depend on, recorded in <output_dir>/run_settings.json.
 
-They are RunConfig.result_settings() (every setting but config.RESULT_NEUTRAL), with the input
-files replaced by their content (run_data.data_identity: size and SHA-256), so moving the files
-is fine and editing them is a change. A run records them when it starts training; a resume
-(checkpoints present) with different ones stops with one line listing each difference.
+They are RunConfig.result_settings() (every setting but the result-neutral ones, by their role:
+esci_tf.settings), with the input files replaced by their content (run_data.data_identity: size
+and SHA-256), so moving the files is fine and editing them is a change. A run records them when
+it starts training; a resume (checkpoints present) with different ones stops with one line
+listing each difference. A setting the record lacks (added to RunConfig after the run started)
+is compared as its declared default: an old run resumes while the new setting keeps it.
 
 >>> old = {"seed": 0, "learning_rate": 0.001, "examples": {"size": 300, "sha256": "ab" * 32}}
 >>> differences(old, dict(old, seed=1, examples={"size": 150, "sha256": "cd" * 32}))
@@ -16,15 +18,20 @@ import os
 from absl import logging
 
 from esci_tf import files
-from esci_tf.training.config import DATA_FILES, ConfigError, RunConfig
+from esci_tf.training.config import ConfigError, RunConfig, data_files, defaults
 
 SETTINGS_FILE = "run_settings.json"
 
 
 def result_settings(config: RunConfig, identity: dict) -> dict:
     """The settings that change `config`'s results, inputs by content, as JSON values."""
-    values = {name: value for name, value in config.result_settings().items() if name not in DATA_FILES}
+    inputs = data_files()
+    values = {name: value for name, value in config.result_settings().items() if name not in inputs}
     values.update(identity)
+    return _json(values)
+
+
+def _json(values: dict) -> dict:
     return json.loads(json.dumps(values, default=files.json_default))
 
 
@@ -59,6 +66,10 @@ def check_resume(output_dir: str, settings: dict) -> None:
     if recorded is None:
         logging.warning("%s not found: cannot check that the resumed run has its original settings", path)
         return
+    # A setting added since the run was recorded counts as its declared default there.
+    declared = _json(defaults())
+    recorded = {**{name: declared[name] for name in settings if name in declared and name not in recorded},
+                **recorded}
     changes = differences(recorded, settings)
     if changes:
         raise ConfigError(f"--output_dir={output_dir} holds a run started with other settings: "
