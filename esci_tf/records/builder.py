@@ -69,10 +69,14 @@ def _folds(frame, split: str, num_folds: int, seed: int) -> np.ndarray:
         return np.full(len(frame), TEST_FOLD, np.int64)
     if "fold" in frame.columns:
         return frame["fold"].to_numpy(np.int64)
-    queries = frame["query_id"].nunique()
+    check_fold_queries(frame["query_id"].nunique(), num_folds)
+    return np.asarray(assign_folds(frame, num_folds, seed), np.int64)
+
+
+def check_fold_queries(queries: int, num_folds: int) -> None:
+    """FlagError unless the train split has a query for each fold."""
     if queries < num_folds:
         raise FlagError(f"--num_folds={num_folds} is more than the {queries} queries of the train split")
-    return np.asarray(assign_folds(frame, num_folds, seed), np.int64)
 
 
 def remove_previous_build(output_dir: str, keep=()) -> None:

@@ -1,0 +1,67 @@
+"""tfrecords.build --runner=DirectRunner (esci_tf.records.beam_build) writes the local builder's
+shards and summary.json, record by record; its bad-row errors are the local build's lines; a
+Dataflow --dry_run prints the options and the job graph and submits nothing."""
+
+import pytest
+
+from cli_fixtures import assert_one_line_error, run_module
+from esci_tf import cli
+from esci_tf.errors import DataError
+from tests.test_tfrecords_build_workers import (MAX_LENGTH, SETTINGS, _output, files_with_bad_rows,  # noqa: F401
+                                                preprocessor)
+from tfrecords import build
+
+DIRECT = dict(runner="DirectRunner", pipeline_args=["--direct_num_workers=1"])
+DATAFLOW = ["--runner=DataflowRunner", "--project=my-project", "--region=europe-west4",
+            "--temp_location=gs://my-bucket/tmp", "--sdk_container_image=europe-docker.pkg.dev/p/esci/beam:1",
+            "--machine_type=n2-standard-8", "--max_num_workers=50"]
+
+
+def _build(paths, output_dir, preprocessor, **settings):
+    return build.build_tfrecords(*paths, str(output_dir), max_length=MAX_LENGTH, show_progress=False,
+                                 preprocessor=preprocessor, workers=1, **dict(SETTINGS, **settings))
+
+
+def test_direct_runner_writes_the_local_build(tmp_path, files_with_bad_rows, preprocessor):  # noqa: F811
+    local = _build(files_with_bad_rows, tmp_path / "local", preprocessor)
+    assert set(local["dropped"]["counts"]) == {"unknown_label", "missing_product", "duplicate_pair",
+                                                "conflicting_labels"}
+    (tmp_path / "beam").mkdir()
+    (tmp_path / "beam" / "train-00000-of-00009.tfrecord.gz").write_bytes(b"stale")  # removed by the build
+    on_beam = _build(files_with_bad_rows, tmp_path / "beam", preprocessor, **DIRECT)
+    expected, got = _output(tmp_path / "local"), _output(tmp_path / "beam")
+    assert sum(name.endswith(".tfrecord.gz") for name in expected) == 6
+    assert list(got) == list(expected)
+    for name, content in expected.items():
+        assert got[name] == content, f"{name} differs on Beam"
+    assert on_beam["dropped"] == local["dropped"]
+
+
+def test_bad_rows_are_the_local_builds_line_and_nothing_is_written(tmp_path, files_with_bad_rows,  # noqa: F811
+                                                                    preprocessor):  # noqa: F811
+    with pytest.raises(DataError) as local:
+        _build(files_with_bad_rows, tmp_path / "local", preprocessor, on_bad_rows="raise")
+    (tmp_path / "beam").mkdir()
+    (tmp_path / "beam" / "summary.json").write_text("{}")  # an earlier build's: a failed build keeps it
+    with pytest.raises(DataError) as on_beam:
+        _build(files_with_bad_rows, tmp_path / "beam", preprocessor, on_bad_rows="raise", **DIRECT)
+    assert str(on_beam.value) == str(local.value)
+    assert "examples.parquet, row 1: unknown esci_label (unknown_label, 1 rows) at row 1" in str(on_beam.value)
+    assert sorted(p.name for p in (tmp_path / "beam").iterdir()) == ["summary.json"]
+
+
+def test_dataflow_dry_run_prints_options_and_graph(tmp_path, files_with_bad_rows):  # noqa: F811
+    args = ["--examples=gs://my-bucket/esci/examples.parquet", "--products=gs://my-bucket/esci/products.parquet",
+            "--output_dir=gs://my-bucket/records", "--max_length=32"]
+    result = run_module("tfrecords.build", *args, *DATAFLOW, "--dry_run")
+    assert result.returncode == 0, result.stderr
+    for option in DATAFLOW[1:]:
+        assert option in result.stdout
+    for stage in ("read and check examples", "check queries", "join products", "checks, folds and shards",
+                  "encode and write shards", "summary.json"):
+        assert f"  {stage}" in result.stdout
+    assert "  encode and write shards  <- group shards [checks, folds and shards]" in result.stdout
+    missing = run_module("tfrecords.build", *args, *DATAFLOW[:1], *DATAFLOW[2:], "--dry_run")
+    assert_one_line_error(missing, "tfrecords.build", "--runner=DataflowRunner needs --project", code=cli.FLAG_EXIT)
+    local = run_module("tfrecords.build", *args[:2], f"--output_dir={tmp_path}", *DATAFLOW, "--dry_run")
+    assert_one_line_error(local, "tfrecords.build", f"--output_dir={tmp_path} must be gs://", code=cli.FLAG_EXIT)
