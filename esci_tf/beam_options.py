@@ -10,16 +10,22 @@ own options (Beam's GoogleCloudOptions and WorkerOptions): --project, --region, 
 
 >>> from absl import flags
 >>> values = flags.FlagValues()
->>> _ = flags.DEFINE_string("examples", None, "", flag_values=values)
+>>> _ = [flags.DEFINE_string(name, None, "", flag_values=values) for name in ("examples", "runner")]
 >>> split_pipeline_args(["prog", "--examples=e", "--runner=DirectRunner", "--direct_num_workers", "2"], values)
 (['prog', '--examples=e', '--runner=DirectRunner'], ['--direct_num_workers', '2'])
+>>> split_pipeline_args(["prog", "--examplez=e"], values)
+(['prog', '--examplez=e'], [])
 """
+
+from absl import flags
 
 from esci_tf.errors import FlagError
 
 RUNNER = "runner"
 DATAFLOW = "DataflowRunner"
 DATAFLOW_REQUIRED = ("project", "region", "temp_location", "sdk_container_image")
+# The entry points' own arguments that absl or esci_tf.cli define only while parsing.
+ALWAYS_OURS = ("verbose", "noverbose", "help", "helpshort", "helpfull", "h", "flagfile")
 
 
 def _name(arg: str) -> str:
@@ -27,7 +33,10 @@ def _name(arg: str) -> str:
 
 
 def split_pipeline_args(argv: list, flag_values) -> tuple:
-    """(argv for absl: the program and the entry point's own flags, Beam's pipeline arguments)."""
+    """(argv for absl: the program and the entry point's own flags, Beam's pipeline arguments);
+    without --runner all of argv is absl's (a mistyped flag stays an error)."""
+    if not any(_name(arg) == RUNNER for arg in argv[1:] if arg.startswith("-")):
+        return list(argv), []
     ours, beam = [argv[0]], []
     args = list(argv[1:])
     index = 0
@@ -35,7 +44,8 @@ def split_pipeline_args(argv: list, flag_values) -> tuple:
         arg = args[index]
         index += 1
         name = _name(arg)
-        known = name in flag_values or (name.startswith("no") and name[2:] in flag_values)
+        known = any(name in values or (name.startswith("no") and name[2:] in values)
+                    for values in (flag_values, flags.FLAGS)) or name in ALWAYS_OURS
         if not arg.startswith("-") or arg == "--" or known:
             ours.append(arg)
             continue

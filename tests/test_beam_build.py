@@ -2,6 +2,9 @@
 shards and summary.json, record by record; its bad-row errors are the local build's lines; a
 Dataflow --dry_run prints the options and the job graph and submits nothing."""
 
+import pathlib
+import re
+
 import pytest
 
 from cli_fixtures import assert_one_line_error, run_module
@@ -11,6 +14,7 @@ from tests.test_tfrecords_build_workers import (MAX_LENGTH, SETTINGS, _output, f
                                                 preprocessor)
 from tfrecords import build
 
+REPO = pathlib.Path(__file__).resolve().parents[1]
 DIRECT = dict(runner="DirectRunner", pipeline_args=["--direct_num_workers=1"])
 DATAFLOW = ["--runner=DataflowRunner", "--project=my-project", "--region=europe-west4",
             "--temp_location=gs://my-bucket/tmp", "--sdk_container_image=europe-docker.pkg.dev/p/esci/beam:1",
@@ -65,3 +69,17 @@ def test_dataflow_dry_run_prints_options_and_graph(tmp_path, files_with_bad_rows
     assert_one_line_error(missing, "tfrecords.build", "--runner=DataflowRunner needs --project", code=cli.FLAG_EXIT)
     local = run_module("tfrecords.build", *args[:2], f"--output_dir={tmp_path}", *DATAFLOW, "--dry_run")
     assert_one_line_error(local, "tfrecords.build", f"--output_dir={tmp_path} must be gs://", code=cli.FLAG_EXIT)
+
+
+def test_the_dockerfile_is_beams_sdk_image_of_the_pinned_beam_with_the_package():
+    """The Dataflow workers' image: Beam's SDK container of setup.py's Beam and Python, installing
+    every package setup.py ships with the beam extra."""
+    setup = (REPO / "setup.py").read_text()
+    beam_version = re.search(r'BEAM = \["apache-beam\[gcp,tfrecord\]==([0-9.]+)"\]', setup)[1]
+    python = re.search(r'python_requires=">=(3\.\d+),<', setup)[1]
+    lines = (REPO / "Dockerfile").read_text().splitlines()
+    assert f"FROM apache/beam_python{python}_sdk:{beam_version}" in lines
+    copied = {line.split()[1] for line in lines if line.startswith("COPY ")}
+    packages = re.search(r'find_packages\(include=\[(.*?)\]\)', setup)[1]
+    assert {name.strip(' "').split(".")[0] for name in packages.split(",")} <= copied
+    assert "setup.py" in copied and any("pip install" in line and "'.[beam]'" in line for line in lines)

@@ -20,8 +20,10 @@ The stages (the only module of the build that imports Beam):
 Shards are not written with beam.io.WriteToTFRecord: it chooses which record goes to which file and
 in what order, and a shard holds whole queries, contiguous and in input order (the listwise reader
 relies on it); writing each shard whole gives the local build's bytes, shard names and summary.
-A file-level error (a missing column, a non-integer id) stops the piece that finds it, naming the
-file and the piece's rows. A user error inside the pipeline reaches the driver as the runner's
+Stages 1 and 2 (`checked_pairs`, `checks_passed`) are also the start of trainers.predict on Beam
+(esci_tf.serving.beam_predict). A file-level error (a missing column, a non-integer id) stops the
+piece that finds it, naming the file and the piece's rows (the local reader names the first rows of
+the whole file). A user error inside the pipeline reaches the driver as the runner's
 exception; `run_pipeline` turns it back into the one-line DataError or FlagError.
 """
 
@@ -90,7 +92,7 @@ def _frame(records) -> pd.DataFrame:
 
 # -- stage 1: pieces of the files
 @_user_errors
-def _examples_piece(piece, task: str):
+def _examples_piece(piece, task: str, split, require_labels: bool):
     """A piece of the examples file checked as load_esci checks a file; outputs: the rows of the
     task that pass the one-row checks, keyed by query_id; "ids" (example_id, row) of every row;
     "findings"; "read" (its row count)."""
@@ -98,12 +100,13 @@ def _examples_piece(piece, task: str):
     from esci_tf.data.validation import DropReport, RowChecker, check_example_values, validate_examples_file
 
     path = piece[0]
-    frame = validate_examples_file(read_piece(piece), path, unique_ids=False)
+    frame = validate_examples_file(read_piece(piece), path, require_labels, unique_ids=False)
     yield beam.pvalue.TaggedOutput("read", len(frame))
     for example_id, row in zip(frame["example_id"].tolist(), frame.index.tolist()):
         yield beam.pvalue.TaggedOutput("ids", (example_id, row))
     found = []
-    frame = check_example_values(select_task(frame, task, None), path, RowChecker("skip", DropReport(), found))
+    frame = check_example_values(select_task(frame, task, split), path, RowChecker("skip", DropReport(), found),
+                                 require_labels)
     for finding in found:
         yield beam.pvalue.TaggedOutput("findings", finding)
     for row, values in _records(frame):
@@ -140,14 +143,14 @@ def _duplicates(key_rows, columns):
 
 # -- stage 2: checks across rows
 @_user_errors
-def _query_checks(batch, path: str):
+def _query_checks(batch, path: str, require_labels: bool):
     """Whole queries' rows -> the per-query checks; outputs: the rows that pass keyed by
     (product_id, product_locale), and "findings"."""
     from esci_tf.data.validation import DropReport, RowChecker, check_example_queries
 
     frame = _frame([record for _, rows in batch for record in rows])
     found = []
-    frame = check_example_queries(frame, path, RowChecker("skip", DropReport(), found))
+    frame = check_example_queries(frame, path, RowChecker("skip", DropReport(), found), require_labels)
     for finding in found:
         yield beam.pvalue.TaggedOutput("findings", finding)
     for row, values in _records(frame):
@@ -221,24 +224,33 @@ def _check_findings(findings, on_bad_rows: str, examples: str, products: str) ->
     return report.to_dict()
 
 
-@_user_errors
-def _plan(_, findings, rows_read, pairs, sizes, settings: dict) -> dict:
-    """{"shard": {(split, query_id): (shard, fold)}, "shards": {split: count}, "dropped": report}
-    after the checks pass; removes the previous build from output_dir (nothing is written before)."""
+def checks_passed(findings, rows_read, pairs, settings: dict) -> dict:
+    """The drop report (DropReport.to_dict) of checked_pairs' outputs as AsList side inputs, once
+    the checks pass: the local reader's errors in its order (_check_findings), no pairs left
+    (validation.check_has_pairs), a --locales locale without pairs (locales.select_locales)."""
     from esci_tf.data.locales import select_locales
-    from esci_tf.data.splits import query_folds
     from esci_tf.data.validation import DropReport, check_has_pairs
-    from esci_tf.records.builder import TEST_FOLD, check_fold_queries, remove_previous_build, shards_for
-    from esci_tf.records.writer import query_shards
 
     examples = settings["examples"]
     dropped = _check_findings(findings, settings["on_bad_rows"], examples, settings["products"])
     report = DropReport(dict(dropped["counts"]), dict(dropped["ids"]))
     num_pairs = sum(n for n, _ in pairs)
-    check_has_pairs(pd.DataFrame({"pair": np.zeros(num_pairs)}), examples, sum(rows_read), settings["task"], None,
-                    report)
+    check_has_pairs(pd.DataFrame({"pair": np.zeros(num_pairs)}), examples, sum(rows_read), settings["task"],
+                    settings["split"], report)
     present = sorted(set().union(*(locales for _, locales in pairs)))
     select_locales(pd.DataFrame({"product_locale": present}), settings["locales"], examples)
+    return dropped
+
+
+@_user_errors
+def _plan(_, findings, rows_read, pairs, sizes, settings: dict) -> dict:
+    """{"shard": {(split, query_id): (shard, fold)}, "shards": {split: count}, "dropped": report}
+    after the checks pass; removes the previous build from output_dir (nothing is written before)."""
+    from esci_tf.data.splits import query_folds
+    from esci_tf.records.builder import TEST_FOLD, check_fold_queries, remove_previous_build, shards_for
+    from esci_tf.records.writer import query_shards
+
+    dropped = checks_passed(findings, rows_read, pairs, settings)
     table = pd.DataFrame([(split, query_id, n, locale) for (split, query_id), (n, _, locale) in sizes],
                          columns=["split", "query_id", "rows", "locale"])
     plan = {"shard": {}, "shards": {}, "dropped": dropped}
@@ -317,15 +329,41 @@ def build_pipeline(pipeline, examples: str, products: str, output_dir: str, enco
                    num_folds: int, num_shards: int, seed: int, label_smoothing: float, locales=()):
     """Adds the build's stages (see the module docstring) to `pipeline`; `settings`: the summary's
     (tfrecords.build's: files, task, tokenizer, on_bad_rows, locales)."""
+    build = dict(num_folds=num_folds, num_shards=num_shards, seed=seed, label_smoothing=label_smoothing)
+    plan_settings = dict(build, output_dir=output_dir, **check_settings(examples, products, settings["task"], None,
+                                                                        settings["on_bad_rows"], locales))
+    pairs, checked = checked_pairs(pipeline, plan_settings, require_labels=True)
+    by_query = pairs | "group pairs by query" >> beam.GroupByKey()
+    sizes = by_query | "query sizes" >> beam.Map(_query_size)
+    plan = (pipeline | "plan start" >> beam.Create([None])
+            | "checks, folds and shards" >> beam.FlatMap(_plan, *checked, beam.pvalue.AsList(sizes), plan_settings))
+    plan_view = beam.pvalue.AsSingleton(plan)
+    shards = (by_query | "assign shards" >> beam.FlatMap(_to_shard, plan_view)
+              | "group shards" >> beam.GroupByKey()
+              | "encode and write shards" >> beam.ParDo(WriteShard(encoder_config, output_dir, label_smoothing),
+                                                       plan_view))
+    return (pipeline | "summary start" >> beam.Create([None])
+            | "summary.json" >> beam.Map(_summary, beam.pvalue.AsList(shards), plan_view, output_dir, settings, build,
+                                         encoder_config))
+
+
+def check_settings(examples: str, products: str, task: str, split, on_bad_rows: str, locales) -> dict:
+    """What checked_pairs and checks_passed read: the files and the selection of rows."""
+    return dict(examples=examples, products=products, task=str(task), split=split, on_bad_rows=on_bad_rows,
+                locales=tuple(locales))
+
+
+def checked_pairs(pipeline, settings: dict, require_labels: bool) -> tuple:
+    """Stages 1 and 2 (the module docstring): (the checked, joined pairs keyed by (split,
+    query_id), the AsList side inputs that checks_passed takes). `settings`: check_settings'."""
     from esci_tf.data.reader import table_pieces
 
+    examples, products, locales = settings["examples"], settings["products"], settings["locales"]
     pieces = _user_errors(lambda path: iter(table_pieces(path)))
-    build = dict(num_folds=num_folds, num_shards=num_shards, seed=seed, label_smoothing=label_smoothing)
-    plan_settings = dict(build, examples=examples, products=products, output_dir=output_dir,
-                         task=settings["task"], on_bad_rows=settings["on_bad_rows"], locales=tuple(locales))
     examples_out = (pipeline | "examples file" >> beam.Create([examples]) | "examples pieces" >> beam.FlatMap(pieces)
                     | "spread examples" >> beam.Reshuffle()
-                    | "read and check examples" >> beam.FlatMap(_examples_piece, settings["task"])
+                    | "read and check examples" >> beam.FlatMap(_examples_piece, settings["task"], settings["split"],
+                                                                require_labels)
                     .with_outputs("read", "ids", "findings", main="rows"))
     products_out = (pipeline | "products file" >> beam.Create([products]) | "products pieces" >> beam.FlatMap(pieces)
                     | "spread products" >> beam.Reshuffle()
@@ -337,7 +375,8 @@ def build_pipeline(pipeline, examples: str, products: str, output_dir: str, enco
                       | "duplicate product keys" >> beam.FlatMap(_duplicates, ["product_id", "product_locale"]))
     queries = (examples_out["rows"] | "group queries" >> beam.GroupByKey()
                | "batch queries" >> beam.BatchElements(min_batch_size=1, max_batch_size=KEY_BATCH)
-               | "check queries" >> beam.FlatMap(_query_checks, examples).with_outputs("findings", main="rows"))
+               | "check queries" >> beam.FlatMap(_query_checks, examples, require_labels)
+               .with_outputs("findings", main="rows"))
     joined = ({"examples": queries["rows"], "products": products_out["rows"]} | "join products" >> beam.CoGroupByKey()
               | "judged products" >> beam.Filter(_has_examples)
               | "batch product keys" >> beam.BatchElements(min_batch_size=1, max_batch_size=KEY_BATCH)
@@ -345,20 +384,8 @@ def build_pipeline(pipeline, examples: str, products: str, output_dir: str, enco
               .with_outputs("findings", "pairs", main="rows"))
     findings = ((examples_out["findings"], products_out["findings"], duplicate_ids, duplicate_keys, queries["findings"],
                  joined["findings"]) | "all findings" >> beam.Flatten())
-    by_query = joined["rows"] | "group pairs by query" >> beam.GroupByKey()
-    sizes = by_query | "query sizes" >> beam.Map(_query_size)
-    plan = (pipeline | "plan start" >> beam.Create([None])
-            | "checks, folds and shards" >> beam.FlatMap(
-                _plan, beam.pvalue.AsList(findings), beam.pvalue.AsList(examples_out["read"]),
-                beam.pvalue.AsList(joined["pairs"]), beam.pvalue.AsList(sizes), plan_settings))
-    plan_view = beam.pvalue.AsSingleton(plan)
-    shards = (by_query | "assign shards" >> beam.FlatMap(_to_shard, plan_view)
-              | "group shards" >> beam.GroupByKey()
-              | "encode and write shards" >> beam.ParDo(WriteShard(encoder_config, output_dir, label_smoothing),
-                                                       plan_view))
-    return (pipeline | "summary start" >> beam.Create([None])
-            | "summary.json" >> beam.Map(_summary, beam.pvalue.AsList(shards), plan_view, output_dir, settings, build,
-                                         encoder_config))
+    return joined["rows"], (beam.pvalue.AsList(findings), beam.pvalue.AsList(examples_out["read"]),
+                            beam.pvalue.AsList(joined["pairs"]))
 
 
 def job_graph(pipeline) -> str:

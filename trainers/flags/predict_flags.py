@@ -41,4 +41,18 @@ def define_flags(flag_values=PREDICT_FLAGS):
                          lower_bound=1, flag_values=flag_values)
     for name in ("model_dir", "examples", "products", "output"):
         flags.mark_flag_as_required(name, flag_values=flag_values)
+    define_beam_flags(flag_values)
     return flag_values
+
+
+# -- Apache Beam (issue 27): the flags of a run on a Beam runner, in one block.
+def define_beam_flags(flag_values):
+    flags.DEFINE_string("runner", None, "Score on Apache Beam with this runner (DirectRunner, DataflowRunner, "
+                        "FlinkRunner, SparkRunner; `pip install .[beam]`) with the exported SavedModel in "
+                        "--model_dir (trainers.export's --export_dir or one of its versions); arguments that are "
+                        "no flag of this program are Beam's pipeline options. Writes the predictions or the "
+                        "task-1 submission; --chunk_size and resuming are the local run's.",
+                        flag_values=flag_values)
+    flags.DEFINE_bool("dry_run", False, "With --runner: print the pipeline options and the job graph; submit "
+                      "nothing.", flag_values=flag_values)
+
