@@ -83,3 +83,29 @@ def test_the_dockerfile_is_beams_sdk_image_of_the_pinned_beam_with_the_package()
     packages = re.search(r'find_packages\(include=\[(.*?)\]\)', setup)[1]
     assert {name.strip(' "').split(".")[0] for name in packages.split(",")} <= copied
     assert "setup.py" in copied and any("pip install" in line and "'.[beam]'" in line for line in lines)
+
+
+def test_dataflow_checks_credentials_and_buckets_before_submitting(gcs_server, tmp_path):
+    """A Dataflow build's gs:// inputs, output and --temp_location pass esci_tf.cloud_paths' checks
+    before a job is submitted: a missing bucket or no credentials is one line naming the flag."""
+    from esci_tf import beam_options
+    from esci_tf.cloud_paths import CloudPathError
+    from gcs_fixtures import environment_variables
+    from tests.test_cloud_paths import bare_environment
+
+    gcs_server.create_bucket("beam-ok")
+    paths = {"examples": "gs://beam-ok/esci/examples.parquet", "products": "gs://beam-ok/esci/examples.parquet",
+             "output_dir": "gs://beam-ok/records"}
+    with environment_variables(gcs_server.environment()):
+        import tensorflow as tf
+
+        with tf.io.gfile.GFile(paths["examples"], "wb") as stream:
+            stream.write(b"PAR1")
+        beam_options.check_runner_options("DataflowRunner", [a.replace("my-bucket", "beam-ok") for a in DATAFLOW],
+                                          paths)
+        with pytest.raises(CloudPathError, match=r"^--temp_location=gs://my-bucket/tmp: bucket .* does not exist"):
+            beam_options.check_runner_options("DataflowRunner", DATAFLOW, paths)
+    args = [f"--{flag}={path}" for flag, path in paths.items()]
+    result = run_module("tfrecords.build", *args, *DATAFLOW, timeout=60, environment=bare_environment(tmp_path))
+    assert_one_line_error(result, "tfrecords.build", "--examples=gs://beam-ok/esci/examples.parquet",
+                          "no Google Cloud credentials", code=1)
