@@ -431,9 +431,11 @@ def run_or_describe(pipeline_args: list, dry_run: bool, add_stages) -> str | Non
     from apache_beam.options.pipeline_options import PipelineOptions
 
     options = PipelineOptions(pipeline_args)
+    if dry_run:  # the graph alone: no runner's validation, which for Dataflow may ask Cloud Storage
+        pipeline = beam.Pipeline(runner=beam.runners.DirectRunner(), options=options)
+        add_stages(pipeline)
+        return describe(pipeline, options)
     pipeline = beam.Pipeline(options=options)
     add_stages(pipeline)
-    if dry_run:
-        return describe(pipeline, options)
     run_pipeline(pipeline)
     return None
