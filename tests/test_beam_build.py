@@ -69,6 +69,9 @@ def test_dataflow_dry_run_prints_options_and_graph(tmp_path, files_with_bad_rows
     assert_one_line_error(missing, "tfrecords.build", "--runner=DataflowRunner needs --project", code=cli.FLAG_EXIT)
     local = run_module("tfrecords.build", *args[:2], f"--output_dir={tmp_path}", *DATAFLOW, "--dry_run")
     assert_one_line_error(local, "tfrecords.build", f"--output_dir={tmp_path} must be gs://", code=cli.FLAG_EXIT)
+    no_runner = run_module("tfrecords.build", *args, "--dry_run")
+    assert_one_line_error(no_runner, "tfrecords.build", "--dry_run describes a Beam pipeline: it needs --runner",
+                          code=cli.FLAG_EXIT)
 
 
 def test_the_dockerfile_is_beams_sdk_image_of_the_pinned_beam_with_the_package():
