@@ -5,10 +5,12 @@ Dataflow --dry_run prints the options and the job graph and submits nothing."""
 import pathlib
 import re
 
+import pandas as pd
 import pytest
 
 from cli_fixtures import assert_one_line_error, run_module
 from esci_tf import cli
+from esci_tf.data.synthetic import generate_esci
 from esci_tf.errors import DataError
 from tests.test_tfrecords_build_workers import (MAX_LENGTH, SETTINGS, _output, files_with_bad_rows,  # noqa: F401
                                                 preprocessor)
@@ -112,3 +114,43 @@ def test_dataflow_checks_credentials_and_buckets_before_submitting(gcs_server, t
     result = run_module("tfrecords.build", *args, *DATAFLOW, timeout=60, environment=bare_environment(tmp_path))
     assert_one_line_error(result, "tfrecords.build", "--examples=gs://beam-ok/esci/examples.parquet",
                           "no Google Cloud credentials", code=1)
+
+
+def _with_query_conflict(examples, products):
+    examples.loc[3, "query"] = examples.loc[3, "query"] + " other"
+    return examples, products
+
+
+def _with_missing_product(examples, products):
+    examples.loc[[4, 9], "product_id"] = ["GONE1", "GONE2"]
+    return examples, products
+
+
+def _with_duplicate_example_id(examples, products):
+    examples.loc[[2, 7], "example_id"] = examples.loc[0, "example_id"]
+    return examples, products
+
+
+def _with_duplicate_product(examples, products):
+    return examples, pd.concat([products, products.iloc[[3]]], ignore_index=True)
+
+
+@pytest.mark.parametrize("spoil, fragment", [
+    (_with_query_conflict, "examples.parquet, row 0: one query_id with different query strings (query_id_conflict"),
+    (_with_missing_product, "examples.parquet, row 4: no product with this (product_id, product_locale) in "),
+    (_with_duplicate_example_id, "examples.parquet, row 0: duplicate example_id"),
+    (_with_duplicate_product, "products.parquet, row 3: duplicate (product_id, product_locale)"),
+])
+def test_cross_row_errors_are_the_local_builds_line(tmp_path, preprocessor, spoil, fragment):  # noqa: F811
+    """The checks across rows, as Beam transforms (per query, the product join, unique keys), stop
+    the build with the line the local build gives: the file, the rows, how many."""
+    examples, products = spoil(*generate_esci(num_queries=6, seed=2))
+    paths = str(tmp_path / "examples.parquet"), str(tmp_path / "products.parquet")
+    examples.to_parquet(paths[0], index=False, row_group_size=7)  # the rows in several pieces
+    products.to_parquet(paths[1], index=False, row_group_size=9)
+    errors = []
+    for runner in ({}, DIRECT):
+        with pytest.raises(DataError) as raised:
+            _build(paths, tmp_path / "out", preprocessor, on_bad_rows="raise", num_folds=2, **runner)
+        errors.append(str(raised.value))
+    assert errors[1] == errors[0] and fragment in errors[0], errors
