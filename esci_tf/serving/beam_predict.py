@@ -9,8 +9,9 @@ Stages:
 2. score: batches of --batch_size pairs (BatchElements) through the SavedModel's serving_default
    signature in a DoFn that loads the model once per worker (setup);
 3. write: the predictions in parts of PART_ROWS file rows (each part's rows in file order, in a
-   temporary directory next to the output; a killed run's is removed by the next), then one file: the header and the parts in order (esci_tf.files.atomic_path, so the
-   output is whole or absent), or with `submission` the task-1 ranking file of those rows
+   temporary directory next to the output; a killed run's is removed by the next), then one
+   file: the header and the parts in order (esci_tf.files.atomic_path, so the output is whole or
+   absent), or with `submission` the task-1 ranking file of those rows
    (prediction_tables.submission_table); the parts are removed.
 
 The rows, their order and columns are the local run's (prediction_tables.predictions_table: file
