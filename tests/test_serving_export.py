@@ -41,7 +41,7 @@ ROWS = [
 
 def _entity_template():
     """Entity markers with gazetteers that ROWS hit (brands, colors; sizes and model numbers too)."""
-    from esci_tf.data.template import TemplateSettings
+    from esci_tf.preprocessing.template import TemplateSettings
 
     return TemplateSettings(entity_markers=True, entity_brands=("sonix", "ソニックス"),
                             entity_colors=("black", "azul", "ホワイト"))
@@ -51,7 +51,7 @@ def _tiny_run(run_dir: pathlib.Path, template=None):
     """A trainers.fit-style run directory (best_model.keras + preprocessing.json) holding a tiny
     xlm_roberta CrossEncoder on the demo vocabulary, its weights drawn wide enough that scores
     differ from row to row (a parity check on near-equal scores would prove little)."""
-    from esci_tf.data.template import TemplateSettings
+    from esci_tf.preprocessing.template import TemplateSettings
     from esci_tf.models import build_cross_encoder
     from esci_tf.preprocessing import PairPreprocessor, load_tokenizer
     from esci_tf.preprocessing.frame_encoder import FrameEncoder
@@ -237,7 +237,7 @@ def test_signatures_match_the_keras_model_and_rank_orders_with_ties_in_input_ord
 def test_a_query_empty_after_cleaning_is_scored_and_flagged_not_valid(served, loaded):
     """The serving policy (esci_tf.serving.export): a query with no text after cleaning (what
     tfrecords.build refuses to train on) is scored as trainers.predict scores it, with valid=False."""
-    from esci_tf.data.cleaning import clean_texts
+    from esci_tf.preprocessing.cleaning import clean_texts
 
     queries = ["🎧🎧", "★★★", "", "   ", "headphones", "<b>x</b> 🎧", "ワイヤレス"]
     expected = [bool(text.strip()) for text in clean_texts(queries)]  # tfrecords.build's rule

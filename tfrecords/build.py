@@ -69,7 +69,7 @@ def build_tfrecords(examples: str, products: str, output_dir: str, sources: str 
     from esci_tf.data.locales import parse_locales, select_locales
     from esci_tf.data.product_store import ProductStore
     from esci_tf.data.reader import load_esci_keys, read_table
-    from esci_tf.data.template import TemplateSettings
+    from esci_tf.preprocessing.template import TemplateSettings
     from esci_tf.data.validation import check_product_rows
     from esci_tf.preprocessing import PairPreprocessor, load_tokenizer
     from esci_tf.preprocessing.frame_encoder import FrameEncoder
@@ -137,7 +137,7 @@ def _build_on_beam(settings, output_dir, preprocessor, field_style, prompt_token
     (sources file, template gazetteers) here, the rest in the pipeline; returns the summary, or
     with dry_run the options and job graph."""
     from esci_tf.data.reader import read_table
-    from esci_tf.data.template import TemplateSettings
+    from esci_tf.preprocessing.template import TemplateSettings
     from esci_tf.data.validation import validate_sources_file
     from esci_tf.preprocessing.frame_encoder import FrameEncoder
     from esci_tf.records import beam_build

@@ -106,7 +106,7 @@ def _job_columns(frame, folds, label_smoothing: float) -> dict:
 def frame_job(path: str, frame, columns=None, folds=None, label_smoothing: float = 0.0) -> ShardJob:
     """The ShardJob of one shard whose rows (in write order) and product text are `frame`'s;
     `columns`: their key columns if already cut from the split's, else made from `folds`."""
-    from esci_tf.data.template import frame_fields
+    from esci_tf.preprocessing.template import frame_fields
 
     if columns is None:
         columns = _job_columns(frame, folds, label_smoothing)
@@ -142,7 +142,7 @@ def build_shards(frames: dict, output_dir: str, encoder, num_shards: int = 8, nu
     machine's cores, one per shard_jobs.PAIRS_PER_WORKER pairs at most); the output is the same
     bytes for any `workers`.
     """
-    from esci_tf.data.template import check_frame, check_locales
+    from esci_tf.preprocessing.template import check_frame, check_locales
 
     check_build_settings(encoder.max_length, num_folds, num_shards, label_smoothing)
     for frame in frames.values():

@@ -64,7 +64,7 @@ class ScoreBatch(beam.DoFn):
     def process(self, batch, checked):
         import tensorflow as tf
 
-        from esci_tf.data.template import frame_fields
+        from esci_tf.preprocessing.template import frame_fields
         from esci_tf.prediction_tables import predictions_table
 
         frame = beam_build._frame([record for _, record in batch])
