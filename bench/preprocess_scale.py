@@ -39,6 +39,8 @@ FLAGS = flags.FLAGS
 def define_flags():
     flags.DEFINE_list("sizes", ["100000"], "Pairs per generated set (e.g. 100000,1000000,2600000).")
     flags.DEFINE_list("workers", ["1", "2"], "--workers values of the build to measure.")
+    flags.DEFINE_list("runners", [], "Also time the build on these Apache Beam runners (DirectRunner: "
+                      "--direct_num_workers = each --workers value; pip install .[beam]).")
     flags.DEFINE_bool("peer", True, "Also time the transformers fast tokenizer on the same pairs.")
     flags.DEFINE_string("data_dir", str(DEFAULT_DATA_DIR), "Directory of the ESCI sample's parquet files.")
     flags.DEFINE_string("scratch_dir", str(DEFAULT_RESULTS_DIR / "scale_data"),
@@ -183,6 +185,14 @@ def main(argv):
             rows.append(dict(result, contender=f"ours workers={count}", size=size, pairs_per_s=size / result["seconds"]))
             print(f"{size:>9} ours workers={count}: {size / result['seconds']:8.0f} pairs/s, "
                   f"peak RSS {result['peak_rss_mib']:7.0f} MiB, {result['seconds']:.0f} s", flush=True)
+            for runner in FLAGS.runners:  # the same build on Beam (esci_tf.records.beam_build)
+                mode = "multi_processing" if count > 1 else "in_memory"
+                result = run_measured([*command[:-1], f"--runner={runner}", f"--direct_num_workers={count}",
+                                       f"--direct_running_mode={mode}"])
+                name = f"beam {runner} direct_num_workers={count}"
+                rows.append(dict(result, contender=name, size=size, pairs_per_s=size / result["seconds"]))
+                print(f"{size:>9} {name}: {size / result['seconds']:8.0f} pairs/s, "
+                      f"peak RSS {result['peak_rss_mib']:7.0f} MiB, {result['seconds']:.0f} s", flush=True)
         if FLAGS.peer:
             command = [sys.executable, "-m", "bench.preprocess_scale", f"--peer_pairs={pairs_path}",
                        f"--peer_size={size}", f"--max_length={FLAGS.max_length}", f"--chunk={FLAGS.chunk}"]

@@ -43,6 +43,17 @@ class PredictSettings:
     batch_size: int = setting(128, "Pairs per model call.", bounds=(1, None))
     chunk_size: int = setting(8192, "Pairs read, scored and appended to --output per step: memory is bounded by it, "
                               "and a killed run continues after its last complete chunk.", bounds=(1, None))
+    # Apache Beam (issue 27; tfrecords.build borrows both): arguments that are no flag of the command are
+    # Beam's pipeline options (esci_tf.beam_options).
+    runner: Optional[str] = setting(
+        None, "Run on Apache Beam with this runner (DirectRunner, DataflowRunner, FlinkRunner, SparkRunner; `pip "
+        "install .[beam]`); arguments that are no flag of this program are Beam's pipeline options (--project=..., "
+        "--direct_num_workers=...). tfrecords.build writes the same shards and summary as its local builder; "
+        "trainers.predict scores with the exported SavedModel in --model_dir (trainers.export's --export_dir or one "
+        "of its versions) and writes the predictions or the task-1 submission (--chunk_size and resuming are the "
+        "local run's). Unset: the local run.", role=LOCAL)
+    dry_run: bool = setting(False, "With --runner: print the pipeline options and the job graph; submit nothing.",
+                            role=LOCAL)
 
 
 @dataclasses.dataclass
@@ -70,3 +81,5 @@ class BuildSettings:
     locales: tuple = borrowed(DataConfig, "locales")
     workers: int = setting(0, "Processes that encode and write shards in parallel; 0: the machine's cores, at most "
                            "one per 20,000 pairs. The shards are the same bytes for any number.", role=NEUTRAL)
+    runner: Optional[str] = borrowed(PredictSettings, "runner")
+    dry_run: bool = borrowed(PredictSettings, "dry_run")

@@ -248,3 +248,26 @@ def test_watch_relaunches_after_a_preemption_and_recreates_a_lost_tpu(tmp_path):
     log = (tmp_path / "gcs" / "esci-bucket" / "runs" / "r1" / "logs" / "worker-0.log").read_text()
     assert log.count("=== ") == 6 and "exit 143" in log and log.rstrip().endswith("exit 0")  # every attempt
     assert (tmp_path / "gcs" / "esci-bucket" / "runs" / "r1" / "logs" / "worker-0.exit").read_text().strip() == "0"
+
+
+def test_dataflow_build_prints_a_tfrecords_build_that_beam_accepts(tmp_path):
+    """build_tfrecords_dataflow.sh --dry_run prints one tfrecords.build command on Dataflow; that
+    command, itself run with --dry_run, is a pipeline Beam accepts with every Dataflow option."""
+    out = _script("build_tfrecords_dataflow.sh", "--project=esci-proj", "--region=us-central2",
+                  "--bucket=gs://esci-bucket/data", "--sdk_container_image=us-docker.pkg.dev/esci-proj/esci/beam:1",
+                  "--max_num_workers=16", "--dry_run", "--", "--num_folds=5").stdout
+    (command,) = _commands(out)
+    assert command[:3] == [".venv/bin/python", "-m", "tfrecords.build"] and command[-1] == "--num_folds=5"
+    assert "--output_dir=gs://esci-bucket/data/tfrecords" in command
+    assert "--temp_location=gs://esci-bucket/data/dataflow_tmp" in command
+    result = subprocess.run([sys.executable, *command[1:], "--dry_run"], capture_output=True, text=True, cwd=REPO,
+                            env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"), timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    for option in ("--runner=DataflowRunner", "--project=esci-proj", "--region=us-central2", "--max_num_workers=16",
+                   "--machine_type=n2-standard-8", "--sdk_container_image=us-docker.pkg.dev/esci-proj/esci/beam:1"):
+        assert option in result.stdout
+    assert "  encode and write shards" in result.stdout
+    missing = _script("build_tfrecords_dataflow.sh", "--project=esci-proj", "--bucket=gs://esci-bucket/data",
+                      "--dry_run", check=False)
+    assert missing.returncode == 2 and missing.stderr.strip() == \
+        "build_tfrecords_dataflow.sh: --region is required (--help lists the flags)"

@@ -18,7 +18,7 @@ import tempfile
 
 from absl import app
 
-from esci_tf import cli, cloud_paths
+from esci_tf import beam_options, cli, cloud_paths
 from esci_tf.choices import BACKBONE_NAMES
 from esci_tf.command_settings import DEFAULT_TOKENIZER
 from esci_tf.errors import FlagError
@@ -43,19 +43,28 @@ def build_tfrecords(examples: str, products: str, output_dir: str, sources: str 
                     num_folds: int = 5, num_shards: int = 8, entity_markers: bool = False,
                     field_style: str = "text", prompt_tokens: int = 0, on_bad_rows: str = "raise",
                     label_smoothing: float = 0.0, seed: int = 0, show_progress: bool = True,
-                    preprocessor=None, workers: int = 0, locales=()) -> dict:
+                    preprocessor=None, workers: int = 0, locales=(), runner: str | None = None,
+                    pipeline_args=(), dry_run: bool = False) -> dict | str:
     """The files' splits as shards in output_dir (see the module docstring); returns the summary.
 
     `preprocessor`: an existing PairPreprocessor to reuse instead of building one from
     `tokenizer` (it must match the tokenizer's backbone and max_length). `workers`: processes
     that encode and write shards (0: the machine's cores, at most one per 20,000 pairs; the
     output is the same for any number). `locales`: only these locales' pairs (esci_tf.data.locales;
-    empty: all), recorded in the summary's settings.
+    empty: all), recorded in the summary's settings. `runner`: build on Apache Beam instead
+    (esci_tf.records.beam_build) with `pipeline_args` (Beam's options); `dry_run`: return the
+    pipeline's options and job graph instead of running it.
     """
     # gs:// access first, before the slow imports: a missing credential or bucket fails in seconds.
-    cloud_paths.check_inputs({"examples": examples, "products": products, "sources": sources,
-                              "tokenizer": tokenizer.partition(":")[2] or None})
-    cloud_paths.check_output(output_dir, "output_dir")
+    if dry_run and not runner:
+        raise FlagError("--dry_run describes a Beam pipeline: it needs --runner")
+    paths = {"examples": examples, "products": products, "sources": sources,
+             "tokenizer": tokenizer.partition(":")[2] or None}
+    if runner:
+        beam_options.check_runner_options(runner, list(pipeline_args), dict(paths, output_dir=output_dir), dry_run)
+    if not dry_run:
+        cloud_paths.check_inputs(paths)
+        cloud_paths.check_output(output_dir, "output_dir")
     from esci_tf import files
     from esci_tf.data.locales import parse_locales, select_locales
     from esci_tf.data.product_store import ProductStore
@@ -71,7 +80,8 @@ def build_tfrecords(examples: str, products: str, output_dir: str, sources: str 
     if workers < 0:
         raise FlagError(f"--workers must be 0 (the machine's cores) or more, got {workers}")
     backbone, tokenizer_path = parse_tokenizer_flag(tokenizer)
-    cli.check_writable(output_dir, "output_dir", directory=True)
+    if not dry_run:
+        cli.check_writable(output_dir, "output_dir", directory=True)
     if preprocessor is None:
         try:
             tokenizer_object = load_tokenizer(backbone, tokenizer_path)
@@ -83,6 +93,13 @@ def build_tfrecords(examples: str, products: str, output_dir: str, sources: str 
             f"the given preprocessor is ({preprocessor.backbone}, max_length {preprocessor.max_length}); "
             f"--tokenizer {tokenizer} --max_length {max_length} asks for ({backbone}, {max_length})")
     products = os.fspath(products)
+    settings = dict(examples=os.fspath(examples), products=products,
+                    sources=None if sources is None else os.fspath(sources), task=str(task),
+                    tokenizer=tokenizer, on_bad_rows=on_bad_rows, **({"locales": list(locales)} if locales else {}))
+    if runner:
+        return _build_on_beam(settings, output_dir, preprocessor, field_style, prompt_tokens, entity_markers,
+                              num_folds, num_shards, seed, label_smoothing, locales,
+                              beam_options.pipeline_args(runner, pipeline_args), dry_run)
     with tempfile.TemporaryDirectory(prefix="esci_build_") if files.is_remote(output_dir) else \
             contextlib.nullcontext(output_dir) as store_dir:
         store = None
@@ -106,10 +123,6 @@ def build_tfrecords(examples: str, products: str, output_dir: str, sources: str 
             frames = {split: kept[(merged["split"] == split).to_numpy()].reset_index(drop=True)
                       for split in sorted(merged["split"].unique(), key=lambda s: (s != "train", s))}
             del merged, kept
-            settings = dict(examples=os.fspath(examples), products=products,
-                            sources=None if sources is None else os.fspath(sources), task=str(task),
-                            tokenizer=tokenizer, on_bad_rows=on_bad_rows,
-                            **({"locales": list(locales)} if locales else {}))
             return build_shards(frames, output_dir, FrameEncoder(preprocessor, template), num_shards=num_shards,
                                 num_folds=num_folds, seed=seed, label_smoothing=label_smoothing, settings=settings,
                                 dropped=report.to_dict(), show_progress=show_progress, store=store, workers=workers)
@@ -118,15 +131,50 @@ def build_tfrecords(examples: str, products: str, output_dir: str, sources: str 
                 store.remove()
 
 
+def _build_on_beam(settings, output_dir, preprocessor, field_style, prompt_tokens, entity_markers, num_folds,
+                   num_shards, seed, label_smoothing, locales, pipeline_args, dry_run):
+    """build_tfrecords on Beam: the settings the local build checks before reading the examples
+    (sources file, template gazetteers) here, the rest in the pipeline; returns the summary, or
+    with dry_run the options and job graph."""
+    from esci_tf.data.reader import read_table
+    from esci_tf.preprocessing.template import TemplateSettings
+    from esci_tf.data.validation import validate_sources_file
+    from esci_tf.preprocessing.frame_encoder import FrameEncoder
+    from esci_tf.records import beam_build
+    from esci_tf.records.summary import read_summary
+
+    if settings["sources"] is not None and not dry_run:
+        validate_sources_file(read_table(settings["sources"]), settings["sources"])
+    catalog = read_table(settings["products"], ("product_id", "product_locale", "product_brand", "product_color")) \
+        if entity_markers and not dry_run else None
+    template = TemplateSettings.for_catalog(catalog, field_style, prompt_tokens, entity_markers)
+    encoder_config = FrameEncoder(preprocessor, template).to_config()
+
+    def stages(pipeline):
+        beam_build.build_pipeline(pipeline, settings["examples"], settings["products"], output_dir, encoder_config,
+                                  settings, num_folds, num_shards, seed, label_smoothing, locales)
+
+    described = beam_build.run_or_describe(pipeline_args, dry_run, stages)
+    return described if dry_run else read_summary(output_dir)
+
+
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-    summary = build_tfrecords(**build_flags.build_arguments(FLAGS))
+    summary = build_tfrecords(**build_flags.build_arguments(FLAGS), pipeline_args=PIPELINE_ARGS)
+    if FLAGS.dry_run:
+        print(summary)
+        return
     from esci_tf.records.summary import format_table
 
     print(format_table(summary))
     print(f"summary: {FLAGS.output_dir}/summary.json")
 
 
+PIPELINE_ARGS = []  # Beam's arguments of the command line (esci_tf.beam_options)
+
 if __name__ == "__main__":
-    cli.run(main, "tfrecords.build", flag_values=FLAGS)
+    import sys
+
+    argv, PIPELINE_ARGS[:] = beam_options.split_pipeline_args(sys.argv, FLAGS)
+    cli.run(main, "tfrecords.build", flag_values=FLAGS, argv=argv)

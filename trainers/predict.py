@@ -29,27 +29,7 @@ import pandas as pd
 
 from esci_tf.errors import FlagError
 from esci_tf.labels import PROB_COLUMNS
-
-OUTPUT_COLUMNS = ("query_id", "product_id", "product_locale", "score") + PROB_COLUMNS
-SUBMISSION_COLUMNS = ("query_id", "product_id")
-
-
-def predictions_table(frame: pd.DataFrame, scores: np.ndarray, probs: np.ndarray | None) -> pd.DataFrame:
-    """The per-pair output table (OUTPUT_COLUMNS), in the frame's order."""
-    table = frame[["query_id", "product_id", "product_locale"]].reset_index(drop=True).copy()
-    table["score"] = scores
-    for i, column in enumerate(PROB_COLUMNS):
-        table[column] = probs[:, i] if probs is not None else np.nan
-    return table
-
-
-def submission_table(predictions: pd.DataFrame) -> pd.DataFrame:
-    """query_id, product_id ranked by score within each query (queries in first-seen order)."""
-    table = predictions.reset_index(drop=True)
-    query_order = pd.Series(pd.factorize(table["query_id"])[0], index=table.index)
-    ranked = table.assign(_query=query_order, _row=np.arange(len(table)))
-    ranked = ranked.sort_values(["_query", "score", "_row"], ascending=[True, False, True], kind="stable")
-    return ranked[list(SUBMISSION_COLUMNS)].reset_index(drop=True)
+from esci_tf.prediction_tables import OUTPUT_COLUMNS, predictions_table, submission_table  # noqa: F401
 
 
 def predict(cfg) -> int:
@@ -73,6 +53,8 @@ def predict(cfg) -> int:
 
     settings = declared(PredictSettings)
     check_values(settings, {item.name: getattr(cfg, item.name) for item in settings})  # choices, bounds
+    if cfg.runner or cfg.dry_run:
+        return predict_on_beam(cfg, PIPELINE_ARGS)
     cloud_paths.check_inputs({name: getattr(cfg, name) for name in names(settings, INPUT)})
     cloud_paths.check_output(cfg.output, "output", directory=False)
     check_writable(cfg.output, "output")
@@ -127,6 +109,50 @@ def predict(cfg) -> int:
     files.write_text(cfg.output, table.to_csv(index=False))
     writer.discard()
     return len(table)
+
+
+# -- Apache Beam (issue 27)
+PIPELINE_ARGS = []  # Beam's arguments of the command line (esci_tf.beam_options)
+
+
+def predict_on_beam(cfg, pipeline_args) -> int:
+    """`predict` on Beam (esci_tf.serving.beam_predict): the predictions or the task-1 submission;
+    returns the rows written (0 with --dry_run, which prints the options and job graph instead)."""
+    from esci_tf import beam_options, cloud_paths
+    from esci_tf.cli import check_writable
+    from esci_tf.data.locales import parse_locales
+
+    if not cfg.runner:
+        raise FlagError("--dry_run describes a Beam pipeline: it needs --runner")
+    from esci_tf import decisions
+
+    if cfg.submission and cfg.task in decisions.TASKS:
+        raise FlagError(f"--runner: --task={cfg.task} --submission is the local run's (drop --runner); "
+                        "on Beam, the predictions or the task-1 submission")
+    paths = {"model_dir": cfg.model_dir, "examples": cfg.examples, "products": cfg.products, "output": cfg.output}
+    beam_options.check_runner_options(cfg.runner, list(pipeline_args), paths, cfg.dry_run)
+    if not cfg.dry_run:
+        cloud_paths.check_inputs({name: path for name, path in paths.items() if name != "output"})
+        cloud_paths.check_output(cfg.output, "output", directory=False)
+        check_writable(cfg.output, "output")
+    from esci_tf.serving import beam_predict
+    from esci_tf.records.beam_build import run_or_describe
+
+    model = cfg.model_dir if cfg.dry_run else beam_predict.saved_model_dir(cfg.model_dir)
+    locales = parse_locales(cfg.locales)
+
+    def stages(pipeline):
+        beam_predict.predict_pipeline(pipeline, model, cfg.examples, cfg.products, cfg.output, cfg.task, cfg.split,
+                                      cfg.on_bad_rows, locales, cfg.batch_size, cfg.submission)
+
+    described = run_or_describe(beam_options.pipeline_args(cfg.runner, pipeline_args), cfg.dry_run, stages)
+    if cfg.dry_run:
+        print(described)
+        return 0
+    import tensorflow as tf
+
+    with tf.io.gfile.GFile(cfg.output, "r") as stream:
+        return sum(1 for _ in stream) - 1
 
 
 def _no_probabilities(cfg) -> str:
@@ -194,6 +220,9 @@ def main():
     from trainers.flags.predict_flags import define_flags
 
     flag_values = define_flags()
+    from esci_tf import beam_options
+
+    argv, PIPELINE_ARGS[:] = beam_options.split_pipeline_args(sys.argv, flag_values)
 
     def run(argv):
         if len(argv) > 1:
@@ -201,7 +230,7 @@ def main():
         rows = predict(flag_values)
         print(f"wrote {rows} rows to {flag_values.output}")
 
-    cli.run(run, "trainers.predict", flag_values=flag_values)
+    cli.run(run, "trainers.predict", flag_values=flag_values, argv=argv)
 
 
 if __name__ == "__main__":

@@ -98,19 +98,61 @@ def iter_table(path, batch_rows: int = 65536):
 def _parquet_pieces(path: str, batch_rows: int):
     import pyarrow.parquet as pq
 
-    if "://" in path:  # remote: fsspec (gcsfs), as pandas.read_parquet opens it
-        import fsspec
-
-        opened = fsspec.open(path, "rb")
-    else:
-        opened = open(path, "rb")
-    with opened as stream:
+    with _open_binary(path) as stream:
         start = 0
         for batch in pq.ParquetFile(stream).iter_batches(batch_size=batch_rows):
             piece = batch.to_pandas()
             piece.index = pd.RangeIndex(start, start + len(piece))
             start += len(piece)
             yield piece
+
+
+def table_pieces(path) -> list:
+    """The pieces read_piece reads `path` in, for readers that take a file apart (a Beam
+    pipeline): (path, row group, first file row) per parquet row group; (path, -1, 0) for the whole
+    of a csv file."""
+    path = os.fspath(path)
+    kind, _ = _format_of(path)
+    if kind != "parquet":
+        return [(path, -1, 0)]
+    import pyarrow.parquet as pq
+
+    try:
+        with _open_binary(path) as stream:
+            metadata = pq.ParquetFile(stream).metadata
+    except FileNotFoundError as e:
+        raise DataError("file not found", path=path) from e
+    except Exception as e:  # pyarrow / filesystem errors: say which file
+        raise DataError(f"cannot read parquet file: {type(e).__name__}: {e}", path=path) from e
+    pieces, start = [], 0
+    for group in range(metadata.num_row_groups):
+        pieces.append((path, group, start))
+        start += metadata.row_group(group).num_rows
+    return pieces or [(path, -1, 0)]
+
+
+def read_piece(piece) -> pd.DataFrame:
+    """One piece of table_pieces as read_table reads the file, indexed by its file row numbers."""
+    path, group, start = piece
+    if group < 0:
+        return read_table(path)
+    import pyarrow.parquet as pq
+
+    try:
+        with _open_binary(path) as stream:
+            frame = pq.ParquetFile(stream).read_row_group(group).to_pandas()
+    except Exception as e:  # pyarrow / filesystem errors: say which file
+        raise DataError(f"cannot read parquet file: {type(e).__name__}: {e}", path=path) from e
+    frame.index = pd.RangeIndex(start, start + len(frame))
+    return frame
+
+
+def _open_binary(path: str):
+    if "://" in path:  # remote: fsspec (gcsfs), as pandas.read_parquet opens it
+        import fsspec
+
+        return fsspec.open(path, "rb")
+    return open(path, "rb")
 
 
 def select_task(df: pd.DataFrame, task: str, split: str | None) -> pd.DataFrame:

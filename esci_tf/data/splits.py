@@ -35,6 +35,14 @@ def assign_folds(df: pd.DataFrame, num_folds: int, seed: int) -> np.ndarray:
     locales = df["product_locale"] if "product_locale" in df.columns else pd.Series("", index=df.index)
     groups = pd.DataFrame({"query_id": df["query_id"].to_numpy(), "locale": locales.to_numpy()})
     sizes = groups.groupby("query_id", sort=True).agg(rows=("locale", "size"), locale=("locale", "first"))
+    fold_of_query = query_folds(sizes, num_folds, seed)
+    return df["query_id"].map(fold_of_query).to_numpy(dtype=np.int32)
+
+
+def query_folds(sizes: pd.DataFrame, num_folds: int, seed: int) -> dict:
+    """{query_id: fold} of assign_folds from each query's row count and first row's locale
+    (`sizes`: indexed by query_id in ascending order, columns rows and locale), for a caller that
+    has only per-query counts (esci_tf.records.beam_build)."""
     if len(sizes) < num_folds:
         raise ValueError(f"num_folds={num_folds} is more than the {len(sizes)} distinct query_ids")
 
@@ -50,7 +58,7 @@ def assign_folds(df: pd.DataFrame, num_folds: int, seed: int) -> np.ndarray:
         fold_of_query[query_id] = fold
         per_locale[fold] += n
         rows_per_fold[fold] += n
-    return df["query_id"].map(fold_of_query).to_numpy(dtype=np.int32)
+    return fold_of_query
 
 
 def _query_keys(df: pd.DataFrame) -> pd.Series:

@@ -189,8 +189,10 @@ def check_flag_column(df: pd.DataFrame, column: str, allowed, path) -> None:
         raise DataError(f"column {column} must be one of {sorted(allowed)}; bad values at {shown}", path=path, row=row)
 
 
-def validate_examples_file(df: pd.DataFrame, path, require_labels: bool = True) -> pd.DataFrame:
-    """File-level checks of an examples table; returns it with typed columns."""
+def validate_examples_file(df: pd.DataFrame, path, require_labels: bool = True, unique_ids: bool = True) -> pd.DataFrame:
+    """File-level checks of an examples table; returns it with typed columns. `unique_ids=False`
+    leaves out the one check across rows (unique example_id), for a piece of a file whose caller
+    checks that over the whole file (esci_tf.records.beam_build)."""
     required = [c for c in EXAMPLE_COLUMNS if require_labels or c != "esci_label"]
     require_columns(df, required, path)
     df = df.copy()
@@ -205,7 +207,8 @@ def validate_examples_file(df: pd.DataFrame, path, require_labels: bool = True) 
     check_flag_column(df, "small_version", (0, 1), path)
     check_flag_column(df, "large_version", (0, 1), path)
     check_flag_column(df, "split", SPLITS, path)
-    check_unique(df, ["example_id"], path)
+    if unique_ids:
+        check_unique(df, ["example_id"], path)
     return df
 
 
@@ -244,19 +247,28 @@ def validate_sources_file(df: pd.DataFrame, path) -> pd.DataFrame:
 
 
 class RowChecker:
-    """Applies row-level checks: raises at the first bad rows, or drops and records them."""
+    """Applies row-level checks: raises at the first bad rows, or drops and records them.
 
-    def __init__(self, on_bad_rows: str, report: DropReport):
+    `found` (a list, or None): in skip mode, also record each check's bad rows there as
+    Finding(reason, column, path, message, id_column, rows) (rows: the bad rows' frame), so a
+    caller that checks a file piece by piece can raise the error raise mode would have
+    (Finding.error) once it has all the pieces' findings (esci_tf.records.beam_build).
+    """
+
+    def __init__(self, on_bad_rows: str, report: DropReport, found: list | None = None):
         if on_bad_rows not in ON_BAD_ROWS:
             raise ValueError(f"on_bad_rows must be one of {ON_BAD_ROWS}, got {on_bad_rows!r}")
         self.on_bad_rows = on_bad_rows
         self.report = report
+        self.found = found
 
     def apply(self, df, bad, reason, column, path, message, id_column="example_id"):
         """Returns df without the rows where `bad` holds (skip mode) or raises (raise mode)."""
         bad = np.asarray(bad, dtype=bool)
         if not bad.any():
             return df
+        if self.found is not None and self.on_bad_rows == "skip":
+            self.found.append(Finding(reason, column, str(path), message, id_column, df[bad]))
         if self.on_bad_rows == "raise":
             row, shown = describe_rows(df, bad, column)
             raise DataError(
@@ -267,6 +279,28 @@ class RowChecker:
             )
         self.report.add(reason, df.loc[bad, id_column].tolist())
         return df[~bad]
+
+
+@dataclasses.dataclass
+class Finding:
+    """The bad rows one RowChecker.apply call dropped, with what it needs to raise about them."""
+
+    reason: str
+    column: object
+    path: str
+    message: str
+    id_column: str
+    rows: pd.DataFrame  # indexed by file row
+
+    def error(self) -> DataError:
+        """The DataError raise mode gives for these rows (`rows`: all of the file's, in any order)."""
+        rows = self.rows.sort_index()
+        try:
+            RowChecker("raise", DropReport()).apply(rows, np.ones(len(rows), bool), self.reason, self.column,
+                                                    self.path, self.message, self.id_column)
+        except DataError as error:
+            return error
+        raise AssertionError("a finding without rows")
 
 
 def _empty_queries(queries: pd.Series, after_cleaning: bool) -> np.ndarray:
@@ -280,6 +314,17 @@ def _empty_queries(queries: pd.Series, after_cleaning: bool) -> np.ndarray:
 
 def check_example_rows(df: pd.DataFrame, path, checker: RowChecker, require_labels: bool = True) -> pd.DataFrame:
     """Row-level checks of selected examples (see the module docstring)."""
+    df = check_example_values(df, path, checker, require_labels)
+    return check_example_queries(df, path, checker, require_labels)
+
+
+# The reasons of the row checks in the order they run (a row dropped by one is not seen by the later ones).
+EXAMPLE_VALUE_REASONS = (EMPTY_QUERY, UNKNOWN_LABEL, UNKNOWN_LOCALE)
+EXAMPLE_QUERY_REASONS = (QUERY_ID_CONFLICT, CONFLICTING_LABELS, DUPLICATE_PAIR)
+
+
+def check_example_values(df: pd.DataFrame, path, checker: RowChecker, require_labels: bool = True) -> pd.DataFrame:
+    """The checks of check_example_rows that look at one row at a time (EXAMPLE_VALUE_REASONS)."""
     df = checker.apply(
         df, _empty_queries(df["query"], after_cleaning=require_labels), EMPTY_QUERY, "query", path,
         "empty query (blank, or nothing left after cleaning: emoji or symbols only)" if require_labels
@@ -294,6 +339,12 @@ def check_example_rows(df: pd.DataFrame, path, checker: RowChecker, require_labe
         df, ~df["product_locale"].isin(LOCALES).to_numpy(), UNKNOWN_LOCALE, "product_locale", path,
         f"unknown product_locale (expected one of {', '.join(LOCALES)})",
     )
+    return df
+
+
+def check_example_queries(df: pd.DataFrame, path, checker: RowChecker, require_labels: bool = True) -> pd.DataFrame:
+    """The checks of check_example_rows across the rows of one query (EXAMPLE_QUERY_REASONS), after
+    check_example_values: the same result on a whole file as on each of its queries' rows apart."""
     strings = df.groupby("query_id")["query"].transform("nunique").to_numpy()
     df = checker.apply(df, strings > 1, QUERY_ID_CONFLICT, ["query_id", "query"], path,
                        "one query_id with different query strings")

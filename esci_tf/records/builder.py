@@ -69,10 +69,14 @@ def _folds(frame, split: str, num_folds: int, seed: int) -> np.ndarray:
         return np.full(len(frame), TEST_FOLD, np.int64)
     if "fold" in frame.columns:
         return frame["fold"].to_numpy(np.int64)
-    queries = frame["query_id"].nunique()
+    check_fold_queries(frame["query_id"].nunique(), num_folds)
+    return np.asarray(assign_folds(frame, num_folds, seed), np.int64)
+
+
+def check_fold_queries(queries: int, num_folds: int) -> None:
+    """FlagError unless the train split has a query for each fold."""
     if queries < num_folds:
         raise FlagError(f"--num_folds={num_folds} is more than the {queries} queries of the train split")
-    return np.asarray(assign_folds(frame, num_folds, seed), np.int64)
 
 
 def remove_previous_build(output_dir: str, keep=()) -> None:
@@ -86,28 +90,40 @@ def remove_previous_build(output_dir: str, keep=()) -> None:
         tf.io.gfile.remove(path)
 
 
-def _split_jobs(split, frame, output_dir, num_shards, num_folds, seed, label_smoothing, store):
-    """The ShardJobs of one split, in shard order, built one at a time."""
-    from esci_tf.preprocessing.template import frame_fields
-
-    columns = dict(
+def _job_columns(frame, folds, label_smoothing: float) -> dict:
+    """A ShardJob's key columns (ids, targets, folds, query) of the frame's rows."""
+    return dict(
         labels=targets_of(frame, label_smoothing),
         query_id=frame["query_id"].to_numpy(np.int64),
         example_id=frame["example_id"].to_numpy(np.int64),
-        fold=_folds(frame, split, num_folds, seed),
+        fold=np.asarray(folds, np.int64),
         product_id=frame["product_id"].to_numpy(object),
         locale=frame["product_locale"].to_numpy(object),
         query=frame["query"].to_numpy(object),
     )
+
+
+def frame_job(path: str, frame, columns=None, folds=None, label_smoothing: float = 0.0) -> ShardJob:
+    """The ShardJob of one shard whose rows (in write order) and product text are `frame`'s;
+    `columns`: their key columns if already cut from the split's, else made from `folds`."""
+    from esci_tf.preprocessing.template import frame_fields
+
+    if columns is None:
+        columns = _job_columns(frame, folds, label_smoothing)
+    fields = frame_fields(frame)
+    text = {name: fields[name] for name in PRODUCT_TEXT_COLUMNS}
+    return ShardJob(path, dict(columns, query=fields["query"]), text=text)
+
+
+def _split_jobs(split, frame, output_dir, num_shards, num_folds, seed, label_smoothing, store):
+    """The ShardJobs of one split, in shard order, built one at a time."""
+    columns = _job_columns(frame, _folds(frame, split, num_folds, seed), label_smoothing)
     shards = shards_for(split, frame, num_shards)
     for shard, rows in enumerate(writer.shard_rows(columns["query_id"], shards)):
         path = os.path.join(output_dir, schema.shard_name(split, shard, shards))
         job_columns = {key: values[rows] for key, values in columns.items()}
         if store is None:
-            fields = frame_fields(frame.iloc[rows])
-            text = {name: fields[name] for name in PRODUCT_TEXT_COLUMNS}
-            job_columns["query"] = fields["query"]
-            yield ShardJob(path, job_columns, text=text), rows
+            yield frame_job(path, frame.iloc[rows], job_columns), rows
         else:
             spans = store.spans(frame["product_row"].to_numpy(np.int64)[rows])
             yield ShardJob(path, job_columns, store_path=store.path, spans=spans), rows
@@ -136,7 +152,6 @@ def build_shards(frames: dict, output_dir: str, encoder, num_shards: int = 8, nu
             check_locales(frame)
     tf.io.gfile.makedirs(output_dir)
     remove_previous_build(output_dir, keep=() if store is None else (store.path,))
-    preprocessor = encoder.preprocessor
     rows_of = {}  # shard path -> (split, rows of the split's frame in the shard)
 
     def jobs():
@@ -158,6 +173,17 @@ def build_shards(frames: dict, output_dir: str, encoder, num_shards: int = 8, nu
             cut[split][rows] = tokens_cut
             counts[split][job.path] = job.num_rows
             bar.update(job.num_rows)
+    summary = build_summary(frames, cut, counts, encoder, num_folds, seed, num_shards, label_smoothing, settings,
+                            dropped)
+    summary_lib.write_summary(summary, output_dir)
+    return summary
+
+
+def build_summary(frames: dict, cut: dict, counts: dict, encoder, num_folds: int, seed: int, num_shards: int,
+                  label_smoothing: float, settings: dict | None, dropped: dict | None) -> dict:
+    """summary.json of a build: {split: frame} (query_id, product_locale, label), {split: tokens
+    cut per row}, {split: {shard path: records}}, the build's settings and dropped-row report."""
+    preprocessor = encoder.preprocessor
     split_stats = {}
     for split, frame in frames.items():
         split_stats[split] = summary_lib.split_summary(frame, cut[split], counts[split])
@@ -169,11 +195,9 @@ def build_shards(frames: dict, output_dir: str, encoder, num_shards: int = 8, nu
         field_style=encoder.template.field_style, prompt_tokens=encoder.template.prompt_tokens,
         entity_markers=encoder.template.entity_markers,
     )
-    summary = {
+    return {
         "settings": all_settings,
         "total": summary_lib.overall_summary(frames),
         "splits": split_stats,
         "dropped": dropped or DropReport().to_dict(),
     }
-    summary_lib.write_summary(summary, output_dir)
-    return summary

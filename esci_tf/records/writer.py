@@ -24,6 +24,12 @@ def assign_shards(query_ids, num_shards: int) -> np.ndarray:
         raise ValueError(f"--num_shards must be at least 1, got {num_shards}")
     query_ids = np.asarray(query_ids)
     unique, inverse, counts = np.unique(query_ids, return_inverse=True, return_counts=True)
+    return query_shards(unique, counts, num_shards)[inverse]
+
+
+def query_shards(unique, counts, num_shards: int) -> np.ndarray:
+    """Shard index of each query of assign_shards from the distinct query ids (ascending) and their
+    row counts, for a caller that has only per-query counts (esci_tf.records.beam_build)."""
     # Largest queries first, ties by query id: the same input always gives the same shards.
     order = sorted(range(len(unique)), key=lambda i: (-counts[i], unique[i]))
     loads = [(0, shard) for shard in range(num_shards)]
@@ -32,7 +38,7 @@ def assign_shards(query_ids, num_shards: int) -> np.ndarray:
         load, shard = heapq.heappop(loads)
         shard_of_query[i] = shard
         heapq.heappush(loads, (load + int(counts[i]), shard))
-    return shard_of_query[inverse]
+    return shard_of_query
 
 
 def shard_rows(query_ids, num_shards: int) -> list:
