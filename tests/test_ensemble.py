@@ -108,6 +108,12 @@ def test_ensemble_of_two_runs_with_a_us_only_member_is_a_ranker_for_predict(two_
     nested = fit["nested"]
     assert nested["num_queries"] == report["data"]["queries"] and len(fit["outer"]) == 3
     assert {"mean", "low", "high"} <= set(nested["ensemble_minus_best"])
+    # The same estimate on the long-list queries alone (min_list_size=5 here): the mean of their held-out NDCGs.
+    long_lists = report["added"]["ensemble - best member (nested)"]["long_lists"]
+    sizes = pd.read_parquet(recipe_files[0]).groupby("query_id").size()
+    long_ids = [str(q) for q in sizes.index[sizes >= 5] if str(q) in nested["per_query"]["ensemble"]]
+    assert long_lists["ensemble"] == pytest.approx(np.mean([nested["per_query"]["ensemble"][q] for q in long_ids]))
+    assert long_lists["num_queries"] == len(long_ids) == report["data"]["long_list_queries"]
     assert (tmp_path / "E" / "report.png").read_bytes()[:4] == b"\x89PNG"
     # Tasks 2 and 3: the cross-encoder scoring the most pairs is E/'s classifier and fits decisions.json.
     assert report["decisions"]["stage"] == "R_all.cross_encoder"

@@ -37,6 +37,11 @@ def test_duplicate_gets_no_extra_weight_and_complementary_members_share():
     assert fit.chosen == "ensemble" and fit.nested["num_queries"] == 200 and len(fit.outer) == 5
     nested = fit.nested
     assert nested["ensemble_ndcg"] > nested["best_member_ndcg"] and nested["ensemble_minus_best"]["excludes_zero"]
+    # Each query's held-out NDCG is kept, and the estimate is their mean (every query held out once).
+    per_query = nested["per_query"]
+    assert set(per_query["ensemble"]) == {str(q) for q in np.unique(query_ids)} == set(per_query["best member"])
+    assert np.mean(list(per_query["ensemble"].values())) == pytest.approx(nested["ensemble_ndcg"])
+    assert np.mean(list(per_query["best member"].values())) == pytest.approx(nested["best_member_ndcg"])
 
 
 def test_the_best_member_alone_when_the_ensemble_does_not_help_on_held_out_queries():

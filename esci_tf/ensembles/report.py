@@ -15,7 +15,7 @@ import numpy as np
 from esci_tf import files
 from esci_tf.labels import GAINS
 from esci_tf.recipe import ensemble_fit, report as recipe_report
-from esci_tf.training.query_stats import per_query_ndcg
+from esci_tf.training.query_stats import paired_delta, per_query_ndcg
 
 REPORT_FILE = recipe_report.REPORT_FILE
 PLOT_FILE = recipe_report.PLOT_FILE
@@ -36,6 +36,21 @@ def correlations(scores: dict, query_ids) -> dict:
                 if both.sum() > 1 else None
             matrix[a][b] = matrix[b][a] = value
     return matrix
+
+
+def nested_deltas(nested: dict, long_queries: set, bootstrap_samples: int) -> dict:
+    """The nested ensemble minus its best member: {"all": ..., "long_lists": ...} (paired bootstrap
+    over the held-out queries; long lists: the queries with min_list_size pairs or more)."""
+    deltas = {"all": nested["ensemble_minus_best"]}
+    per_query = nested["per_query"]
+    long_ids = {str(q) for q in long_queries}
+    ensemble = {q: v for q, v in per_query[ensemble_fit.ENSEMBLE].items() if q in long_ids}
+    if ensemble:
+        best = {q: v for q, v in per_query[ensemble_fit.BEST_MEMBER].items() if q in long_ids}
+        deltas["long_lists"] = {**paired_delta(ensemble, best, num_samples=bootstrap_samples),
+                                "ensemble": float(np.mean(list(ensemble.values()))),
+                                "best_member": float(np.mean(list(best.values())))}
+    return deltas
 
 
 def write_report(directory: str, frame, scores: dict, fitted, runs: dict, settings: dict,
@@ -59,7 +74,7 @@ def write_report(directory: str, frame, scores: dict, fitted, runs: dict, settin
         "data": {"pairs": int(len(frame)), "queries": int(frame["query_id"].nunique()),
                  "long_list_queries": len(long_queries)},
         "final": directory, "rule": RULE, "stages": {}, "members": members, "correlation": correlations(scores, query_ids),
-        "added": {"ensemble - best member (nested)": {"all": fit["nested"]["ensemble_minus_best"]}},
+        "added": {"ensemble - best member (nested)": nested_deltas(fit["nested"], long_queries, bootstrap_samples)},
         "ensemble": fit,
         "decisions": decided,  # tasks 2 and 3: the rule and its out-of-fold micro-F1 (None: no cross-encoder)
     }

@@ -381,7 +381,9 @@ def fit_ensemble(scores: dict, gains, query_ids, locales, folds: int = 5, correl
               "ensemble_ndcg": float(np.mean(list(on_held_out[ENSEMBLE].values()))),
               "best_member_ndcg": float(np.mean(list(on_held_out[BEST_MEMBER].values()))),
               "ensemble_minus_best": paired_delta(on_held_out[ENSEMBLE], on_held_out[BEST_MEMBER],
-                                                  num_samples=bootstrap_samples)}
+                                                  num_samples=bootstrap_samples),
+              # each query's held-out NDCG (JSON keys: query ids as text), for paired comparisons elsewhere
+              "per_query": {name: {str(q): float(v) for q, v in values.items()} for name, values in on_held_out.items()}}
     final = select(scores, gains, query_ids, locales, **settings)
     member_ndcg = {}
     for name, values in scores.items():
