@@ -170,6 +170,23 @@ def test_a_missing_model_file_is_named(exported, tmp_path):
         TFLiteRanker.load(str(copy), "int8")
 
 
+def test_a_model_of_some_locales_refuses_the_others(exported, tmp_path):
+    _, _, version, examples, products = exported
+    from esci_tf.errors import DataError
+    from esci_tf.rankers.tflite import TFLiteRanker
+
+    copy = tmp_path / "tflite"
+    shutil.copytree(os.path.join(version, "tflite"), copy)
+    manifest = json.loads((copy / "tflite.json").read_text())
+    (copy / "tflite.json").write_text(json.dumps(dict(manifest, locales=["jp"])))
+    frame = _frame(examples, products)
+    ranker = TFLiteRanker.load(str(copy), "float32")
+    assert ranker.locales == ("jp",)
+    assert ranker.probabilities(frame[frame["product_locale"] == "jp"]).shape == (1, 4)
+    with pytest.raises(DataError, match="trained for locale.*jp only and cannot score rows of locale 'us'"):
+        ranker.probabilities(frame)
+
+
 def test_export_tflite_of_a_ranker_that_is_no_cross_encoder_is_refused(tmp_path):
     from esci_tf.errors import FlagError
     from trainers.export import export
