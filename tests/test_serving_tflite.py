@@ -149,6 +149,20 @@ def test_predict_runtime_writes_the_keras_runtimes_csv(exported, keras_csv, tmp_
     assert np.abs(got["score"] - keras_csv["score"]).max() > FLOAT32_TOLERANCE  # the int8 models scored
 
 
+def test_a_partial_file_of_another_runtime_is_not_continued(exported):
+    """run_identity holds --runtime (when not keras): a killed keras run restarts under tflite."""
+    import types
+
+    _, run_dir, _, examples, products = exported
+    from trainers import predict
+
+    settings = dict(model_dir=run_dir, examples=str(examples), products=str(products), task="all", split=None,
+                    on_bad_rows="raise", batch_size=8, chunk_size=16, locales=[])
+    keras_run = predict.run_identity(types.SimpleNamespace(**settings, runtime="keras"))
+    assert "runtime" not in keras_run  # the partial files of earlier versions still continue
+    assert predict.run_identity(types.SimpleNamespace(**settings, runtime="tflite"))["runtime"] == "tflite"
+
+
 def test_predict_runtime_tflite_without_models_is_one_line(exported, tmp_path):
     _, run_dir, _, examples, products = exported
     result = run_module("trainers.predict", f"--model_dir={run_dir}", "--runtime=tflite", f"--examples={examples}",
