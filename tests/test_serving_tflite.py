@@ -224,6 +224,20 @@ def test_buckets_of_a_run():
         bucket_of(np.array([65]), (32, 64))
 
 
+def test_few_rows_per_bucket_merge_into_fewer_padded_batches():
+    from esci_tf.serving.tflite import merge_buckets
+
+    # One request: 40 pairs over 4 buckets run as two padded batches, not four: the short bucket
+    # at 32 (cheaper than a second batch at 128), the rest at 128.
+    assert merge_buckets({32: 10, 64: 10, 96: 10, 128: 10}, 32) == [(32, [32]), (128, [64, 96, 128])]
+    assert merge_buckets({48: 5, 64: 5, 80: 5, 96: 5, 112: 5}, 32) == [(112, [48, 64, 80, 96, 112])]
+    # A large chunk keeps its buckets apart; empty buckets are skipped.
+    assert merge_buckets({32: 320, 64: 0, 128: 320}, 32) == [(32, [32]), (128, [128])]
+    # A short bucket's remainder joins the next one when that saves a padded batch.
+    assert merge_buckets({32: 1, 48: 31}, 32) == [(48, [32, 48])]
+    assert merge_buckets({}, 32) == []
+
+
 def _spearman(a, b) -> float:
     ranks = [np.argsort(np.argsort(v, kind="stable")) for v in (a, b)]
     return float(np.corrcoef(*ranks)[0, 1])

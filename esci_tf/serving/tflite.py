@@ -170,6 +170,24 @@ def bucket_of(lengths: np.ndarray, buckets: tuple) -> np.ndarray:
     return np.asarray(buckets)[np.searchsorted(buckets, lengths)]
 
 
+def merge_buckets(counts: dict, batch_size: int) -> list:
+    """[(length to run at, [bucket lengths it takes])]: the buckets holding rows (`counts`:
+    {bucket length: rows}) merged into contiguous groups, each run at its longest bucket, so
+    that the padded work (batches x batch_size x length) is least. A few rows per bucket (one
+    request's 40 pairs over 7 buckets: 7 padded batches) run as one or two batches instead; a
+    large chunk keeps every bucket apart."""
+    lengths = sorted(length for length, count in counts.items() if count)
+    best = [(0, [])]  # best[j]: (cost, groups) of the first j lengths
+    for j in range(1, len(lengths) + 1):
+        options = []
+        for i in range(j):
+            rows = sum(counts[length] for length in lengths[i:j])
+            cost = best[i][0] + -(-rows // batch_size) * batch_size * lengths[j - 1]
+            options.append((cost, best[i][1] + [(lengths[j - 1], lengths[i:j])]))
+        best.append(min(options, key=lambda option: option[0]))
+    return best[-1][1]
+
+
 def cpu_threads() -> int:
     """The cores this process may run on."""
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
@@ -213,11 +231,14 @@ class TFLiteScorer:
         return self.runner(length)(**padded)["logits"][:count]
 
     def logits(self, features: dict) -> np.ndarray:
-        """Logits [N, 4] of encoded pairs (int32 [N, max_length] per input), in row order."""
+        """Logits [N, 4] of encoded pairs (int32 [N, max_length] per input), in row order; each
+        row runs in the model of its bucket or, where `merge_buckets` saves padded work, of a
+        longer one (the padding mask hides the extra columns)."""
         widths = bucket_of(np.asarray(features["padding_mask"]).sum(axis=1), self.buckets)
         logits = np.full((len(widths), 4), np.nan, np.float32)
-        for length in self.buckets:
-            rows = np.flatnonzero(widths == length)
+        counts = {length: int((widths == length).sum()) for length in self.buckets}
+        for length, members in merge_buckets(counts, self.batch_size):
+            rows = np.flatnonzero(np.isin(widths, members))
             for start in range(0, len(rows), self.batch_size):
                 batch = rows[start:start + self.batch_size]
                 logits[batch] = self.run_batch({name: np.asarray(features[name])[batch, :length] for name in INPUTS},
