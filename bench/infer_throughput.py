@@ -203,7 +203,7 @@ def savedmodel_contender(spec, config, sample, pairs, requests) -> tuple:
     export calls); returns (contender, {"request": [s], "preprocessing": [s]}) of the timed runs."""
     import tensorflow as tf
 
-    from esci_tf.data.template import TemplateSettings
+    from esci_tf.preprocessing.template import TemplateSettings
     from esci_tf.preprocessing.fields_preprocessor import FieldsPreprocessor
     from esci_tf.serving.export import export_saved_model, featurizer, serving_inputs
 

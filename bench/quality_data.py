@@ -15,7 +15,7 @@ class QualityData:
     frame: pd.DataFrame  # merged (reader.load_esci), one row per pair
     folds: np.ndarray  # [N] fold of long-list query rows, -1 for short-list rows (train only)
     num_folds: int
-    templates: dict  # name ("plain" / "entities") -> esci_tf.data.template.TemplateSettings
+    templates: dict  # name ("plain" / "entities") -> esci_tf.preprocessing.template.TemplateSettings
     encoded: dict  # "plain" -> {token_ids, segment_ids, padding_mask} (the peer reads these ids)
     products: pd.DataFrame = None  # the sample's products table
 
@@ -58,7 +58,7 @@ def load_quality_data(data_dir, num_folds: int, fold_seed: int, max_length: int,
     from bench.models import ours_preprocessor
     from bench.sample import sample_paths
     from esci_tf.data.reader import load_esci, read_table
-    from esci_tf.data.template import TemplateSettings
+    from esci_tf.preprocessing.template import TemplateSettings
     from esci_tf.preprocessing.frame_encoder import FrameEncoder
 
     examples, products = sample_paths(data_dir)

@@ -122,7 +122,7 @@ def train_pipeline(recipe, data, train_rows, eval_rows, seed: int, run_dir: str,
     """The whole trainers.recipe run on the fold's training rows, its unlabeled set (pseudo) the
     fold's eval rows with their labels hidden (how the recipe is judged); R/final's scores of
     the eval rows. The fine-tunes' seed is `seed`."""
-    from esci_tf.data.template import TemplateSettings
+    from esci_tf.preprocessing.template import TemplateSettings
     from esci_tf.rankers import load_ranker
     from esci_tf.rankers.base import predict
     from esci_tf.recipe.pipeline import RecipeData, run_recipe

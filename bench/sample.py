@@ -38,10 +38,10 @@ def sample_paths(data_dir) -> tuple:
 
 
 def load_sample_pairs(data_dir, max_pairs: Optional[int] = None) -> SamplePairs:
-    """The sample's pairs, formatted by the paper template (esci_tf.data.template.TemplateSettings
+    """The sample's pairs, formatted by the paper template (esci_tf.preprocessing.template.TemplateSettings
     defaults, what FrameEncoder formats with), in file order; the first `max_pairs` only when given."""
     from esci_tf.data.reader import load_esci
-    from esci_tf.data.template import TemplateSettings
+    from esci_tf.preprocessing.template import TemplateSettings
     from esci_tf.labels import one_hot
 
     examples, products = sample_paths(data_dir)

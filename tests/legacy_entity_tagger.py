@@ -1,10 +1,10 @@
 """The Python entity tagger esci-tf used until entity markers became TF ops
 (esci_tf.preprocessing.entity_ops): the oracle of tests/test_preprocessing_entity_parity.py.
-Kept as it was; the gazetteers themselves are still built by esci_tf.data.entities.
+Kept as it was; the gazetteers themselves are still built by esci_tf.preprocessing.entities.
 
 Entity markers: "[BRAND] nike [/BRAND]" around brands, colors, sizes and model numbers.
 
-`CatalogEntityTagger(brands, colors)` turns brand and color gazetteers (esci_tf.data.entities
+`CatalogEntityTagger(brands, colors)` turns brand and color gazetteers (esci_tf.preprocessing.entities
 .catalog_gazetteers) into trie-shaped regular expressions, and adds patterns for sizes/quantities/units (en/es/ja) and model numbers. Matching is
 case-insensitive and keeps the original text. Latin-script entries need word boundaries;
 CJK entries do not (Japanese has no spaces). Of overlapping matches the longest wins
@@ -13,7 +13,7 @@ CJK entries do not (Japanese has no spaces). Of overlapping matches the longest 
 
 import re
 
-from esci_tf.data.entities import gazetteer_keys as _gazetteer_keys
+from esci_tf.preprocessing.entities import gazetteer_keys as _gazetteer_keys
 from esci_tf.preprocessing.entity_ops import UNITS as _UNITS
 from esci_tf.special_tokens import ENTITY_TOKENS
 

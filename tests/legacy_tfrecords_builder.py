@@ -8,7 +8,7 @@ import os
 import numpy as np
 
 from esci_tf.data.reader import load_esci, read_table
-from esci_tf.data.template import TemplateSettings
+from esci_tf.preprocessing.template import TemplateSettings
 from esci_tf.preprocessing.frame_encoder import FrameEncoder
 from esci_tf.records import summary as summary_lib
 from esci_tf.records import writer

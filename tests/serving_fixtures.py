@@ -28,7 +28,7 @@ def tiny_run(run_dir: pathlib.Path, template=None):
     """A trainers.fit-style run directory (best_model.keras + preprocessing.json) holding a tiny
     xlm_roberta CrossEncoder on the demo vocabulary, its weights drawn wide enough that scores
     differ from row to row (a parity check on near-equal scores would prove little)."""
-    from esci_tf.data.template import TemplateSettings
+    from esci_tf.preprocessing.template import TemplateSettings
     from esci_tf.models import build_cross_encoder
     from esci_tf.preprocessing import PairPreprocessor, load_tokenizer
     from esci_tf.preprocessing.frame_encoder import FrameEncoder

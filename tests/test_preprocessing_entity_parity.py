@@ -18,10 +18,10 @@ import pytest
 import tensorflow as tf
 from legacy_entity_tagger import CatalogEntityTagger
 
-from esci_tf.data.cleaning import clean_texts
-from esci_tf.data.entities import catalog_gazetteers
+from esci_tf.preprocessing.cleaning import clean_texts
+from esci_tf.preprocessing.entities import catalog_gazetteers
 from esci_tf.data.reader import load_esci
-from esci_tf.data.template import TemplateSettings
+from esci_tf.preprocessing.template import TemplateSettings
 
 TEXT_COLUMNS = ("product_title", "product_bullet_point", "product_description", "product_brand", "product_color")
 

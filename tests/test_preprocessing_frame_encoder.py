@@ -5,7 +5,7 @@ import pytest
 
 from esci_tf.data.reader import load_esci
 from esci_tf.data.synthetic import write_esci_files
-from esci_tf.data.template import TemplateSettings, format_pairs
+from esci_tf.preprocessing.template import TemplateSettings, format_pairs
 from esci_tf.preprocessing import PairPreprocessor, load_tokenizer
 from esci_tf.preprocessing.frame_encoder import FrameEncoder
 

@@ -15,10 +15,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from esci_tf.data.cleaning import clean_texts
+from esci_tf.preprocessing.cleaning import clean_texts
 from esci_tf.data.reader import load_esci
 from esci_tf.data.synthetic import generate_esci
-from esci_tf.data.template import TemplateSettings, format_pairs
+from esci_tf.preprocessing.template import TemplateSettings, format_pairs
 from esci_tf.preprocessing.fields_preprocessor import RAW_FIELDS, FieldsPreprocessor
 from esci_tf.preprocessing.pair_preprocessor import PairPreprocessor
 from esci_tf.preprocessing.tokenizer_loader import load_tokenizer

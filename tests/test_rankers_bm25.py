@@ -37,7 +37,7 @@ def test_frame_scores_clean_html_and_the_tf_graph_agrees(tmp_path):
                           "product_title": titles})
     scores = ranker.scores(frame)
     assert scores[0] > 0 and scores[4] == 0
-    from esci_tf.data.cleaning import clean_text
+    from esci_tf.preprocessing.cleaning import clean_text
 
     graph = ranker.tf_scores(tf.constant([clean_text(q) for q in frame["query"]]),
                              tf.constant([clean_text(t) for t in frame["product_title"]])).numpy()
@@ -48,7 +48,7 @@ def test_frame_scores_clean_html_and_the_tf_graph_agrees(tmp_path):
 
 @pytest.mark.slow
 def test_tf_graph_matches_on_the_real_sample(esci_sample_dir):
-    from esci_tf.data.cleaning import clean_text
+    from esci_tf.preprocessing.cleaning import clean_text
     from esci_tf.data.reader import load_esci
 
     frame, _ = load_esci(esci_sample_dir / "examples.parquet", esci_sample_dir / "products.parquet", task="all")

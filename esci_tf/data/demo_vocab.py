@@ -13,7 +13,7 @@ import re
 import sentencepiece as spm
 
 from esci_tf.data.synthetic import generate_esci
-from esci_tf.data.template import format_pairs
+from esci_tf.preprocessing.template import format_pairs
 from esci_tf.special_tokens import ALL_SPECIAL_TOKENS
 
 DEMO_SPM_PATH = os.path.join(os.path.dirname(os.path.dirname(__file__)), "assets", "demo_spm.model")

@@ -8,7 +8,7 @@ text repeats under different ids.
 import numpy as np
 import pandas as pd
 
-from esci_tf.data.cleaning import normalize_keys
+from esci_tf.preprocessing.cleaning import normalize_keys
 from esci_tf.errors import DataError
 
 MAX_LISTED = 10

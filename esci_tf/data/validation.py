@@ -4,7 +4,7 @@ File-level problems (missing columns, wrong dtypes, duplicate ids, bad flag valu
 raise DataError. Row-level problems raise in "raise" mode, or are dropped and counted per
 reason in "skip" mode (the count goes into summary.json / metrics.json):
 - empty_query: blank; in labeled examples (training data) also a query with nothing left after
-  cleaning (esci_tf.data.cleaning.clean_texts: emoji only, ...), which would train as "";
+  cleaning (esci_tf.preprocessing.cleaning.clean_texts: emoji only, ...), which would train as "";
   prediction input keeps those, and the model scores them as the SavedModel does;
 - unknown_label, unknown_locale, missing_product (examples), product_unknown_locale (products);
 - query_id_conflict: one query_id with different query strings (skip: all its rows go);
@@ -20,7 +20,7 @@ import dataclasses
 import numpy as np
 import pandas as pd
 
-from esci_tf.data.cleaning import clean_texts
+from esci_tf.preprocessing.cleaning import clean_texts
 from esci_tf.errors import DataError
 from esci_tf.labels import is_known_label
 from esci_tf.special_tokens import LOCALES

@@ -1,7 +1,7 @@
 """Entity markers as TensorFlow ops: "[BRAND] nike [/BRAND]" around brands, colors, sizes and
 model numbers of cleaned text, inside the graph (what trainers.predict and a SavedModel run).
 
-The rules: brand and color gazetteers (built from the catalogue by esci_tf.data.entities, saved
+The rules: brand and color gazetteers (built from the catalogue by esci_tf.preprocessing.entities, saved
 with the template settings), sizes/quantities/units in en/es/ja, and model numbers (hyphenated
 codes of ASCII letters and digits with at least one of each, 4+ characters, not an ordinal
 "2nd"/"1990s" nor a "2-year" compound). Matching is case-insensitive (model numbers: as

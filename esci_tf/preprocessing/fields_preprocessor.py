@@ -25,7 +25,7 @@ exports raw-fields serving like any other.
 
 import keras
 
-from esci_tf.data.template import TemplateSettings
+from esci_tf.preprocessing.template import TemplateSettings
 from esci_tf.preprocessing import template_ops
 from esci_tf.preprocessing.pair_preprocessor import PairPreprocessor
 

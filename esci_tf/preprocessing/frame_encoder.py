@@ -11,7 +11,7 @@ import os
 
 from esci_tf import files
 
-from esci_tf.data.template import TemplateSettings, check_frame, frame_fields
+from esci_tf.preprocessing.template import TemplateSettings, check_frame, frame_fields
 
 PREPROCESSING_FILE = "preprocessing.json"
 ENCODE_BATCH = 512

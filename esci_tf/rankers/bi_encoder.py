@@ -14,7 +14,7 @@ import numpy as np
 import tensorflow as tf
 
 from esci_tf import files
-from esci_tf.data.cleaning import clean_texts
+from esci_tf.preprocessing.cleaning import clean_texts
 from esci_tf.labels import GAINS
 from esci_tf.rankers.base import RANKER_FILE, check_locales, locales_record, ranker_locales
 

@@ -15,7 +15,7 @@ from esci_tf.labels import ranking_score
 from esci_tf.preprocessing import fields_preprocessor  # noqa: F401  (registers a saved model's preprocessor class)
 from esci_tf.rankers.base import check_locales, ranker_locales
 from esci_tf.preprocessing.frame_encoder import FrameEncoder
-from esci_tf.data.template import frame_fields
+from esci_tf.preprocessing.template import frame_fields
 from esci_tf.training.checkpointing import BEST_MODEL, model_file_problem
 
 ENCODE_CHUNK = 8192  # pairs predicted per call (bounds memory on large files)

@@ -29,7 +29,7 @@ from absl import logging
 from esci_tf import decisions, files
 from esci_tf.data.locales import keep_locales, select_locales
 from esci_tf.data.reader import load_esci, read_table
-from esci_tf.data.template import TemplateSettings
+from esci_tf.preprocessing.template import TemplateSettings
 from esci_tf.labels import GAINS, one_hot
 from esci_tf.recipe import ensemble_fit, fine_tune as tuning, fold_assignment, report as report_lib
 from esci_tf.recipe import targets as targets_lib

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from esci_tf.data.augmentation import ORIGINAL_QUERY_ID as TRANSLATION_SOURCE
-from esci_tf.data.cleaning import normalize_keys
+from esci_tf.preprocessing.cleaning import normalize_keys
 from esci_tf.data.splits import assign_folds
 from esci_tf.labels import one_hot
 from esci_tf.records.builder import TARGET_COLUMNS

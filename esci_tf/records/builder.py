@@ -88,7 +88,7 @@ def remove_previous_build(output_dir: str, keep=()) -> None:
 
 def _split_jobs(split, frame, output_dir, num_shards, num_folds, seed, label_smoothing, store):
     """The ShardJobs of one split, in shard order, built one at a time."""
-    from esci_tf.data.template import frame_fields
+    from esci_tf.preprocessing.template import frame_fields
 
     columns = dict(
         labels=targets_of(frame, label_smoothing),
@@ -126,7 +126,7 @@ def build_shards(frames: dict, output_dir: str, encoder, num_shards: int = 8, nu
     machine's cores, one per shard_jobs.PAIRS_PER_WORKER pairs at most); the output is the same
     bytes for any `workers`.
     """
-    from esci_tf.data.template import check_frame, check_locales
+    from esci_tf.preprocessing.template import check_frame, check_locales
 
     check_build_settings(encoder.max_length, num_folds, num_shards, label_smoothing)
     for frame in frames.values():

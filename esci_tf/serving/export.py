@@ -64,7 +64,7 @@ WARMUP_ROWS = {
 def serving_inputs(frame) -> dict:
     """serving_default's raw-field inputs for every row of a merged ESCI frame
     (esci_tf.data.reader.load_esci): numpy object arrays, "" for a missing value."""
-    from esci_tf.data.template import frame_fields
+    from esci_tf.preprocessing.template import frame_fields
 
     present = frame_fields(frame)
     return {name: present.get(name, np.full(len(frame), "", object)) for name in RAW_FIELDS}

@@ -22,7 +22,7 @@ from absl import logging
 
 from esci_tf import files
 from esci_tf.errors import DataError
-from esci_tf.data.template import TemplateSettings
+from esci_tf.preprocessing.template import TemplateSettings
 from esci_tf.training.config import ConfigError, RunConfig, recorded
 from esci_tf.training.run_lock import is_chief
 

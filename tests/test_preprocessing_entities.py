@@ -1,4 +1,4 @@
-"""Entity markers: the gazetteers (esci_tf.data.entities) and the tagger's ops
+"""Entity markers: the gazetteers (esci_tf.preprocessing.entities) and the tagger's ops
 (esci_tf.preprocessing.entity_ops): size/model patterns, longest match, en/es/ja."""
 
 import re
@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 import tensorflow as tf
 
-from esci_tf.data.cleaning import clean_text
-from esci_tf.data.entities import build_gazetteer, catalog_gazetteers, entity_markers
+from esci_tf.preprocessing.cleaning import clean_text
+from esci_tf.preprocessing.entities import build_gazetteer, catalog_gazetteers, entity_markers
 from esci_tf.data.reader import load_esci
 from esci_tf.special_tokens import ENTITY_TOKENS
 

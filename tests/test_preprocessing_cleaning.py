@@ -1,4 +1,4 @@
-"""esci_tf.data.cleaning: HTML, emoji, control characters, symbols, NFKC, special-token injection."""
+"""esci_tf.preprocessing.cleaning: HTML, emoji, control characters, symbols, NFKC, special-token injection."""
 
 import math
 import re
@@ -6,7 +6,7 @@ import unicodedata
 
 import pytest
 
-from esci_tf.data.cleaning import clean_text, clean_texts, normalize_key
+from esci_tf.preprocessing.cleaning import clean_text, clean_texts, normalize_key
 from esci_tf.preprocessing.clean_ops import SEPARATOR
 from esci_tf.data.reader import load_esci
 from esci_tf.special_tokens import ALL_SPECIAL_TOKENS

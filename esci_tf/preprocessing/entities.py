@@ -3,7 +3,7 @@
 `catalog_gazetteers(products_df)` keeps the normalised (cleaned, lowercased, single-spaced)
 product_brand and product_color values seen at least twice, without junk values ("generic",
 "multicolor") and colors with digits. They are saved with the template settings
-(esci_tf.data.template.TemplateSettings: preprocessing.json, the model's config), and
+(esci_tf.preprocessing.template.TemplateSettings: preprocessing.json, the model's config), and
 `entity_markers(brands, colors)` builds the tagger from them: TF ops
 (esci_tf.preprocessing.entity_ops), so the exported model tags raw fields as training did.
 """
@@ -12,7 +12,7 @@ import collections
 
 import pandas as pd
 
-from esci_tf.data.cleaning import clean_texts
+from esci_tf.preprocessing.cleaning import clean_texts
 
 # Catalogue values that name no brand or color.
 JUNK_BRANDS = frozenset(

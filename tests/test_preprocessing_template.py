@@ -1,14 +1,14 @@
-"""esci_tf.data.template: the paper's (query, product text) input in en/es/ja."""
+"""esci_tf.preprocessing.template: the paper's (query, product text) input in en/es/ja."""
 
 import re
 
 import pandas as pd
 import pytest
 
-from esci_tf.data.entities import catalog_gazetteers, entity_markers
+from esci_tf.preprocessing.entities import catalog_gazetteers, entity_markers
 from esci_tf.errors import DataError
 from esci_tf.data.reader import load_esci
-from esci_tf.data.template import format_pairs
+from esci_tf.preprocessing.template import format_pairs
 from esci_tf.special_tokens import ALL_SPECIAL_TOKENS, FIELD_TOKENS, LANGUAGE_TOKENS, PROMPT_TOKENS
 
 

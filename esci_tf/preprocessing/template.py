@@ -29,8 +29,8 @@ import functools
 import numpy as np
 import pandas as pd
 
-from esci_tf.data.cleaning import as_text
-from esci_tf.data.entities import catalog_gazetteers, entity_markers
+from esci_tf.preprocessing.cleaning import as_text
+from esci_tf.preprocessing.entities import catalog_gazetteers, entity_markers
 from esci_tf.errors import DataError
 from esci_tf.preprocessing.template_ops import MAX_FIELD_CHARS, RAW_FIELDS, FieldFormatter
 from esci_tf.special_tokens import LANGUAGE_TOKENS
@@ -44,7 +44,7 @@ def format_pairs(df: pd.DataFrame, tagger=None, field_style: str = "text",
     """(queries, product_texts), one pair per row of a merged frame (see reader.load_esci).
 
     The formatting is esci_tf.preprocessing.template_ops (TF ops; `tagger`: an
-    entity_ops.EntityMarkers, e.g. esci_tf.data.entities.entity_markers(...), or None); this
+    entity_ops.EntityMarkers, e.g. esci_tf.preprocessing.entities.entity_markers(...), or None); this
     checks the frame and feeds it in batches.
     `max_field_chars` bounds each raw field before cleaning and the joined description
     before tagging: past ~512 tokens no model reads it, and it bounds the cost of a
