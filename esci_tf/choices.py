@@ -31,3 +31,4 @@ BACKBONE_CONFIG_KEYS = {
                 "input_embedding_dim", "dropout", "max_sequence_length", "num_segments", "activation",
                 "layer_norm_epsilon"),
 }
+PREDICT_RUNTIMES = ("keras", "tflite", "tflite_int8")  # trainers.predict --runtime (esci_tf.rankers.tflite)

@@ -12,7 +12,7 @@ TensorFlow or pandas import here.
 import dataclasses
 from typing import Optional
 
-from esci_tf.choices import BACKBONE_NAMES, SPLITS
+from esci_tf.choices import BACKBONE_NAMES, PREDICT_RUNTIMES, SPLITS
 from esci_tf.recipe.config import RecipeConfig
 from esci_tf.settings import INPUT, LOCAL, NEUTRAL, borrowed, setting
 from esci_tf.training.config import DataConfig, TrainingConfig
@@ -43,6 +43,12 @@ class PredictSettings:
     batch_size: int = setting(128, "Pairs per model call.", bounds=(1, None))
     chunk_size: int = setting(8192, "Pairs read, scored and appended to --output per step: memory is bounded by it, "
                               "and a killed run continues after its last complete chunk.", bounds=(1, None))
+    runtime: str = setting(
+        "keras", "What scores the pairs: keras (the model in --model_dir), or the TFLite models trainers.export "
+        "--tflite wrote (LiteRT with XNNPACK, one thread per core): tflite (float32) or tflite_int8 (dynamic-range "
+        "int8, faster, scores within the tolerance its tests state); then --model_dir is that export's version "
+        "directory (<export_dir>/<version>) and the batch is the export's (--tflite_batch_size), not --batch_size.",
+        choices=PREDICT_RUNTIMES)
     # Apache Beam (issue 27; tfrecords.build borrows both): arguments that are no flag of the command are
     # Beam's pipeline options (esci_tf.beam_options).
     runner: Optional[str] = setting(

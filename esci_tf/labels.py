@@ -40,6 +40,14 @@ def one_hot(indices, label_smoothing: float = 0.0) -> np.ndarray:
     return y.astype(np.float32)
 
 
+def softmax(logits) -> np.ndarray:
+    """float32 class probabilities of [..., 4] logits (softmax over the last axis, computed
+    stably in float64)."""
+    values = np.asarray(logits, dtype=np.float64)
+    shifted = np.exp(values - values.max(axis=-1, keepdims=True))
+    return (shifted / shifted.sum(axis=-1, keepdims=True)).astype(np.float32)
+
+
 def ranking_score(values, from_logits: bool = False) -> np.ndarray:
     """Expected gain P(E) * 1 + P(S) * 0.1 + P(C) * 0.01 of each row of [..., 4] class
     probabilities (or logits, with from_logits: softmax first, computed stably in float64).
@@ -49,8 +57,5 @@ def ranking_score(values, from_logits: bool = False) -> np.ndarray:
     >>> [round(float(s), 4) for s in ranking_score([[0.0, 0.0, 0.0, 0.0]], from_logits=True)]
     [0.2775]
     """
-    values = np.asarray(values, dtype=np.float64 if from_logits else np.float32)
-    if from_logits:
-        shifted = np.exp(values - values.max(axis=-1, keepdims=True))
-        values = (shifted / shifted.sum(axis=-1, keepdims=True)).astype(np.float32)
+    values = softmax(values) if from_logits else np.asarray(values, dtype=np.float32)
     return values @ GAINS

@@ -151,7 +151,7 @@ def test_a_rerun_with_the_same_locales_spelled_otherwise_continues_the_partial_f
         (tmp_path / name).write_text("a\n")
     settings = dict(model_dir=str(tmp_path / "model"), examples=str(tmp_path / "x.csv"),
                     products=str(tmp_path / "y.csv"), task="1", split="test", on_bad_rows="raise", batch_size=8,
-                    chunk_size=16)
+                    chunk_size=16, runtime="keras")
     upper = predict.run_identity(types.SimpleNamespace(**settings, locales=["US", "jp"]))
     lower = predict.run_identity(types.SimpleNamespace(**settings, locales=["jp", "us"]))
     assert upper == lower and upper["locales"] == ["jp", "us"]

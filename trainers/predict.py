@@ -16,6 +16,10 @@ substitute / no_substitute), in file order, decided from the class probabilities
 directory's decisions.json (a trainers.recipe R/final has one) or else by argmax
 (esci_tf.decisions); a ranker without class probabilities (BM25, ...) refuses them.
 
+--runtime=tflite (or tflite_int8) scores with the TFLite models that trainers.export --tflite
+wrote (LiteRT with XNNPACK; esci_tf.rankers.tflite): --model_dir is then that export's version
+directory (<export_dir>/<version>), and the output is the same file.
+
 The pairs stream through in --chunk_size pieces with bounded memory, and a killed run started
 again with the same command continues where it stopped (see `predict`; BUILD.md, "What is
 guaranteed after a crash").
@@ -68,7 +72,7 @@ def predict(cfg) -> int:
     from esci_tf.resumable_csv import ResumableCSV, partial_path
 
     locales = parse_locales(cfg.locales)
-    ranker = load_ranker(cfg.model_dir, cfg.batch_size)
+    ranker = load_runtime_ranker(cfg) if cfg.runtime != "keras" else load_ranker(cfg.model_dir, cfg.batch_size)
     rule = decision_rule(cfg, ranker)
     store = None
 
@@ -155,6 +159,15 @@ def predict_on_beam(cfg, pipeline_args) -> int:
         return sum(1 for _ in stream) - 1
 
 
+def load_runtime_ranker(cfg):
+    """The ranker of --runtime=tflite / tflite_int8: the TFLite models of the export version
+    directory --model_dir (esci_tf.rankers.tflite); one line naming the path and the flags when
+    it holds none."""
+    from esci_tf.rankers.tflite import RUNTIMES, TFLiteRanker
+
+    return TFLiteRanker.load(cfg.model_dir, RUNTIMES[cfg.runtime])
+
+
 def _no_probabilities(cfg) -> str:
     from esci_tf.rankers import ranker_kind
 
@@ -196,7 +209,8 @@ def run_identity(cfg) -> dict:
     return {"model_dir": os.fspath(cfg.model_dir), "model_files": sorted(model),
             "examples": files.fingerprint(cfg.examples), "products": files.fingerprint(cfg.products),
             "task": cfg.task, "split": cfg.split, "on_bad_rows": cfg.on_bad_rows, "batch_size": cfg.batch_size,
-            "chunk_size": cfg.chunk_size, **({"locales": list(parse_locales(cfg.locales))} if cfg.locales else {})}
+            "chunk_size": cfg.chunk_size, **({"locales": list(parse_locales(cfg.locales))} if cfg.locales else {}),
+            **({"runtime": cfg.runtime} if cfg.runtime != "keras" else {})}
 
 
 def run_with_args(argv) -> pd.DataFrame:

@@ -170,9 +170,11 @@ def warmup_requests(fields_preprocessor, features) -> dict:
     return dict(requests, score_tokens={name: tokens[name].numpy() for name in TOKEN_INPUTS})
 
 
-def export_saved_model(model, fields_preprocessor, base: str, version: int | None = None) -> str:
+def export_saved_model(model, fields_preprocessor, base: str, version: int | None = None, extra=None) -> str:
     """Write the SavedModel to <base>/<version>/ (local or gs://; version: the next free one
-    by default, an existing one is an error); returns that directory."""
+    by default, an existing one is an error); returns that directory. `extra(directory)`, when
+    given, writes more into the version directory before it appears (the TFLite models of
+    esci_tf.serving.tflite), so the version holds all of it or does not exist."""
     features = featurizer(fields_preprocessor)
     requests = warmup_requests(fields_preprocessor, features)  # traces the featurizer once
     archive = build_archive(model, fields_preprocessor, features)
@@ -180,5 +182,7 @@ def export_saved_model(model, fields_preprocessor, base: str, version: int | Non
     def write(directory):
         archive.write_out(directory, verbose=False)
         warmup.write_warmup(directory, requests)
+        if extra is not None:
+            extra(directory)
 
     return versions.write_version(base, write, version)

@@ -15,4 +15,3 @@ def define_flags(flag_values=PREDICT_FLAGS):
     if "model_dir" not in flag_values:
         define_settings(declared(PredictSettings), flag_values)
     return flag_values
-
