@@ -36,7 +36,7 @@ INSTALL_REQUIRES = [
     "matplotlib==3.11.2",  # trainers.recipe's report.png, bench/quality.py's plot
 ]
 
-# Cloud Translation v3 client for `python -m tfrecords.translate --backend=google`.
+# Cloud Translation v3 client for `python -m trainers.translate --backend=google`.
 TRANSLATE = ["google-cloud-translate==3.28.0"]
 
 # `--runner=...` of tfrecords.build and trainers.predict (esci_tf/records/beam_build.py,

@@ -5,7 +5,7 @@
 1. the demo's generated data (esci_tf.data.synthetic, --num_queries, data seed 0) as files;
 2. its translation table from the generator's aligned us/es/jp word lists
    (python -m trainers.demo_translation);
-3. python -m tfrecords.translate --backend table: every training pair into the other two locales;
+3. python -m trainers.translate --backend table: every training pair into the other two locales;
 4. per seed, python -m trainers.fit --flagfile=trainers/flags/demo.flags on the files, three
    arms with the same eval queries and settings: `plain` (no augmentation), `augmented`
    (--augment_examples/--augment_products: the same --epochs over about 2.6 times the pairs, so
@@ -56,8 +56,8 @@ def prepare(root: str, num_queries: int) -> dict:
     translated = os.path.join(root, "translated")
     _run(["trainers.demo_translation", f"--examples={examples}", f"--products={products}",
           f"--output={table}"], "demo translation table")
-    _run(["tfrecords.translate", f"--examples={examples}", f"--products={products}", "--targets=es,jp,us",
-          "--backend=table", f"--table={table}", f"--output_dir={translated}"], "tfrecords.translate")
+    _run(["trainers.translate", f"--examples={examples}", f"--products={products}", "--targets=es,jp,us",
+          "--backend=table", f"--table={table}", f"--output_dir={translated}"], "trainers.translate")
     return {"examples": examples, "products": products,
             "augment_examples": os.path.join(translated, "examples.parquet"),
             "augment_products": os.path.join(translated, "products.parquet")}

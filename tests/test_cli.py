@@ -21,7 +21,7 @@ from esci_tf.errors import DataError, FlagError
     ("trainers.recipe", "--num_folds"),
     ("trainers.ensemble", "--runs"),
     ("tfrecords.build", "--num_shards"),
-    ("tfrecords.translate", "--api_endpoint"),
+    ("trainers.translate", "--api_endpoint"),
 ])
 def test_every_entry_point_takes_help_and_lists_its_own_flags(module, own_flag):
     result = run_module(module, "--help")
@@ -34,7 +34,7 @@ def test_flags_help_and_setting_checks_need_no_tensorflow():
     """Every entry point parses its flags, prints --help and checks settings that need no data
     before TensorFlow is imported (a fraction of a second instead of ~8 s)."""
     modules = ("trainers.fit", "trainers.demo", "trainers.predict", "trainers.export", "trainers.recipe",
-               "trainers.ensemble", "tfrecords.build", "tfrecords.translate")
+               "trainers.ensemble", "tfrecords.build", "trainers.translate")
     code = "\n".join(["import sys", *(f"import {m}" for m in modules),
                       "from esci_tf.training.config import ConfigError, RunConfig",
                       "try:",
@@ -168,9 +168,9 @@ def test_help_names_a_long_hyphenated_flagfile_directory_whole(tmp_path):
 
 
 def test_the_light_entry_points_parse_without_pandas():
-    """tfrecords.build, tfrecords.translate and trainers.export read no data before their flags
+    """tfrecords.build, trainers.translate and trainers.export read no data before their flags
     are checked, so their --help imports neither TensorFlow nor pandas (~0.1 s of CPU, README)."""
-    code = "\n".join(["import sys", "import tfrecords.build, tfrecords.translate, trainers.export",
+    code = "\n".join(["import sys", "import tfrecords.build, trainers.translate, trainers.export",
                       "print(sorted(m for m in ('tensorflow', 'pandas') if m in sys.modules))"])
     done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and done.stdout.splitlines()[-1] == "[]", done.stdout + done.stderr[-2000:]

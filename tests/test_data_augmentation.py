@@ -24,7 +24,7 @@ from esci_tf.training import run_data
 from esci_tf.training.config import RunConfig
 from run_fixtures import TINY_CONFIG
 from esci_tf.records.builder import TARGET_COLUMNS
-from tfrecords.translate import translate_files
+from trainers.translate import translate_files
 
 
 @pytest.fixture(scope="module")

@@ -133,7 +133,7 @@ def test_demo_translator_round_trips_the_generated_data():
 
 def test_argos_backend_is_optional():
     from esci_tf.data.translation import argos
-    from tfrecords.translate import make_translator
+    from trainers.translate import make_translator
 
     if argos.available():
         pytest.skip("argostranslate is installed here")

@@ -18,7 +18,7 @@ from esci_tf.data.synthetic import write_esci_files  # noqa: E402
 from esci_tf.data.translation.base import TranslationError, TranslatorSetupError  # noqa: E402
 from esci_tf.data.translation.cache import TranslationCache  # noqa: E402
 from esci_tf.data.translation.engine import TranslationPlan  # noqa: E402
-from tfrecords.translate import translate_files  # noqa: E402
+from trainers.translate import translate_files  # noqa: E402
 from translate_fixtures import FakeTranslationAPI, fake_translation, google_translator, untag  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -123,7 +123,7 @@ def test_japanese_and_spanish_round_trip():
 def test_kill_mid_run_then_rerun_translates_nothing_twice(tmp_path):
     examples, products = write_esci_files(8, 3, str(tmp_path / "data"))
     out = tmp_path / "translated"
-    command = [sys.executable, "-m", "tfrecords.translate", f"--examples={examples}", f"--products={products}",
+    command = [sys.executable, "-m", "trainers.translate", f"--examples={examples}", f"--products={products}",
                "--backend=google", "--project=test-project", "--anonymous_credentials", "--batch_chars=400",
                "--targets=es,jp,us", f"--output_dir={out}"]
     with FakeTranslationAPI() as api:

@@ -1,4 +1,5 @@
-"""tfrecords: the command lines that build TFRecords (build) and translated pairs (translate);
-the library they run is esci_tf.records and esci_tf.data."""
+"""tfrecords: the command line that builds TFRecords (`python -m tfrecords.build`; the library it
+runs is esci_tf.records and esci_tf.data), and `tfrecords.translate`, the former name of
+`python -m trainers.translate`, kept for existing scripts."""
 
 import esci_tf  # noqa: F401  (quiets TensorFlow logging before it is imported)

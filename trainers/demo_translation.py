@@ -1,5 +1,5 @@
 """Write the demo data's translation table (esci_tf.data.translation.demo), so the demo runs
-`tfrecords.translate --backend table` end to end, offline:
+`trainers.translate --backend table` end to end, offline:
 
     python -m trainers.demo_translation --examples X --products Y --targets es,jp,us --output T
 """
@@ -16,7 +16,7 @@ FLAGS = flags.FLAGS
 def define_flags():
     flags.DEFINE_string("examples", None, "Generated demo examples (esci_tf.data.synthetic).", required=True)
     flags.DEFINE_string("products", None, "Their products.", required=True)
-    flags.DEFINE_list("targets", ["es", "jp", "us"], "Locales tfrecords.translate will translate into.")
+    flags.DEFINE_list("targets", ["es", "jp", "us"], "Locales trainers.translate will translate into.")
     flags.DEFINE_list("fields", ["title", "bullet_point", "description"], "Product fields it will translate.")
     flags.DEFINE_enum("split", "train", ["train", "test", "all"], "Rows it will translate.")
     flags.DEFINE_enum("task", "all", ["1", "2", "3", "all"], "KDD Cup task of those rows.")

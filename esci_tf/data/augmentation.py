@@ -1,4 +1,4 @@
-"""Translated pairs (tfrecords.translate) as training-only augmentation, without leakage.
+"""Translated pairs (trainers.translate) as training-only augmentation, without leakage.
 
 A translated pair carries `original_query_id`, the query it was translated from. It may train
 only where its original query trains: `training_rows(augmentation, train, held_out)` keeps the
@@ -36,7 +36,7 @@ def load_augmentation(examples: str, products: str, task: str = "1", on_bad_rows
     from esci_tf.data.validation import require_columns
 
     table = read_table(examples)
-    require_columns(table, [ORIGINAL_QUERY_ID], f"{examples} (--augment_examples: a file tfrecords.translate wrote)")
+    require_columns(table, [ORIGINAL_QUERY_ID], f"{examples} (--augment_examples: a file trainers.translate wrote)")
     frame, report = load_esci(examples, products, task=task, on_bad_rows=on_bad_rows)
     origin = pd.to_numeric(frame[ORIGINAL_QUERY_ID], errors="coerce")
     if origin.isna().any():

@@ -1,7 +1,7 @@
 """The recipe's data arithmetic: query-grouped folds, self-distillation targets, pseudo labels.
 
 Folds: every row of a query group shares a fold. A group is a query with all its translations
-(rows with the same `original_query_id`, the column tfrecords.translate writes; otherwise the
+(rows with the same `original_query_id`, the column trainers.translate writes; otherwise the
 query_id) and every query whose normalised text equals it (the official data repeats a few
 query texts under other ids). Folds are balanced by rows and by locale
 (esci_tf.data.splits.assign_folds).

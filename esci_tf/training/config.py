@@ -49,10 +49,10 @@ class DataConfig:
     synthetic_queries: int = setting(0, "Train on this many queries of generated ESCI-like data "
                                      "(esci_tf.data.synthetic; us/es/jp) instead of files.", bounds=(0, None))
     augment_examples: Optional[str] = setting(
-        None, "Translated pairs (tfrecords.translate's examples.parquet) added to training only: translations of "
+        None, "Translated pairs (trainers.translate's examples.parquet) added to training only: translations of "
         "the training queries, never of an evaluation query, never evaluated.", role=INPUT)
     augment_products: Optional[str] = setting(
-        None, "The products of --augment_examples (tfrecords.translate's products.parquet).", role=INPUT)
+        None, "The products of --augment_examples (trainers.translate's products.parquet).", role=INPUT)
     task: str = setting("1", "Which KDD Cup task's pairs to use (1: small_version, 2 and 3: large_version, all: "
                         "either).", choices=TASKS)
     eval_split: str = setting("fraction", "'fraction': validate on --eval_fraction of the queries; 'test': validate "
@@ -318,7 +318,7 @@ def _data_source(config):
 def _augmentation(config):
     data = config.data
     _require((data.augment_examples is None) == (data.augment_products is None),
-             "give both --augment_examples and --augment_products (files tfrecords.translate wrote), or neither")
+             "give both --augment_examples and --augment_products (files trainers.translate wrote), or neither")
     _require(data.augment_examples is None or not data.from_tfrecords,
              "--augment_examples joins pairs read from --examples/--products or --synthetic_queries; prebuilt "
              "--train_tfrecords cannot take them")

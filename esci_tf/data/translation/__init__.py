@@ -8,5 +8,5 @@ extra), `table.TableTranslator` (a parquet of translations made by any MT system
 keeps every answer on disk, committed per batch, and `engine.TranslationPlan` de-duplicates texts,
 serves what the cache has and sends the rest in batches within the API's limits;
 `pairs` turns the answers into translated pairs in the official schema.
-`python -m tfrecords.translate` applies them to the official files.
+`python -m trainers.translate` applies them to the official files.
 """

@@ -44,7 +44,7 @@ class Translator(abc.ABC):
     `translate(texts, source, target)` returns one translation per text, in order; source and
     target are language codes (language_of). A batch the backend cannot translate raises
     TranslationError; one it has no answer for (a table without the text) returns None there.
-    `paid` backends bill per character (tfrecords.translate prints the estimate first);
+    `paid` backends bill per character (trainers.translate prints the estimate first);
     `max_segments` / `max_request_chars` / `batch_chars` bound one request.
     """
 

@@ -5,7 +5,7 @@ its text can be translated exactly and offline, deterministically. Brand names a
 stay as they are (they are names); anything the lists do not know is left untranslated.
 
 `python -m trainers.demo_translation --examples X --products Y --targets es,jp,us --output T`
-writes the translation table (esci_tf.data.translation.table) of every text tfrecords.translate
+writes the translation table (esci_tf.data.translation.table) of every text trainers.translate
 asks for, so the demo runs `--backend table` end to end.
 
 >>> demo = DemoTranslator()
@@ -194,7 +194,7 @@ class DemoTranslator(Translator):
 def demo_table_rows(examples: str, products: str, targets=("es", "jp", "us"), fields=None, split: str = "train",
                     task: str = "all"):
     """(source_language, target_language, source_text, translated_text) of every text
-    tfrecords.translate asks for on these files (the demo translator's answers)."""
+    trainers.translate asks for on these files (the demo translator's answers)."""
     from esci_tf.data.reader import load_esci
     from esci_tf.data.translation.pairs import DEFAULT_FIELDS, translation_requests
 

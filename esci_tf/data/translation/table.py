@@ -1,7 +1,7 @@
 """A translation table backend: a parquet (or csv) of translations made by any MT system, with the
 columns source_language, target_language, source_text, translated_text (languages as ESCI locales
 us/es/jp or codes en/es/ja). A text the table lacks has no translation (None: counted as failed
-by tfrecords.translate). One source text listed twice with different translations is an error
+by trainers.translate). One source text listed twice with different translations is an error
 naming both rows.
 
 >>> import os, tempfile, pandas as pd

@@ -1,4 +1,4 @@
-"""python -m tfrecords.translate on the generated demo data with the table backend: the official
+"""python -m trainers.translate on the generated demo data with the table backend: the official
 schema out, every training pair in the other locales with its original query id, a rerun served
 by the cache, --dry_run, texts without a translation, and bad flags in one line."""
 
@@ -18,7 +18,7 @@ from esci_tf.data.synthetic import write_esci_files
 from esci_tf.data.translation.base import Translator
 from esci_tf.data.translation.demo import DemoTranslator, demo_table_rows
 from esci_tf.data.translation.table import TableTranslator, write_table
-from tfrecords.translate import translate_files
+from trainers.translate import translate_files
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LANGUAGES = {"us": "en", "es": "es", "jp": "ja"}
@@ -41,7 +41,7 @@ def demo_files(tmp_path_factory):
 def test_table_backend_cli_on_the_demo_data(demo_files, tmp_path):
     examples, products, table = demo_files
     out = tmp_path / "translated"
-    completed = subprocess.run([sys.executable, "-m", "tfrecords.translate", f"--examples={examples}",
+    completed = subprocess.run([sys.executable, "-m", "trainers.translate", f"--examples={examples}",
                                 f"--products={products}", "--targets=es,jp,us", "--backend=table",
                                 f"--table={table}", f"--output_dir={out}"], cwd=REPO, capture_output=True,
                                text=True, timeout=300)
@@ -145,9 +145,9 @@ def test_fields_flag_translates_color_only_when_asked(demo_files, tmp_path):
 
 def test_a_missing_backend_setting_is_one_line():
     common = ("--examples=x.parquet", "--products=y.parquet", "--output_dir=/tmp/unused")
-    assert_one_line_error(run_module("tfrecords.translate", *common, "--backend=table"), "tfrecords.translate",
+    assert_one_line_error(run_module("trainers.translate", *common, "--backend=table"), "trainers.translate",
                           "--backend=table needs --table", code=cli.FLAG_EXIT)
-    assert_one_line_error(run_module("tfrecords.translate", *common, "--backend=google"), "tfrecords.translate",
+    assert_one_line_error(run_module("trainers.translate", *common, "--backend=google"), "trainers.translate",
                           "--backend=google needs --project", code=cli.FLAG_EXIT)
 
 
@@ -160,11 +160,20 @@ def test_a_google_dry_run_needs_no_credentials(demo_files, tmp_path):
                       "CLOUDSDK_CONFIG": str(tmp_path / "gcloud")}
     args = (f"--examples={examples}", f"--products={products}", "--backend=google", "--project=P",
             "--api_endpoint=http://127.0.0.1:9", f"--output_dir={tmp_path / 'out'}")
-    dry = run_module("tfrecords.translate", *args, "--dry_run", env=no_credentials)
+    dry = run_module("trainers.translate", *args, "--dry_run", env=no_credentials)
     assert dry.returncode == 0, dry.stderr[-3000:]
     assert "characters to send to google: estimated cost $" in dry.stdout
     assert "the real run would stop here: --backend=google: no usable Google Cloud credentials" in dry.stdout
     assert dry.stdout.rstrip().endswith("translate: --dry_run, nothing sent")
-    real = run_module("tfrecords.translate", *args, env=no_credentials)
-    assert_one_line_error(real, "tfrecords.translate", "no usable Google Cloud credentials", code=cli.FLAG_EXIT)
+    real = run_module("trainers.translate", *args, env=no_credentials)
+    assert_one_line_error(real, "trainers.translate", "no usable Google Cloud credentials", code=cli.FLAG_EXIT)
     assert "estimated cost" not in real.stdout
+
+
+def test_the_former_name_tfrecords_translate_runs_the_same_command():
+    alias = run_module("tfrecords.translate", "--examples=missing.parquet", "--products=missing.parquet",
+                       "--output_dir=out", "--target_locales=es", "--backend=table")
+    direct = run_module("trainers.translate", "--examples=missing.parquet", "--products=missing.parquet",
+                        "--output_dir=out", "--target_locales=es", "--backend=table")
+    assert alias.returncode == direct.returncode != 0
+    assert alias.stderr.strip().splitlines()[-1] == direct.stderr.strip().splitlines()[-1]
