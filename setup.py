@@ -18,7 +18,9 @@ INSTALL_REQUIRES = [
     "keras-rs==0.4.0",
     "transformers==5.24.0",  # configs and tokenizer files only: no torch at run time
     "safetensors==0.8.0",
-    "sentencepiece==0.2.3",
+    # 0.2.3's generated sentencepiece_model_pb2 needs protobuf >= 7.36 at run time, which Beam's
+    # protobuf < 7 excludes (transformers then falls back to tiktoken): 0.2.2's works with 6.33.
+    "sentencepiece==0.2.2",
     "pandas==3.1.1",
     # protobuf and pyarrow below the newest so that one environment also holds Apache Beam (the
     # `beam` extra: Beam 2.78 needs protobuf<7 and pyarrow<26; google-api-core and the translate

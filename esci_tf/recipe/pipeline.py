@@ -398,7 +398,7 @@ def train_bi_encoders(config, frame, folds, stage, augmentation=None) -> tuning.
             ranker = train_bi_encoder_ranker(train, run.model.backbone, run.model.checkpoint, settings,
                                              backbone_config=run.model.backbone_config,
                                              checkpoint_dir=stage.path(directory, tuning.CHECKPOINT_DIR),
-                                             checkpoint_every=run.training.checkpoint_every_steps or 100)
+                                             checkpoint_every=run.runtime.checkpoint_every_steps or 100)
             ranker.locales = normalize_locales(run.data.locales)
             ranker.save(stage.path(directory))
             _log(f"recipe: stage bi_encoder, fold {fold} done in {time.perf_counter() - start:.0f} s")

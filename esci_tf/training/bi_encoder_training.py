@@ -119,10 +119,11 @@ class BiEncoderTrainer(keras.Model):
 def train_bi_encoder(model, dataset, steps: int, learning_rate: float = 3e-5, warmup_ratio: float = 0.1,
                      weight_decay: float = 0.01, clipnorm: float = 1.0, scale: float = 20.0,
                      loss: str = "pairwise_logistic", checkpoint_dir: str | None = None,
-                     checkpoint_every: int = 100) -> int:
+                     checkpoint_every: int = 100) -> dict:
     """Fit `model` for `steps` batches of `dataset` (endless list batches, the same stream on every
     call); with `checkpoint_dir`, continue from its last checkpoint and save one every
-    `checkpoint_every` steps. Returns the step it started from (0: fresh)."""
+    `checkpoint_every` steps. Returns the history: "loss" (the mean loss of each fit call: one,
+    or one per checkpointed chunk) and "start_step" (where it started; 0: fresh)."""
     if steps < 1:
         raise ValueError(f"steps must be >= 1, got {steps}")
     trainer = BiEncoderTrainer(model, scale, loss)
@@ -132,20 +133,20 @@ def train_bi_encoder(model, dataset, steps: int, learning_rate: float = 3e-5, wa
     optimizer.exclude_from_weight_decay(var_names=NO_DECAY_NAMES)
     trainer.compile(optimizer=optimizer)
     if checkpoint_dir is None:
-        trainer.fit(dataset, steps_per_epoch=steps, epochs=1, verbose=0)
-        return 0
+        return {**trainer.fit(dataset, steps_per_epoch=steps, epochs=1, verbose=0).history, "start_step": 0}
     from esci_tf.training.checkpointing import TrainingCheckpoint
 
     checkpoint = TrainingCheckpoint(checkpoint_dir, trainer, optimizer)
     start = position = min(checkpoint.restore_latest(), steps)
     if start:
         logging.info("bi-encoder: resuming from step %d of %d (%s)", start, steps, checkpoint_dir)
+    losses = []
     while position < steps:
         chunk = min(max(1, checkpoint_every), steps - position)
-        trainer.fit(dataset.skip(position), steps_per_epoch=chunk, epochs=1, verbose=0)
+        losses += trainer.fit(dataset.skip(position), steps_per_epoch=chunk, epochs=1, verbose=0).history["loss"]
         position += chunk
         checkpoint.save(position)
-    return start
+    return {"loss": losses, "start_step": start}
 
 
 def list_dataset(ranker, frame, settings: BiEncoderSettings):
