@@ -11,7 +11,7 @@ import os
 from typing import Optional
 
 from esci_tf.choices import BI_ENCODER_LOSSES
-from esci_tf.settings import INPUT, declared, names, setting
+from esci_tf.settings import INPUT, check_values, declared, names, setting
 from esci_tf.training.config import ConfigError, RunConfig
 
 STAGE_MODES = ("all", "folds")
@@ -110,9 +110,7 @@ class RecipeConfig:
         if bad or len(set(self.train_folds)) != len(self.train_folds):
             raise ConfigError(f"--train_folds={','.join(map(str, self.train_folds))}: distinct folds in "
                               f"0..{self.num_folds - 1}")
-        for name in ("distill_on", "pseudo_on"):
-            if getattr(self, name) not in STAGE_MODES:
-                raise ConfigError(f"--{name}={getattr(self, name)!r}: expected one of {', '.join(STAGE_MODES)}")
+        check_values(declared(RecipeConfig), self.settings(), ConfigError)  # the declared choices
         if (self.distill_on == "folds" or self.pseudo_on == "folds") and len(self.folds_to_train) != self.num_folds:
             raise ConfigError("--distill_on=folds / --pseudo_on=folds retrain every fold: leave --train_folds empty")
         if not 0.0 <= self.hard_label_weight <= 1.0:
@@ -121,8 +119,6 @@ class RecipeConfig:
             raise ConfigError("give both --pseudo_examples and --pseudo_products, or neither")
         if not 0.0 < self.pseudo_threshold < 1.0:
             raise ConfigError(f"--pseudo_threshold={self.pseudo_threshold}: must be in (0, 1)")
-        if self.bi_encoder_loss not in BI_ENCODER_LOSSES:
-            raise ConfigError(f"--bi_encoder_loss={self.bi_encoder_loss!r}: expected one of {', '.join(BI_ENCODER_LOSSES)}")
         names = self.member_run_names()
         if len(set(names)) != len(names) or not all(names):
             raise ConfigError(f"--member_runs={','.join(self.member_runs)}: flagfiles with distinct base names "

@@ -271,8 +271,8 @@ def _stage_bi_encoder(run: _Run) -> None:
     """1b. The bi-encoder member's fold models (bagged in R/final) and their out-of-fold scores."""
     config, model = run.config, run.config.run.model
     settings = vars(config.bi_encoder_settings()).copy()
-    if settings["loss"] == "pairwise_logistic":  # the only loss before --bi_encoder_loss: old runs' key
-        del settings["loss"]
+    if settings["loss"] == RecipeConfig.bi_encoder_loss:  # the declared default, the only loss before
+        del settings["loss"]                               # --bi_encoder_loss: older runs' stage key
     stage = run.run_stage("bi_encoder", {"data": _frame_fingerprint(run.data.frame),
                                          "folds": run.stages["folds"][0].settings,
                                          "settings": settings, "backbone": model.backbone,
