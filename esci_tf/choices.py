@@ -15,7 +15,7 @@ BACKBONE_NAMES = ("bert", "xlm_roberta", "deberta_v3", "rembert")  # esci_tf/mod
 POOLINGS = ("cls", "weighted_layers", "mean")  # esci_tf.models.cross_encoder
 PRECISION_POLICIES = ("float32", "mixed_bfloat16")  # esci_tf.models.precision
 LISTWISE_LOSSES = ("pairwise_logistic", "list_mle")  # esci_tf.training.listwise
-BI_ENCODER_LOSSES = ("pairwise_logistic", "cosent")  # esci_tf.training.bi_encoder_training
+BI_ENCODER_LOSSES = ("pairwise_logistic", "cosent")  # esci_tf.training.bi_encoder_training; the first is the default
 STRATEGY_NAMES = ("auto", "cpu", "default", "tpu", "mirrored", "multi_worker")  # esci_tf.training.strategy
 # The --backbone_config keys of each family: its backbone class's constructor arguments (keras-hub's
 # Backbone base and dtype excluded), listed here so the check of a config needs no keras-hub import;

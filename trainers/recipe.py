@@ -44,7 +44,7 @@ def run(flag_values=FLAGS, argv=None) -> dict:
         cloud_paths.check_output(config.output_dir, "output_dir")
         config.validate()
         members = member_configs(config, sys.argv if argv is None else argv)
-        for name, member in members.items():
+        for member in members.values():
             member.validate()
             cloud_paths.check_inputs(member.run.input_paths())
         cli.check_writable(config.output_dir, "output_dir", directory=True)

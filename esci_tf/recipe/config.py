@@ -74,7 +74,7 @@ class RecipeConfig:
     bi_encoder_learning_rate: float = setting(3e-5, "Peak AdamW learning rate of the bi_encoder fold models.")
     bi_encoder_list_size: int = setting(16, "Products per bi_encoder training list (longer lists are cut).")
     bi_encoder_lists_per_batch: int = setting(4, "Query lists per bi_encoder training batch.")
-    bi_encoder_loss: str = setting("pairwise_logistic", "The bi_encoder's loss over each query's list: "
+    bi_encoder_loss: str = setting(BI_ENCODER_LOSSES[0], "The bi_encoder's loss over each query's list: "
                                    "pairwise_logistic (keras-rs) or cosent (one log-sum-exp over the batch's wrongly "
                                    "ordered pairs).", choices=BI_ENCODER_LOSSES)
     ensemble_folds: int = setting(5, "Query parts of the nested cross-validation that chooses the ensemble's weights "

@@ -58,8 +58,8 @@ def ensemble_settings(config: RecipeConfig, names) -> "EnsembleSettings":  # noq
 
 def run_with_members(config: RecipeConfig, members: dict) -> dict:
     """Steps 1-3 of the module docstring; `members` is {name: RecipeConfig} (config.member_run_names()
-    to the configs their flagfiles describe; made member runs here). Returns R's report with the ensemble across runs as its "ensemble" (also
-    R/final/report.json)."""
+    to the configs their flagfiles describe; made member runs here). Returns R's report with the
+    ensemble across runs as its "ensemble" (the whole report: R/final/report.json)."""
     from esci_tf.ensembles.build import build_ensemble
     from esci_tf.recipe.pipeline import run_recipe
 
@@ -78,5 +78,5 @@ def run_with_members(config: RecipeConfig, members: dict) -> dict:
     else:
         print(f"recipe stage {STAGE}: done with the same settings, skipped", flush=True)
         across = files.read_json(os.path.join(settings.output_dir, REPORT_FILE))
-    return {**report, "own_ensemble": report["ensemble"], "ensemble": across["ensemble"],
-            "runs_ensemble_report": os.path.join(settings.output_dir, REPORT_FILE)}
+    return {**report, "ensemble": across["ensemble"], "runs_ensemble_report": os.path.join(settings.output_dir,
+                                                                                          REPORT_FILE)}

@@ -47,7 +47,7 @@ class BiEncoderSettings:
     list_size: int = 16
     lists_per_batch: int = 4
     scale: float = 20.0
-    loss: str = "pairwise_logistic"  # or "cosent" (esci_tf.training.bi_encoder_training)
+    loss: str = BI_ENCODER_LOSSES[0]  # pairwise_logistic, or cosent (the module docstring)
     query_length: int = 24
     product_length: int = 64
     precision: str = "mixed_bfloat16"
@@ -66,7 +66,7 @@ def cosent_loss(gains, scores, mask):
 class BiEncoderTrainer(keras.Model):
     """The train step around a BiEncoder (see the module docstring)."""
 
-    def __init__(self, model, scale: float = 20.0, loss: str = "pairwise_logistic", **kwargs):
+    def __init__(self, model, scale: float = 20.0, loss: str = BI_ENCODER_LOSSES[0], **kwargs):
         super().__init__(**kwargs)
         if scale <= 0:
             raise ValueError(f"scale must be > 0, got {scale}")
@@ -118,7 +118,7 @@ class BiEncoderTrainer(keras.Model):
 
 def train_bi_encoder(model, dataset, steps: int, learning_rate: float = 3e-5, warmup_ratio: float = 0.1,
                      weight_decay: float = 0.01, clipnorm: float = 1.0, scale: float = 20.0,
-                     loss: str = "pairwise_logistic", checkpoint_dir: str | None = None,
+                     loss: str = BI_ENCODER_LOSSES[0], checkpoint_dir: str | None = None,
                      checkpoint_every: int = 100) -> dict:
     """Fit `model` for `steps` batches of `dataset` (endless list batches, the same stream on every
     call); with `checkpoint_dir`, continue from its last checkpoint and save one every
