@@ -6,9 +6,17 @@ import os
 import pathlib
 import subprocess
 import resource
+import signal
 import sys
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
+
+
+def ctrl_c_as_in_a_terminal() -> None:
+    """A subprocess `preexec_fn`: SIGINT at its default, as a command typed in a terminal has it.
+    A suite started in the background (`make test &`, nohup, CI runners) ignores SIGINT, and a
+    child inherits that, so a test that sends SIGINT to stand for Ctrl-C would see it ignored."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 @dataclasses.dataclass

@@ -13,7 +13,7 @@ import sys
 import pandas as pd
 import pytest
 
-from cli_fixtures import assert_one_line_error, run_module
+from cli_fixtures import assert_one_line_error, ctrl_c_as_in_a_terminal, run_module
 from esci_tf.data.reader import load_esci
 from esci_tf.data.synthetic import generate_esci
 from esci_tf.rankers import base as rankers_base
@@ -75,7 +75,8 @@ def _kill_then_rerun(args, written, tmp_path, monkeypatch, how="KILL"):
     output = tmp_path / "preds.csv"
     command = [sys.executable, "-m", "trainers.predict", *args, f"--output={output}"]
     env = dict(os.environ, PYTHONPATH=REPO, **{ENV: f"predictions_write@3:{how}"})  # chunk 3 on disk, not recorded
-    killed = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    killed = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=300,
+                            preexec_fn=ctrl_c_as_in_a_terminal)
     if how == "KILL":
         assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
     else:  # Ctrl-C: one line, exit 130, no traceback
