@@ -1,7 +1,8 @@
 """--locales: a trainers.fit run on the us pairs only trains, evaluates and records us alone, a
 resume with other locales is refused, trainers.predict refuses its model other locales' rows, and
 as an ensemble member it scores only us rows, in EnsembleRanker, trainers.predict and the
-exported SavedModel alike."""
+exported SavedModel alike; its own export refuses other locales' rows (in the graph, and with one
+line in trainers.predict --runner)."""
 
 import json
 import os
@@ -215,3 +216,50 @@ def test_exported_ensemble_of_some_locales_refuses_the_others(mixed_frame, tmp_p
         loaded.signatures["serving_default"](**{k: tf.constant(v.astype(str))
                                                 for k, v in serving_inputs(mixed_frame).items()})
     assert os.path.isdir(tmp_path / "export" / "1")
+
+
+@pytest.fixture(scope="module")
+def us_export(us_run, tmp_path_factory):
+    """trainers.export of the us-only run: its version directory."""
+    from trainers.export import export
+
+    return export(str(us_run[0]), str(tmp_path_factory.mktemp("us_export") / "export"))
+
+
+def test_exported_run_of_some_locales_refuses_the_others_and_records_them(us_export, us_run, mixed_frame):
+    """A --locales=us run's SavedModel: us rows score as trainers.predict scores them; a request
+    with an es or jp row fails naming the locales; the warm-up holds us rows only (TF Serving
+    replays them at load: another locale's row would fail the load); the locales are recorded."""
+    from esci_tf.serving.export import served_locales, serving_inputs
+    from esci_tf.serving.warmup import read_warmup
+
+    served = tf.saved_model.load(us_export).signatures["serving_default"]
+    us = mixed_frame[mixed_frame["product_locale"] == "us"]
+    scores = served(**{k: tf.constant(v.astype(str)) for k, v in serving_inputs(us).items()})["score"].numpy()
+    np.testing.assert_allclose(scores, predict_frame(load_ranker(str(us_run[0])), us).scores, atol=1e-5)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="the model was trained for locale\\(s\\) us only"):
+        served(**{k: tf.constant(v.astype(str)) for k, v in serving_inputs(mixed_frame).items()})
+    assert served_locales(us_export) == ("us",)
+    warm = [log.predict_log.request for log in read_warmup(us_export)]
+    locales = {value.decode() for request in warm if "product_locale" in request.inputs
+               for value in tf.make_ndarray(request.inputs["product_locale"]).ravel()}
+    assert locales == {"us"}
+
+
+def test_beam_scoring_refuses_the_other_locales_in_one_line_and_scores_the_given_ones(us_export, us_run, tmp_path):
+    _, _, examples, products = us_run
+    refused = tmp_path / "refused.csv"
+    result = run_module("trainers.predict", f"--model_dir={us_export}", f"--examples={examples}",
+                        f"--products={products}", "--task=all", f"--output={refused}", "--runner=DirectRunner")
+    assert_one_line_error(result, "trainers.predict", f"the model in {us_export} was trained for locale(s) us only",
+                          "cannot score rows of locale", "--locales=us")
+    assert not refused.exists()
+    local = predict.run_with_args(["predict", f"--model_dir={us_run[0]}", f"--examples={examples}",
+                                   f"--products={products}", "--task=all", "--locales=us",
+                                   f"--output={tmp_path / 'local.csv'}"])
+    on_beam = predict.run_with_args(["predict", f"--model_dir={us_export}", f"--examples={examples}",
+                                     f"--products={products}", "--task=all", "--locales=us", "--runner=DirectRunner",
+                                     f"--output={tmp_path / 'beam.csv'}"])
+    pd.testing.assert_frame_equal(on_beam[["query_id", "product_id", "product_locale"]],
+                                  local[["query_id", "product_id", "product_locale"]])
+    np.testing.assert_allclose(on_beam["score"], local["score"], atol=1e-5)

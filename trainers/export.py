@@ -59,7 +59,8 @@ def export(model_dir: str, export_dir: str, version: int | None = None, tflite: 
             def extra(directory):
                 write_tflite(ranker.model, ranker.encoder, directory, buckets, tflite_batch_size, locales=ranker.locales)
 
-        return export_saved_model(ranker.model, ranker.encoder.fields_preprocessor, export_dir, version, extra)
+        return export_saved_model(ranker.model, ranker.encoder.fields_preprocessor, export_dir, version, extra,
+                                  locales=ranker.locales)
     from esci_tf.serving.ensemble_export import export_ensemble
 
     return export_ensemble(ranker, export_dir, version)

@@ -100,13 +100,18 @@ def locales_record(ranker) -> dict:
 def check_locales(ranker, frame) -> None:
     """DataError naming the first locale of `frame` the ranker was not trained for, and its model
     directory; nothing when it covers every row's locale."""
-    locales = getattr(ranker, "locales", None)
+    directory = getattr(ranker, "directory", None)
+    check_frame_locales(getattr(ranker, "locales", None), frame,
+                        f"the model in {directory}" if directory else f"this {type(ranker).__name__}")
+
+
+def check_frame_locales(locales, frame, where: str) -> None:
+    """check_locales for a model (`where`: its name in the message) trained for `locales` (None:
+    every locale)."""
     if locales is None or not len(frame) or "product_locale" not in frame:
         return
     for locale in frame["product_locale"].unique():
         if not covers(locales, locale):
-            directory = getattr(ranker, "directory", None)
-            where = f"the model in {directory}" if directory else f"this {type(ranker).__name__}"
             raise DataError(f"{where} was trained for locale(s) {','.join(locales)} only and cannot "
                             f"score rows of locale {locale!r}; give --locales={','.join(locales)} to score only "
                             "its locales' rows")

@@ -27,6 +27,7 @@ the whole file). A user error inside the pipeline reaches the driver as the runn
 exception; `run_pipeline` turns it back into the one-line DataError or FlagError.
 """
 
+import logging
 import os
 import re
 
@@ -68,8 +69,21 @@ def user_error_of(error: BaseException):
     return (DataError if match[1] == "DataError" else FlagError)(match[2])
 
 
+class _WithoutUserErrors(logging.Filter):
+    """Drops the runner's log records of a user error (Beam's bundle processor logs a worker's
+    exception with its traceback before the driver sees it): the driver prints its one line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return _ERROR.search(record.getMessage()) is None
+
+
 def run_pipeline(pipeline) -> None:
-    """Runs and waits; a user error raised on a worker comes back as itself (one line)."""
+    """Runs and waits; a user error raised on a worker comes back as itself (one line, no logged
+    traceback); any other error is logged and raised as the runner reports it."""
+    quiet = _WithoutUserErrors()
+    handlers = logging.getLogger().handlers
+    for handler in handlers:
+        handler.addFilter(quiet)
     try:
         pipeline.run().wait_until_finish()
     except Exception as error:  # the runner's wrapping of a worker's exception
@@ -77,6 +91,9 @@ def run_pipeline(pipeline) -> None:
         if user_error is None:
             raise
         raise user_error from None
+    finally:
+        for handler in handlers:
+            handler.removeFilter(quiet)
 
 
 def _records(frame: pd.DataFrame) -> list:

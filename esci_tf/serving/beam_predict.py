@@ -54,20 +54,30 @@ class ScoreBatch(beam.DoFn):
     def __init__(self, saved_model: str):
         self.saved_model = saved_model
         self.signature = None
+        self.locales = None
 
     def setup(self):
         import tensorflow as tf
         import tensorflow_text  # noqa: F401 (registers the graph's tokenizer ops)
 
+        from esci_tf.serving.export import served_locales
+
         self.signature = tf.saved_model.load(self.saved_model).signatures["serving_default"]
+        self.locales = served_locales(self.saved_model)
 
     def process(self, batch, checked):
         import tensorflow as tf
 
         from esci_tf.preprocessing.template import frame_fields
         from esci_tf.prediction_tables import predictions_table
+        from esci_tf.errors import DataError
+        from esci_tf.rankers.base import check_frame_locales
 
         frame = beam_build._frame([record for _, record in batch])
+        try:  # as trainers.predict refuses them; one line on the driver
+            check_frame_locales(self.locales, frame, f"the model in {self.saved_model}")
+        except DataError as error:
+            raise beam_build.PipelineUserError(error) from error
         fields = frame_fields(frame)
         outputs = self.signature(**{name: tf.constant(list(values), tf.string) for name, values in fields.items()})
         probabilities = outputs["probabilities"].numpy() if "probabilities" in outputs else None

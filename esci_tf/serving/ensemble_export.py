@@ -37,13 +37,9 @@ from esci_tf.rankers.base import ALL_LOCALES
 from esci_tf.rankers.ensemble import BagRanker, EnsembleRanker
 from esci_tf.rankers.bi_encoder import BiEncoderRanker
 from esci_tf.serving import versions, warmup
-from esci_tf.serving.export import (VALID_OUTPUT, WARMUP_ROWS, query_has_text, rank_endpoint, rank_names,
-                                    same_rows, string_specs, warmup_inputs)
-
-
-def _in_locales(locale, locales):
-    """bool [B]: whether each row's product_locale (string [B]) is one of `locales`."""
-    return tf.reduce_any(tf.equal(locale[:, None], tf.constant(list(locales))[None, :]), axis=1)
+from esci_tf.serving.export import (VALID_OUTPUT, in_locales, locale_checks, query_has_text, rank_endpoint,
+                                    rank_names, same_rows, string_specs, warmup_inputs, warmup_rows,
+                                    write_metadata)
 
 
 class _Inputs:
@@ -56,7 +52,7 @@ class _Inputs:
     def rows(self, locales: tuple):
         """(the _Inputs of the rows whose product_locale is in `locales`, their int64 indices [R])."""
         def compute():
-            indices = tf.where(_in_locales(self.fields["product_locale"], locales))[:, 0]
+            indices = tf.where(in_locales(self.fields["product_locale"], locales))[:, 0]
             return _Inputs({k: tf.gather(v, indices) for k, v in self.fields.items()}, self.cleaner), indices
         return self._once(("rows",) + tuple(locales), compute)
 
@@ -185,20 +181,14 @@ class EnsembleModule(tf.Module):
 
     def __call__(self, fields: dict) -> dict:
         locale = fields["product_locale"]
-        checks = []
-        if self.locales is not None:
-            covered = _in_locales(locale, self.locales)
-            checks.append(tf.debugging.Assert(tf.reduce_all(covered), [
-                f"the ensemble was trained for locale(s) {','.join(self.locales)} only; rows of other locales:",
-                tf.boolean_mask(locale, ~covered)], summarize=5))
-        with tf.control_dependencies(checks):
+        with tf.control_dependencies(locale_checks(locale, self.locales, "the ensemble")):
             inputs = _Inputs({k: tf.identity(v) for k, v in fields.items()}, self.cleaner)
         outputs = [_on_rows(member, inputs, locales) for member, locales in zip(self.members, self.member_locales)]
         raw = tf.stack([tf.cast(s, tf.float32) for s, _ in outputs], axis=1)  # [B, M]
         weights = tf.gather(self.weights, self.locale_index.lookup(locale))  # [B, M]
         if any(locales is not None for locales in self.member_locales):  # a locale's weights: its members'
             weights *= tf.stack([tf.ones_like(weights[:, 0]) if locales is None else
-                                 tf.cast(_in_locales(locale, locales), tf.float32)
+                                 tf.cast(in_locales(locale, locales), tf.float32)
                                  for locales in self.member_locales], axis=1)
         terms = tf.where(weights != 0, weights * (raw - self.means) / self.stds, 0.0)  # NaN where not covered
         result = {"score": tf.reduce_sum(terms, axis=1), VALID_OUTPUT: query_has_text(inputs.cleaned("query"))}
@@ -237,13 +227,12 @@ def build_archive(ranker) -> keras.export.ExportArchive:
 def export_ensemble(ranker, base: str, version: int | None = None) -> str:
     """Write the ensemble (or bag) as <base>/<version>/ with warm-up requests; returns that directory."""
     archive = build_archive(ranker)
-    locales = getattr(ranker, "locales", None)  # warm-up rows of the locales it serves
-    keep = [i for i, locale in enumerate(WARMUP_ROWS["product_locale"]) if locales is None or locale in locales]
-    requests = warmup_inputs(RAW_FIELDS, {name: [values[i] for i in keep]
-                                          for name, values in WARMUP_ROWS.items()})
+    locales = getattr(ranker, "locales", None)
+    requests = warmup_inputs(RAW_FIELDS, warmup_rows(locales))  # rows of the locales it serves
 
     def write(directory):
         archive.write_out(directory, verbose=False)
         warmup.write_warmup(directory, requests)
+        write_metadata(directory, locales)
 
     return versions.write_version(base, write, version)

@@ -25,6 +25,12 @@ output.
 Every model takes raw fields, whatever its template settings: entity markers
 (--entity_markers) are TF ops of the FieldsPreprocessor too, their gazetteers in the graph.
 
+Locales. A run trained with --locales serves those locales only: a request with a row of another
+product_locale fails (InvalidArgumentError naming the locales), as trainers.predict refuses such
+rows; its warm-up requests hold rows of its locales only. The locales are recorded in
+assets.extra/esci_tf.json ({"locales": [...] or null}, `served_locales(directory)`), which the
+Beam scoring reads to refuse such a row with one line before the graph does.
+
 The SavedModel is built with keras.export.ExportArchive (it tracks the variables and lookup
 tables the endpoints use) and written as <base>/<version>/ (esci_tf.serving.versions) with
 TF Serving warm-up requests (esci_tf.serving.warmup).
@@ -40,6 +46,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from esci_tf import files
 from esci_tf.labels import GAINS
 from esci_tf.preprocessing.fields_preprocessor import RAW_FIELDS
 from esci_tf.serving import versions, warmup
@@ -59,6 +66,43 @@ WARMUP_ROWS = {
     "product_bullet_point": ["Breathable mesh\nCushioned sole", "", "Suela de goma"],
     "product_description": ["<p>Lightweight.</p>", "", ""],
 }
+
+
+METADATA_PARTS = ("assets.extra", "esci_tf.json")  # {"locales": the locales served, or null: every locale}
+
+
+def in_locales(locale, locales):
+    """bool [B]: whether each row's product_locale (string [B]) is one of `locales`."""
+    return tf.reduce_any(tf.equal(locale[:, None], tf.constant(list(locales))[None, :]), axis=1)
+
+
+def locale_checks(locale, locales, what: str) -> list:
+    """The graph's refusal of rows outside `locales` (None: every locale is served, no check):
+    control dependencies for the outputs; the error names `what` and the rows' locales."""
+    if locales is None:
+        return []
+    covered = in_locales(locale, locales)
+    return [tf.debugging.Assert(tf.reduce_all(covered), [
+        f"{what} was trained for locale(s) {','.join(locales)} only; rows of other locales:",
+        tf.boolean_mask(locale, ~covered)], summarize=5)]
+
+
+def warmup_rows(locales=None) -> dict:
+    """WARMUP_ROWS of the locales served (None: all of them)."""
+    keep = [i for i, locale in enumerate(WARMUP_ROWS["product_locale"]) if locales is None or locale in locales]
+    return {name: [values[i] for i in keep] for name, values in WARMUP_ROWS.items()}
+
+
+def write_metadata(directory: str, locales=None) -> None:
+    """assets.extra/esci_tf.json of a SavedModel version being written."""
+    files.write_json(files.join(directory, *METADATA_PARTS), {"locales": None if locales is None else list(locales)})
+
+
+def served_locales(directory: str) -> tuple | None:
+    """The locales the SavedModel in `directory` serves (None: every locale, or an export written
+    before the locales were recorded)."""
+    saved = files.read_json(files.join(directory, *METADATA_PARTS), missing_ok=True) or {}
+    return None if saved.get("locales") is None else tuple(saved["locales"])
 
 
 def serving_inputs(frame) -> dict:
@@ -126,9 +170,10 @@ def featurizer(fields_preprocessor):
     return tf.function(features, input_signature=[string_specs(RAW_FIELDS)])
 
 
-def build_archive(model, fields_preprocessor, features=None) -> keras.export.ExportArchive:
+def build_archive(model, fields_preprocessor, features=None, locales=None) -> keras.export.ExportArchive:
     """An ExportArchive with serving_default, rank and score_tokens for `model` (a CrossEncoder);
-    `features`: the featurizer to use (one is made by default)."""
+    `features`: the featurizer to use (one is made by default); `locales`: the locales it serves
+    (None: every locale)."""
     gains = tf.constant(GAINS)
     features = features or featurizer(fields_preprocessor)
 
@@ -141,7 +186,8 @@ def build_archive(model, fields_preprocessor, features=None) -> keras.export.Exp
     archive.track(model)
     archive.track(fields_preprocessor)
     def serve(inputs):
-        encoded = features(inputs)
+        with tf.control_dependencies(locale_checks(inputs["product_locale"], locales, "the model")):
+            encoded = features({name: tf.identity(value) for name, value in inputs.items()})
         return dict(score_tokens({name: encoded[name] for name in TOKEN_INPUTS}), **{VALID_OUTPUT: encoded[VALID_OUTPUT]})
 
     serve = archive.add_endpoint("serving_default", serve, input_signature=[string_specs(RAW_FIELDS)])
@@ -162,26 +208,29 @@ def warmup_inputs(input_names, rows: dict | None = None) -> dict:
     return {"serving_default": rows, "rank": rank}
 
 
-def warmup_requests(fields_preprocessor, features) -> dict:
-    """{signature: inputs} of a run's warm-up file: WARMUP_ROWS through each signature
-    (`features`: the featurizer, which tokenizes them for score_tokens)."""
-    requests = warmup_inputs(RAW_FIELDS, WARMUP_ROWS)
+def warmup_requests(fields_preprocessor, features, locales=None) -> dict:
+    """{signature: inputs} of a run's warm-up file: WARMUP_ROWS (of `locales`) through each
+    signature (`features`: the featurizer, which tokenizes them for score_tokens)."""
+    requests = warmup_inputs(RAW_FIELDS, warmup_rows(locales))
     tokens = features({name: tf.constant(values, tf.string) for name, values in requests["serving_default"].items()})
     return dict(requests, score_tokens={name: tokens[name].numpy() for name in TOKEN_INPUTS})
 
 
-def export_saved_model(model, fields_preprocessor, base: str, version: int | None = None, extra=None) -> str:
+def export_saved_model(model, fields_preprocessor, base: str, version: int | None = None, extra=None,
+                       locales=None) -> str:
     """Write the SavedModel to <base>/<version>/ (local or gs://; version: the next free one
     by default, an existing one is an error); returns that directory. `extra(directory)`, when
     given, writes more into the version directory before it appears (the TFLite models of
-    esci_tf.serving.tflite), so the version holds all of it or does not exist."""
+    esci_tf.serving.tflite), so the version holds all of it or does not exist. `locales`: the
+    run's --locales (None: every locale; see the module docstring)."""
     features = featurizer(fields_preprocessor)
-    requests = warmup_requests(fields_preprocessor, features)  # traces the featurizer once
-    archive = build_archive(model, fields_preprocessor, features)
+    requests = warmup_requests(fields_preprocessor, features, locales)  # traces the featurizer once
+    archive = build_archive(model, fields_preprocessor, features, locales)
 
     def write(directory):
         archive.write_out(directory, verbose=False)
         warmup.write_warmup(directory, requests)
+        write_metadata(directory, locales)
         if extra is not None:
             extra(directory)
 
