@@ -82,7 +82,7 @@ def test_student_stage_trains_on_soft_labels_predicts_reports_and_is_skipped_on_
         "backbone_config": json.loads(TINY), "max_length": 24, "batch_size": 8, "steps": 2, "learning_rate": 1e-3,
         "num_shards": 1, "strategy": "cpu", "progress_bar": False, "output_dir": str(root)})
     config = RecipeConfig(run, output_dir=str(root), num_folds=2, distill=False, bootstrap_samples=20,
-                          min_list_size=5, members=("cross_encoder", "bm25"), student_layers=1,
+                          min_list_size=5, members=("cross_encoder", "bm25"), student_layers=1, student_epochs=1,
                           pseudo_examples=recipe_files[2], pseudo_products=recipe_files[3])
     from esci_tf.recipe import pipeline
 
@@ -114,6 +114,7 @@ def test_student_stage_trains_on_soft_labels_predicts_reports_and_is_skipped_on_
     unlabeled, _ = load_esci(recipe_files[2], recipe_files[3], task="all", require_labels=False)
     (stage, base, labeled, extra), = [t for t in trained if t[0] == "student"]
     assert base.model.keep_layers == 1 and base.training.label_smoothing == 0.0
+    assert (base.training.epochs, base.training.steps) == (1, 0)  # --student_epochs, not the fine-tunes' --steps
     folds_oof = pd.read_csv(root / "folds" / "oof.csv").set_index("example_id")
     np.testing.assert_allclose(labeled[list(TARGET_COLUMNS)].to_numpy(),
                                folds_oof.loc[labeled["example_id"], list(PROB_COLUMNS)].to_numpy(), atol=1e-6)

@@ -92,6 +92,9 @@ class RecipeConfig:
         "out-of-fold class probabilities as soft labels, saved as R/student (a ranker directory; R/final stays the "
         "teacher's); the report puts its out-of-fold NDCG and scoring speed next to the teacher's "
         "(esci_tf.recipe.student).", bounds=(0, None))
+    student_epochs: int = setting(0, "Passes over their pairs of each fold student (0: as the fine-tunes, --epochs or "
+                                  "--steps); distillation on few pairs may need more than the teacher's.",
+                                  bounds=(0, None))
 
     @property
     def folds_to_train(self) -> tuple:

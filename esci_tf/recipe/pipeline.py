@@ -382,7 +382,8 @@ def _stage_student(run: _Run) -> tuple:
             extra = targets_lib.disjoint_ids(soft, frame)
         _log(f"recipe stage student: {config.student_layers} layers, soft labels of stage {targets_from} on "
              f"{len(frame)} pairs and of stage {teacher} on {0 if extra is None else len(extra)} unlabeled pairs")
-        base = run.soft_base.replace(keep_layers=config.student_layers)
+        base = run.soft_base.replace(keep_layers=config.student_layers,
+                                     **({"epochs": config.student_epochs, "steps": 0} if config.student_epochs else {}))
         model_set = tuning.train_folds(base, labeled, run.folds, config.folds_to_train, run.data.template,
                                        stage.directory, extra_train=extra, progress=run.progress, stage="student",
                                        augmentation=run.data.augmentation)
@@ -395,7 +396,8 @@ def _stage_student(run: _Run) -> tuple:
 
     stage = run.run_stage(student_lib.STAGE, {
         "upstream": {name: run.stages[name][0].fingerprint for name in sorted({teacher, targets_from})},
-        "layers": config.student_layers, "unlabeled": _frame_fingerprint(unlabeled) if unlabeled is not None else None,
+        "layers": config.student_layers, "epochs": config.student_epochs,
+        "unlabeled": _frame_fingerprint(unlabeled) if unlabeled is not None else None,
         "speed_pairs": student_lib.SPEED_PAIRS}, body)
     return stage, _load_model_set(stage)
 

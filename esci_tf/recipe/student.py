@@ -6,7 +6,7 @@ probabilities of the last stage that has them (esci_tf.recipe.members.oof_stage;
 probability from a model that trained on it), the (smoothed) label where no stage has one; on the
 unlabeled pairs (--pseudo_examples), every one of them, the teacher's bag's probabilities. The
 student's loss is the fine-tunes' soft-label cross-entropy on these targets alone (the paper's
-distillation; no hard-label share).
+distillation; no hard-label share), for --student_epochs passes (else as the fine-tunes train).
 
 Student: N of the backbone's layers initialised from the pretrained checkpoint the teacher started
 from (--keep_layers=N: esci_tf.models.layer_selection), one per trained fold, trained on the other
