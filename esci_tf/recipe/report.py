@@ -23,7 +23,7 @@ import tensorflow as tf
 
 from esci_tf import decisions, files
 from esci_tf.labels import GAINS, ranking_score
-from esci_tf.recipe import ensemble_fit, fine_tune as tuning, student as student_lib
+from esci_tf.recipe import ensemble_fit, fine_tune as tuning
 from esci_tf.training.query_stats import bootstrap_interval, paired_delta, per_query_ndcg
 
 REPORT_FILE = "report.json"
@@ -138,7 +138,8 @@ def write_report(config, frame: pd.DataFrame, folds, stages: dict, ensemble_stag
 
 
 def plot(report: dict, path: str) -> bool:
-    """report.png: long-list NDCG per stage and member with intervals, and what each stage added."""
+    """report.png: long-list NDCG per stage, member and the student with intervals, and what each stage
+    (and the student against its teacher) added."""
     try:
         import matplotlib
 
@@ -150,6 +151,11 @@ def plot(report: dict, path: str) -> bool:
             for n, e in report["stages"].items() if isinstance(e["ndcg"], dict)]
     rows += [(f"member {n}", s.get("long_lists") or s.get("all")) for n, s in report["members"].items()]
     deltas = [(n, d.get("long_lists") or d["all"]) for n, d in report["added"].items()]
+    student = report.get("student")
+    if student:
+        rows.append((f"student ({student['layers']} layers)", student["ndcg"].get("long_lists") or student["ndcg"]["all"]))
+        delta = student["student - teacher"]
+        deltas.append(("student - teacher", delta.get("long_lists") or delta["all"]))
     fig, (left, right) = plt.subplots(1, 2, figsize=(12, 5.2))
     for axis, table, title in ((left, rows, "NDCG, long lists (95% CI)"), (right, deltas, "added (paired, 95% CI)")):
         names = [n for n, _ in table]
@@ -188,8 +194,12 @@ def _caption(report: dict) -> list:
                                                                   decided["out_of_fold"][task].items())
                             for task in ("task2", "task3"))
         lines.append(f"micro-F1 out of fold (stage {decided['stage']}): {numbers}")
-    if report.get("student"):
-        lines.append(student_lib.describe(report["student"]))
+    student = report.get("student")
+    if student:
+        speed = student["speed"]
+        lines.append(f"student ({student['layers']} of the teacher's {student['teacher_layers']} layers, "
+                     f"{student['directory']}): {speed['ratio']:.2f}x the scoring speed of the teacher (stage "
+                     f"{student['teacher']}) on CPU kind {speed['cpu_kind']}")
     timing = report.get("timing_seconds") or {}
     if timing:
         lines.append("minutes: " + ", ".join(f"{n} {s / 60:.1f}" for n, s in timing.items()))
