@@ -5,11 +5,12 @@ every weight: the embeddings, the pooler and the layer norms outside the layers 
 the `n` layers `kept_layers(num_layers, n)` chooses into the new layers 0..n-1 in order. The
 choice spreads the kept layers evenly from the first to the last (6 -> 2 keeps 0 and 5; 6 -> 3
 keeps 0, 3 and 5), as DistilBERT kept every other layer: the first layer reads the embeddings it
-was trained on, and the last one gives the representation the pretrained pooler and the
-teacher's head were trained on; the layers between are the ones a shallower model can best do
-without. Every family of esci_tf.models.registry names its layers in `backbone.transformer_layers`
-and their weights under the layer's name, so one copy serves them all; a weight without its
-counterpart raises ValueError naming it.
+was trained on, and the last one gives the representation the pretrained pooler was trained on.
+On the ESCI sample a 2-layer MiniLM student kept this way and one of the first two layers scored
+the same within the noise (bench/README.md, "Distilled student"). Every family of
+esci_tf.models.registry names its layers in `backbone.transformer_layers` and their weights under
+the layer's name, so one copy serves them all; a weight without its counterpart raises ValueError
+naming it.
 
 >>> kept_layers(6, 2), kept_layers(6, 3), kept_layers(12, 4), kept_layers(3, 3), kept_layers(6, 1)
 ((0, 5), (0, 3, 5), (0, 4, 7, 11), (0, 1, 2), (0,))
