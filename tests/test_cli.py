@@ -60,6 +60,10 @@ TINY = '{"num_layers": 2, "num_heads": 2, "hidden_dim": 32, "intermediate_dim": 
     ("trainers.fit", ('--backbone_config={"hidden_dim": 30, "num_heads": 4}',), "not divisible by num_heads=4"),
     ("trainers.fit", (f"--backbone_config={TINY}", "--checkpoint=x"), "--checkpoint=x and --backbone_config"),
     ("trainers.recipe", ('--backbone_config={"num_layerz": 2}',), "unknown key(s) num_layerz"),
+    ("trainers.fit", (f"--backbone_config={TINY}", "--keep_layers=3"),
+     "--keep_layers=3: the backbone (--backbone_config) has 2 transformer layers"),
+    ("trainers.recipe", (f"--backbone_config={TINY}", "--student_layers=2"),
+     "--student_layers=2: the student must have fewer layers than its teacher's 2"),
     ("trainers.demo", ("--strategy=tpu",), "--strategy=tpu: no TPU on this machine"),
 ])
 def test_setting_checks_answer_in_under_a_second_without_tensorflow(module, args, message):

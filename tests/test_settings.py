@@ -93,7 +93,8 @@ def test_the_recipe_stage_keys_are_todays_from_the_roles():
 
     run = RunConfig.from_flat(RUN)
     by_hand = set(run.flat()) - {"output_dir", "progress_bar", *config_lib.DATA_FILES, "eval_split",
-                                 "eval_fraction", "synthetic_queries", "select_best", "resume", "locales"}
+                                 "eval_fraction", "synthetic_queries", "select_best", "resume", "locales",
+                                 "keep_layers"}
     assert set(_run_settings(RecipeConfig(run=run))) == by_hand
     assert _run_settings(RecipeConfig(run=run.replace(locales=("us",))))["locales"] == ("us",)  # `added`: when set
     assert config_lib.RESULT_NEUTRAL == {"eval_every_steps", "checkpoint_every_steps", "progress_bar", "resume",

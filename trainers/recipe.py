@@ -4,8 +4,10 @@ Stages (esci_tf.recipe.pipeline): folds -> distill -> pseudo -> ensemble, each i
 skipped when done with the same settings; a changed setting reruns its stage and the ones after
 it (the log names each changed setting, old -> new). Kill it anywhere and rerun: it continues.
 R/final is a ranker directory for trainers.predict and trainers.export; R/report.json and
-R/report.png say what each stage and member scores out of fold. Every trainers.fit flag sets the fine-tunes. A bad flag or
-input ends with one line naming it (esci_tf.cli; --verbose: the traceback).
+R/report.png say what each stage and member scores out of fold; with --student_layers, R/student is
+the teacher distilled into a smaller cross-encoder, its NDCG and speed next to the teacher's. Every
+trainers.fit flag sets the fine-tunes. A bad flag or input ends with one line naming it (esci_tf.cli;
+--verbose: the traceback).
 """
 
 import sys
@@ -72,6 +74,10 @@ def main(argv):
     chosen = report["ensemble"]["chosen"]
     where = report.get("runs_ensemble_report", f"{FLAGS.output_dir}/report.json")
     print(f"recipe finished: final ranker ({chosen}) in {FLAGS.output_dir}/final; report {where}")
+    if "student" in report:
+        from esci_tf.recipe.student import describe
+
+        print(describe(report["student"]))
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ from keras import ops
 
 from esci_tf import labels, special_tokens
 from esci_tf.choices import POOLINGS  # defined without TensorFlow, for the flags
-from esci_tf.models import checkpoints, precision, registry, vocabulary
+from esci_tf.models import checkpoints, layer_selection, precision, registry, vocabulary
 from esci_tf.models.heads import MultiSampleDropout, QueryCrossAttention, WeightedLayerPooling, masked_mean
 from esci_tf.models.kernels import KERNELS, check_kernels, install as install_kernels
 
@@ -310,6 +310,7 @@ def build_cross_encoder(
     seed: int = 0,
     kernels=KERNELS,
     preprocessor=None,
+    keep_layers: int = 0,
 ) -> CrossEncoder:
     """A CrossEncoder on a pretrained (`checkpoint`) or random (`backbone_config`) backbone.
 
@@ -321,7 +322,9 @@ def build_cross_encoder(
     policy); logits are float32 either way. `separator_token_id`: the preprocessor's
     (`PairPreprocessor.separator_token_id`), needed for `cross_attention` on a backbone without
     segment ids. `kernels` (names from kernels.KERNELS, () for
-    Keras' own) and `preprocessor`: see CrossEncoder.
+    Keras' own) and `preprocessor`: see CrossEncoder. `keep_layers` N > 0: a backbone of N of
+    the loaded (or random) backbone's layers, initialised from them
+    (esci_tf.models.layer_selection: evenly spread, the first and the last kept).
     """
     if (checkpoint is None) == (backbone_config is None):
         raise ValueError("give exactly one of checkpoint (pretrained) and backbone_config (random)")
@@ -333,6 +336,8 @@ def build_cross_encoder(
         model = checkpoints.load_backbone(backbone, checkpoint, dtype=dtype_policy)
     else:
         model = entry.backbone_class(**backbone_config, dtype=dtype_policy)
+    if keep_layers:
+        model = layer_selection.keep_layers(model, keep_layers)
     model = vocabulary.grow_vocabulary(
         model, num_special_tokens, base_vocabulary_size=tokenizer_vocabulary_size,
         noise_stddev=embedding_noise_stddev, seed=seed,

@@ -86,6 +86,15 @@ class RecipeConfig:
     weight_step: float = setting(0.1, "Grid step of the ensemble weights.")
     min_list_size: int = setting(20, "Queries with at least this many pairs count as long lists in the report.")
     bootstrap_samples: int = setting(1000, "Bootstrap resamples of the report's intervals.")
+    student_layers: int = setting(
+        0, "Distil the teacher (the last cross-encoder stage) into a student of this many of the backbone's layers "
+        "(0: none): one per trained fold on the other folds' pairs (and the unlabeled pairs) with the teacher's "
+        "out-of-fold class probabilities as soft labels, saved as R/student (a ranker directory; R/final stays the "
+        "teacher's); the report puts its out-of-fold NDCG and scoring speed next to the teacher's "
+        "(esci_tf.recipe.student).", bounds=(0, None))
+    student_epochs: int = setting(0, "Passes over their pairs of each fold student (0: as the fine-tunes, --epochs or "
+                                  "--steps); distillation on few pairs may need more than the teacher's.",
+                                  bounds=(0, None))
 
     @property
     def folds_to_train(self) -> tuple:
@@ -99,6 +108,7 @@ class RecipeConfig:
         """ConfigError naming the flag of a setting that cannot work; returns self. files False:
         the caller brings the data (run_recipe(config, data=...))."""
         self.run.validate(data_source=False)
+        self._check_student()
         data = self.run.data
         if files and (data.examples is None or data.products is None):
             raise ConfigError("the recipe trains on files: give --examples and --products")
@@ -133,6 +143,25 @@ class RecipeConfig:
         if problem:
             raise ConfigError(problem)
         return self
+
+    def teacher_layers(self) -> Optional[int]:
+        """The layers of the recipe's cross-encoders (--keep_layers, else the backbone's; None when
+        its files do not say)."""
+        from esci_tf.training.config import backbone_layers
+
+        return self.run.model.keep_layers or backbone_layers(self.run.model)
+
+    def _check_student(self) -> None:
+        if not self.student_layers:
+            return
+        teacher = self.teacher_layers()
+        if teacher is not None and self.student_layers >= teacher:
+            raise ConfigError(f"--student_layers={self.student_layers}: the student must have fewer layers than "
+                              f"its teacher's {teacher}")
+        model = self.run.model
+        if model.pooling == "weighted_layers" and model.num_pooled_layers > self.student_layers:
+            raise ConfigError(f"--student_layers={self.student_layers} with --num_pooled_layers="
+                              f"{model.num_pooled_layers}: weighted_layers pooling mixes at most the student's layers")
 
     def member_run_names(self) -> tuple:
         """Each --member_runs flagfile's run name (R/runs/<name>): its base name without extension."""

@@ -6,7 +6,7 @@ configured runs from one command.
 2. Each member run: another recipe run whose config the caller built (trainers.recipe: the
    command line plus the member's flagfile, whose flags win), trained into R/runs/<name>/ with R's
    fold assignment (--folds_from=R, so every run's out-of-fold scores come from models that never
-   saw the query), without pseudo labels or member runs of its own. Each is staged and resumable
+   saw the query), without pseudo labels, member runs or a student of its own. Each is staged and resumable
    like R: a rerun skips what is done.
 3. Stage `runs_ensemble`: R/final becomes the ensemble across R and its member runs
    (esci_tf.ensembles.build, what trainers.ensemble runs: each run's cross-encoder and bi-encoder,
@@ -37,10 +37,11 @@ def member_directory(config: RecipeConfig, name: str) -> str:
 
 
 def member_config(config: RecipeConfig, member: RecipeConfig, name: str) -> RecipeConfig:
-    """`member` as R's member run: into R/runs/<name>, folds from R, no pseudo labels or members."""
+    """`member` as R's member run: into R/runs/<name>, folds from R, no pseudo labels, members or
+    student."""
     return dataclasses.replace(member, output_dir=member_directory(config, name), folds_from=config.output_dir,
                                num_folds=config.num_folds, pseudo_examples=None, pseudo_products=None,
-                               member_runs=())
+                               member_runs=(), student_layers=0)
 
 
 def ensemble_settings(config: RecipeConfig, names) -> "EnsembleSettings":  # noqa: F821

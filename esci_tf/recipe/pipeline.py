@@ -13,7 +13,9 @@
    saved as R/final/, a ranker directory trainers.predict and trainers.export take; and the tasks
    2 and 3 decision rule (esci_tf.decisions) fitted on the out-of-fold class probabilities of the
    last cross-encoder stage that has them, saved as R/final/decisions.json.
-5. report: R/report.json and R/report.png (esci_tf.recipe.report).
+5. student (--student_layers): the last cross-encoder stage distilled into a smaller cross-encoder,
+   one per trained fold, bagged as R/student (esci_tf.recipe.student).
+6. report: R/report.json and R/report.png (esci_tf.recipe.report).
 Killed anywhere, a rerun continues: finished stages are skipped, the running one resumes its
 fine-tunes from their checkpoints.
 """
@@ -32,9 +34,9 @@ from esci_tf.data.reader import load_esci, read_table
 from esci_tf.preprocessing.template import TemplateSettings
 from esci_tf.labels import GAINS, one_hot
 from esci_tf.recipe import ensemble_fit, fine_tune as tuning, fold_assignment, report as report_lib
-from esci_tf.recipe import targets as targets_lib
+from esci_tf.recipe import student as student_lib, targets as targets_lib
 from esci_tf.recipe.config import RecipeConfig
-from esci_tf.recipe.members import fit_stage_decisions, member_oof_scores, save_final
+from esci_tf.recipe.members import fit_stage_decisions, member_oof_scores, oof_stage, save_final
 from esci_tf.recipe.runs import FOLDS_FILE, OOF_FILE, load_model_set as _load_model_set
 from esci_tf.recipe.stages import Stage, fingerprint
 from esci_tf.rankers.base import normalize_locales
@@ -216,7 +218,7 @@ def run_recipe(config: RecipeConfig, data: RecipeData | None = None) -> dict:
     tf.io.gfile.makedirs(config.output_dir)
     start = time.perf_counter()
     frame = data.frame
-    num_train_stages = 1 + config.distill + (data.pseudo_frame is not None)
+    num_train_stages = 1 + config.distill + (data.pseudo_frame is not None) + bool(config.student_layers)
     num_pairs = len(frame) + (len(data.augmentation) if data.augmentation is not None else 0)
     per_fold = len(config.folds_to_train) * num_pairs * (config.num_folds - 1) / config.num_folds
     run = _Run(config, data, recipe_folds(config, frame),
@@ -230,8 +232,9 @@ def run_recipe(config: RecipeConfig, data: RecipeData | None = None) -> dict:
     if data.pseudo_frame is not None:
         _stage_pseudo(run)
     ensemble = _stage_ensemble(run)
+    student = _stage_student(run) if config.student_layers else None
     run.timing["total"] = time.perf_counter() - start
-    return report_lib.write_report(config, frame, run.folds, run.stages, ensemble, run.timing)
+    return report_lib.write_report(config, frame, run.folds, run.stages, ensemble, run.timing, student)
 
 
 def folds_settings(config: RecipeConfig, frame: pd.DataFrame, template: TemplateSettings,
@@ -360,6 +363,43 @@ def _stage_ensemble(run: _Run) -> Stage:
         "correlation_limit": config.correlation_limit, "weight_step": config.weight_step,
         "decision_rule": decisions.RULE_VERSION,
         "unlabeled": _frame_fingerprint(unlabeled) if unlabeled is not None else None}, body)
+
+
+def _stage_student(run: _Run) -> tuple:
+    """5. The distilled student (esci_tf.recipe.student): (its Stage, its ModelSet)."""
+    config, frame, unlabeled = run.config, run.data.frame, run.data.pseudo_frame
+    teacher, targets_from = run.previous, oof_stage(run.stages, run.previous)
+    batch_size = config.run.training.eval_batch_size or 128
+
+    def body(stage):
+        teacher_bag = _bag(*run.stages[teacher], batch_size)
+        oof = tuning.oof_probabilities(frame, run.stages[targets_from][1].oof)
+        labeled = targets_lib.with_targets(frame, student_lib.student_targets(
+            frame["label"].to_numpy(), oof, config.run.training.label_smoothing))
+        extra = None
+        if unlabeled is not None:
+            soft = targets_lib.soft_labeled(unlabeled, teacher_bag.predict(unlabeled).probabilities)
+            extra = targets_lib.disjoint_ids(soft, frame)
+        _log(f"recipe stage student: {config.student_layers} layers, soft labels of stage {targets_from} on "
+             f"{len(frame)} pairs and of stage {teacher} on {0 if extra is None else len(extra)} unlabeled pairs")
+        base = run.soft_base.replace(keep_layers=config.student_layers,
+                                     **({"epochs": config.student_epochs, "steps": 0} if config.student_epochs else {}))
+        model_set = tuning.train_folds(base, labeled, run.folds, config.folds_to_train, run.data.template,
+                                       stage.directory, extra_train=extra, progress=run.progress, stage="student",
+                                       augmentation=run.data.augmentation)
+        student_bag = _bag(stage, model_set, batch_size)
+        speed = student_lib.scoring_speed(student_bag, teacher_bag, frame)
+        BagRanker.save(stage.directory, model_set.directories)  # R/student: a ranker directory
+        _finish(stage, model_set, {"teacher": teacher, "targets_from": targets_from, "layers": config.student_layers,
+                                   "teacher_layers": teacher_bag.members[0].model.backbone.num_layers,
+                                   "speed": speed})
+
+    stage = run.run_stage(student_lib.STAGE, {
+        "upstream": {name: run.stages[name][0].fingerprint for name in sorted({teacher, targets_from})},
+        "layers": config.student_layers, "epochs": config.student_epochs,
+        "unlabeled": _frame_fingerprint(unlabeled) if unlabeled is not None else None,
+        "speed_pairs": student_lib.SPEED_PAIRS}, body)
+    return stage, _load_model_set(stage)
 
 
 def _fit_decisions(run: _Run):

@@ -10,7 +10,9 @@ is listed without numbers. Distill and pseudo stages trained per fold learn from
 probabilities of models that saw the other folds' labels, so their numbers lean optimistic.
 Next to each stage's NDCG, the out-of-fold micro-F1 of tasks 2 and 3 by argmax; "decisions": the
 rule saved in R/final/decisions.json and its micro-F1 (argmax, fitted on the same pairs, and
-fitted on other queries: esci_tf.decisions.fit_decisions).
+fitted on other queries: esci_tf.decisions.fit_decisions). "student" (--student_layers): the
+distilled student's out-of-fold NDCG, its teacher's on the same queries, their paired difference
+and the two bags' scoring speed (esci_tf.recipe.student).
 """
 
 import os
@@ -50,8 +52,34 @@ def _delta(a: dict, b: dict, long_queries: set, samples: int) -> dict:
     return result
 
 
-def write_report(config, frame: pd.DataFrame, folds, stages: dict, ensemble_stage, timing: dict) -> dict:
-    """Compute the report, write R/report.json (and R/report.png with matplotlib); return it."""
+def oof_per_query(frame: pd.DataFrame, oof: pd.DataFrame, gains) -> tuple:
+    """({query: NDCG} of out-of-fold probabilities over the pairs they score, [N, 4] probabilities
+    in frame's order, the scored rows)."""
+    probabilities = tuning.oof_probabilities(frame, oof)
+    scored = ~np.isnan(probabilities).any(axis=1)
+    query_ids = frame["query_id"].to_numpy()
+    return per_query_ndcg(gains[scored], ranking_score(probabilities[scored]), query_ids[scored]), probabilities, scored
+
+
+def student_entry(student: tuple, teacher: dict, long_queries: set, query_locale: dict, samples: int,
+                  per_query: dict) -> dict:
+    """The report's "student": its out-of-fold NDCG and its teacher's ({query: NDCG}) on the same
+    queries, the paired difference, and what the student stage recorded (layers, speed)."""
+    stage, model_set = student
+    shared = {q: v for q, v in teacher.items() if q in per_query}
+    outputs = stage.outputs
+    return {"directory": stage.directory, "models": model_set.directories, "layers": outputs["layers"],
+            "teacher_layers": outputs["teacher_layers"], "teacher": outputs["teacher"],
+            "targets_from": outputs["targets_from"],
+            "ndcg": summaries(per_query, long_queries, query_locale, samples),
+            "teacher_ndcg": summaries(shared, long_queries, query_locale, samples),
+            "student - teacher": _delta(per_query, teacher, long_queries, samples), "speed": outputs["speed"]}
+
+
+def write_report(config, frame: pd.DataFrame, folds, stages: dict, ensemble_stage, timing: dict,
+                 student: tuple | None = None) -> dict:
+    """Compute the report, write R/report.json (and R/report.png with matplotlib); return it.
+    `student`: the student stage's (Stage, ModelSet), when the run has one."""
     gains = GAINS[frame["label"].to_numpy()]
     query_ids = frame["query_id"].to_numpy()
     sizes = frame.groupby("query_id")["query_id"].transform("size").to_numpy()
@@ -63,9 +91,7 @@ def write_report(config, frame: pd.DataFrame, folds, stages: dict, ensemble_stag
     for name, (stage, model_set) in stages.items():
         entry = {"models": model_set.directories, "settings": stage.settings}
         if model_set.oof is not None:
-            probabilities = tuning.oof_probabilities(frame, model_set.oof)
-            scored = ~np.isnan(probabilities).any(axis=1)
-            per_query[name] = per_query_ndcg(gains[scored], ranking_score(probabilities[scored]), query_ids[scored])
+            per_query[name], probabilities, scored = oof_per_query(frame, model_set.oof, gains)
             entry["ndcg"] = summaries(per_query[name], long_queries, query_locale, samples)
             entry["scored_pairs"] = int(scored.sum())
             entry["micro_f1_argmax"] = decisions.task_micro_f1(probabilities[scored], frame["label"].to_numpy()[scored],
@@ -102,13 +128,18 @@ def write_report(config, frame: pd.DataFrame, folds, stages: dict, ensemble_stag
         "decisions": outputs.get("decisions"),
         "timing_seconds": timing,
     }
+    if student is not None:
+        teacher = per_query[student[0].outputs["targets_from"]]
+        report["student"] = student_entry(student, teacher, long_queries, query_locale, samples,
+                                          oof_per_query(frame, student[1].oof, gains)[0])
     files.write_json(os.path.join(config.output_dir, REPORT_FILE), report)
     plot(report, os.path.join(config.output_dir, PLOT_FILE))
     return report
 
 
 def plot(report: dict, path: str) -> bool:
-    """report.png: long-list NDCG per stage and member with intervals, and what each stage added."""
+    """report.png: long-list NDCG per stage, member and the student with intervals, and what each stage
+    (and the student against its teacher) added."""
     try:
         import matplotlib
 
@@ -120,6 +151,11 @@ def plot(report: dict, path: str) -> bool:
             for n, e in report["stages"].items() if isinstance(e["ndcg"], dict)]
     rows += [(f"member {n}", s.get("long_lists") or s.get("all")) for n, s in report["members"].items()]
     deltas = [(n, d.get("long_lists") or d["all"]) for n, d in report["added"].items()]
+    student = report.get("student")
+    if student:
+        rows.append((f"student ({student['layers']} layers)", student["ndcg"].get("long_lists") or student["ndcg"]["all"]))
+        delta = student["student - teacher"]
+        deltas.append(("student - teacher", delta.get("long_lists") or delta["all"]))
     fig, (left, right) = plt.subplots(1, 2, figsize=(12, 5.2))
     for axis, table, title in ((left, rows, "NDCG, long lists (95% CI)"), (right, deltas, "added (paired, 95% CI)")):
         names = [n for n, _ in table]
@@ -158,6 +194,12 @@ def _caption(report: dict) -> list:
                                                                   decided["out_of_fold"][task].items())
                             for task in ("task2", "task3"))
         lines.append(f"micro-F1 out of fold (stage {decided['stage']}): {numbers}")
+    student = report.get("student")
+    if student:
+        speed = student["speed"]
+        lines.append(f"student ({student['layers']} of the teacher's {student['teacher_layers']} layers, "
+                     f"{student['directory']}): {speed['ratio']:.2f}x the scoring speed of the teacher (stage "
+                     f"{student['teacher']}) on CPU kind {speed['cpu_kind']}")
     timing = report.get("timing_seconds") or {}
     if timing:
         lines.append("minutes: " + ", ".join(f"{n} {s / 60:.1f}" for n, s in timing.items()))

@@ -102,5 +102,12 @@ def pseudo_labels(frame: pd.DataFrame, probabilities: np.ndarray, threshold: flo
     if not 0.0 < threshold < 1.0:
         raise ValueError(f"pseudo threshold must be in (0, 1), got {threshold}")
     keep = probabilities.max(axis=1) > threshold
-    kept = with_targets(frame[keep], probabilities[keep])
-    return kept.assign(label=probabilities[keep].argmax(axis=1).astype(np.int64), pseudo=True).reset_index(drop=True)
+    return soft_labeled(frame[keep], probabilities[keep])
+
+
+def soft_labeled(frame: pd.DataFrame, probabilities: np.ndarray) -> pd.DataFrame:
+    """Every row with its probabilities as soft targets, the argmax as its label, and `pseudo` =
+    True (pseudo_labels' rows; the distilled student's unlabeled pairs)."""
+    probabilities = np.asarray(probabilities, np.float32)
+    kept = with_targets(frame, probabilities)
+    return kept.assign(label=probabilities.argmax(axis=1).astype(np.int64), pseudo=True).reset_index(drop=True)

