@@ -160,33 +160,104 @@ def grid_size(num_members: int, step: float) -> int:
     return math.comb(units + num_members - 1, num_members - 1)
 
 
+CELLS_PER_BLOCK = 1 << 23  # list cells (queries x list positions x score columns) sorted at once
+
+
+def _bucket_widths(lengths: np.ndarray, width: int) -> np.ndarray:
+    """The padded width each list (of `lengths` rows) is sorted in: its length rounded up to a
+    multiple of 8 (at least 8), or the widest list's `width` where that would not give the same
+    sum. numpy sums a row of 8 to 128 values in 8 running sums over the longest multiple-of-8
+    prefix, then adds the rest one by one, and the padding adds exact zeros; so a list's DCG
+    summed in a narrower row equals the one summed in the full row when all its values fall in
+    that prefix in both. Widths over 128 (numpy halves those) keep every list at `width`."""
+    if width < 8 or width > 128:
+        return np.full(len(lengths), width)
+    rounded = np.maximum(8, -(-lengths // 8) * 8)
+    return np.where(rounded <= width // 8 * 8, rounded, width)
+
+
+def _stable_order(keys: np.ndarray, gains: np.ndarray) -> np.ndarray:
+    """`gains` [Q, W] in the order of `keys` [G, Q, W] ascending along W, ties by position (what
+    np.argsort(kind="stable") gives), from the faster unstable argsort: only where two equal
+    keys carry different gains does the order of ties matter, and only those lists are sorted
+    again stably."""
+    order = np.argsort(keys, axis=-1)
+    offsets = (np.arange(gains.shape[0]) * gains.shape[1])[:, None]
+    ordered = np.take(gains, order + offsets)
+    sorted_keys = np.sort(keys, axis=-1)
+    same = (sorted_keys[..., 1:] == sorted_keys[..., :-1]) | \
+        (np.isnan(sorted_keys[..., 1:]) & np.isnan(sorted_keys[..., :-1]))
+    redo = np.nonzero((same & (ordered[..., 1:] != ordered[..., :-1])).any(axis=-1))
+    if len(redo[0]):
+        stable = np.argsort(keys[redo], axis=-1, kind="stable")
+        ordered[redo] = np.take_along_axis(gains[redo[1]], stable, axis=-1)
+    return ordered
+
+
 class _Lists:
     """Padded per-query lists of the rows of some queries, for fast NDCG of many score vectors
     (metrics.ndcg_per_list's conventions with one stable sort: ties by list order, padding last;
-    queries without a positive gain left out)."""
+    queries without a positive gain left out). Lists are sorted in groups of similar length
+    (`_bucket_widths`), not all padded to the longest, so the work grows with the rows, not with
+    queries x the longest list; every number equals the one of a single padded array."""
 
     def __init__(self, gains, query_ids):
         _, rows, mask = query_lists(query_ids)
         gains = np.where(mask, np.asarray(gains, np.float64)[rows], 0.0)
         self.counted = (gains > 0).any(axis=1)
-        self.rows, self.mask, self.gains = rows[self.counted], mask[self.counted], gains[self.counted]
+        rows, mask, gains = rows[self.counted], mask[self.counted], gains[self.counted]
         self.discount = metrics.discounts(rows.shape[1])
-        self.ideal = (-np.sort(-self.gains, axis=1) * self.discount).sum(axis=1)
+        self.ideal = (-np.sort(-gains, axis=1) * self.discount).sum(axis=1)
+        self.num_lists = len(rows)
+        widths = _bucket_widths(mask.sum(axis=1), rows.shape[1])
+        self.buckets = []  # (lists, rows, mask, gains) of the lists sorted at one width
+        for width in np.unique(widths):
+            lists = np.flatnonzero(widths == width)
+            self.buckets.append((lists, rows[lists, :width], mask[lists, :width], gains[lists, :width]))
 
     def mean_ndcg(self, scores) -> float:
         return float(self.many(np.asarray(scores, np.float64)[:, None])[0])
 
-    def many(self, score_columns: np.ndarray, chunk: int = 64) -> np.ndarray:
+    def many(self, score_columns: np.ndarray) -> np.ndarray:
         """Mean NDCG of each column of [N, G] scores."""
-        if not self.counted.any():
-            return np.full(score_columns.shape[1], np.nan)
-        result = []
-        for start in range(0, score_columns.shape[1], chunk):
-            block = np.moveaxis(score_columns[:, start:start + chunk][self.rows], 2, 0)  # [g, Q, L]
-            order = np.argsort(np.where(self.mask, -block, np.inf), axis=2, kind="stable")
-            gains = np.take_along_axis(np.broadcast_to(self.gains, block.shape), order, axis=2)
-            result.append(((gains * self.discount).sum(axis=2) / self.ideal).mean(axis=1))
-        return np.concatenate(result)
+        columns = np.asarray(score_columns, np.float64)
+        return self._means(columns.shape[1], lambda bucket, start, stop: np.ascontiguousarray(
+            np.moveaxis(columns[:, start:stop][self.buckets[bucket][1]], 2, 0)))
+
+    def weighted(self, matrix: np.ndarray, weights: np.ndarray) -> np.ndarray:
+        """Mean NDCG of the scores matrix @ w of each row w of `weights` ([N, M] and [G, M]), computed
+        in the lists' layout a few grid points at a time (BLAS's products of another shape than one
+        matrix @ weights.T: equal but for rounding in the last bit)."""
+        matrix, weights = np.asarray(matrix, np.float64), np.asarray(weights, np.float64)
+        members = [np.ascontiguousarray(np.moveaxis(matrix[rows], 2, 0)) for _, rows, _, _ in self.buckets]
+        return self._means(len(weights), lambda bucket, start, stop: np.tensordot(weights[start:stop],
+                                                                                 members[bucket], axes=1))
+
+    def _means(self, count: int, scores) -> np.ndarray:
+        """Mean NDCG of `count` score vectors; scores(bucket, start, stop): the scores [stop - start,
+        Q, W] of vectors start..stop-1 on the rows of that bucket's lists."""
+        if not self.num_lists:
+            return np.full(count, np.nan)
+        values = np.empty((count, self.num_lists))
+        for bucket, (lists, rows, mask, gains) in enumerate(self.buckets):
+            chunk = max(1, CELLS_PER_BLOCK // rows.size)
+            for start in range(0, count, chunk):
+                keys = np.negative(scores(bucket, start, min(start + chunk, count)))
+                np.copyto(keys, np.inf, where=~mask)  # padding last
+                dcg = (_stable_order(keys, gains) * self.discount[:rows.shape[1]]).sum(axis=2)
+                unscored = np.nonzero(np.isnan(keys).any(axis=-1))
+                if len(unscored[0]):  # NaN sorts after the padding: placed as in the widest lists
+                    dcg[unscored] = self._wide_dcg(keys[unscored], gains[unscored[1]])
+                values[start:start + chunk, lists] = dcg / self.ideal[lists]
+        return values.mean(axis=1)
+
+    def _wide_dcg(self, keys: np.ndarray, gains: np.ndarray) -> np.ndarray:
+        """DCG of lists [F, W] padded to the widest list's width and sorted stably."""
+        wide_keys = np.full((len(keys), len(self.discount)), np.inf)
+        wide_gains = np.zeros(wide_keys.shape)
+        wide_keys[:, :keys.shape[1]], wide_gains[:, :keys.shape[1]] = keys, gains
+        order = np.argsort(wide_keys, axis=-1, kind="stable")
+        return (np.take_along_axis(wide_gains, order, axis=-1) * self.discount).sum(axis=1)
 
 
 def best_weights(standardized: dict, names: list, gains, query_ids, step: float) -> tuple:
@@ -197,7 +268,7 @@ def best_weights(standardized: dict, names: list, gains, query_ids, step: float)
         return _local_search(lists, matrix, names, step)
     grid = simplex_grid(len(names), step)
     order = np.lexsort((np.arange(len(grid)), (grid > 0).sum(axis=1)))  # fewer members first
-    values = lists.many(matrix @ grid[order].T)
+    values = lists.weighted(matrix, grid[order])
     values = np.where(np.isnan(values), -np.inf, values)
     index = int(np.argmax(values > values.max() - 1e-12))  # the first of the best
     best = grid[order[index]]
@@ -222,7 +293,7 @@ def _local_search(lists: _Lists, matrix: np.ndarray, names: list, step: float) -
         if not candidates:
             break
         candidates = np.array(candidates)
-        values = lists.many(matrix @ (candidates.T / units))
+        values = lists.weighted(matrix, candidates / units)
         best = int(np.nanargmax(values))
         if not values[best] > value + 1e-12:
             break
