@@ -28,7 +28,8 @@ timed is the library's own code the recipe runs on them (esci_tf.recipe), stage 
   recorded in the stage's stage.json;
 * decisions: the tasks 2 and 3 rule (members.fit_stage_decisions);
 * report: report.write_report (report.json and report.png).
-Each size runs in its own process. Per stage: seconds and the process's peak RSS while the stage
+Each size runs in its own process. Per stage: wall and CPU seconds (the process's, all its
+threads: a loaded machine stretches the first more) and the process's peak RSS while the stage
 ran (sampled every 0.05 s; what earlier stages hold is included); per size: the peak RSS of the
 whole process and the load average before and after. Prints a table; writes
 results/recipe_scale.json.
@@ -165,11 +166,13 @@ class _Stages:
 
     def __call__(self, name: str, body):
         self.sampler.restart()
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         result = body()
-        seconds = time.perf_counter() - start
-        self.rows.append({"stage": name, "seconds": seconds, "peak_rss_mib": self.sampler.restart() / 2 ** 20})
-        print(f"  {name}: {seconds:.1f} s, peak RSS {self.rows[-1]['peak_rss_mib']:.0f} MiB", flush=True)
+        seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
+        self.rows.append({"stage": name, "seconds": seconds, "cpu_seconds": cpu_seconds,
+                          "peak_rss_mib": self.sampler.restart() / 2 ** 20})
+        print(f"  {name}: {seconds:.1f} s ({cpu_seconds:.1f} s CPU), peak RSS {self.rows[-1]['peak_rss_mib']:.0f} MiB",
+              flush=True)
         return result
 
 

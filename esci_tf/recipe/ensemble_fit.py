@@ -163,17 +163,33 @@ def grid_size(num_members: int, step: float) -> int:
 CELLS_PER_BLOCK = 1 << 23  # list cells (queries x list positions x score columns) sorted at once
 
 
+def _sum_form(lengths: np.ndarray, width: int) -> np.ndarray:
+    """How numpy sums the DCG of lists of `lengths` values padded with zeros to `width`: equal
+    forms, equal sums. numpy sums a row of 8 to 128 values in 8 running sums over its longest
+    multiple-of-8 prefix, then adds the rest one by one (padding adds exact zeros): a list inside
+    that prefix is summed alike at any such width (form 0); a longer one alike at widths with
+    the same prefix (form: the prefix). Shorter rows are summed one by one (form -1). A longer
+    row numpy halves (the first half's length a multiple of 8) until the first part has 128 or
+    fewer: a list inside that part's prefix is summed as in form 0, others only alike at this
+    width (form: minus the width)."""
+    if width < 8:
+        return np.full(len(lengths), -1)
+    if width > 128:
+        first = width
+        while first > 128:
+            first = first // 2 - first // 2 % 8
+        return np.where(lengths <= first, 0, -width)
+    prefix = width // 8 * 8
+    return np.where(lengths <= prefix, 0, prefix)
+
+
 def _bucket_widths(lengths: np.ndarray, width: int) -> np.ndarray:
     """The padded width each list (of `lengths` rows) is sorted in: its length rounded up to a
-    multiple of 8 (at least 8), or the widest list's `width` where that would not give the same
-    sum. numpy sums a row of 8 to 128 values in 8 running sums over the longest multiple-of-8
-    prefix, then adds the rest one by one, and the padding adds exact zeros; so a list's DCG
-    summed in a narrower row equals the one summed in the full row when all its values fall in
-    that prefix in both. Widths over 128 (numpy halves those) keep every list at `width`."""
-    if width < 8 or width > 128:
-        return np.full(len(lengths), width)
+    multiple of 8 (at least 8) where numpy sums it there as at the widest list's `width`
+    (`_sum_form`), else `width`."""
     rounded = np.maximum(8, -(-lengths // 8) * 8)
-    return np.where(rounded <= width // 8 * 8, rounded, width)
+    own_form = np.where(rounded <= 128, 0, -rounded)  # _sum_form(lengths, rounded), list by list
+    return np.where(own_form == _sum_form(lengths, width), rounded, width)
 
 
 def _stable_order(keys: np.ndarray, gains: np.ndarray) -> np.ndarray:
@@ -201,15 +217,22 @@ class _Lists:
     (`_bucket_widths`), not all padded to the longest, so the work grows with the rows, not with
     queries x the longest list; every number equals the one of a single padded array."""
 
-    def __init__(self, gains, query_ids):
-        _, rows, mask = query_lists(query_ids)
+    def __init__(self, gains, query_ids, width: int | None = None):
+        """`width`: pad to this many positions (at least the longest list), as if a longer list
+        were there."""
+        uniques, rows, mask = query_lists(query_ids)
+        if width is not None:
+            rows, mask = (np.pad(a, ((0, 0), (0, width - a.shape[1]))) for a in (rows, mask))
+        self.width = rows.shape[1]
         gains = np.where(mask, np.asarray(gains, np.float64)[rows], 0.0)
         self.counted = (gains > 0).any(axis=1)
+        self.query_ids = uniques[self.counted]  # of the lists counted, in their order
         rows, mask, gains = rows[self.counted], mask[self.counted], gains[self.counted]
+        self.lengths = mask.sum(axis=1)
         self.discount = metrics.discounts(rows.shape[1])
         self.ideal = (-np.sort(-gains, axis=1) * self.discount).sum(axis=1)
         self.num_lists = len(rows)
-        widths = _bucket_widths(mask.sum(axis=1), rows.shape[1])
+        widths = _bucket_widths(self.lengths, rows.shape[1])
         self.buckets = []  # (lists, rows, mask, gains) of the lists sorted at one width
         for width in np.unique(widths):
             lists = np.flatnonzero(widths == width)
@@ -225,19 +248,28 @@ class _Lists:
             np.moveaxis(columns[:, start:stop][self.buckets[bucket][1]], 2, 0)))
 
     def weighted(self, matrix: np.ndarray, weights: np.ndarray) -> np.ndarray:
-        """Mean NDCG of the scores matrix @ w of each row w of `weights` ([N, M] and [G, M]), computed
-        in the lists' layout a few grid points at a time (BLAS's products of another shape than one
-        matrix @ weights.T: equal but for rounding in the last bit)."""
+        """Mean NDCG of the scores matrix @ w of each row w of `weights` ([N, M] and [G, M])."""
+        if not self.num_lists:
+            return np.full(len(weights), np.nan)
+        return self.per_query(matrix, weights).mean(axis=1)
+
+    def per_query(self, matrix: np.ndarray, weights: np.ndarray) -> np.ndarray:
+        """[G, lists]: the NDCG of each counted list under the scores matrix @ w of each row w of
+        `weights`, computed in the lists' layout a few grid points at a time (BLAS's products of
+        another shape than one matrix @ weights.T: equal but for rounding in the last bit)."""
         matrix, weights = np.asarray(matrix, np.float64), np.asarray(weights, np.float64)
         members = [np.ascontiguousarray(np.moveaxis(matrix[rows], 2, 0)) for _, rows, _, _ in self.buckets]
-        return self._means(len(weights), lambda bucket, start, stop: np.tensordot(weights[start:stop],
-                                                                                 members[bucket], axes=1))
+        return self._per_query(len(weights), lambda bucket, start, stop: np.tensordot(weights[start:stop],
+                                                                                     members[bucket], axes=1))
 
     def _means(self, count: int, scores) -> np.ndarray:
-        """Mean NDCG of `count` score vectors; scores(bucket, start, stop): the scores [stop - start,
-        Q, W] of vectors start..stop-1 on the rows of that bucket's lists."""
         if not self.num_lists:
             return np.full(count, np.nan)
+        return self._per_query(count, scores).mean(axis=1)
+
+    def _per_query(self, count: int, scores) -> np.ndarray:
+        """[count, lists] NDCG of `count` score vectors; scores(bucket, start, stop): the scores
+        [stop - start, Q, W] of vectors start..stop-1 on the rows of that bucket's lists."""
         values = np.empty((count, self.num_lists))
         for bucket, (lists, rows, mask, gains) in enumerate(self.buckets):
             chunk = max(1, CELLS_PER_BLOCK // rows.size)
@@ -249,7 +281,7 @@ class _Lists:
                 if len(unscored[0]):  # NaN sorts after the padding: placed as in the widest lists
                     dcg[unscored] = self._wide_dcg(keys[unscored], gains[unscored[1]])
                 values[start:start + chunk, lists] = dcg / self.ideal[lists]
-        return values.mean(axis=1)
+        return values
 
     def _wide_dcg(self, keys: np.ndarray, gains: np.ndarray) -> np.ndarray:
         """DCG of lists [F, W] padded to the widest list's width and sorted stably."""
@@ -260,19 +292,69 @@ class _Lists:
         return (np.take_along_axis(wide_gains, order, axis=-1) * self.discount).sum(axis=1)
 
 
+def _ordered_grid(num_members: int, step: float) -> np.ndarray:
+    """The simplex grid, points with fewer members first (then in grid order)."""
+    grid = simplex_grid(num_members, step)
+    return grid[np.lexsort((np.arange(len(grid)), (grid > 0).sum(axis=1)))]
+
+
+def _best_point(names: list, points: np.ndarray, values: np.ndarray) -> tuple:
+    """({name: weight}, mean NDCG) of the first point whose value is the best (within 1e-12)."""
+    values = np.where(np.isnan(values), -np.inf, values)
+    index = int(np.argmax(values > values.max() - 1e-12))  # the first of the best
+    return {n: float(w) for n, w in zip(names, points[index]) if w > 0}, float(values[index])
+
+
 def best_weights(standardized: dict, names: list, gains, query_ids, step: float) -> tuple:
     """({name: weight}, mean NDCG) of the best simplex-grid point on these rows (step 4)."""
     lists = _Lists(gains, query_ids)
     matrix = np.stack([standardized[n] for n in names], axis=1)
     if grid_size(len(names), step) > MAX_GRID_POINTS:
         return _local_search(lists, matrix, names, step)
-    grid = simplex_grid(len(names), step)
-    order = np.lexsort((np.arange(len(grid)), (grid > 0).sum(axis=1)))  # fewer members first
-    values = lists.weighted(matrix, grid[order])
-    values = np.where(np.isnan(values), -np.inf, values)
-    index = int(np.argmax(values > values.max() - 1e-12))  # the first of the best
-    best = grid[order[index]]
-    return {n: float(w) for n, w in zip(names, best) if w > 0}, float(values[index])
+    points = _ordered_grid(len(names), step)
+    return _best_point(names, points, lists.weighted(matrix, points))
+
+
+def _positions(ids: np.ndarray, among: np.ndarray) -> np.ndarray:
+    """Index in `among` (distinct) of each of `ids` (all in it)."""
+    order = np.argsort(among, kind="stable")
+    return order[np.searchsorted(among, ids, sorter=order)]
+
+
+class _GroupGrid:
+    """`best_weights` on one group's queries or some of them (whole queries, as the inner
+    cross-validation takes them), with every grid point's per-query NDCG computed once per set of
+    members on the whole group: a list's NDCG is its own, so the mean over some queries is the
+    mean of theirs, taken in their order. A list numpy would sum in another order at the
+    subset's padded width (`_sum_form`) is computed again at that width, so every number equals
+    `best_weights` on the subset's rows."""
+
+    def __init__(self, data: "_Data", step: float):
+        self.data, self.step = data, step
+        self.lists = _Lists(data.gains, data.query_ids)
+        self.per_query = {}  # {members: [grid points, lists]}
+
+    def best_weights(self, names: list, rows=None) -> tuple:
+        data = self.data if rows is None else self.data.subset(rows)
+        if grid_size(len(names), self.step) > MAX_GRID_POINTS:
+            return best_weights(data.scores, names, data.gains, data.query_ids, self.step)
+        points = _ordered_grid(len(names), self.step)
+        if tuple(names) not in self.per_query:
+            matrix = np.stack([self.data.scores[n] for n in names], axis=1)
+            self.per_query[tuple(names)] = self.lists.per_query(matrix, points)
+        whole = self.per_query[tuple(names)]
+        subset = _Lists(data.gains, data.query_ids)
+        if not subset.num_lists:
+            return _best_point(names, points, np.full(len(points), np.nan))
+        values = np.empty((len(points), subset.num_lists))
+        same = _sum_form(subset.lengths, subset.width) == _sum_form(subset.lengths, self.lists.width)
+        values[:, same] = whole[:, _positions(subset.query_ids[same], self.lists.query_ids)]
+        if not same.all():
+            rows = np.isin(data.query_ids, subset.query_ids[~same])
+            again = _Lists(data.gains[rows], data.query_ids[rows], width=subset.width)
+            matrix = np.stack([data.scores[n][rows] for n in names], axis=1)
+            values[:, ~same] = again.per_query(matrix, points)[:, _positions(subset.query_ids[~same], again.query_ids)]
+        return _best_point(names, points, values.mean(axis=1))
 
 
 def _local_search(lists: _Lists, matrix: np.ndarray, names: list, step: float) -> tuple:
@@ -346,8 +428,9 @@ def _strengths(data: _Data, names: list) -> dict:
     return {n: float(v) for n, v in zip(names, values)}
 
 
-def _fit_group(data: _Data, members: list, correlation_limit: float, step: float) -> tuple:
-    """Steps 3-4 on one group's rows: ({member: weight}, best member, {dropped: (stronger, r)})."""
+def _fit_group(data: _Data, members: list, correlation_limit: float, step: float, search=None) -> tuple:
+    """Steps 3-4 on one group's rows: ({member: weight}, best member, {dropped: (stronger, r)});
+    search(kept members): step 4 (by default best_weights on these rows)."""
     strength = _strengths(data, members)
     ranked = sorted(members, key=lambda n: (-np.nan_to_num(strength[n], nan=-1.0), members.index(n)))
     kept, dropped = [], {}
@@ -359,7 +442,10 @@ def _fit_group(data: _Data, members: list, correlation_limit: float, step: float
                 break
         else:
             kept.append(name)
-    weights, _ = best_weights(data.scores, kept, data.gains, data.query_ids, step)
+    if search is None:
+        weights, _ = best_weights(data.scores, kept, data.gains, data.query_ids, step)
+    else:
+        weights, _ = search(kept)
     return weights, ranked[0], dropped
 
 
@@ -393,14 +479,17 @@ def select(scores: dict, gains, query_ids, locales, folds: int = 5, correlation_
     weights, chosen, fitted, best, dropped, inner = {}, {}, {}, {}, {}, {}
     for group, (rows, members) in groups.items():
         group_data = data.subset(rows)
-        fitted[group], best[group], dropped[group] = _fit_group(group_data, members, correlation_limit, weight_step)
+        grid = _GroupGrid(group_data, weight_step)  # step 4's NDCGs, shared by the inner fits
+        fitted[group], best[group], dropped[group] = _fit_group(group_data, members, correlation_limit, weight_step,
+                                                                grid.best_weights)
         held_out = {ENSEMBLE: {}, BEST_MEMBER: {}}
         for part in range(folds):
             inside = parts[rows] != part
             if inside.all() or not inside.any():
                 continue
             train, test = group_data.subset(inside), group_data.subset(~inside)
-            part_weights, part_best, _ = _fit_group(train, members, correlation_limit, weight_step)
+            part_weights, part_best, _ = _fit_group(train, members, correlation_limit, weight_step,
+                                                    lambda kept: grid.best_weights(kept, inside))
             held_out[ENSEMBLE].update(_ndcg_of({ALL_LOCALES: part_weights}, test))
             held_out[BEST_MEMBER].update(_ndcg_of({ALL_LOCALES: {part_best: 1.0}}, test))
         means = {k: float(np.mean(list(v.values()))) if v else float("nan") for k, v in held_out.items()}
