@@ -160,7 +160,7 @@ def grid_size(num_members: int, step: float) -> int:
     return math.comb(units + num_members - 1, num_members - 1)
 
 
-CELLS_PER_BLOCK = 1 << 23  # list cells (queries x list positions x score columns) sorted at once
+CELLS_PER_BLOCK = 1 << 17  # list cells (lists x positions x score vectors) sorted at once: ~1 MiB arrays stay in cache
 
 
 def _sum_form(lengths: np.ndarray, width: int) -> np.ndarray:
@@ -244,8 +244,8 @@ class _Lists:
     def many(self, score_columns: np.ndarray) -> np.ndarray:
         """Mean NDCG of each column of [N, G] scores."""
         columns = np.asarray(score_columns, np.float64)
-        return self._means(columns.shape[1], lambda bucket, start, stop: np.ascontiguousarray(
-            np.moveaxis(columns[:, start:stop][self.buckets[bucket][1]], 2, 0)))
+        return self._means(columns.shape[1], lambda bucket, part, start, stop: np.ascontiguousarray(
+            np.moveaxis(columns[:, start:stop][self.buckets[bucket][1][part]], 2, 0)))
 
     def weighted(self, matrix: np.ndarray, weights: np.ndarray) -> np.ndarray:
         """Mean NDCG of the scores matrix @ w of each row w of `weights` ([N, M] and [G, M])."""
@@ -259,8 +259,8 @@ class _Lists:
         another shape than one matrix @ weights.T: equal but for rounding in the last bit)."""
         matrix, weights = np.asarray(matrix, np.float64), np.asarray(weights, np.float64)
         members = [np.ascontiguousarray(np.moveaxis(matrix[rows], 2, 0)) for _, rows, _, _ in self.buckets]
-        return self._per_query(len(weights), lambda bucket, start, stop: np.tensordot(weights[start:stop],
-                                                                                     members[bucket], axes=1))
+        return self._per_query(len(weights), lambda bucket, part, start, stop: np.tensordot(
+            weights[start:stop], members[bucket][:, part], axes=1))
 
     def _means(self, count: int, scores) -> np.ndarray:
         if not self.num_lists:
@@ -268,19 +268,24 @@ class _Lists:
         return self._per_query(count, scores).mean(axis=1)
 
     def _per_query(self, count: int, scores) -> np.ndarray:
-        """[count, lists] NDCG of `count` score vectors; scores(bucket, start, stop): the scores
-        [stop - start, Q, W] of vectors start..stop-1 on the rows of that bucket's lists."""
+        """[count, lists] NDCG of `count` score vectors; scores(bucket, part, start, stop): the
+        scores [stop - start, lists, W] of vectors start..stop-1 on the rows of that bucket's
+        lists `part` (a slice), in blocks of about CELLS_PER_BLOCK cells."""
         values = np.empty((count, self.num_lists))
         for bucket, (lists, rows, mask, gains) in enumerate(self.buckets):
-            chunk = max(1, CELLS_PER_BLOCK // rows.size)
-            for start in range(0, count, chunk):
-                keys = np.negative(scores(bucket, start, min(start + chunk, count)))
-                np.copyto(keys, np.inf, where=~mask)  # padding last
-                dcg = (_stable_order(keys, gains) * self.discount[:rows.shape[1]]).sum(axis=2)
-                unscored = np.nonzero(np.isnan(keys).any(axis=-1))
-                if len(unscored[0]):  # NaN sorts after the padding: placed as in the widest lists
-                    dcg[unscored] = self._wide_dcg(keys[unscored], gains[unscored[1]])
-                values[start:start + chunk, lists] = dcg / self.ideal[lists]
+            width = rows.shape[1]
+            per_part = max(1, CELLS_PER_BLOCK // width)
+            for first in range(0, len(lists), per_part):
+                part = slice(first, first + per_part)
+                chunk = max(1, CELLS_PER_BLOCK // (len(lists[part]) * width))
+                for start in range(0, count, chunk):
+                    keys = np.negative(scores(bucket, part, start, min(start + chunk, count)))
+                    np.copyto(keys, np.inf, where=~mask[part])  # padding last
+                    dcg = (_stable_order(keys, gains[part]) * self.discount[:width]).sum(axis=2)
+                    unscored = np.nonzero(np.isnan(keys).any(axis=-1))
+                    if len(unscored[0]):  # NaN sorts after the padding: placed as in the widest lists
+                        dcg[unscored] = self._wide_dcg(keys[unscored], gains[part][unscored[1]])
+                    values[start:start + chunk, lists[part]] = dcg / self.ideal[lists[part]]
         return values
 
     def _wide_dcg(self, keys: np.ndarray, gains: np.ndarray) -> np.ndarray:
