@@ -130,9 +130,10 @@ def covered_rows(scores: dict, locales) -> np.ndarray:
     return keep
 
 
-def within_query_correlation(a, b, query_ids) -> float:
-    """Mean over queries (3+ rows, both varying) of the Pearson correlation of two score lists."""
-    _, rows, mask = query_lists(query_ids)
+def within_query_correlation(a, b, query_ids, lists=None) -> float:
+    """Mean over queries (3+ rows, both varying) of the Pearson correlation of two score lists
+    (`lists`: query_lists(query_ids), when the caller has them)."""
+    _, rows, mask = query_lists(query_ids) if lists is None else lists
     x, y = np.asarray(a, np.float64)[rows], np.asarray(b, np.float64)[rows]
     count = mask.sum(axis=1)
     x_mean = np.where(mask, x, 0).sum(axis=1) / np.maximum(count, 1)
@@ -439,9 +440,10 @@ def _fit_group(data: _Data, members: list, correlation_limit: float, step: float
     strength = _strengths(data, members)
     ranked = sorted(members, key=lambda n: (-np.nan_to_num(strength[n], nan=-1.0), members.index(n)))
     kept, dropped = [], {}
+    lists = query_lists(data.query_ids) if len(members) > 1 else None  # shared by every pair's correlation
     for name in ranked:
         for stronger in kept:
-            correlation = within_query_correlation(data.scores[name], data.scores[stronger], data.query_ids)
+            correlation = within_query_correlation(data.scores[name], data.scores[stronger], data.query_ids, lists)
             if correlation >= correlation_limit:
                 dropped[name] = (stronger, correlation)
                 break
