@@ -122,10 +122,9 @@ def generated_pairs(size: int, seed: int, pairs_per_query: int, labeled: bool = 
     base = examples.merge(products, on=["product_id", "product_locale"], how="left").fillna("")
     base_query_rows = base.groupby("query_id").indices
     base_queries = np.array(list(base_query_rows))
-    num_queries = max(size // pairs_per_query, 1)
-    lengths = rng.integers(1, 2 * pairs_per_query, num_queries)
+    lengths = rng.integers(1, 2 * pairs_per_query, size // pairs_per_query * 2 + 2)  # more than enough
     lengths = lengths[np.cumsum(lengths) <= size]
-    lengths = np.append(lengths, size - lengths.sum()) if lengths.sum() < size else lengths
+    lengths = np.append(lengths, size - lengths.sum()) if lengths.sum() < size else lengths  # the rest: short
     num_queries = len(lengths)
     source_query = rng.choice(base_queries, num_queries)
     # rows: each query's pairs drawn from its source query's pairs (locale, text, labels)
