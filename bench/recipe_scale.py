@@ -43,6 +43,7 @@ import json
 import os
 import pathlib
 import re
+import shlex
 import sys
 import threading
 import time
@@ -61,7 +62,8 @@ TINY_BACKBONE = {"num_layers": 2, "num_heads": 2, "hidden_dim": 32, "intermediat
 
 
 def define_flags():
-    flags.DEFINE_list("sizes", ["100000"], "Labeled pairs per generated set (e.g. 100000,1000000,2600000).")
+    flags.DEFINE_list("sizes", ["100000"], "Labeled pairs per generated set (e.g. 100000,1000000,2600000); "
+                      "empty: only --end_to_end_queries.")
     flags.DEFINE_integer("smoke_size", 0, "Run this one small size instead of --sizes (proves the script works).")
     flags.DEFINE_integer("pairs_per_query", 20, "Mean list size (the full ESCI data: 2.6M pairs, ~130k queries).")
     flags.DEFINE_float("unlabeled_fraction", 0.25, "Unlabeled (pseudo-label) pairs per labeled pair.")
@@ -337,10 +339,11 @@ def end_to_end(num_queries: int) -> dict:
                "--strategy=cpu", f"--output_dir={output}", f"--pseudo_examples={unlabeled}",
                f"--pseudo_products={unlabeled_products}", "--members=cross_encoder,bm25",
                f"--num_folds={FLAGS.num_folds}", f"--bootstrap_samples={FLAGS.bootstrap_samples}"]
-    result = run_measured(command)
+    log = root / "recipe.log"  # the whole output (run_measured keeps only its tail)
+    result = run_measured(["sh", "-c", f"exec {shlex.join(command)} > {shlex.quote(str(log))} 2>&1"])
     with open(output / "report.json") as stream:
         report = json.load(stream)
-    fine_tunes = [(what, int(seconds)) for what, seconds in FINE_TUNE_LINE.findall(result["output_tail"])]
+    fine_tunes = [(what, int(seconds)) for what, seconds in FINE_TUNE_LINE.findall(log.read_text())]
     return {"queries": num_queries, "pairs": report["data"]["pairs"], "timing_seconds": report["timing_seconds"],
             "fine_tune_seconds": sum(s for _, s in fine_tunes), "fine_tunes": fine_tunes,
             "wall_seconds": result["seconds"], "peak_rss_mib": result["peak_rss_mib"],
@@ -370,16 +373,8 @@ def main(argv):
         print(f"  total {sum(r['seconds'] for r in simulated['stages']):.0f} s of stages, process peak RSS "
               f"{result['peak_rss_mib']:.0f} MiB", flush=True)
     print(f"\n{cpu.describe()}")
-    print("| stage | " + " | ".join(f"{r['size']:,} pairs: s, peak RSS MiB" for r in runs) + " |")
-    print("|---|" + "---|" * len(runs))
-    for name in [row["stage"] for row in runs[0]["stages"]]:
-        cells = [next(f"{x['seconds']:.1f} s, {x['peak_rss_mib']:,.0f}" for x in r["stages"] if x["stage"] == name)
-                 for r in runs]
-        print(f"| {name} | " + " | ".join(cells) + " |")
-    print("| all stages | " + " | ".join(f"{sum(x['seconds'] for x in r['stages']):.0f} s, "
-                                         f"{r['process_peak_rss_mib']:,.0f}" for r in runs) + " |")
-    print("| load before -> after | " + " | ".join(f"{r['load_before'][0]:.1f} -> {r['load_after'][0]:.1f}"
-                                                   for r in runs) + " |")
+    if runs:
+        print_table(runs)
     payload = {"settings": {"sizes": sizes, "pairs_per_query": FLAGS.pairs_per_query, "num_folds": FLAGS.num_folds,
                             "unlabeled_fraction": FLAGS.unlabeled_fraction, "members": MEMBERS,
                             "bootstrap_samples": FLAGS.bootstrap_samples, "smoke": bool(FLAGS.smoke_size)},
@@ -387,8 +382,24 @@ def main(argv):
     if FLAGS.end_to_end_queries:
         payload["end_to_end"] = end_to_end(FLAGS.end_to_end_queries)
         print(f"\nend to end (trainers.recipe, {FLAGS.end_to_end_queries} queries): {payload['end_to_end']}")
-    path = write_results(FLAGS.results_dir, "recipe_scale_smoke" if FLAGS.smoke_size else "recipe_scale", payload)
-    print(f"results: {path}")
+    name = "recipe_scale_smoke" if FLAGS.smoke_size else "recipe_scale" if runs else "recipe_scale_end_to_end"
+    print(f"results: {write_results(FLAGS.results_dir, name, payload)}")
+
+
+def print_table(runs: list) -> None:
+    """The markdown table of the simulated runs: per stage, wall s (CPU s) and peak RSS per size."""
+    print("| stage | " + " | ".join(f"{r['size']:,} pairs: s (CPU s), peak RSS MiB" for r in runs) + " |")
+    print("|---|" + "---|" * len(runs))
+    for name in [row["stage"] for row in runs[0]["stages"]]:
+        cells = [next(f"{x['seconds']:.1f} s ({x['cpu_seconds']:.1f} CPU), {x['peak_rss_mib']:,.0f}"
+                      for x in r["stages"] if x["stage"] == name)
+                 for r in runs]
+        print(f"| {name} | " + " | ".join(cells) + " |")
+    print("| all stages | " + " | ".join(f"{sum(x['seconds'] for x in r['stages']):.0f} s "
+                                         f"({sum(x['cpu_seconds'] for x in r['stages']):.0f} CPU), "
+                                         f"{r['process_peak_rss_mib']:,.0f}" for r in runs) + " |")
+    print("| load before -> after | " + " | ".join(f"{r['load_before'][0]:.1f} -> {r['load_after'][0]:.1f}"
+                                                   for r in runs) + " |")
 
 
 if __name__ == "__main__":
