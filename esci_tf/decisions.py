@@ -159,15 +159,37 @@ def task_micro_f1(probabilities, labels, rule: DecisionRule) -> dict:
             "task3": micro_f1(labels == _S, rule.task3(probabilities), 2)}
 
 
+def _right_per_grid_value(log_probabilities, labels, offsets, k) -> np.ndarray:
+    """[len(GRID)]: the pairs `_decide` gets right with o_k = each GRID value (the other offsets
+    fixed), without deciding every pair once per value: a pair's decision is k from the first
+    grid value where log p_k + o_k beats (or ties from an earlier class) its best other class j,
+    and j below it (GRID ascends and the sum is monotone), so a binary search per pair finds
+    that value; the counts are cumulative sums."""
+    values = log_probabilities + offsets
+    others = np.array([c for c in range(NUM_CLASSES) if c != k])
+    best_other = others[np.argmax(values[:, others], axis=1)]  # argmax: the first of equal classes
+    top = values[np.arange(len(values)), best_other]
+    own = log_probabilities[:, k]
+    low, high = np.zeros(len(own), np.int64), np.full(len(own), len(GRID))
+    while (low < high).any():
+        middle = (low + high) // 2
+        mine = own + GRID[np.minimum(middle, len(GRID) - 1)]
+        chosen = (mine > top) | ((mine == top) & (k < best_other))
+        searching = low < high
+        high = np.where(searching & chosen, middle, high)
+        low = np.where(searching & ~chosen, middle + 1, low)
+    turns = np.bincount(low[labels == k], minlength=len(GRID) + 1)[:len(GRID)].cumsum()
+    leaves = np.bincount(low[labels == best_other], minlength=len(GRID) + 1)[:len(GRID)].cumsum()
+    return turns + int(np.sum(labels == best_other)) - leaves
+
+
 def _fit_offsets(log_probabilities, labels, seed: int) -> np.ndarray:
     offsets = np.zeros(NUM_CLASSES)
     rng = np.random.default_rng(seed)
     for _ in range(MAX_ROUNDS):
         moved = False
         for k in rng.permutation(np.arange(1, NUM_CLASSES)):
-            trial = np.repeat(offsets[None], len(GRID), axis=0)
-            trial[:, k] = GRID
-            right = np.array([np.sum(_decide(log_probabilities, o) == labels) for o in trial])
+            right = _right_per_grid_value(log_probabilities, labels, offsets, k)
             best = np.flatnonzero(right == right.max())
             choice = GRID[min(best, key=lambda i: (abs(GRID[i] - offsets[k]), GRID[i]))]
             moved |= choice != offsets[k]

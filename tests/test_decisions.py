@@ -120,3 +120,18 @@ def test_decisions_json_round_trip_and_a_bad_file(tmp_path):
     (tmp_path / "decisions.json").write_text(json.dumps({"task2": {"log_offsets": {"E": 0}}}))
     with pytest.raises(DataError, match="decisions.json: not a decision rule"):
         decisions.load(str(tmp_path))
+
+
+def test_offset_search_counts_equal_deciding_every_pair_at_every_grid_value():
+    # coarse probabilities: many ties between classes (they go to the earlier class) and at grid values
+    rng = np.random.default_rng(3)
+    labels = rng.integers(0, 4, 3000)
+    probabilities = np.round(rng.dirichlet(np.ones(4), 3000) * 10) / 10 + 0.05
+    probabilities /= probabilities.sum(axis=1, keepdims=True)
+    log_probabilities = decisions._log(probabilities)
+    for offsets in (np.zeros(4), np.array([0.0, 0.7, -1.2, 0.3]), np.array([0.0, -3.0, 3.0, 0.0])):
+        for k in (1, 2, 3):
+            trial = np.repeat(offsets[None], len(decisions.GRID), axis=0)
+            trial[:, k] = decisions.GRID
+            every_pair = [np.sum(decisions._decide(log_probabilities, o) == labels) for o in trial]
+            assert decisions._right_per_grid_value(log_probabilities, labels, offsets, k).tolist() == every_pair

@@ -118,3 +118,87 @@ def test_fast_list_ndcg_equals_the_metric_with_ties_and_padding():
     for column, value in zip(scores.T, lists.many(scores)):
         expected = np.mean(list(ensemble_fit.per_query_ndcg(gains, column, query_ids).values()))
         assert value == pytest.approx(expected, abs=1e-12)
+
+
+def _one_padded_array(gains, query_ids, scores):
+    """Mean NDCG of each score column as the fit computed it before lists were bucketed: every
+    list padded to the longest, one stable sort, padding last."""
+    from esci_tf.training import metrics
+    from esci_tf.training.query_stats import query_lists
+
+    _, rows, mask = query_lists(query_ids)
+    padded = np.where(mask, gains[rows], 0.0)
+    counted = (padded > 0).any(axis=1)
+    rows, mask, padded = rows[counted], mask[counted], padded[counted]
+    discount = metrics.discounts(rows.shape[1])
+    ideal = (-np.sort(-padded, axis=1) * discount).sum(axis=1)
+    block = np.moveaxis(scores[rows], 2, 0)
+    order = np.argsort(np.where(mask, -block, np.inf), axis=2, kind="stable")
+    ordered = np.take_along_axis(np.broadcast_to(padded, block.shape), order, axis=2)
+    return ((ordered * discount).sum(axis=2) / ideal).mean(axis=1)
+
+
+@pytest.mark.parametrize("longest", [5, 39, 70, 150])
+def test_bucketed_list_ndcg_equals_one_padded_array_bit_for_bit(longest):
+    rng = np.random.default_rng(longest)
+    top = min(longest, 40)  # many lists near the longest (summed with a tail where it is not a multiple of 8)
+    lengths = np.concatenate([rng.integers(1, top + 1, 150), rng.integers(max(1, top - 8), top + 1, 250), [longest]])
+    query_ids = rng.permutation(np.repeat(np.arange(len(lengths)) * 3, lengths))
+    gains = rng.random(len(query_ids)) * (rng.random(len(query_ids)) > 0.2)  # any gains: sums that round apart
+    scores = np.column_stack([rng.normal(size=(len(gains), 3)), rng.integers(0, 3, (len(gains), 2)),  # ties
+                              np.where(rng.random(len(gains)) < 0.05, np.nan, rng.normal(size=len(gains)))])
+    lists = ensemble_fit._Lists(gains, query_ids)
+    assert len(lists.buckets) > 1 or longest in (5, 150)
+    assert np.array_equal(lists.many(scores), _one_padded_array(gains, query_ids, scores), equal_nan=True)
+    weights = ensemble_fit.simplex_grid(3, 0.25)
+    expected = _one_padded_array(gains, query_ids, scores[:, :3] @ weights.T)
+    assert np.allclose(lists.weighted(scores[:, :3], weights), expected, rtol=0, atol=1e-12)
+
+
+def test_inner_fits_reuse_the_groups_ndcg_with_the_same_numbers(monkeypatch):
+    rng = np.random.default_rng(7)
+    # subsets without the longest list have other widths, where lists of 41 to 45 are summed otherwise
+    lengths = np.concatenate([rng.integers(1, 30, 200), rng.integers(41, 46, 100), [61]])
+    query_ids = rng.permutation(np.repeat(np.arange(len(lengths)), lengths))
+    gains = rng.random(len(query_ids)) * (rng.random(len(query_ids)) > 0.2)  # any gains: sums that round apart
+    members = {"a": gains + rng.normal(0, 0.5, len(gains)), "b": gains + rng.normal(0, 0.8, len(gains)),
+               "c": np.round(gains + rng.normal(0, 1.0, len(gains)))}
+    data = ensemble_fit._Data(members, gains, query_ids, np.array(["us"] * len(gains)))
+    grid = ensemble_fit._GroupGrid(data, 0.1)
+    for queries in (np.arange(len(lengths)), np.arange(len(lengths) - 1), np.arange(0, len(lengths) - 2, 2)):
+        rows = np.isin(query_ids, queries)
+        for names in (["a", "b", "c"], ["b", "c"]):
+            expected = ensemble_fit.best_weights(members, names, gains, query_ids, 0.1) if rows.all() else \
+                ensemble_fit.best_weights({n: s[rows] for n, s in members.items()}, names, gains[rows],
+                                          query_ids[rows], 0.1)
+            assert grid.best_weights(names, None if rows.all() else rows) == expected
+    # the whole fit, with and without the shared NDCGs: the same outputs, bit for bit
+    locales = np.where(query_ids % 3 == 0, "es", "us")
+    shared = ensemble_fit.outputs(ensemble_fit.fit_ensemble(members, gains, query_ids, locales, per_locale=True,
+                                                            bootstrap_samples=50))
+
+    def direct(self, names, rows=None):
+        subset = self.data if rows is None else self.data.subset(rows)
+        return ensemble_fit.best_weights(subset.scores, names, subset.gains, subset.query_ids, self.step)
+
+    monkeypatch.setattr(ensemble_fit._GroupGrid, "best_weights", direct)
+    assert ensemble_fit.outputs(ensemble_fit.fit_ensemble(members, gains, query_ids, locales, per_locale=True,
+                                                          bootstrap_samples=50)) == shared
+
+
+def test_sum_forms_say_when_numpy_sums_a_padded_list_alike():
+    rng = np.random.default_rng(0)
+    values = rng.random((400, 140))
+    differ = 0
+    for length in (3, 8, 12, 33, 39, 70, 129):
+        widths = sorted({length, max(length, 8), -(-length // 8) * 8, length + 1, length + 7, 40, 72, 128, 136, 150,
+                         200, 300} - set(range(length)))
+        sums = {w: np.pad(values[:, :length], ((0, 0), (0, w - length))).sum(axis=1) for w in widths}
+        for a in widths:
+            for b in widths:
+                form_a, form_b = (ensemble_fit._sum_form(np.array([length]), w)[0] for w in (a, b))
+                if form_a == form_b:
+                    assert np.array_equal(sums[a], sums[b]), (length, a, b)
+                else:
+                    differ += not np.array_equal(sums[a], sums[b])
+    assert differ  # the forms matter: lists summed at widths of other forms do not always agree

@@ -58,3 +58,37 @@ def test_extra_rows_get_ids_past_the_training_frame():
     moved = targets.disjoint_ids(extra, frame)
     assert moved["example_id"].tolist() == [6, 7, 8] and moved["source_example_id"].tolist() == [0, 1, 2]
     assert moved["query_id"].tolist() == [10, 11, 10]  # still one query per original query
+
+
+def _groups_row_by_row(frame):
+    """query_groups as first written: every row's text normalised and united one row at a time."""
+    from esci_tf.preprocessing.cleaning import normalize_keys
+
+    groups = frame["query_id"].to_numpy(np.int64)
+    source = pd.to_numeric(frame["original_query_id"], errors="coerce")
+    groups = np.where(source.notna(), source.fillna(-1).astype(np.int64), groups)
+    parent = {int(g): int(g) for g in np.unique(groups)}
+
+    def find(g):
+        while parent[g] != g:
+            g = parent[g]
+        return g
+
+    owner = {}
+    for group, text in zip(groups.tolist(), normalize_keys(frame["query"].tolist())):
+        if text:
+            a, b = find(group), find(owner.setdefault(text, group))
+            parent[max(a, b)] = min(a, b)
+    return np.array([find(g) for g in groups.tolist()], np.int64)
+
+
+def test_query_groups_equal_uniting_row_by_row():
+    rng = np.random.default_rng(0)
+    texts = np.array(["red shoe", "Red  Shoe", "", "zapato rojo", "ｒｅｄ shoe", "<b>cap</b>", "cap", "bag", "pen"])
+    query_ids = rng.integers(0, 300, 2000)
+    frame = pd.DataFrame({"query_id": query_ids,
+                          "query": np.where(rng.random(2000) < 0.9, [f"q{q}" for q in query_ids],
+                                            texts[rng.integers(0, len(texts), 2000)]),
+                          "original_query_id": np.where(rng.random(2000) < 0.1, query_ids // 2, None)})
+    groups = targets.query_groups(frame)
+    assert np.array_equal(groups, _groups_row_by_row(frame)) and len(np.unique(groups)) < len(np.unique(query_ids))

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from esci_tf.training import metrics
+from esci_tf.training import metrics, query_stats
 from esci_tf.training.query_stats import (bootstrap_interval, mean_over_seeds, paired_delta, per_query_ndcg,
                                           per_query_random_ndcg)
 
@@ -68,3 +68,12 @@ def test_per_query_ndcg_and_seed_mean():
     assert mean_over_seeds([{1: 0.5, 2: 1.0}, {1: 0.7, 2: 0.0}]) == {1: 0.6, 2: 0.5}
     with pytest.raises(ValueError, match="other queries"):
         mean_over_seeds([{1: 0.5}, {2: 0.5}])
+
+
+def test_bootstrap_in_chunks_equals_one_draw_of_every_resample(monkeypatch):
+    values = np.random.default_rng(1).random(301)
+    picks = np.random.default_rng(0).integers(0, len(values), size=(500, len(values)))  # all at once
+    low, high = np.quantile(values[picks].mean(axis=1), [0.025, 0.975])
+    monkeypatch.setattr(query_stats, "BOOTSTRAP_CELLS", 7 * len(values) + 5)  # 7 resamples at a time
+    result = query_stats.bootstrap_interval(values, num_samples=500)
+    assert (result["low"], result["high"]) == (low, high)

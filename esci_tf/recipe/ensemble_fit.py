@@ -130,9 +130,10 @@ def covered_rows(scores: dict, locales) -> np.ndarray:
     return keep
 
 
-def within_query_correlation(a, b, query_ids) -> float:
-    """Mean over queries (3+ rows, both varying) of the Pearson correlation of two score lists."""
-    _, rows, mask = query_lists(query_ids)
+def within_query_correlation(a, b, query_ids, lists=None) -> float:
+    """Mean over queries (3+ rows, both varying) of the Pearson correlation of two score lists
+    (`lists`: query_lists(query_ids), when the caller has them)."""
+    _, rows, mask = query_lists(query_ids) if lists is None else lists
     x, y = np.asarray(a, np.float64)[rows], np.asarray(b, np.float64)[rows]
     count = mask.sum(axis=1)
     x_mean = np.where(mask, x, 0).sum(axis=1) / np.maximum(count, 1)
@@ -160,33 +161,154 @@ def grid_size(num_members: int, step: float) -> int:
     return math.comb(units + num_members - 1, num_members - 1)
 
 
+CELLS_PER_BLOCK = 1 << 17  # list cells (lists x positions x score vectors) sorted at once: ~1 MiB arrays stay in cache
+
+
+def _sum_form(lengths: np.ndarray, width: int) -> np.ndarray:
+    """How numpy sums the DCG of lists of `lengths` values padded with zeros to `width`: equal
+    forms, equal sums. numpy sums a row of 8 to 128 values in 8 running sums over its longest
+    multiple-of-8 prefix, then adds the rest one by one (padding adds exact zeros): a list inside
+    that prefix is summed alike at any such width (form 0); a longer one alike at widths with
+    the same prefix (form: the prefix). Shorter rows are summed one by one (form -1). A longer
+    row numpy halves (the first half's length a multiple of 8) until the first part has 128 or
+    fewer: a list inside that part's prefix is summed as in form 0, others only alike at this
+    width (form: minus the width)."""
+    if width < 8:
+        return np.full(len(lengths), -1)
+    if width > 128:
+        first = width
+        while first > 128:
+            first = first // 2 - first // 2 % 8
+        return np.where(lengths <= first, 0, -width)
+    prefix = width // 8 * 8
+    return np.where(lengths <= prefix, 0, prefix)
+
+
+def _bucket_widths(lengths: np.ndarray, width: int) -> np.ndarray:
+    """The padded width each list (of `lengths` rows) is sorted in: its length rounded up to a
+    multiple of 8 (at least 8) where numpy sums it there as at the widest list's `width`
+    (`_sum_form`), else `width`."""
+    rounded = np.maximum(8, -(-lengths // 8) * 8)
+    own_form = np.where(rounded <= 128, 0, -rounded)  # _sum_form(lengths, rounded), list by list
+    return np.where(own_form == _sum_form(lengths, width), rounded, width)
+
+
+def _stable_order(keys: np.ndarray, gains: np.ndarray) -> np.ndarray:
+    """`gains` [Q, W] in the order of `keys` [G, Q, W] ascending along W, ties by position (what
+    np.argsort(kind="stable") gives), from the faster unstable argsort: only where two equal
+    keys carry different gains does the order of ties matter, and only those lists are sorted
+    again stably."""
+    order = np.argsort(keys, axis=-1)
+    offsets = (np.arange(gains.shape[0]) * gains.shape[1])[:, None]
+    ordered = np.take(gains, order + offsets)
+    sorted_keys = np.sort(keys, axis=-1)
+    same = (sorted_keys[..., 1:] == sorted_keys[..., :-1]) | \
+        (np.isnan(sorted_keys[..., 1:]) & np.isnan(sorted_keys[..., :-1]))
+    redo = np.nonzero((same & (ordered[..., 1:] != ordered[..., :-1])).any(axis=-1))
+    if len(redo[0]):
+        stable = np.argsort(keys[redo], axis=-1, kind="stable")
+        ordered[redo] = np.take_along_axis(gains[redo[1]], stable, axis=-1)
+    return ordered
+
+
 class _Lists:
     """Padded per-query lists of the rows of some queries, for fast NDCG of many score vectors
     (metrics.ndcg_per_list's conventions with one stable sort: ties by list order, padding last;
-    queries without a positive gain left out)."""
+    queries without a positive gain left out). Lists are sorted in groups of similar length
+    (`_bucket_widths`), not all padded to the longest, so the work grows with the rows, not with
+    queries x the longest list; every number equals the one of a single padded array."""
 
-    def __init__(self, gains, query_ids):
-        _, rows, mask = query_lists(query_ids)
+    def __init__(self, gains, query_ids, width: int | None = None):
+        """`width`: pad to this many positions (at least the longest list), as if a longer list
+        were there."""
+        uniques, rows, mask = query_lists(query_ids)
+        if width is not None:
+            rows, mask = (np.pad(a, ((0, 0), (0, width - a.shape[1]))) for a in (rows, mask))
+        self.width = rows.shape[1]
         gains = np.where(mask, np.asarray(gains, np.float64)[rows], 0.0)
         self.counted = (gains > 0).any(axis=1)
-        self.rows, self.mask, self.gains = rows[self.counted], mask[self.counted], gains[self.counted]
+        self.query_ids = uniques[self.counted]  # of the lists counted, in their order
+        rows, mask, gains = rows[self.counted], mask[self.counted], gains[self.counted]
+        self.lengths = mask.sum(axis=1)
         self.discount = metrics.discounts(rows.shape[1])
-        self.ideal = (-np.sort(-self.gains, axis=1) * self.discount).sum(axis=1)
+        self.ideal = (-np.sort(-gains, axis=1) * self.discount).sum(axis=1)
+        self.num_lists = len(rows)
+        widths = _bucket_widths(self.lengths, rows.shape[1])
+        self.buckets = []  # (lists, rows, mask, gains) of the lists sorted at one width
+        for width in np.unique(widths):
+            lists = np.flatnonzero(widths == width)
+            self.buckets.append((lists, rows[lists, :width], mask[lists, :width], gains[lists, :width]))
 
     def mean_ndcg(self, scores) -> float:
         return float(self.many(np.asarray(scores, np.float64)[:, None])[0])
 
-    def many(self, score_columns: np.ndarray, chunk: int = 64) -> np.ndarray:
+    def many(self, score_columns: np.ndarray) -> np.ndarray:
         """Mean NDCG of each column of [N, G] scores."""
-        if not self.counted.any():
-            return np.full(score_columns.shape[1], np.nan)
-        result = []
-        for start in range(0, score_columns.shape[1], chunk):
-            block = np.moveaxis(score_columns[:, start:start + chunk][self.rows], 2, 0)  # [g, Q, L]
-            order = np.argsort(np.where(self.mask, -block, np.inf), axis=2, kind="stable")
-            gains = np.take_along_axis(np.broadcast_to(self.gains, block.shape), order, axis=2)
-            result.append(((gains * self.discount).sum(axis=2) / self.ideal).mean(axis=1))
-        return np.concatenate(result)
+        columns = np.asarray(score_columns, np.float64)
+        return self._means(columns.shape[1], lambda bucket, part, start, stop: np.ascontiguousarray(
+            np.moveaxis(columns[:, start:stop][self.buckets[bucket][1][part]], 2, 0)))
+
+    def weighted(self, matrix: np.ndarray, weights: np.ndarray) -> np.ndarray:
+        """Mean NDCG of the scores matrix @ w of each row w of `weights` ([N, M] and [G, M])."""
+        if not self.num_lists:
+            return np.full(len(weights), np.nan)
+        return self.per_query(matrix, weights).mean(axis=1)
+
+    def per_query(self, matrix: np.ndarray, weights: np.ndarray) -> np.ndarray:
+        """[G, lists]: the NDCG of each counted list under the scores matrix @ w of each row w of
+        `weights`, computed in the lists' layout a few grid points at a time (BLAS's products of
+        another shape than one matrix @ weights.T: equal but for rounding in the last bit)."""
+        matrix, weights = np.asarray(matrix, np.float64), np.asarray(weights, np.float64)
+        members = [np.ascontiguousarray(np.moveaxis(matrix[rows], 2, 0)) for _, rows, _, _ in self.buckets]
+        return self._per_query(len(weights), lambda bucket, part, start, stop: np.tensordot(
+            weights[start:stop], members[bucket][:, part], axes=1))
+
+    def _means(self, count: int, scores) -> np.ndarray:
+        if not self.num_lists:
+            return np.full(count, np.nan)
+        return self._per_query(count, scores).mean(axis=1)
+
+    def _per_query(self, count: int, scores) -> np.ndarray:
+        """[count, lists] NDCG of `count` score vectors; scores(bucket, part, start, stop): the
+        scores [stop - start, lists, W] of vectors start..stop-1 on the rows of that bucket's
+        lists `part` (a slice), in blocks of about CELLS_PER_BLOCK cells."""
+        values = np.empty((count, self.num_lists))
+        for bucket, (lists, rows, mask, gains) in enumerate(self.buckets):
+            width = rows.shape[1]
+            per_part = max(1, CELLS_PER_BLOCK // width)
+            for first in range(0, len(lists), per_part):
+                part = slice(first, first + per_part)
+                chunk = max(1, CELLS_PER_BLOCK // (len(lists[part]) * width))
+                for start in range(0, count, chunk):
+                    keys = np.negative(scores(bucket, part, start, min(start + chunk, count)))
+                    np.copyto(keys, np.inf, where=~mask[part])  # padding last
+                    dcg = (_stable_order(keys, gains[part]) * self.discount[:width]).sum(axis=2)
+                    unscored = np.nonzero(np.isnan(keys).any(axis=-1))
+                    if len(unscored[0]):  # NaN sorts after the padding: placed as in the widest lists
+                        dcg[unscored] = self._wide_dcg(keys[unscored], gains[part][unscored[1]])
+                    values[start:start + chunk, lists[part]] = dcg / self.ideal[lists[part]]
+        return values
+
+    def _wide_dcg(self, keys: np.ndarray, gains: np.ndarray) -> np.ndarray:
+        """DCG of lists [F, W] padded to the widest list's width and sorted stably."""
+        wide_keys = np.full((len(keys), len(self.discount)), np.inf)
+        wide_gains = np.zeros(wide_keys.shape)
+        wide_keys[:, :keys.shape[1]], wide_gains[:, :keys.shape[1]] = keys, gains
+        order = np.argsort(wide_keys, axis=-1, kind="stable")
+        return (np.take_along_axis(wide_gains, order, axis=-1) * self.discount).sum(axis=1)
+
+
+def _ordered_grid(num_members: int, step: float) -> np.ndarray:
+    """The simplex grid, points with fewer members first (then in grid order)."""
+    grid = simplex_grid(num_members, step)
+    return grid[np.lexsort((np.arange(len(grid)), (grid > 0).sum(axis=1)))]
+
+
+def _best_point(names: list, points: np.ndarray, values: np.ndarray) -> tuple:
+    """({name: weight}, mean NDCG) of the first point whose value is the best (within 1e-12)."""
+    values = np.where(np.isnan(values), -np.inf, values)
+    index = int(np.argmax(values > values.max() - 1e-12))  # the first of the best
+    return {n: float(w) for n, w in zip(names, points[index]) if w > 0}, float(values[index])
 
 
 def best_weights(standardized: dict, names: list, gains, query_ids, step: float) -> tuple:
@@ -195,13 +317,50 @@ def best_weights(standardized: dict, names: list, gains, query_ids, step: float)
     matrix = np.stack([standardized[n] for n in names], axis=1)
     if grid_size(len(names), step) > MAX_GRID_POINTS:
         return _local_search(lists, matrix, names, step)
-    grid = simplex_grid(len(names), step)
-    order = np.lexsort((np.arange(len(grid)), (grid > 0).sum(axis=1)))  # fewer members first
-    values = lists.many(matrix @ grid[order].T)
-    values = np.where(np.isnan(values), -np.inf, values)
-    index = int(np.argmax(values > values.max() - 1e-12))  # the first of the best
-    best = grid[order[index]]
-    return {n: float(w) for n, w in zip(names, best) if w > 0}, float(values[index])
+    points = _ordered_grid(len(names), step)
+    return _best_point(names, points, lists.weighted(matrix, points))
+
+
+def _positions(ids: np.ndarray, among: np.ndarray) -> np.ndarray:
+    """Index in `among` (distinct) of each of `ids` (all in it)."""
+    order = np.argsort(among, kind="stable")
+    return order[np.searchsorted(among, ids, sorter=order)]
+
+
+class _GroupGrid:
+    """`best_weights` on one group's queries or some of them (whole queries, as the inner
+    cross-validation takes them), with every grid point's per-query NDCG computed once per set of
+    members on the whole group: a list's NDCG is its own, so the mean over some queries is the
+    mean of theirs, taken in their order. A list numpy would sum in another order at the
+    subset's padded width (`_sum_form`) is computed again at that width, so every number equals
+    `best_weights` on the subset's rows."""
+
+    def __init__(self, data: "_Data", step: float):
+        self.data, self.step = data, step
+        self.lists = _Lists(data.gains, data.query_ids)
+        self.per_query = {}  # {members: [grid points, lists]}
+
+    def best_weights(self, names: list, rows=None) -> tuple:
+        data = self.data if rows is None else self.data.subset(rows)
+        if grid_size(len(names), self.step) > MAX_GRID_POINTS:
+            return best_weights(data.scores, names, data.gains, data.query_ids, self.step)
+        points = _ordered_grid(len(names), self.step)
+        if tuple(names) not in self.per_query:
+            matrix = np.stack([self.data.scores[n] for n in names], axis=1)
+            self.per_query[tuple(names)] = self.lists.per_query(matrix, points)
+        whole = self.per_query[tuple(names)]
+        subset = _Lists(data.gains, data.query_ids)
+        if not subset.num_lists:
+            return _best_point(names, points, np.full(len(points), np.nan))
+        values = np.empty((len(points), subset.num_lists))
+        same = _sum_form(subset.lengths, subset.width) == _sum_form(subset.lengths, self.lists.width)
+        values[:, same] = whole[:, _positions(subset.query_ids[same], self.lists.query_ids)]
+        if not same.all():
+            rows = np.isin(data.query_ids, subset.query_ids[~same])
+            again = _Lists(data.gains[rows], data.query_ids[rows], width=subset.width)
+            matrix = np.stack([data.scores[n][rows] for n in names], axis=1)
+            values[:, ~same] = again.per_query(matrix, points)[:, _positions(subset.query_ids[~same], again.query_ids)]
+        return _best_point(names, points, values.mean(axis=1))
 
 
 def _local_search(lists: _Lists, matrix: np.ndarray, names: list, step: float) -> tuple:
@@ -222,7 +381,7 @@ def _local_search(lists: _Lists, matrix: np.ndarray, names: list, step: float) -
         if not candidates:
             break
         candidates = np.array(candidates)
-        values = lists.many(matrix @ (candidates.T / units))
+        values = lists.weighted(matrix, candidates / units)
         best = int(np.nanargmax(values))
         if not values[best] > value + 1e-12:
             break
@@ -275,20 +434,25 @@ def _strengths(data: _Data, names: list) -> dict:
     return {n: float(v) for n, v in zip(names, values)}
 
 
-def _fit_group(data: _Data, members: list, correlation_limit: float, step: float) -> tuple:
-    """Steps 3-4 on one group's rows: ({member: weight}, best member, {dropped: (stronger, r)})."""
+def _fit_group(data: _Data, members: list, correlation_limit: float, step: float, search=None) -> tuple:
+    """Steps 3-4 on one group's rows: ({member: weight}, best member, {dropped: (stronger, r)});
+    search(kept members): step 4 (by default best_weights on these rows)."""
     strength = _strengths(data, members)
     ranked = sorted(members, key=lambda n: (-np.nan_to_num(strength[n], nan=-1.0), members.index(n)))
     kept, dropped = [], {}
+    lists = query_lists(data.query_ids) if len(members) > 1 else None  # shared by every pair's correlation
     for name in ranked:
         for stronger in kept:
-            correlation = within_query_correlation(data.scores[name], data.scores[stronger], data.query_ids)
+            correlation = within_query_correlation(data.scores[name], data.scores[stronger], data.query_ids, lists)
             if correlation >= correlation_limit:
                 dropped[name] = (stronger, correlation)
                 break
         else:
             kept.append(name)
-    weights, _ = best_weights(data.scores, kept, data.gains, data.query_ids, step)
+    if search is None:
+        weights, _ = best_weights(data.scores, kept, data.gains, data.query_ids, step)
+    else:
+        weights, _ = search(kept)
     return weights, ranked[0], dropped
 
 
@@ -322,14 +486,17 @@ def select(scores: dict, gains, query_ids, locales, folds: int = 5, correlation_
     weights, chosen, fitted, best, dropped, inner = {}, {}, {}, {}, {}, {}
     for group, (rows, members) in groups.items():
         group_data = data.subset(rows)
-        fitted[group], best[group], dropped[group] = _fit_group(group_data, members, correlation_limit, weight_step)
+        grid = _GroupGrid(group_data, weight_step)  # step 4's NDCGs, shared by the inner fits
+        fitted[group], best[group], dropped[group] = _fit_group(group_data, members, correlation_limit, weight_step,
+                                                                grid.best_weights)
         held_out = {ENSEMBLE: {}, BEST_MEMBER: {}}
         for part in range(folds):
             inside = parts[rows] != part
             if inside.all() or not inside.any():
                 continue
             train, test = group_data.subset(inside), group_data.subset(~inside)
-            part_weights, part_best, _ = _fit_group(train, members, correlation_limit, weight_step)
+            part_weights, part_best, _ = _fit_group(train, members, correlation_limit, weight_step,
+                                                    lambda kept: grid.best_weights(kept, inside))
             held_out[ENSEMBLE].update(_ndcg_of({ALL_LOCALES: part_weights}, test))
             held_out[BEST_MEMBER].update(_ndcg_of({ALL_LOCALES: {part_best: 1.0}}, test))
         means = {k: float(np.mean(list(v.values()))) if v else float("nan") for k, v in held_out.items()}

@@ -36,7 +36,8 @@ def query_groups(frame: pd.DataFrame) -> np.ndarray:
     if TRANSLATION_SOURCE in frame.columns:
         source = pd.to_numeric(frame[TRANSLATION_SOURCE], errors="coerce")
         groups = np.where(source.notna(), source.fillna(-1).astype(np.int64), groups)
-    parent = {int(g): int(g) for g in np.unique(groups)}
+    unique_groups, group_of_row = np.unique(groups, return_inverse=True)
+    parent = {int(g): int(g) for g in unique_groups}
 
     def find(g):
         while parent[g] != g:
@@ -44,15 +45,21 @@ def query_groups(frame: pd.DataFrame) -> np.ndarray:
             g = parent[g]
         return g
 
+    # each distinct (group, text) once, each distinct text normalised once: the merged groups
+    # do not depend on the order of the unions (a root is its component's smallest id)
+    text_codes, texts = pd.factorize(frame["query"], use_na_sentinel=False)
+    keys = normalize_keys(list(texts))
+    pairs = pd.DataFrame({"group": groups, "text": text_codes}).drop_duplicates()
     owner = {}
-    for group, text in zip(groups.tolist(), normalize_keys(frame["query"].tolist())):
+    for group, code in zip(pairs["group"].tolist(), pairs["text"].tolist()):
+        text = keys[code]
         if not text:
             continue
         other = owner.setdefault(text, group)
         a, b = find(group), find(other)
         if a != b:
             parent[max(a, b)] = min(a, b)
-    return np.array([find(g) for g in groups.tolist()], np.int64)
+    return np.array([find(int(g)) for g in unique_groups], np.int64)[group_of_row]
 
 
 def assign_recipe_folds(frame: pd.DataFrame, num_folds: int, seed: int) -> np.ndarray:

@@ -15,6 +15,8 @@ import numpy as np
 
 from esci_tf.training import metrics
 
+BOOTSTRAP_CELLS = 1 << 22  # resampled values held at once (32 MiB)
+
 
 def query_lists(query_ids):
     """(query ids in first-seen order, [Q, N] row index per list position, [Q, N] mask)."""
@@ -69,8 +71,10 @@ def bootstrap_interval(values, num_samples: int = 2000, confidence: float = 0.95
     if not 0.0 < confidence < 1.0:
         raise ValueError(f"confidence must be in (0, 1), got {confidence}")
     rng = np.random.default_rng(seed)
-    picks = rng.integers(0, len(values), size=(num_samples, len(values)))
-    means = values[picks].mean(axis=1)
+    # the resamples a few at a time (the generator's stream, so the picks, are those of one draw)
+    chunk = max(1, BOOTSTRAP_CELLS // len(values))
+    means = np.concatenate([values[rng.integers(0, len(values), size=(min(chunk, num_samples - start), len(values)))]
+                            .mean(axis=1) for start in range(0, num_samples, chunk)])
     tail = (1.0 - confidence) / 2.0
     low, high = np.quantile(means, [tail, 1.0 - tail])
     return {"mean": float(values.mean()), "low": float(low), "high": float(high),
