@@ -12,7 +12,7 @@ from typing import Optional
 
 from esci_tf.choices import BI_ENCODER_LOSSES
 from esci_tf.settings import INPUT, check_values, declared, names, setting
-from esci_tf.training.config import ConfigError, RunConfig
+from esci_tf.training.config import ConfigError, RunConfig, pooled_layers_problem
 
 STAGE_MODES = ("all", "folds")
 BUILTIN_MEMBERS = ("cross_encoder", "bi_encoder", "bm25", "zero_shot")
@@ -158,10 +158,9 @@ class RecipeConfig:
         if teacher is not None and self.student_layers >= teacher:
             raise ConfigError(f"--student_layers={self.student_layers}: the student must have fewer layers than "
                               f"its teacher's {teacher}")
-        model = self.run.model
-        if model.pooling == "weighted_layers" and model.num_pooled_layers > self.student_layers:
-            raise ConfigError(f"--student_layers={self.student_layers} with --num_pooled_layers="
-                              f"{model.num_pooled_layers}: weighted_layers pooling mixes at most the student's layers")
+        problem = pooled_layers_problem(self.run.model, self.student_layers, "--student_layers")
+        if problem:
+            raise ConfigError(problem)
 
     def member_run_names(self) -> tuple:
         """Each --member_runs flagfile's run name (R/runs/<name>): its base name without extension."""

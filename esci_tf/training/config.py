@@ -405,13 +405,21 @@ def backbone_layers(model: "ModelConfig") -> Optional[int]:
     return saved.get("num_hidden_layers", (saved.get("config") or {}).get("num_layers"))
 
 
+def pooled_layers_problem(model: "ModelConfig", layers: int, flag: str) -> Optional[str]:
+    """Why weighted_layers pooling cannot run on a backbone cut to `layers` layers by `flag`
+    (--keep_layers, or the recipe's --student_layers); None when it can."""
+    if model.pooling == "weighted_layers" and model.num_pooled_layers > layers:
+        return (f"--num_pooled_layers={model.num_pooled_layers} with {flag}={layers}: weighted_layers pooling "
+                "mixes at most the layers kept")
+    return None
+
+
 def _keep_layers(config):
     model, keep = config.model, config.model.keep_layers
     if not keep:
         return
-    _require(model.pooling != "weighted_layers" or model.num_pooled_layers <= keep,
-             f"--num_pooled_layers={model.num_pooled_layers} with --keep_layers={keep}: weighted_layers pooling "
-             "mixes at most the layers kept")
+    problem = pooled_layers_problem(model, keep, "--keep_layers")
+    _require(problem is None, problem)
     total = backbone_layers(model)
     _require(total is None or keep <= total, f"--keep_layers={keep}: the backbone "
              f"({model.checkpoint or '--backbone_config'}) has {total} transformer layers")
